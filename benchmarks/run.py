@@ -1,0 +1,319 @@
+"""genvec benchmarks: one command, JSON plus a Markdown table, random weights of real architectures.
+
+    python benchmarks/run.py --preset small            # CPU, a few minutes
+    python benchmarks/run.py --preset qwen3-8b          # GPU, bf16
+
+Speed and memory do not depend on weight values, so random weights measure them honestly. Each measurement runs in
+a fresh subprocess, so its peak memory is its own: resident set size above the process's baseline after imports
+(CPU; it includes building the model and its weights), or `torch.cuda.max_memory_allocated` (GPU). Results go to
+`benchmarks/results/<preset>-<device>.json` and `.md`. These figures are printed, never asserted.
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass(frozen=True)
+class Preset:
+    architecture: str
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    intermediate_size: int
+    vocab_size: int
+    head_dim: int
+    dtype: str
+    device: str
+    tie_word_embeddings: bool
+
+
+PRESETS = {
+    "small": Preset("qwen3", 512, 8, 8, 4, 1536, 6000, 64, "fp32", "cpu", True),
+    "small-bf16": Preset("qwen3", 512, 8, 8, 4, 1536, 6000, 64, "bf16", "cpu", True),
+    "qwen3-0.6b": Preset("qwen3", 1024, 28, 16, 8, 3072, 151936, 128, "bf16", "cuda", True),
+    "qwen3-4b": Preset("qwen3", 2560, 36, 32, 8, 9728, 151936, 128, "bf16", "cuda", True),
+    "qwen3-8b": Preset("qwen3", 4096, 36, 32, 8, 12288, 151936, 128, "bf16", "cuda", False),
+}
+
+
+# --------------------------------------------------------------------------------------------- building blocks
+
+
+def build_model(preset: Preset, embedding_dim: int = 384):
+    """A GenVecModel on a random backbone of the preset's architecture (N = K = 10)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from genvec import GenVecConfig, GenVecModel
+    from genvec.config import ModelConfig
+    from genvec.device import resolve_dtype
+    from genvec.testing import build_tokenizer
+
+    config = AutoConfig.for_model(
+        preset.architecture,
+        vocab_size=preset.vocab_size,
+        hidden_size=preset.hidden_size,
+        intermediate_size=preset.intermediate_size,
+        num_hidden_layers=preset.num_layers,
+        num_attention_heads=preset.num_heads,
+        num_key_value_heads=preset.num_kv_heads,
+        head_dim=preset.head_dim,
+        max_position_embeddings=4096,
+        tie_word_embeddings=preset.tie_word_embeddings,
+    )
+    device = torch.device(preset.device)
+    torch.manual_seed(0)
+    with device:
+        backbone = AutoModelForCausalLM.from_config(config, dtype=resolve_dtype(preset.dtype, device))
+    tokenizer = build_tokenizer(vocab_size=min(preset.vocab_size, 2000))
+    model_config = ModelConfig(backbone=f"random-{preset.architecture}", embedding_dim=embedding_dim)
+    return GenVecModel(backbone, tokenizer, GenVecConfig(model=model_config))
+
+
+def make_texts(tokenizer, count: int, tokens: int, seed: int) -> list[str]:
+    """`count` pseudo-English texts of about `tokens` tokens each."""
+    from genvec.testing import build_corpus
+
+    rng = random.Random(seed)
+    corpus = build_corpus(4000, seed=seed)
+    texts = []
+    for _ in range(count):
+        text = ""
+        while len(tokenizer(text)["input_ids"]) < tokens:
+            text += " " + rng.choice(corpus)
+        ids = tokenizer(text)["input_ids"][: rng.randint(int(tokens * 0.8), int(tokens * 1.2))]
+        texts.append(tokenizer.decode(ids))
+    return texts
+
+
+def synchronize(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(function, device, repeats: int) -> list[float]:
+    """Wall-clock seconds of `repeats` calls, after one warm-up call."""
+    function()
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        function()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+# --------------------------------------------------------------------------------------------- measurements
+
+
+def measure_encode(model, args) -> dict:
+    """encode() against a bare backbone forward over the same padded token batches (special positions included)."""
+    import numpy as np
+    import torch
+
+    from genvec.data.collate import pad_left, tokenize_queries
+
+    texts = make_texts(model.tokenizer, args.encode_texts, args.encode_tokens, seed=1)
+    ids = tokenize_queries(model.tokenizer, texts, 512, model.num_special_tokens)
+    order = np.argsort([-len(row) for row in ids], kind="stable")
+    batches = []
+    for start in range(0, len(ids), args.encode_batch):
+        batch = pad_left([ids[i] + [0] * model.num_special_tokens for i in order[start : start + args.encode_batch]], 0)
+        batches.append(batch.to(model.device))
+
+    @torch.inference_mode()
+    def bare():
+        for batch in batches:
+            model.backbone.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
+
+    def ours():
+        model.encode(texts, batch_size=args.encode_batch, show_progress=False)
+
+    ours_times, bare_times = [], []
+    for _ in range(args.repeats):  # interleaved, so drifts in machine load hit both alike
+        ours_times += timed(ours, model.device, 1)
+        bare_times += timed(bare, model.device, 1)
+    tokens = sum(len(row) + model.num_special_tokens for row in ids)
+    ours_s, bare_s = statistics.median(ours_times), statistics.median(bare_times)
+    return {
+        "texts": len(texts),
+        "batch_size": args.encode_batch,
+        "mean_tokens_per_text": round(tokens / len(texts), 1),
+        "encode_s": round(ours_s, 4),
+        "bare_forward_s": round(bare_s, 4),
+        "texts_per_s": round(len(texts) / ours_s, 1),
+        "tokens_per_s": round(tokens / ours_s, 1),
+        "ratio_to_bare_forward": round(bare_s / ours_s, 3),
+    }
+
+
+def measure_train_step(model, args, activation_checkpointing: bool) -> dict:
+    """Seconds per optimizer step (forward, backward, AdamW) on the published loss, batch of queries + responses."""
+    import torch
+
+    model.activation_checkpointing = activation_checkpointing
+    queries = make_texts(model.tokenizer, args.train_batch, args.query_tokens, seed=2)
+    responses = make_texts(model.tokenizer, args.train_batch, args.response_tokens, seed=3)
+    query_batch, response_batch = model.tokenize_batch(queries, responses)
+    query_batch, response_batch = query_batch.to(model.device), response_batch.to(model.device)
+    targets = torch.randn(args.train_batch, model.embedding_dim, device=model.device)
+    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-4)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        model(query_batch, response_batch, targets).total.backward()
+        optimizer.step()
+
+    times = timed(step, model.device, args.repeats)
+    seconds = statistics.median(times)
+    return {
+        "batch_size": args.train_batch,
+        "query_tokens": int(query_batch.attention_mask.sum()) // args.train_batch,
+        "response_tokens": int(response_batch.attention_mask.sum()) // args.train_batch,
+        "activation_checkpointing": activation_checkpointing,
+        "step_s": round(seconds, 4),
+        "samples_per_s": round(args.train_batch / seconds, 2),
+    }
+
+
+MEASUREMENTS = {
+    "encode": measure_encode,
+    "train_step": lambda model, args: measure_train_step(model, args, activation_checkpointing=False),
+    "train_step_checkpointing": lambda model, args: measure_train_step(model, args, activation_checkpointing=True),
+}
+
+
+# --------------------------------------------------------------------------------------------- driver
+
+
+def run_child(args) -> None:
+    """One measurement in this process; prints its JSON on the last line of stdout."""
+    import torch
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    preset = PRESETS[args.preset]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    baseline_rss = _current_rss_mb()  # after imports, before the model: the "import baseline"
+    model = build_model(preset)
+    if model.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(model.device)
+        baseline_gpu = torch.cuda.memory_allocated(model.device) / 2**20
+    result = MEASUREMENTS[args.child](model, args)
+    result["peak_rss_above_baseline_mb"] = round(_peak_rss_mb() - baseline_rss, 1)
+    result["import_baseline_rss_mb"] = round(baseline_rss, 1)
+    if model.device.type == "cuda":
+        result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(model.device) / 2**20, 1)
+        result["peak_gpu_above_weights_mb"] = round(result["peak_gpu_mb"] - baseline_gpu, 1)
+    print(json.dumps(result))
+
+
+def _current_rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def _peak_rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_parent(args) -> None:
+    preset = PRESETS[args.preset]
+    names = args.only or list(MEASUREMENTS)
+    results = {}
+    for name in names:
+        command = [sys.executable, __file__, "--child", name, *sys.argv[1:]]
+        print(f"[{args.preset}] {name} ...", file=sys.stderr, flush=True)
+        completed = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        if completed.returncode != 0:
+            print(completed.stderr[-4000:], file=sys.stderr)
+            raise SystemExit(f"measurement {name} failed")
+        results[name] = json.loads(completed.stdout.strip().splitlines()[-1])
+        print(json.dumps({name: results[name]}), flush=True)
+    report = {"preset": args.preset, "preset_config": preset.__dict__, "machine": _machine(preset), "results": results}
+    RESULTS.mkdir(exist_ok=True)
+    stem = RESULTS / f"{args.preset}-{report['machine']['device_kind']}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(_markdown(report))
+    print(f"wrote {stem}.json and {stem}.md", file=sys.stderr)
+
+
+def _machine(preset: Preset) -> dict:
+    import torch
+
+    import genvec
+
+    machine = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "genvec": genvec.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device_kind": "cpu",
+    }
+    if preset.device == "cuda" and torch.cuda.is_available():
+        machine["gpu"] = torch.cuda.get_device_name(0)
+        machine["device_kind"] = machine["gpu"].replace(" ", "-").lower()
+    return machine
+
+
+def _markdown(report: dict) -> str:
+    lines = [f"# genvec benchmark: preset `{report['preset']}`", ""]
+    machine = report["machine"]
+    lines.append(
+        f"Machine: {machine.get('gpu', machine['cpu'])}, {machine['cpu_count']} CPUs, torch {machine['torch']}, "
+        f"genvec {machine['genvec']}."
+    )
+    lines.append("")
+    lines += ["| measurement | figures |", "| --- | --- |"]
+    for name, figures in report["results"].items():
+        shown = ", ".join(f"{key} {value}" for key, value in figures.items())
+        lines.append(f"| {name} | {shown} |")
+    lines.append("")
+    lines.append(f"Command: `python benchmarks/run.py --preset {report['preset']}`")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=list(PRESETS), default="small")
+    parser.add_argument("--only", nargs="*", choices=list(MEASUREMENTS), help="run only these measurements")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--encode-texts", type=int, default=256)
+    parser.add_argument("--encode-tokens", type=int, default=48)
+    parser.add_argument("--encode-batch", type=int, default=32)
+    parser.add_argument("--train-batch", type=int, default=8)
+    parser.add_argument("--query-tokens", type=int, default=32)
+    parser.add_argument("--response-tokens", type=int, default=128)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        run_child(args)
+    else:
+        run_parent(args)
+
+
+if __name__ == "__main__":
+    main()

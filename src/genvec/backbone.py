@@ -1,0 +1,103 @@
+"""Load the frozen causal LM and its tokenizer (hub id or local directory), and facts about them.
+
+One `AutoModelForCausalLM` serves both sides of LLM2Vec-Gen: its base model gives the final hidden states, its LM
+head scores the reconstruction (DESIGN decision 1). Loading freezes it: every parameter has `requires_grad=False`
+and the module is in eval mode. This file does not add tokens to the tokenizer or resize the vocabulary.
+"""
+
+import logging
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from genvec.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+
+def load_backbone(
+    name_or_path: str,
+    *,
+    revision: str | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device = torch.device("cpu"),
+    attn_implementation: str = "auto",
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a causal LM and its tokenizer with `from_pretrained`, frozen, on `device` in `dtype`.
+
+    Raises:
+        InputError: the id or directory cannot be loaded (not found, offline, not a causal LM).
+    """
+    if not name_or_path:
+        raise InputError("no backbone given; pass a hub id such as 'Qwen/Qwen3-0.6B' or a local model directory.")
+    kwargs: dict[str, object] = {"revision": revision, "dtype": dtype}
+    if attn_implementation != "auto":
+        kwargs["attn_implementation"] = attn_implementation
+    if device.type == "cuda":
+        kwargs["device_map"] = str(device)  # load straight onto the GPU, no full copy in host memory
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, revision=revision)
+        backbone = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+    except (OSError, ValueError, KeyError) as err:
+        raise InputError(
+            f"could not load the backbone {name_or_path!r} (revision {revision or 'default'}): {err}\n"
+            "Pass a hub id of a causal LM or a local directory saved with save_pretrained; without internet "
+            "access only local directories (or a filled Hugging Face cache with HF_HUB_OFFLINE=1) work."
+        ) from err
+    if device.type != "cuda":
+        backbone.to(device)
+    freeze(backbone)
+    logger.info("loaded backbone %s (%s, %s)", name_or_path, type(backbone).__name__, dtype)
+    return backbone, tokenizer
+
+
+def freeze(backbone: torch.nn.Module) -> None:
+    """Turn off gradients for every parameter and put the module in eval mode."""
+    backbone.requires_grad_(False)
+    backbone.eval()
+
+
+def hidden_size(backbone: PreTrainedModel) -> int:
+    """The hidden size H of a causal LM (text part of a multimodal config)."""
+    return backbone.config.get_text_config().hidden_size
+
+
+def backbone_revision(backbone: PreTrainedModel, requested: str | None) -> str | None:
+    """The commit a hub backbone was loaded from when transformers recorded it, else the requested revision."""
+    return getattr(backbone.config, "_commit_hash", None) or requested
+
+
+def eos_token_id(tokenizer: PreTrainedTokenizerBase, backbone: PreTrainedModel) -> int:
+    """The end-of-sequence id that ends a response: the tokenizer's, else the generation config's first one.
+
+    Raises:
+        InputError: neither declares one.
+    """
+    if tokenizer.eos_token_id is not None:
+        return tokenizer.eos_token_id
+    declared = end_of_sequence_ids(tokenizer, backbone)
+    if not declared:
+        raise InputError(
+            f"the backbone {backbone.name_or_path!r} declares no end-of-sequence token (tokenizer or generation "
+            "config); set tokenizer.eos_token before building the model."
+        )
+    return declared[0]
+
+
+def end_of_sequence_ids(tokenizer: PreTrainedTokenizerBase, backbone: PreTrainedModel) -> list[int]:
+    """Every end-of-sequence id the backbone declares (generation config and tokenizer), in a stable order."""
+    ids: list[int] = []
+    generation_config = getattr(backbone, "generation_config", None)
+    declared = getattr(generation_config, "eos_token_id", None)
+    for candidate in [*(declared if isinstance(declared, list) else [declared]), tokenizer.eos_token_id]:
+        if candidate is not None and candidate not in ids:
+            ids.append(int(candidate))
+    return ids
+
+
+def pad_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """An id to fill padded positions with (they are masked, so any valid id works): pad, else eos, else 0."""
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if candidate is not None:
+            return candidate
+    return 0

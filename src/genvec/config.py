@@ -1,0 +1,317 @@
+"""`GenVecConfig`: the one typed configuration behind the Python API, the CLI and YAML/JSON files.
+
+A config is built in one place: defaults <- file <- overrides (`{"train.learning_rate": 5e-4}` or CLI words
+`["--train.learning_rate", "5e-4"]`). Every field has a type, a default and an attribute docstring; that docstring
+is the CLI's help text (`field_docs`). Building a config validates all of it at once: a `ConfigError` lists every
+problem, one per line (`train.learning_rate: must be > 0, got -0.001`).
+
+Sections: `model` (which backbone, how it runs, instructions), `tokens` (the appended special tokens), `loss`
+(objective weights). Later sections (data, teacher, train, eval, serve) follow the same pattern.
+"""
+
+import ast
+import dataclasses
+import inspect
+import json
+import textwrap
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from genvec.errors import ConfigError
+
+DEFAULT_INSTRUCTIONS = {
+    "query": "Generate a passage that best answers this question:",
+    "document": "Summarize the following passage:",
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which frozen LLM to use and how it runs."""
+
+    backbone: str = ""
+    """Hub id or local directory of the frozen causal LM, e.g. `Qwen/Qwen3-0.6B`."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) of the backbone; None means the default branch."""
+    embedding_dim: int | None = None
+    """Size of the output embedding; None means the backbone's hidden size. Set it to the teacher's size to train."""
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """Dtype of the frozen backbone: auto is bf16 on GPUs that support it, else fp32. Trainables stay fp32."""
+    device: str = "auto"
+    """Device to load the model on: auto, cpu, cuda, cuda:N or mps."""
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "flex_attention"] = "auto"
+    """Attention kernel of the backbone; auto lets transformers choose (SDPA where it can)."""
+    max_length: int = 512
+    """Longest input in tokens, special tokens included; longer texts are cut, never the special tokens."""
+    instructions: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_INSTRUCTIONS))
+    """Instructions by role, used by `encode_query` / `encode_document` (keys `query`, `document`)."""
+
+
+@dataclass(frozen=True)
+class TokensConfig:
+    """The trainable special tokens appended to every input."""
+
+    num_special_tokens: int = 10
+    """N: special tokens appended to every input (thought tokens first, then compression tokens)."""
+    num_compression_tokens: int = 10
+    """K: the last K special tokens, whose states become the embedding and the decoder prompt."""
+    init_seed: int = 0
+    """Seed for the initial special vectors and projections, so a new model is reproducible."""
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The training objective: reconstruction cross-entropy plus alignment MSE."""
+
+    reconstruction_weight: float = 1.0
+    """Weight of the reconstruction cross-entropy (the frozen LLM rebuilds the response from the compression states)."""
+    alignment_weight: float = 1.0
+    """Weight of the alignment MSE between the embedding and the teacher embedding of the response."""
+    logits_chunk_size: int = 1024
+    """Response tokens per chunk when the LM head scores them; bounds the memory of the vocabulary logits."""
+
+
+@dataclass(frozen=True)
+class GenVecConfig:
+    """Everything that defines a genvec model and how it is trained; saved with every run and checkpoint."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The frozen backbone and how it runs."""
+    tokens: TokensConfig = field(default_factory=TokensConfig)
+    """The appended special tokens."""
+    loss: LossConfig = field(default_factory=LossConfig)
+    """The training objective."""
+
+    def __post_init__(self) -> None:
+        problems = _section_problems(self)
+        if problems:
+            raise ConfigError("invalid configuration:\n" + "\n".join(problems))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object], *, source: str = "config") -> "GenVecConfig":
+        """Build a config from nested mappings (as read from YAML/JSON); unknown keys and bad types are errors."""
+        problems: list[str] = []
+        values = _read_fields(cls, data, "", problems)
+        if not problems:
+            try:
+                return cls(**values)
+            except ConfigError as err:
+                problems = str(err).splitlines()[1:]
+        raise ConfigError(f"invalid configuration in {source}:\n" + "\n".join(problems))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "GenVecConfig":
+        """Read a YAML (`.yaml`/`.yml`) or JSON (`.json`) config file."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist; pass the path of a .yaml or .json file.")
+        if path.suffix not in (".yaml", ".yml", ".json"):
+            raise ConfigError(f"config file {str(path)!r}: unknown extension; use .yaml, .yml or .json.")
+        import yaml
+
+        text = path.read_text(encoding="utf-8")
+        try:
+            data = json.loads(text) if path.suffix == ".json" else (yaml.safe_load(text) or {})
+        except (ValueError, yaml.YAMLError) as err:
+            raise ConfigError(f"config file {str(path)!r} could not be parsed: {err}") from err
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections, got {type(data).__name__}.")
+        return cls.from_dict(data, source=str(path))
+
+    def to_dict(self) -> dict[str, object]:
+        """Nested plain dicts, ready for JSON or YAML."""
+        return dataclasses.asdict(self)
+
+    def to_file(self, path: str | Path) -> None:
+        """Write the config as YAML or JSON (by extension), atomically."""
+        from genvec.files import write_text_atomic
+
+        path = Path(path)
+        if path.suffix == ".json":
+            text = json.dumps(self.to_dict(), indent=2) + "\n"
+        else:
+            import yaml
+
+            text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        write_text_atomic(path, text)
+
+    def with_overrides(self, overrides: Mapping[str, object] | Sequence[str]) -> "GenVecConfig":
+        """Return a copy with dotted fields replaced, e.g. `{"model.max_length": 256}` or `["--model.max_length", "256"]`.
+
+        String values are converted to the field's type; every problem is reported in one `ConfigError`.
+        """
+        if not isinstance(overrides, Mapping):
+            overrides = parse_override_words(overrides)
+        data = self.to_dict()
+        problems = []
+        for dotted, value in overrides.items():
+            section, _, name = dotted.partition(".")
+            if section not in data or not name or name not in data[section]:
+                problems.append(f"{dotted}: no such field; valid fields: {', '.join(field_names(GenVecConfig))}")
+                continue
+            data[section][name] = value
+        if problems:
+            raise ConfigError("invalid overrides:\n" + "\n".join(problems))
+        return GenVecConfig.from_dict(data, source="overrides")
+
+
+def parse_override_words(words: Sequence[str]) -> dict[str, str]:
+    """Turn `["--train.lr", "1e-4", "--model.dtype=bf16"]` into `{"train.lr": "1e-4", "model.dtype": "bf16"}`."""
+    overrides: dict[str, str] = {}
+    words = list(words)
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if not word.startswith("--") or "." not in word:
+            raise ConfigError(f"override {word!r}: expected '--section.field VALUE' or '--section.field=VALUE'.")
+        key, has_value, value = word[2:].partition("=")
+        if not has_value:
+            if index + 1 >= len(words):
+                raise ConfigError(f"override {word!r} has no value; write '{word} VALUE'.")
+            index += 1
+            value = words[index]
+        overrides[key] = value
+        index += 1
+    return overrides
+
+
+def field_names(cls: type) -> list[str]:
+    """Dotted names of every leaf field of a config class, e.g. `model.backbone`."""
+    names = []
+    for item in dataclasses.fields(cls):
+        hint = typing.get_type_hints(cls)[item.name]
+        if dataclasses.is_dataclass(hint):
+            names += [f"{item.name}.{sub}" for sub in field_names(hint)]
+        else:
+            names.append(item.name)
+    return names
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The attribute docstrings of a dataclass, by field name (the CLI's help text)."""
+    source = textwrap.dedent(inspect.getsource(cls))
+    body = ast.parse(source).body[0].body
+    docs = {}
+    for node, following in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
+                docs[node.target.id] = " ".join(str(following.value.value).split())
+    return docs
+
+
+def _read_fields(cls: type, data: object, prefix: str, problems: list[str]) -> dict[str, object]:
+    """Convert a mapping into constructor arguments of dataclass `cls`, collecting problems instead of raising."""
+    if not isinstance(data, Mapping):
+        problems.append(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {type(data).__name__}")
+        return {}
+    hints = typing.get_type_hints(cls)
+    known = [item.name for item in dataclasses.fields(cls)]
+    for key in data:
+        if key not in known:
+            problems.append(f"{prefix}{key}: unknown field; valid fields: {', '.join(known)}")
+    values = {}
+    for name in known:
+        if name not in data:
+            continue
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = hint(**_read_fields(hint, data[name], f"{prefix}{name}.", problems))
+            continue
+        try:
+            values[name] = _convert(data[name], hint)
+        except (TypeError, ValueError) as err:
+            problems.append(f"{prefix}{name}: {err}")
+    return values
+
+
+def _convert(value: object, hint: object) -> object:
+    """Convert `value` to the annotated type; CLI strings are parsed. Raises ValueError with a readable reason."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg)
+            except (TypeError, ValueError) as err:
+                errors.append(str(err))
+        raise ValueError("; ".join(errors))
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ValueError(f"must be one of {', '.join(map(repr, args))}, got {value!r}")
+    if origin in (dict, list, tuple):
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"expected JSON for a {origin.__name__}, got {value!r}") from err
+        if origin is dict:
+            if not isinstance(value, Mapping):
+                raise ValueError(f"expected a mapping, got {value!r}")
+            return {_convert(k, args[0]): _convert(v, args[1]) for k, v in value.items()}
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"expected a list, got {value!r}")
+        items = [_convert(item, args[0]) for item in value]
+        return items if origin is list else tuple(items)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ValueError(f"expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValueError(f"expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except ValueError as err:
+            raise ValueError(f"expected an integer, got {value!r}") from err
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(f"expected a number, got {value!r}")
+        try:
+            return float(value)
+        except ValueError as err:
+            raise ValueError(f"expected a number, got {value!r}") from err
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported field type {hint!r}")
+
+
+def _section_problems(config: GenVecConfig) -> list[str]:
+    """Every problem of every section, one line each, including checks that span sections."""
+    problems = []
+    model, tokens, loss = config.model, config.tokens, config.loss
+    if model.embedding_dim is not None and model.embedding_dim <= 0:
+        problems.append(f"model.embedding_dim: must be > 0 or None, got {model.embedding_dim}")
+    if tokens.num_special_tokens < 1:
+        problems.append(f"tokens.num_special_tokens: must be >= 1, got {tokens.num_special_tokens}")
+    if not 1 <= tokens.num_compression_tokens <= max(tokens.num_special_tokens, 1):
+        problems.append(
+            f"tokens.num_compression_tokens: must be between 1 and tokens.num_special_tokens "
+            f"({tokens.num_special_tokens}), got {tokens.num_compression_tokens}"
+        )
+    if model.max_length < tokens.num_special_tokens + 1:
+        problems.append(
+            f"model.max_length: must hold one text token plus the {tokens.num_special_tokens} special tokens "
+            f"(>= {tokens.num_special_tokens + 1}), got {model.max_length}"
+        )
+    for name in ("reconstruction_weight", "alignment_weight"):
+        if getattr(loss, name) < 0:
+            problems.append(f"loss.{name}: must be >= 0, got {getattr(loss, name)}")
+    if loss.reconstruction_weight == 0 and loss.alignment_weight == 0:
+        problems.append("loss: reconstruction_weight and alignment_weight are both 0; nothing would be trained")
+    if loss.logits_chunk_size < 1:
+        problems.append(f"loss.logits_chunk_size: must be >= 1, got {loss.logits_chunk_size}")
+    return problems

@@ -1,0 +1,1 @@
+"""Data for genvec: batching (`collate`), and later query readers and response generation."""

@@ -1,0 +1,118 @@
+"""Tokenisation and batching for the encoder side (queries) and the decoder side (responses).
+
+- Queries are tokenised with the tokenizer's own special tokens (a Llama BOS stays), cut to leave room for the N
+  special tokens, and left-padded, so that the special tokens, appended by the model, are the last positions of
+  every row (paper section 3.2). The text is cut, never the special tokens.
+- Responses are tokenised without special tokens and followed by the tokenizer's real end-of-sequence token
+  (never a literal string), then right-padded: the decoder input is `[z ; response ; pads]` and every row puts its
+  prompt at the same positions (DESIGN decision 3).
+
+Shapes: B batch, L query length, T response length.
+"""
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from genvec.errors import InputError
+
+
+@dataclass
+class QueryBatch:
+    """Left-padded query tokens, without the special tokens (the model appends them)."""
+
+    input_ids: torch.Tensor  # (B, L) int64
+    attention_mask: torch.Tensor  # (B, L) int64, 0 on the left pads
+
+    def to(self, device: torch.device) -> "QueryBatch":
+        return QueryBatch(self.input_ids.to(device), self.attention_mask.to(device))
+
+
+@dataclass
+class ResponseBatch:
+    """Right-padded response tokens followed by the end-of-sequence token."""
+
+    input_ids: torch.Tensor  # (B, T) int64
+    attention_mask: torch.Tensor  # (B, T) int64, 0 on the right pads
+
+    def to(self, device: torch.device) -> "ResponseBatch":
+        return ResponseBatch(self.input_ids.to(device), self.attention_mask.to(device))
+
+
+def check_texts(texts: object, what: str = "texts") -> list[str]:
+    """Return `texts` as a list of strings, or raise an `InputError` that says what was wrong.
+
+    A single string is accepted as a list of one.
+    """
+    if isinstance(texts, str):
+        return [texts]
+    if not isinstance(texts, (list, tuple)):
+        raise InputError(f"{what} must be a list of strings, got {type(texts).__name__}.")
+    if len(texts) == 0:
+        raise InputError(f"got 0 {what}; pass a non-empty list of strings.")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputError(f"{what}[{index}] is {type(text).__name__} ({text!r:.40}); every item must be a string.")
+    return list(texts)
+
+
+def join_instruction(texts: list[str], instruction: str | None) -> list[str]:
+    """`instruction.strip() + " " + text.strip()` for each text; texts are only stripped without an instruction."""
+    if instruction is None or not instruction.strip():
+        return [text.strip() for text in texts]
+    prefix = instruction.strip() + " "
+    return [prefix + text.strip() for text in texts]
+
+
+def tokenize_queries(
+    tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int, num_special_tokens: int
+) -> list[list[int]]:
+    """Token ids of each text, cut to `max_length - num_special_tokens` tokens (room for the special tokens)."""
+    max_text_tokens = max_length - num_special_tokens
+    if max_text_tokens < 1:
+        raise InputError(
+            f"max_length={max_length} cannot hold one text token plus the {num_special_tokens} special tokens; "
+            f"use max_length >= {num_special_tokens + 1}."
+        )
+    ids = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=max_text_tokens)["input_ids"]
+    cut = sum(len(row) == max_text_tokens for row in ids)
+    if cut:
+        warnings.warn(
+            f"{cut} of {len(texts)} texts reached {max_text_tokens} tokens and were probably cut "
+            f"(max_length={max_length} includes {num_special_tokens} special tokens); raise max_length to keep more.",
+            stacklevel=3,
+        )
+    return ids
+
+
+def tokenize_responses(
+    tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int, eos_token_id: int
+) -> list[list[int]]:
+    """Token ids of each response followed by `eos_token_id`; a response longer than `max_length` is cut (no EOS)."""
+    ids = tokenizer([text.strip() for text in texts], add_special_tokens=False)["input_ids"]
+    return [row + [eos_token_id] if len(row) < max_length else row[:max_length] for row in ids]
+
+
+def pad_left(sequences: list[list[int]], pad_token_id: int) -> QueryBatch:
+    """Left-pad token id lists into a `QueryBatch`."""
+    length = max(len(row) for row in sequences)
+    input_ids = torch.full((len(sequences), length), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), length), dtype=torch.long)
+    for index, row in enumerate(sequences):
+        if row:
+            input_ids[index, length - len(row) :] = torch.tensor(row, dtype=torch.long)
+            attention_mask[index, length - len(row) :] = 1
+    return QueryBatch(input_ids, attention_mask)
+
+
+def pad_right(sequences: list[list[int]], pad_token_id: int) -> ResponseBatch:
+    """Right-pad token id lists into a `ResponseBatch`."""
+    length = max(len(row) for row in sequences)
+    input_ids = torch.full((len(sequences), length), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), length), dtype=torch.long)
+    for index, row in enumerate(sequences):
+        input_ids[index, : len(row)] = torch.tensor(row, dtype=torch.long)
+        attention_mask[index, : len(row)] = 1
+    return ResponseBatch(input_ids, attention_mask)

@@ -1,0 +1,26 @@
+"""Error classes of genvec.
+
+Every error genvec raises on purpose is a `GenVecError`, so callers can catch one type. Each subclass also
+subclasses the matching built-in (`ValueError`, `FileNotFoundError`, ...) so generic handlers keep working.
+Messages say what was wrong, the value received, what is accepted, and how to fix it.
+"""
+
+
+class GenVecError(Exception):
+    """Base class of every error genvec raises on purpose."""
+
+
+class ConfigError(GenVecError, ValueError):
+    """A configuration value is invalid; the message lists every problem, one per line."""
+
+
+class InputError(GenVecError, ValueError):
+    """An argument or an input file is not what a public function accepts."""
+
+
+class CheckpointError(GenVecError, FileNotFoundError):
+    """A checkpoint directory is missing files, holds unexpected ones, or does not fit the backbone."""
+
+
+class TrainingError(GenVecError, RuntimeError):
+    """Training cannot start or cannot go on (empty data, mismatched targets, a non-finite loss)."""

@@ -1,0 +1,437 @@
+"""`GenVecModel`: a frozen causal LM plus N trainable special tokens and two projections (paper section 3).
+
+Read top to bottom, this file is the method:
+1. append the special vectors to the input embeddings of a left-padded text batch;
+2. run the frozen LLM; take the final hidden states (after the final norm) of the last K special tokens;
+3. compression states z = R(h): the decoder prompt; embedding e = mean_k A(z_k);
+4. training: the same frozen LLM reads `[z ; response ; eos]` and is scored by cross-entropy on the response
+   tokens (reconstruction), and e is pulled to the teacher embedding of the response by MSE (alignment).
+
+What it does not do: generate responses, compute teacher embeddings, run the training loop, decode to text or read
+checkpoint files; those live in `data/`, `teacher.py`, `train.py`, `decode.py` and `checkpoint/`.
+
+Shapes: B batch, L query length, T response length, N special tokens, K compression tokens, H hidden size,
+D embedding size, M labelled response tokens in a batch.
+"""
+
+import contextlib
+import dataclasses
+import functools
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers.modeling_layers import GradientCheckpointingLayer
+
+from genvec import backbone as backbones
+from genvec.config import GenVecConfig, ModelConfig, TokensConfig
+from genvec.data.collate import (
+    QueryBatch,
+    ResponseBatch,
+    check_texts,
+    join_instruction,
+    pad_left,
+    pad_right,
+    tokenize_queries,
+    tokenize_responses,
+)
+from genvec.device import DTYPE_NAMES, resolve_device, resolve_dtype
+from genvec.errors import InputError
+from genvec.losses import alignment_loss, combined_loss, reconstruction_loss
+from genvec.projections import AlignmentProjection, ReconstructionProjection
+from genvec.tokens import SpecialTokens
+
+logger = logging.getLogger(__name__)
+
+# `encode(show_progress=None)` shows a progress bar from this many batches on.
+PROGRESS_MIN_BATCHES = 8
+
+
+class LossOutput(NamedTuple):
+    """Scalar fp32 tensors of one training batch. A term whose weight is 0 is not computed and reads NaN."""
+
+    total: torch.Tensor
+    reconstruction: torch.Tensor
+    alignment: torch.Tensor
+
+
+class GenVecModel(nn.Module):
+    """A frozen decoder LLM whose appended special tokens produce response-centric embeddings.
+
+    Attributes:
+        backbone: the Hugging Face causal LM, frozen (serves hidden states and the LM head).
+        tokenizer: its tokenizer, untouched.
+        special_tokens: the N trainable input vectors.
+        reconstruction: R, H -> H.
+        alignment: A, H -> D.
+        config: the resolved `GenVecConfig` (embedding_dim filled in).
+
+    Example:
+        >>> model = GenVecModel.from_backbone("Qwen/Qwen3-0.6B", embedding_dim=384)
+        >>> vectors = model.encode(["where do polar bears live?"], normalize=True)  # (1, 384) float32
+    """
+
+    def __init__(self, backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: GenVecConfig) -> None:
+        super().__init__()
+        backbones.freeze(backbone)
+        hidden_size = backbones.hidden_size(backbone)
+        model_config = dataclasses.replace(
+            config.model,
+            backbone=config.model.backbone or backbone.name_or_path,
+            embedding_dim=config.model.embedding_dim or hidden_size,
+        )
+        self.config = dataclasses.replace(config, model=model_config)
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.eos_token_id = backbones.eos_token_id(tokenizer, backbone)
+        self.pad_token_id = backbones.pad_token_id(tokenizer)
+        self.activation_checkpointing = False
+
+        generator = torch.Generator().manual_seed(config.tokens.init_seed)
+        self.special_tokens = SpecialTokens(config.tokens.num_special_tokens, hidden_size)
+        self.reconstruction = ReconstructionProjection(hidden_size, generator)
+        self.alignment = AlignmentProjection(hidden_size, model_config.embedding_dim, generator)
+        vocab_size = backbone.get_input_embeddings().num_embeddings
+        self.special_tokens.reset_from_embeddings(backbone.get_input_embeddings(), vocab_size, generator)
+        device = backbone.get_input_embeddings().weight.device
+        for module in (self.special_tokens, self.reconstruction, self.alignment):
+            module.to(device)
+
+    @classmethod
+    def from_backbone(
+        cls,
+        backbone: str,
+        *,
+        num_special_tokens: int = 10,
+        num_compression_tokens: int = 10,
+        embedding_dim: int | None = None,
+        dtype: str = "auto",
+        device: str = "auto",
+        revision: str | None = None,
+    ) -> "GenVecModel":
+        """A new, untrained model on a backbone loaded with `AutoModelForCausalLM.from_pretrained`.
+
+        Args:
+            backbone: hub id or local directory of any causal LM (Qwen2/2.5/3, Llama 3.x, Mistral, Gemma, ...).
+            num_special_tokens: N, appended to every input.
+            num_compression_tokens: K <= N, the last ones; their states make the embedding.
+            embedding_dim: D; None means the backbone's hidden size. Use the teacher's size for training.
+            dtype: backbone dtype, "auto" | "bf16" | "fp16" | "fp32".
+            device: "auto" | "cpu" | "cuda" | "cuda:N" | "mps".
+            revision: hub revision of the backbone.
+        """
+        config = GenVecConfig(
+            model=ModelConfig(
+                backbone=backbone, revision=revision, embedding_dim=embedding_dim, dtype=dtype, device=device
+            ),
+            tokens=TokensConfig(num_special_tokens=num_special_tokens, num_compression_tokens=num_compression_tokens),
+        )
+        return cls.from_config(config)
+
+    @classmethod
+    def from_config(cls, config: GenVecConfig) -> "GenVecModel":
+        """A new, untrained model as `config` describes it (loads the backbone)."""
+        device = resolve_device(config.model.device)
+        dtype = resolve_dtype(config.model.dtype, device)
+        backbone, tokenizer = backbones.load_backbone(
+            config.model.backbone,
+            revision=config.model.revision,
+            dtype=dtype,
+            device=device,
+            attn_implementation=config.model.attn_implementation,
+        )
+        revision = backbones.backbone_revision(backbone, config.model.revision)
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model, revision=revision))
+        return cls(backbone, tokenizer, config)
+
+    # ---------------------------------------------------------------- facts
+
+    @property
+    def device(self) -> torch.device:
+        return self.special_tokens.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The backbone's dtype (the trainable tensors are fp32)."""
+        return self.backbone.get_input_embeddings().weight.dtype
+
+    @property
+    def hidden_size(self) -> int:
+        return self.special_tokens.weight.shape[1]
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.alignment.out_features
+
+    @property
+    def num_special_tokens(self) -> int:
+        return self.special_tokens.weight.shape[0]
+
+    @property
+    def num_compression_tokens(self) -> int:
+        return self.config.tokens.num_compression_tokens
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The special vectors and both projections: everything an optimizer should see."""
+        return [*self.special_tokens.parameters(), *self.reconstruction.parameters(), *self.alignment.parameters()]
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The trainable tensors by name (what a checkpoint stores); the backbone is referenced, not copied."""
+        return {
+            "special_tokens.weight": self.special_tokens.weight,
+            "reconstruction.weight": self.reconstruction.weight,
+            "reconstruction.bias": self.reconstruction.bias,
+            "alignment.weight": self.alignment.weight,
+            "alignment.bias": self.alignment.bias,
+        }
+
+    def train(self, mode: bool = True) -> "GenVecModel":
+        """Set train/eval mode for the trainable parts; the frozen backbone always stays in eval mode."""
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    # ---------------------------------------------------------------- inference
+
+    @torch.no_grad()  # not inference_mode: callers may feed the states to autograd code (decoding, probes)
+    def compress(
+        self, texts: list[str] | str, *, instruction: str | None = None, max_length: int | None = None
+    ) -> torch.Tensor:
+        """Compression states z = R(h) of each text: the decoder prompt, (B, K, H) fp32 on the model's device."""
+        texts = join_instruction(check_texts(texts), instruction)
+        max_length = self._check_max_length(max_length)
+        ids = tokenize_queries(self.tokenizer, texts, max_length, self.num_special_tokens)
+        batch = pad_left(ids, self.pad_token_id).to(self.device)
+        return self.compression_states(self.special_states(batch))
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        texts: list[str] | str,
+        *,
+        instruction: str | None = None,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        normalize: bool = False,
+        show_progress: bool | None = None,
+    ) -> np.ndarray:
+        """Embed texts: (len(texts), D) float32 numpy array, in the order given.
+
+        Texts are sorted by length and batched (less padding), then put back in order. With an instruction each
+        input is `instruction.strip() + " " + text.strip()`. Texts longer than `max_length` minus the special tokens
+        are cut at the end (a warning says how many).
+
+        Args:
+            texts: a list of strings (a single string counts as a list of one).
+            instruction: task instruction, e.g. "Generate a passage that best answers this question:".
+            batch_size: texts per forward pass.
+            max_length: tokens per input, special tokens included; None means `config.model.max_length`.
+            normalize: L2-normalise each embedding (for cosine similarity by dot product).
+            show_progress: progress bar; None shows one from PROGRESS_MIN_BATCHES batches on.
+
+        Raises:
+            InputError: empty input, a non-string item, a bad batch size or max_length.
+        """
+        texts = join_instruction(check_texts(texts), instruction)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        max_length = self._check_max_length(max_length)
+        ids = tokenize_queries(self.tokenizer, texts, max_length, self.num_special_tokens)
+        order = np.argsort([-len(row) for row in ids], kind="stable")  # longest first: memory errors show early
+        num_batches = -(-len(ids) // batch_size)
+        show = num_batches >= PROGRESS_MIN_BATCHES if show_progress is None else show_progress
+        embeddings = np.empty((len(ids), self.embedding_dim), dtype=np.float32)
+        for start in tqdm(range(0, len(ids), batch_size), desc="encode", unit="batch", disable=not show):
+            indices = order[start : start + batch_size]
+            batch = pad_left([ids[i] for i in indices], self.pad_token_id).to(self.device)
+            vectors = self.embed(self.compression_states(self.special_states(batch)))  # (b, D)
+            if normalize:
+                vectors = nn.functional.normalize(vectors, dim=-1)
+            embeddings[indices] = vectors.float().cpu().numpy()
+        return embeddings
+
+    def encode_query(self, texts: list[str] | str, **kwargs) -> np.ndarray:
+        """`encode` with the model's `query` instruction (see `config.model.instructions`)."""
+        return self.encode(texts, instruction=self.config.model.instructions.get("query"), **kwargs)
+
+    def encode_document(self, texts: list[str] | str, **kwargs) -> np.ndarray:
+        """`encode` with the model's `document` instruction (see `config.model.instructions`)."""
+        return self.encode(texts, instruction=self.config.model.instructions.get("document"), **kwargs)
+
+    # ---------------------------------------------------------------- the method
+
+    def special_states(self, batch: QueryBatch, *, reuse_query_cache: bool = False) -> torch.Tensor:
+        """Final hidden states (after the final norm) of the N special tokens, (B, N, H) in the backbone dtype.
+
+        With `reuse_query_cache` the query tokens run first without autograd, keeping their keys and values, and
+        only the special tokens run with autograd on top (DESIGN decision 10): under causal attention the query
+        tokens never see the special tokens, so the result and its gradients are the same, for less compute and
+        activation memory in training.
+        """
+        base = self.backbone.base_model
+        special = self.special_tokens(batch.input_ids.shape[0], self.dtype)  # (B, N, H)
+        special_mask = batch.attention_mask.new_ones(special.shape[:2])  # (B, N)
+        text_lengths = batch.attention_mask.sum(1, keepdim=True)  # (B, 1)
+        special_positions = text_lengths + torch.arange(special.shape[1], device=special.device)  # (B, N)
+        if reuse_query_cache and batch.input_ids.shape[1] > 0:
+            with torch.no_grad():
+                query = base(
+                    input_ids=batch.input_ids,
+                    attention_mask=batch.attention_mask,
+                    position_ids=_positions(batch.attention_mask),
+                    use_cache=True,
+                )
+            output = base(
+                inputs_embeds=special,
+                attention_mask=torch.cat([batch.attention_mask, special_mask], 1),
+                position_ids=special_positions,
+                past_key_values=query.past_key_values,
+                use_cache=True,
+            )
+            return output.last_hidden_state  # (B, N, H)
+        text = self.backbone.get_input_embeddings()(batch.input_ids)  # (B, L, H)
+        mask = torch.cat([batch.attention_mask, special_mask], 1)  # (B, L + N)
+        # Positions count real tokens only, so a text's states do not depend on how much padding its batch needs.
+        output = base(
+            inputs_embeds=torch.cat([text, special], 1), attention_mask=mask, position_ids=_positions(mask),
+            use_cache=False,
+        )
+        return output.last_hidden_state[:, -special.shape[1] :]  # (B, N, H)
+
+    def compression_states(self, special_states: torch.Tensor) -> torch.Tensor:
+        """z = R(h) for the last K special tokens: (B, N, H) final states -> (B, K, H) fp32."""
+        return self.reconstruction(special_states[:, -self.num_compression_tokens :].float())
+
+    def embed(self, compression_states: torch.Tensor) -> torch.Tensor:
+        """The embedding e = mean_k A(z_k), (B, K, H) -> (B, D) fp32, not normalised.
+
+        A is affine, so mean_k A(z_k) = A(mean_k z_k): projecting the mean is K times cheaper and equal.
+        """
+        return self.alignment(compression_states.mean(1))
+
+    def forward(self, queries: QueryBatch, responses: ResponseBatch, teacher_embeddings: torch.Tensor) -> LossOutput:
+        """The training loss of one tokenised batch (see `loss` for strings)."""
+        weights = self.config.loss
+        states = self.compression_states(self.special_states(queries, reuse_query_cache=True))  # (B, K, H)
+        alignment = alignment_loss(self.embed(states), teacher_embeddings.to(states.device))
+        if weights.reconstruction_weight:
+            reconstruction = self.reconstruction_loss(states, responses)
+        else:
+            reconstruction = torch.full((), float("nan"), device=states.device)
+        total = combined_loss(reconstruction, alignment, weights.reconstruction_weight, weights.alignment_weight)
+        return LossOutput(total, reconstruction, alignment)
+
+    def reconstruction_loss(self, compression_states: torch.Tensor, responses: ResponseBatch) -> torch.Tensor:
+        """Cross-entropy of the frozen LLM reading `[z ; response ; pads]`, on the response tokens only.
+
+        The last prompt position predicts the first response token. The LM head runs only at the M labelled
+        positions, in chunks (DESIGN decision 4).
+        """
+        num_prompt = compression_states.shape[1]
+        response_embeddings = self.backbone.get_input_embeddings()(responses.input_ids)  # (B, T, H)
+        inputs = torch.cat([compression_states.to(self.dtype), response_embeddings], 1)  # (B, K + T, H)
+        mask = torch.cat([responses.attention_mask.new_ones(inputs.shape[0], num_prompt), responses.attention_mask], 1)
+        with self._checkpointing_layers():
+            hidden = self.backbone.base_model(inputs_embeds=inputs, attention_mask=mask, use_cache=False)
+        predictors = hidden.last_hidden_state[:, num_prompt - 1 : -1]  # (B, T, H): position t predicts token t
+        labelled = responses.attention_mask.bool()  # (B, T)
+        head = self.backbone.get_output_embeddings()
+        return reconstruction_loss(
+            predictors[labelled],  # (M, H)
+            responses.input_ids[labelled],  # (M,)
+            head.weight,
+            head.bias,
+            softcap=getattr(self.backbone.config.get_text_config(), "final_logit_softcapping", None),
+            chunk_size=self.config.loss.logits_chunk_size,
+        )
+
+    def loss(
+        self, queries: list[str], responses: list[str], teacher_embeddings: torch.Tensor | np.ndarray
+    ) -> LossOutput:
+        """The LLM2Vec-Gen loss of (query, response, teacher embedding) triples given as strings.
+
+        Args:
+            queries: B query texts (no instruction, as in training).
+            responses: B responses of the backbone to those queries.
+            teacher_embeddings: (B, D) teacher embeddings of the responses.
+
+        Returns:
+            `LossOutput(total, reconstruction, alignment)`, scalar tensors with autograd.
+        """
+        batch = self.tokenize_batch(queries, responses)
+        teacher_embeddings = torch.as_tensor(np.asarray(teacher_embeddings), dtype=torch.float32)
+        if teacher_embeddings.shape != (len(batch[0].input_ids), self.embedding_dim):
+            raise InputError(
+                f"teacher_embeddings has shape {tuple(teacher_embeddings.shape)}; expected "
+                f"({len(batch[0].input_ids)}, {self.embedding_dim}) (one row per query, the model's embedding_dim)."
+            )
+        return self(batch[0].to(self.device), batch[1].to(self.device), teacher_embeddings.to(self.device))
+
+    def tokenize_batch(self, queries: list[str], responses: list[str]) -> tuple[QueryBatch, ResponseBatch]:
+        """Tokenise and pad a training batch (queries left-padded, responses right-padded with EOS)."""
+        queries, responses = check_texts(queries, "queries"), check_texts(responses, "responses")
+        if len(queries) != len(responses):
+            raise InputError(f"got {len(queries)} queries but {len(responses)} responses; pass one response each.")
+        max_length = self.config.model.max_length
+        query_ids = tokenize_queries(self.tokenizer, join_instruction(queries, None), max_length, self.num_special_tokens)
+        response_ids = tokenize_responses(self.tokenizer, responses, max_length, self.eos_token_id)
+        return pad_left(query_ids, self.pad_token_id), pad_right(response_ids, self.pad_token_id)
+
+    # ---------------------------------------------------------------- persistence
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write a native checkpoint: `genvec_config.json` + `trainable.safetensors` (atomically, backbone referenced)."""
+        from genvec.checkpoint.native import save_native
+
+        save_native(self, path)
+
+    # ---------------------------------------------------------------- internals
+
+    def _check_max_length(self, max_length: int | None) -> int:
+        max_length = self.config.model.max_length if max_length is None else max_length
+        if not isinstance(max_length, int) or max_length < self.num_special_tokens + 1:
+            raise InputError(
+                f"max_length={max_length!r} cannot hold one text token plus the {self.num_special_tokens} special "
+                f"tokens; use max_length >= {self.num_special_tokens + 1}."
+            )
+        return max_length
+
+    @contextlib.contextmanager
+    def _checkpointing_layers(self) -> Iterator[None]:
+        """Recompute each decoder layer in the backward pass instead of storing its activations, if enabled.
+
+        transformers checkpoints a layer only when that layer is in training mode, and the backbone stays in eval
+        mode. So the flag is set on the layer modules alone (not their children, so no dropout turns on), and
+        only around the reconstruction forward, which uses no KV cache.
+        """
+        layers = [m for m in self.backbone.modules() if isinstance(m, GradientCheckpointingLayer)]
+        if not self.activation_checkpointing or not torch.is_grad_enabled() or not layers:
+            yield
+            return
+        checkpoint = functools.partial(torch.utils.checkpoint.checkpoint, use_reentrant=False)
+        saved = [(layer.gradient_checkpointing, layer.training) for layer in layers]
+        for layer in layers:
+            layer.gradient_checkpointing, layer.training = True, True
+            layer._gradient_checkpointing_func = checkpoint
+        try:
+            yield
+        finally:
+            for layer, (enabled, training) in zip(layers, saved):
+                layer.gradient_checkpointing, layer.training = enabled, training
+
+    def extra_repr(self) -> str:
+        return (
+            f"backbone={self.config.model.backbone!r}, N={self.num_special_tokens}, K={self.num_compression_tokens}, "
+            f"H={self.hidden_size}, D={self.embedding_dim}, dtype={DTYPE_NAMES.get(self.dtype, self.dtype)}"
+        )
+
+
+def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that count real tokens only: 0 for left pads, then 0, 1, 2, ... (B, L)."""
+    return (attention_mask.cumsum(1) - 1).clamp(min=0)

@@ -1,0 +1,152 @@
+"""Offline random backbones and tokenizers, built in code, for tests, benchmarks and demos.
+
+No file is downloaded: a byte-level BPE tokenizer is trained on a small built-in corpus, and a Qwen3 or Llama
+causal LM is created from a config with seeded random weights, then saved with `save_pretrained` so that genvec
+loads it through the same `from_pretrained` path a hub model takes. Random weights give meaningless text but real
+shapes, speed and memory, and every property the tests check.
+
+The tokenizer mimics the real ones where genvec depends on them: a Qwen-style chat template that accepts
+`enable_thinking`, `<|im_end|>` as end-of-sequence; the Llama flavour prepends a BOS token to every text.
+"""
+
+import random
+from pathlib import Path
+from typing import Literal
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+
+Architecture = Literal["qwen3", "llama"]
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|begin_of_text|>"]
+
+# A chat template in the style of Qwen3: one turn per message, a generation prompt, and an empty think block when
+# `enable_thinking` is false (the real Qwen3 template does the same).
+CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
+    "{%- endif %}"
+)
+
+_WORDS = (
+    "the a an of to in is was for on that with as by at from it be this are or have not which but all were when "
+    "we there can more if no out so what up about into than them only time new some could these two may first "
+    "then do any like my now over such our man me even most made after also did many before must through back "
+    "where much your way well down should because each just those people how too little state good very make "
+    "world still own see men work long get here between both life being under never day same another know while "
+    "last might us great old year off come since against go came right used take three water city river house "
+    "polar bear arctic ice question answer embedding model language token train data vector search paper method"
+).split()
+
+
+def build_corpus(num_sentences: int = 2000, seed: int = 0) -> list[str]:
+    """Seeded pseudo-English sentences, the training text of the tiny tokenizer."""
+    rng = random.Random(seed)
+    sentences = []
+    for _ in range(num_sentences):
+        words = [rng.choice(_WORDS) for _ in range(rng.randint(4, 16))]
+        sentences.append(" ".join(words).capitalize() + rng.choice([".", "?", "!"]))
+    return sentences
+
+
+def build_tokenizer(vocab_size: int = 300, flavour: Architecture = "qwen3", seed: int = 0) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer of at most `vocab_size` tokens with a chat template, trained in a second."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(build_corpus(seed=seed), trainer)
+    if flavour == "llama":
+        bos = tokenizer.token_to_id("<|begin_of_text|>")
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A $B", special_tokens=[("<|begin_of_text|>", bos)]
+        )
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        bos_token="<|begin_of_text|>" if flavour == "llama" else None,
+        padding_side="left",
+    )
+    wrapped.chat_template = CHAT_TEMPLATE
+    return wrapped
+
+
+def build_backbone(
+    architecture: Architecture = "qwen3",
+    *,
+    vocab_size: int = 300,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    num_kv_heads: int = 2,
+    intermediate_size: int | None = None,
+    tie_word_embeddings: bool = True,
+    initializer_range: float = 0.1,
+    seed: int = 0,
+) -> torch.nn.Module:
+    """A randomly initialised causal LM of a real architecture (seeded), in fp32 on the CPU.
+
+    `initializer_range` (std of the normal init) defaults to 0.1 rather than the usual 0.02: a tiny random model
+    initialised at 0.02 has nearly uniform next-token logits whatever its input, so no prompt could change its
+    predictions and reconstruction could not be trained or tested.
+    """
+    config = AutoConfig.for_model(
+        architecture,
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size or 3 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads,
+        head_dim=hidden_size // num_heads,
+        max_position_embeddings=4096,
+        tie_word_embeddings=tie_word_embeddings,
+        initializer_range=initializer_range,
+    )
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+
+
+def save_tiny_backbone(
+    directory: str | Path,
+    architecture: Architecture = "qwen3",
+    *,
+    vocab_size: int = 300,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    tie_word_embeddings: bool = True,
+    seed: int = 0,
+    **backbone_kwargs: int,
+) -> Path:
+    """Build a tokenizer and a random backbone and save both to `directory`, loadable with `from_pretrained`."""
+    directory = Path(directory)
+    tokenizer = build_tokenizer(vocab_size, architecture, seed)
+    backbone = build_backbone(
+        architecture,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        tie_word_embeddings=tie_word_embeddings,
+        seed=seed,
+        **backbone_kwargs,
+    )
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    backbone.config.eos_token_id = eos
+    backbone.config.pad_token_id = tokenizer.pad_token_id
+    backbone.generation_config.eos_token_id = [eos, tokenizer.convert_tokens_to_ids("<|endoftext|>")]
+    backbone.generation_config.pad_token_id = tokenizer.pad_token_id
+    if architecture == "llama":
+        backbone.config.bos_token_id = tokenizer.bos_token_id
+    backbone.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

@@ -1,0 +1,69 @@
+"""GenVecConfig: defaults, files, overrides, and errors that list every problem at once."""
+
+import pytest
+
+from genvec.config import GenVecConfig, ModelConfig, field_docs, field_names, parse_override_words
+from genvec.errors import ConfigError
+
+
+def test_defaults_follow_the_published_recipe():
+    config = GenVecConfig()
+    assert (config.tokens.num_special_tokens, config.tokens.num_compression_tokens) == (10, 10)
+    assert config.model.max_length == 512
+    assert (config.loss.reconstruction_weight, config.loss.alignment_weight) == (1.0, 1.0)
+
+
+def test_file_round_trip(tmp_path):
+    config = GenVecConfig().with_overrides({"model.backbone": "org/name", "tokens.num_compression_tokens": 4})
+    for name in ("config.yaml", "config.json"):
+        config.to_file(tmp_path / name)
+        assert GenVecConfig.from_file(tmp_path / name) == config
+
+
+def test_overrides_convert_strings_to_field_types():
+    config = GenVecConfig().with_overrides(
+        ["--model.max_length", "256", "--loss.alignment_weight=0.5", "--model.embedding_dim", "None",
+         "--model.instructions", '{"query": "Q:"}']
+    )
+    assert config.model.max_length == 256 and config.loss.alignment_weight == 0.5
+    assert config.model.embedding_dim is None and config.model.instructions == {"query": "Q:"}
+
+
+def test_every_problem_is_reported_together():
+    with pytest.raises(ConfigError) as caught:
+        GenVecConfig.from_dict(
+            {"model": {"max_length": "many", "dtype": "fp8", "colour": 1}, "tokens": {"num_special_tokens": 0}}
+        )
+    message = str(caught.value)
+    assert "model.max_length: expected an integer, got 'many'" in message
+    assert "model.dtype: must be one of 'auto', 'bf16', 'fp16', 'fp32', got 'fp8'" in message
+    assert "model.colour: unknown field" in message
+    # Conversion errors come first; range checks run once the types are right.
+    with pytest.raises(ConfigError) as caught:
+        GenVecConfig.from_dict({"tokens": {"num_special_tokens": 4, "num_compression_tokens": 6},
+                                "model": {"max_length": 3}, "loss": {"alignment_weight": -1}})
+    lines = str(caught.value).splitlines()[1:]
+    assert len(lines) == 3
+    assert any(line.startswith("tokens.num_compression_tokens: must be between 1 and") for line in lines)
+    assert any(line.startswith("model.max_length: must hold one text token") for line in lines)
+    assert "loss.alignment_weight: must be >= 0, got -1.0" in lines
+
+
+def test_bad_overrides_and_files(tmp_path):
+    with pytest.raises(ConfigError, match="train.nothing: no such field"):
+        GenVecConfig().with_overrides({"train.nothing": 1})
+    with pytest.raises(ConfigError, match="has no value"):
+        parse_override_words(["--model.max_length"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        GenVecConfig.from_file(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed")
+    with pytest.raises(ConfigError, match="could not be parsed"):
+        GenVecConfig.from_file(bad)
+
+
+def test_every_field_has_a_docstring():
+    for section in (ModelConfig,):
+        docs = field_docs(section)
+        assert set(docs) == set(section.__dataclass_fields__)
+    assert "model.backbone" in field_names(GenVecConfig)

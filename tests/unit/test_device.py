@@ -1,0 +1,25 @@
+"""Device and dtype resolution: auto choices and early errors."""
+
+import pytest
+import torch
+
+from genvec.device import resolve_device, resolve_dtype
+from genvec.errors import ConfigError
+
+
+def test_auto_picks_the_best_device_and_fp32_on_cpu():
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+
+
+def test_named_dtypes_and_errors():
+    cpu = torch.device("cpu")
+    assert resolve_dtype("bf16", cpu) == torch.bfloat16
+    with pytest.raises(ConfigError, match="'fp8' is not a dtype"):
+        resolve_dtype("fp8", cpu)
+    with pytest.raises(ConfigError, match="is not a device"):
+        resolve_device("gpu-please")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="has no CUDA GPU"):
+            resolve_device("cuda:0")

@@ -1,0 +1,97 @@
+"""Native checkpoints: bit-exact round trip, atomic writes, and errors that list files and sizes."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import genvec
+from genvec.checkpoint.native import CONFIG_FILE, WEIGHTS_FILE
+from genvec.errors import CheckpointError
+from genvec.testing import save_tiny_backbone
+
+TEXTS = ["Where do polar bears live?", "a much longer text about the river and the city and the world"]
+
+
+def _train_a_little(model):
+    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-2)
+    for _ in range(2):
+        optimizer.zero_grad()
+        model.loss(TEXTS, ["yes", "no"], torch.randn(2, model.embedding_dim)).total.backward()
+        optimizer.step()
+
+
+def test_save_load_is_bit_exact(tiny_model, tiny_backbone_dir, tmp_path):
+    _train_a_little(tiny_model)
+    tiny_model.save_pretrained(tmp_path / "ckpt")
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
+    loaded = genvec.load_model(tmp_path / "ckpt", device="cpu")
+    for name, tensor in tiny_model.trainable_state_dict().items():
+        assert torch.equal(loaded.trainable_state_dict()[name], tensor), name
+    assert np.array_equal(loaded.encode(TEXTS), tiny_model.encode(TEXTS))
+    assert loaded.config == tiny_model.config
+    document = json.loads((tmp_path / "ckpt" / CONFIG_FILE).read_text())
+    assert document["backbone"]["name_or_path"] == str(tiny_backbone_dir)
+    assert document["config"]["tokens"]["num_special_tokens"] == 4
+    assert document["config"]["model"]["embedding_dim"] == 16
+
+
+def test_saving_again_replaces_the_checkpoint(qwen3_model, tmp_path):
+    qwen3_model.save_pretrained(tmp_path / "ckpt")
+    _train_a_little(qwen3_model)
+    qwen3_model.save_pretrained(tmp_path / "ckpt")
+    assert np.array_equal(genvec.load_model(tmp_path / "ckpt", device="cpu").encode(TEXTS), qwen3_model.encode(TEXTS))
+    assert not [p for p in (tmp_path / "ckpt").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_interrupted_save_is_refused(qwen3_model, tmp_path, monkeypatch):
+    qwen3_model.save_pretrained(tmp_path / "ckpt")
+    _train_a_little(qwen3_model)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    # The weights are replaced, then the process dies before the config that names their hash is written.
+    monkeypatch.setattr("genvec.checkpoint.native.write_text_atomic", crash)
+    with pytest.raises(KeyboardInterrupt):
+        qwen3_model.save_pretrained(tmp_path / "ckpt")
+    monkeypatch.undo()
+    with pytest.raises(CheckpointError, match="does not match the SHA-256"):
+        genvec.load_model(tmp_path / "ckpt", device="cpu")
+
+
+def test_missing_files_are_listed(qwen3_model, tmp_path):
+    with pytest.raises(CheckpointError, match=r"expected files genvec_config.json, trainable.safetensors; found nothing"):
+        genvec.load_model(tmp_path, device="cpu")
+    qwen3_model.save_pretrained(tmp_path / "ckpt")
+    (tmp_path / "ckpt" / WEIGHTS_FILE).unlink()
+    with pytest.raises(CheckpointError, match=r"lacks its weights file.*found \['genvec_config.json'\]"):
+        genvec.load_model(tmp_path / "ckpt", device="cpu")
+    with pytest.raises(CheckpointError, match="neither a local directory nor a hub repo id"):
+        genvec.load_model(tmp_path / "no" / "such" / "dir", device="cpu")
+
+
+def test_backbone_with_another_hidden_size_is_refused(qwen3_model, tmp_path):
+    qwen3_model.save_pretrained(tmp_path / "ckpt")
+    other = save_tiny_backbone(tmp_path / "wide", "qwen3", hidden_size=96, num_heads=4)
+    with pytest.raises(CheckpointError, match="has hidden size 96, but the checkpoint .* hidden size 64"):
+        genvec.load_model(tmp_path / "ckpt", backbone=str(other), device="cpu")
+
+
+def test_tensors_that_do_not_fit_are_all_listed(qwen3_model, tmp_path):
+    from safetensors.torch import save_file
+
+    from genvec.checkpoint.native import load_trainable
+
+    path = tmp_path / "w.safetensors"
+    weights = {k: v.detach().clone() for k, v in qwen3_model.trainable_state_dict().items()}
+    weights["alignment.bias"] = torch.zeros(3)
+    del weights["reconstruction.bias"]
+    weights["extra"] = torch.zeros(1)
+    save_file(weights, str(path))
+    with pytest.raises(CheckpointError) as caught:
+        load_trainable(qwen3_model, weights, source=str(path))
+    message = str(caught.value)
+    assert "missing tensor reconstruction.bias" in message and "unexpected tensor extra" in message
+    assert "alignment.bias has shape (3,), the model expects (16,)" in message
