@@ -55,9 +55,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    """genvec's own messages at INFO (DEBUG with -v); other libraries only from WARNING (INFO with -v)."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s")
+    logging.getLogger("genvec").setLevel(logging.DEBUG if verbose else logging.INFO)
     if not verbose:
         from transformers.utils import logging as transformers_logging
 

@@ -76,6 +76,54 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+class TrainConfig:
+    """The training loop; defaults are the published recipe (LLM2Vec-Gen v2)."""
+
+    run_dir: str = "runs/genvec"
+    """Directory of the run: resolved config, metrics.jsonl, checkpoints/ and the final model in final/."""
+    seed: int = 42
+    """Seed of the data order (and of every other random choice of the loop)."""
+    max_steps: int = 5000
+    """Optimizer steps to train for."""
+    batch_size: int = 32
+    """Examples per optimizer step over all devices (the effective batch)."""
+    micro_batch_size: int | None = None
+    """Examples per device per forward pass; None means batch_size / devices. Smaller values accumulate gradients."""
+    learning_rate: float = 3e-4
+    """Peak learning rate of AdamW (the paper: 3e-4 for Qwen3, 5e-4 for Qwen2.5 and Llama)."""
+    warmup_steps: int = 100
+    """Steps of linear warm-up from 0 to the peak learning rate."""
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    """Learning-rate decay after warm-up (constant keeps the peak)."""
+    schedule_steps: int | None = None
+    """Steps over which the schedule decays to 0; None means max_steps. The official code decays over 20000 and
+    stops at 5000 (set 20000 to reproduce it exactly)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay of the trainable tensors."""
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW beta1 and beta2."""
+    adam_epsilon: float = 1e-8
+    """AdamW epsilon."""
+    max_grad_norm: float = 1.0
+    """Gradients are clipped to this global norm; 0 turns clipping off."""
+    activation_checkpointing: bool = False
+    """Recompute the backbone's layers in the backward pass of reconstruction: less memory, more time."""
+    group_by_length: bool = True
+    """Batch examples of similar length together (less padding); the data order stays seeded."""
+    log_every: int = 10
+    """Steps between lines of metrics.jsonl (and tracker logs)."""
+    save_every: int = 500
+    """Steps between checkpoints (trainable tensors, optimizer, scheduler, RNG states, data position)."""
+    keep_last: int = 3
+    """Checkpoints kept in run_dir/checkpoints; older ones are deleted."""
+    resume: str | None = None
+    """None starts a new run (refused if run_dir has checkpoints); "latest" continues from the newest checkpoint in
+    run_dir; a path continues from that checkpoint."""
+    report_to: Literal["none", "tensorboard", "wandb"] = "none"
+    """Also log metrics to TensorBoard or Weights & Biases (the package must be installed)."""
+
+
+@dataclass(frozen=True)
 class GenVecConfig:
     """Everything that defines a genvec model and how it is trained; saved with every run and checkpoint."""
 
@@ -85,6 +133,8 @@ class GenVecConfig:
     """The appended special tokens."""
     loss: LossConfig = field(default_factory=LossConfig)
     """The training objective."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """The training loop."""
 
     def __post_init__(self) -> None:
         problems = _section_problems(self)
@@ -314,4 +364,32 @@ def _section_problems(config: GenVecConfig) -> list[str]:
         problems.append("loss: reconstruction_weight and alignment_weight are both 0; nothing would be trained")
     if loss.logits_chunk_size < 1:
         problems.append(f"loss.logits_chunk_size: must be >= 1, got {loss.logits_chunk_size}")
+    return problems + _train_problems(config.train)
+
+
+def _train_problems(train: TrainConfig) -> list[str]:
+    problems = []
+    for name in ("max_steps", "batch_size", "log_every", "save_every", "keep_last"):
+        if getattr(train, name) < 1:
+            problems.append(f"train.{name}: must be >= 1, got {getattr(train, name)}")
+    if train.micro_batch_size is not None and not 1 <= train.micro_batch_size <= train.batch_size:
+        problems.append(
+            f"train.micro_batch_size: must be between 1 and train.batch_size ({train.batch_size}) or None, "
+            f"got {train.micro_batch_size}"
+        )
+    if train.learning_rate <= 0:
+        problems.append(f"train.learning_rate: must be > 0, got {train.learning_rate}")
+    if train.warmup_steps < 0:
+        problems.append(f"train.warmup_steps: must be >= 0, got {train.warmup_steps}")
+    if train.schedule_steps is not None and train.schedule_steps < train.max_steps:
+        problems.append(
+            f"train.schedule_steps: must be >= train.max_steps ({train.max_steps}) or None, got {train.schedule_steps}"
+        )
+    if train.weight_decay < 0 or train.adam_epsilon <= 0 or train.max_grad_norm < 0:
+        problems.append(
+            "train: weight_decay and max_grad_norm must be >= 0 and adam_epsilon > 0, got "
+            f"{train.weight_decay}, {train.max_grad_norm}, {train.adam_epsilon}"
+        )
+    if not all(0 <= beta < 1 for beta in train.adam_betas):
+        problems.append(f"train.adam_betas: each must be in [0, 1), got {train.adam_betas}")
     return problems

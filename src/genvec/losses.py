@@ -10,6 +10,8 @@
 Shapes: M labelled tokens, H hidden size, V vocabulary, B batch, D embedding size.
 """
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
@@ -23,8 +25,9 @@ def reconstruction_loss(
     *,
     softcap: float | None = None,
     chunk_size: int = 1024,
+    reduction: Literal["mean", "sum"] = "mean",
 ) -> torch.Tensor:
-    """Mean cross-entropy of the LM head's predictions at labelled positions.
+    """Cross-entropy of the LM head's predictions at labelled positions, averaged (or summed) over tokens.
 
     Args:
         states: (M, H) final hidden states of the positions that predict a response token.
@@ -32,16 +35,18 @@ def reconstruction_loss(
         head_weight: (V, H) LM head weight; head_bias: (V,) or None.
         softcap: final-logit soft-capping of the backbone (Gemma-2 style), if it has one.
         chunk_size: positions scored at once; bounds the memory of the (chunk, V) logits.
+        reduction: "mean" over the M tokens, or "sum" for callers that normalise over a larger batch.
 
     Returns:
-        A scalar fp32 tensor: the cross-entropy summed over the M tokens divided by M.
+        A scalar fp32 tensor.
     """
     assert states.shape[0] == labels.shape[0], f"{states.shape[0]} states for {labels.shape[0]} labels"
     count = labels.shape[0]
+    divisor = count if reduction == "mean" else 1
     if count == 0:
         return states.new_zeros((), dtype=torch.float32)
     if count <= chunk_size:
-        return _chunk_cross_entropy_sum(states, labels, head_weight, head_bias, softcap) / count
+        return _chunk_cross_entropy_sum(states, labels, head_weight, head_bias, softcap) / divisor
     total = states.new_zeros((), dtype=torch.float32)
     for start in range(0, count, chunk_size):
         chunk = slice(start, start + chunk_size)
@@ -54,13 +59,18 @@ def reconstruction_loss(
             softcap,
             use_reentrant=False,
         )
-    return total / count
+    return total / divisor
 
 
-def alignment_loss(embeddings: torch.Tensor, teacher_embeddings: torch.Tensor) -> torch.Tensor:
-    """MSE between (B, D) embeddings and (B, D) teacher embeddings, averaged over batch and dimensions, in fp32."""
+def alignment_loss(
+    embeddings: torch.Tensor, teacher_embeddings: torch.Tensor, reduction: Literal["mean", "sum"] = "mean"
+) -> torch.Tensor:
+    """Squared error between (B, D) embeddings and (B, D) teacher embeddings, in fp32.
+
+    "mean" averages over batch and dimensions (the paper's MSE); "sum" lets callers normalise over a larger batch.
+    """
     assert embeddings.shape == teacher_embeddings.shape, f"{embeddings.shape} vs {teacher_embeddings.shape}"
-    return F.mse_loss(embeddings.float(), teacher_embeddings.float(), reduction="mean")
+    return F.mse_loss(embeddings.float(), teacher_embeddings.float(), reduction=reduction)
 
 
 def combined_loss(

@@ -20,7 +20,7 @@ import functools
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -315,19 +315,38 @@ class GenVecModel(nn.Module):
         """
         return self.alignment(compression_states.mean(1))
 
-    def forward(self, queries: QueryBatch, responses: ResponseBatch, teacher_embeddings: torch.Tensor) -> LossOutput:
-        """The training loss of one tokenised batch (see `loss` for strings)."""
+    def forward(
+        self,
+        queries: QueryBatch,
+        responses: ResponseBatch,
+        teacher_embeddings: torch.Tensor,
+        *,
+        num_response_tokens: int | None = None,
+        num_examples: int | None = None,
+    ) -> LossOutput:
+        """The training loss of one tokenised batch (see `loss` for strings).
+
+        Both terms are sums over this batch divided by `num_response_tokens` (cross-entropy) and `num_examples` x D
+        (MSE); by default this batch's own counts, so the result is the batch mean. A trainer that splits one
+        optimizer batch over micro-batches or devices passes the counts of the whole batch, so the summed gradients
+        equal those of one big batch, whatever the split.
+        """
         weights = self.config.loss
+        num_response_tokens = num_response_tokens or int(responses.attention_mask.sum())
+        num_examples = num_examples or queries.input_ids.shape[0]
         states = self.compression_states(self.special_states(queries, reuse_query_cache=True))  # (B, K, H)
-        alignment = alignment_loss(self.embed(states), teacher_embeddings.to(states.device))
+        squared_error = alignment_loss(self.embed(states), teacher_embeddings.to(states.device), reduction="sum")
+        alignment = squared_error / (num_examples * self.embedding_dim)
         if weights.reconstruction_weight:
-            reconstruction = self.reconstruction_loss(states, responses)
+            reconstruction = self.reconstruction_loss(states, responses, reduction="sum") / num_response_tokens
         else:
             reconstruction = torch.full((), float("nan"), device=states.device)
         total = combined_loss(reconstruction, alignment, weights.reconstruction_weight, weights.alignment_weight)
         return LossOutput(total, reconstruction, alignment)
 
-    def reconstruction_loss(self, compression_states: torch.Tensor, responses: ResponseBatch) -> torch.Tensor:
+    def reconstruction_loss(
+        self, compression_states: torch.Tensor, responses: ResponseBatch, reduction: Literal["mean", "sum"] = "mean"
+    ) -> torch.Tensor:
         """Cross-entropy of the frozen LLM reading `[z ; response ; pads]`, on the response tokens only.
 
         The last prompt position predicts the first response token. The LM head runs only at the M labelled
@@ -349,6 +368,7 @@ class GenVecModel(nn.Module):
             head.bias,
             softcap=getattr(self.backbone.config.get_text_config(), "final_logit_softcapping", None),
             chunk_size=self.config.loss.logits_chunk_size,
+            reduction=reduction,
         )
 
     def loss(

@@ -1,0 +1,173 @@
+"""The training loop: resume equals an uninterrupted run, two processes equal one, guards stop bad runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import genvec
+from genvec.config import GenVecConfig
+from genvec.errors import ConfigError, TrainingError
+from genvec.train import TrainingExamples, list_checkpoints, train
+
+DRIVER = Path(__file__).with_name("train_driver.py")
+
+OVERRIDES = {
+    "model.embedding_dim": 16,
+    "model.dtype": "fp32",
+    "tokens.num_special_tokens": 4,
+    "tokens.num_compression_tokens": 2,
+    "train.batch_size": 4,
+    "train.warmup_steps": 2,
+    "train.learning_rate": 1e-2,
+    "train.log_every": 1,
+}
+
+
+def make_examples(count: int = 24, dim: int = 16, seed: int = 0) -> TrainingExamples:
+    rng = np.random.default_rng(seed)
+    words = "polar bear ice river city question answer arctic train model vector the a of is".split()
+    queries = [" ".join(rng.choice(words, rng.integers(3, 10))) + "?" for _ in range(count)]
+    responses = [" ".join(rng.choice(words, rng.integers(4, 16))) + "." for _ in range(count)]
+    return TrainingExamples(queries, responses, rng.standard_normal((count, dim)).astype(np.float32))
+
+
+def make_config(backbone, run_dir, **overrides) -> GenVecConfig:
+    values = {**OVERRIDES, "model.backbone": str(backbone), "train.run_dir": str(run_dir), **overrides}
+    return GenVecConfig().with_overrides(values)
+
+
+def read_metrics(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_training_lowers_the_loss_and_saves_a_loadable_model(backbone_dirs, tmp_path):
+    examples = make_examples()
+    result = train(make_config(backbone_dirs["qwen3"], tmp_path / "run", **{"train.max_steps": 30}), examples)
+    metrics = read_metrics(tmp_path / "run")
+    assert [m["step"] for m in metrics] == list(range(1, 31))
+    first, last = np.mean([m["loss"] for m in metrics[:3]]), np.mean([m["loss"] for m in metrics[-3:]])
+    assert last < 0.9 * first, (first, last)
+    model = genvec.load_model(result.model_dir, device="cpu")
+    assert model.encode(["polar bear?"]).shape == (1, 16)
+    assert (tmp_path / "run" / "config.yaml").is_file()
+    assert GenVecConfig.from_file(tmp_path / "run" / "config.yaml").train.max_steps == 30
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-00000030"]
+
+
+def test_resume_after_a_kill_repeats_the_uninterrupted_losses(backbone_dirs, tmp_path):
+    examples = make_examples()
+    np.savez(tmp_path / "data.npz", queries=examples.queries, responses=examples.responses,
+             targets=examples.teacher_embeddings)
+    common = {"train.max_steps": 20, "train.save_every": 5, "train.keep_last": 5, "model.device": "cpu"}
+    train(make_config(backbone_dirs["qwen3"], tmp_path / "straight", **common), examples)
+
+    # Kill a real training process once it has logged step 12 (its newest checkpoint is step 10).
+    run_dir = tmp_path / "killed"
+    words = [f"{key}={value}" for key, value in {**OVERRIDES, **common}.items()]
+    process = subprocess.Popen(
+        [sys.executable, str(DRIVER), str(tmp_path / "data.npz"), str(backbone_dirs["qwen3"]), str(run_dir), *words],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"}, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if (run_dir / "metrics.jsonl").is_file() and len(read_metrics(run_dir)) >= 12:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    steps_logged = len(read_metrics(run_dir))
+    assert 12 <= steps_logged < 20, steps_logged
+    newest = list_checkpoints(run_dir)[-1].name
+    assert newest in ("step-00000010", "step-00000015"), newest
+
+    train(make_config(backbone_dirs["qwen3"], run_dir, **common, **{"train.resume": "latest"}), examples)
+    straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(run_dir)
+    assert [m["step"] for m in resumed] == list(range(1, 21))
+    for a, b in zip(straight, resumed):
+        for key in ("loss", "reconstruction", "alignment", "learning_rate"):
+            assert abs(a[key] - b[key]) < 1e-6, (a["step"], key, a[key], b[key])
+
+
+def test_two_processes_reach_the_same_weights_as_one(backbone_dirs, tmp_path):
+    examples = make_examples()
+    np.savez(tmp_path / "data.npz", queries=examples.queries, responses=examples.responses,
+             targets=examples.teacher_embeddings)
+    common = {"train.max_steps": 4, "train.save_every": 4, "model.device": "cpu"}
+    words = [f"{key}={value}" for key, value in {**OVERRIDES, **common}.items()]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+         str(DRIVER), str(tmp_path / "data.npz"), str(backbone_dirs["qwen3"]), str(tmp_path / "two"), *words],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    train(make_config(backbone_dirs["qwen3"], tmp_path / "one", **common), examples)
+    one = genvec.load_model(tmp_path / "one" / "final", device="cpu").trainable_state_dict()
+    two = genvec.load_model(tmp_path / "two" / "final", device="cpu").trainable_state_dict()
+    for name in one:
+        # Same global batches, another split over processes: only float summation order differs (seen: <= 2e-7).
+        assert torch.allclose(one[name], two[name], atol=1e-5, rtol=1e-4), (name, (one[name] - two[name]).abs().max())
+    assert json.loads((tmp_path / "two" / "checkpoints" / "step-00000004" / "trainer_state.json").read_text())[
+        "num_processes"] == 2
+
+
+def test_micro_batches_give_the_same_step_as_one_batch(backbone_dirs, tmp_path):
+    examples = make_examples()
+    whole = train(make_config(backbone_dirs["llama"], tmp_path / "whole", **{"train.max_steps": 2}), examples)
+    split = train(make_config(backbone_dirs["llama"], tmp_path / "split", **{"train.max_steps": 2,
+                                                                              "train.micro_batch_size": 1}), examples)
+    assert abs(whole.metrics["loss"] - split.metrics["loss"]) < 1e-5
+    a = genvec.load_model(whole.model_dir, device="cpu").trainable_state_dict()
+    b = genvec.load_model(split.model_dir, device="cpu").trainable_state_dict()
+    assert all(torch.allclose(a[name], b[name], atol=1e-6) for name in a)
+
+
+def test_guards_refuse_bad_data_before_the_first_step(backbone_dirs, tmp_path):
+    config = make_config(backbone_dirs["qwen3"], tmp_path / "run", **{"train.max_steps": 2})
+    with pytest.raises(TrainingError, match="the training data is empty"):
+        train(config, TrainingExamples([], [], np.zeros((0, 16), np.float32)))
+    with pytest.raises(TrainingError, match="teacher embeddings have dimension 8, but the model's embedding_dim is 16"):
+        train(config, make_examples(dim=8))
+    with pytest.raises(TrainingError, match="3 examples, fewer than one batch"):
+        train(config, make_examples(count=3))
+    with pytest.raises(ConfigError, match="batch_size 4 cannot be split"):
+        train(make_config(backbone_dirs["qwen3"], tmp_path / "r", **{"train.micro_batch_size": 3}), make_examples())
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(backbone_dirs, tmp_path, monkeypatch):
+    examples = make_examples()
+    original = genvec.GenVecModel.forward
+    calls = {"count": 0}
+
+    def poisoned(self, *args, **kwargs):
+        calls["count"] += 1
+        output = original(self, *args, **kwargs)
+        if calls["count"] >= 7:  # steps 1-6 are fine (one micro-batch per step)
+            return output._replace(total=output.total * float("nan"))
+        return output
+
+    monkeypatch.setattr(genvec.GenVecModel, "forward", poisoned)
+    config = make_config(backbone_dirs["qwen3"], tmp_path / "run", **{"train.max_steps": 10, "train.save_every": 5})
+    with pytest.raises(TrainingError, match=r"non-finite loss at step 7 .* last good checkpoint is step 5"):
+        train(config, examples)
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-00000005"]
+    assert not (tmp_path / "run" / "final").exists()
+
+
+def test_resume_is_refused_for_other_data_and_a_new_run_is_refused_over_checkpoints(backbone_dirs, tmp_path):
+    config = make_config(backbone_dirs["qwen3"], tmp_path / "run", **{"train.max_steps": 2})
+    train(config, make_examples())
+    with pytest.raises(ConfigError, match="already holds 1 checkpoint"):
+        train(config, make_examples())
+    resumed = make_config(backbone_dirs["qwen3"], tmp_path / "run", **{"train.max_steps": 4, "train.resume": "latest"})
+    with pytest.raises(TrainingError, match="belongs to another run .*data_sha256"):
+        train(resumed, make_examples(seed=1))
