@@ -52,15 +52,12 @@ PRESETS = {
 # --------------------------------------------------------------------------------------------- building blocks
 
 
-def build_model(preset: Preset, embedding_dim: int = 384):
-    """A GenVecModel on a random backbone of the preset's architecture (N = K = 10)."""
+def build_backbone(preset: Preset):
+    """A random causal LM of the preset's architecture, on the preset's device and dtype, frozen."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from genvec import GenVecConfig, GenVecModel
-    from genvec.config import ModelConfig
     from genvec.device import resolve_dtype
-    from genvec.testing import build_tokenizer
 
     config = AutoConfig.for_model(
         preset.architecture,
@@ -78,9 +75,22 @@ def build_model(preset: Preset, embedding_dim: int = 384):
     torch.manual_seed(0)
     with device:
         backbone = AutoModelForCausalLM.from_config(config, dtype=resolve_dtype(preset.dtype, device))
-    tokenizer = build_tokenizer(vocab_size=min(preset.vocab_size, 2000))
+    return backbone.requires_grad_(False).eval()
+
+
+def build_tokenizer(preset: Preset):
+    from genvec.testing import build_tokenizer as build
+
+    return build(vocab_size=min(preset.vocab_size, 2000))
+
+
+def build_model(preset: Preset, embedding_dim: int = 384):
+    """A GenVecModel on a random backbone of the preset's architecture (N = K = 10)."""
+    from genvec import GenVecConfig, GenVecModel
+    from genvec.config import ModelConfig
+
     model_config = ModelConfig(backbone=f"random-{preset.architecture}", embedding_dim=embedding_dim)
-    return GenVecModel(backbone, tokenizer, GenVecConfig(model=model_config))
+    return GenVecModel(build_backbone(preset), build_tokenizer(preset), GenVecConfig(model=model_config))
 
 
 def make_texts(tokenizer, count: int, tokens: int, seed: int) -> list[str]:
@@ -122,13 +132,14 @@ def timed(function, device, repeats: int) -> list[float]:
 # --------------------------------------------------------------------------------------------- measurements
 
 
-def measure_encode(model, args) -> dict:
+def measure_encode(preset: Preset, args) -> dict:
     """encode() against a bare backbone forward over the same padded token batches (special positions included)."""
     import numpy as np
     import torch
 
     from genvec.data.collate import pad_left, tokenize_queries
 
+    model = build_model(preset)
     texts = make_texts(model.tokenizer, args.encode_texts, args.encode_tokens, seed=1)
     ids = tokenize_queries(model.tokenizer, texts, 512, model.num_special_tokens)
     order = np.argsort([-len(row) for row in ids], kind="stable")
@@ -163,10 +174,11 @@ def measure_encode(model, args) -> dict:
     }
 
 
-def measure_train_step(model, args, activation_checkpointing: bool) -> dict:
+def measure_train_step(preset: Preset, args, activation_checkpointing: bool) -> dict:
     """Seconds per optimizer step (forward, backward, AdamW) on the published loss, batch of queries + responses."""
     import torch
 
+    model = build_model(preset)
     model.activation_checkpointing = activation_checkpointing
     queries = make_texts(model.tokenizer, args.train_batch, args.query_tokens, seed=2)
     responses = make_texts(model.tokenizer, args.train_batch, args.response_tokens, seed=3)
@@ -192,10 +204,30 @@ def measure_train_step(model, args, activation_checkpointing: bool) -> dict:
     }
 
 
+def measure_reference_train_step(preset: Preset, args, activation_checkpointing: bool) -> dict:
+    """The official algorithm's step (reference.py) on the same architecture and batch, for the ratio."""
+    from reference import ReferenceTrainStep
+
+    tokenizer = build_tokenizer(preset)
+    step = ReferenceTrainStep(build_backbone(preset), tokenizer, 10, activation_checkpointing)
+    queries = make_texts(tokenizer, args.train_batch, args.query_tokens, seed=2)
+    responses = make_texts(tokenizer, args.train_batch, args.response_tokens, seed=3)
+    device = next(step.decoder.parameters()).device
+    seconds = statistics.median(timed(lambda: step(queries, responses), device, args.repeats))
+    return {
+        "batch_size": args.train_batch,
+        "activation_checkpointing": activation_checkpointing,
+        "step_s": round(seconds, 4),
+        "samples_per_s": round(args.train_batch / seconds, 2),
+    }
+
+
 MEASUREMENTS = {
     "encode": measure_encode,
-    "train_step": lambda model, args: measure_train_step(model, args, activation_checkpointing=False),
-    "train_step_checkpointing": lambda model, args: measure_train_step(model, args, activation_checkpointing=True),
+    "train_step": lambda preset, args: measure_train_step(preset, args, activation_checkpointing=False),
+    "train_step_checkpointing": lambda preset, args: measure_train_step(preset, args, activation_checkpointing=True),
+    "reference_train_step": lambda preset, args: measure_reference_train_step(preset, args, False),
+    "reference_train_step_checkpointing": lambda preset, args: measure_reference_train_step(preset, args, True),
 }
 
 
@@ -212,17 +244,14 @@ def run_child(args) -> None:
     preset = PRESETS[args.preset]
     if args.threads:
         torch.set_num_threads(args.threads)
-    baseline_rss = _current_rss_mb()  # after imports, before the model: the "import baseline"
-    model = build_model(preset)
-    if model.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(model.device)
-        baseline_gpu = torch.cuda.memory_allocated(model.device) / 2**20
-    result = MEASUREMENTS[args.child](model, args)
+    baseline_rss = _current_rss_mb()  # after imports, before any model: the "import baseline"
+    if preset.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    result = MEASUREMENTS[args.child](preset, args)
     result["peak_rss_above_baseline_mb"] = round(_peak_rss_mb() - baseline_rss, 1)
     result["import_baseline_rss_mb"] = round(baseline_rss, 1)
-    if model.device.type == "cuda":
-        result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(model.device) / 2**20, 1)
-        result["peak_gpu_above_weights_mb"] = round(result["peak_gpu_mb"] - baseline_gpu, 1)
+    if preset.device == "cuda":
+        result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     print(json.dumps(result))
 
 

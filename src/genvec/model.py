@@ -355,9 +355,10 @@ class GenVecModel(nn.Module):
         num_prompt = compression_states.shape[1]
         response_embeddings = self.backbone.get_input_embeddings()(responses.input_ids)  # (B, T, H)
         inputs = torch.cat([compression_states.to(self.dtype), response_embeddings], 1)  # (B, K + T, H)
-        mask = torch.cat([responses.attention_mask.new_ones(inputs.shape[0], num_prompt), responses.attention_mask], 1)
+        # No attention mask: the pads are at the end, so under causal attention no labelled position can see them,
+        # and the backbone may use its plain causal kernel. The pads' own outputs are never scored.
         with self._checkpointing_layers():
-            hidden = self.backbone.base_model(inputs_embeds=inputs, attention_mask=mask, use_cache=False)
+            hidden = self.backbone.base_model(inputs_embeds=inputs, use_cache=False)
         predictors = hidden.last_hidden_state[:, num_prompt - 1 : -1]  # (B, T, H): position t predicts token t
         labelled = responses.attention_mask.bool()  # (B, T)
         head = self.backbone.get_output_embeddings()
