@@ -403,7 +403,7 @@ def _teacher_problems(teacher: TeacherConfig) -> list[str]:
     if teacher.kind == "hf-encoder" and teacher.pooling == "auto":
         problems.append("teacher.pooling: hf-encoder teachers need 'mean' or 'cls' (BGE models use 'cls'), got 'auto'")
     if teacher.kind == "llm2vec" and teacher.pooling == "cls":
-        problems.append("teacher.pooling: llm2vec teachers mean-pool (as in the paper); use 'auto' or 'mean', got 'cls'")
+        problems.append("teacher.pooling: llm2vec teachers mean-pool, as in the paper; use 'auto' or 'mean', got 'cls'")
     if teacher.adapters and teacher.kind != "llm2vec":
         problems.append(f"teacher.adapters: only llm2vec teachers take adapters, got kind {teacher.kind!r}")
     return problems

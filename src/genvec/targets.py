@@ -91,7 +91,8 @@ class TargetStore:
         self._parts = [vectors for _, vectors in parts]
         keys = [part_keys for part_keys, _ in parts]
         self._keys = np.concatenate(keys) if keys else np.zeros((0, KEY_BYTES), np.uint8)  # (M, 16)
-        self._part = np.concatenate([np.full(len(k), i, np.int32) for i, k in enumerate(keys)] or [np.zeros(0, np.int32)])
+        # Entry j of the concatenation is row _row[j] of part _part[j].
+        self._part = np.concatenate([np.full(len(k), i, np.int32) for i, k in enumerate(keys)] or [np.zeros(0, int)])
         self._row = np.concatenate([np.arange(len(k)) for k in keys] or [np.zeros(0, np.int64)])
         # Sorted first 8 key bytes for binary search; a hit is confirmed on all 16 bytes.
         heads = self._keys[:, :8].copy().view("<u8").ravel()
@@ -136,9 +137,9 @@ class TargetStore:
         missing = np.flatnonzero(found < 0)
         if len(missing):
             raise InputError(
-                f"{len(missing)} of {len(texts)} texts have no teacher embedding in the target store {str(self.path)!r} "
-                f"(teacher {self.teacher_name!r}), e.g. {texts[missing[0]]!r:.80}. Run `genvec compute-targets` "
-                "over these responses with the same teacher."
+                f"{len(missing)} of {len(texts)} texts have no teacher embedding in the target store "
+                f"{str(self.path)!r} (teacher {self.teacher_name!r}), e.g. {texts[missing[0]]!r:.80}. Run "
+                "`genvec compute-targets` over these responses with the same teacher."
             )
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
         parts, rows = self._part[found], self._row[found]
@@ -208,8 +209,8 @@ def compute_targets(
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
     if storage_dtype not in STORAGE_DTYPES:
         raise InputError(f"storage_dtype must be 'fp32' or 'fp16', got {storage_dtype!r}.")
-    if not isinstance(num_shards, int) or num_shards < 1 or not isinstance(shard_id, int) or not 0 <= shard_id < num_shards:
-        raise InputError(f"shard_id must be in 0..num_shards-1 and num_shards >= 1, got {shard_id!r} of {num_shards!r}.")
+    if not isinstance(num_shards, int) or not isinstance(shard_id, int) or not 0 <= shard_id < num_shards:
+        raise InputError(f"need num_shards >= 1 and shard_id in 0..num_shards-1, got {shard_id!r} of {num_shards!r}.")
     texts = _response_texts(responses)
     unique = list(dict.fromkeys(texts))
     name = teacher.name if not isinstance(teacher, TeacherConfig) else teacher_name(teacher)
@@ -219,7 +220,8 @@ def compute_targets(
         _check_header(store_path, header, name, None, storage_dtype)
     mine = unique[shard_id::num_shards]
     present = TargetStore.open(store_path).contains(mine) if header is not None else [False] * len(mine)
-    todo = [text for text, done in zip(mine, present) if not done]
+    # Longest first: batches of similar lengths pad less, and content keys make the store's row order irrelevant.
+    todo = sorted((text for text, done in zip(mine, present) if not done), key=len, reverse=True)
     start = time.perf_counter()
     if todo:
         if isinstance(teacher, TeacherConfig):

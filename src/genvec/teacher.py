@@ -289,7 +289,7 @@ def make_bidirectional(model: torch.nn.Module) -> None:
 
 
 def _adapter_chain(name_or_path: str, revision: str | None) -> list[str]:
-    """[base model, adapters in the order they were trained ..., name_or_path] by following `base_model_name_or_path`."""
+    """[base model, adapters in training order ..., name_or_path], following each `base_model_name_or_path`."""
     import json
 
     from transformers.utils import cached_file
@@ -330,7 +330,7 @@ def _merge_adapter(model, adapter: str):
     result = set_peft_model_state_dict(wrapped, weights)
     if result.unexpected_keys and all(key.startswith("base_model.model.model.") for key in weights):
         # Adapters saved from a model with an LM head carry one more `model.` than our headless AutoModel.
-        weights = {key.replace("base_model.model.model.", "base_model.model.", 1): value for key, value in weights.items()}
+        weights = {key.replace("base_model.model.model.", "base_model.model.", 1): w for key, w in weights.items()}
         result = set_peft_model_state_dict(wrapped, weights)
     if result.unexpected_keys:
         raise InputError(

@@ -31,12 +31,15 @@ def test_prompt_is_the_chat_template_with_thinking_disabled():
     builder = PromptBuilder(tokenizer, max_length=1024)
     assert builder.uses_template and builder.no_thinking
     text = tokenizer.decode(builder("Where do polar bears live?"))
-    assert text == "<|im_start|>user\nWhere do polar bears live?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    expected = "<|im_start|>user\nWhere do polar bears live?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    assert text == expected
 
 
 def test_thinking_is_decided_by_the_template_not_the_name():
     tokenizer = build_tokenizer()
-    tokenizer.chat_template = "{% for m in messages %}[{{ m['content'] }}]{% endfor %}{% if add_generation_prompt %}>{% endif %}"
+    tokenizer.chat_template = (
+        "{% for m in messages %}[{{ m['content'] }}]{% endfor %}{% if add_generation_prompt %}>{% endif %}"
+    )
     builder = PromptBuilder(tokenizer, max_length=1024)
     assert builder.uses_template and not builder.no_thinking
     assert tokenizer.decode(builder("hi")) == "[hi]>"

@@ -1,4 +1,4 @@
-"""Query sources: every format, automatic fields, skipped rows counted, and errors that name file, row and expectation."""
+"""Query sources: every format, automatic fields, skipped rows counted, errors naming file, row and expectation."""
 
 import json
 
@@ -45,7 +45,7 @@ def test_csv_tsv_text_json_array(tmp_path):
 
 
 def test_parquet_and_hugging_face_dataset(tmp_path):
-    datasets = pytest.importorskip("datasets")
+    import datasets  # the dev extra installs it
     dataset = datasets.Dataset.from_dict({"question": QUERIES, "n": list(range(len(QUERIES)))})
     dataset.to_parquet(str(tmp_path / "q.parquet"))
     assert read_queries(tmp_path / "q.parquet").queries == KEPT

@@ -182,7 +182,8 @@ def parse_record(line: bytes | str, where: str) -> ResponseRecord:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"{where} is not valid JSON ({err}); expected one response record per line.") from err
     if not isinstance(value, dict):
-        raise InputError(f"{where} is a JSON {type(value).__name__}; expected an object with {', '.join(RECORD_FIELDS)}.")
+        fields = ", ".join(RECORD_FIELDS)
+        raise InputError(f"{where} is a JSON {type(value).__name__}; expected an object with {fields}.")
     missing = [name for name in RECORD_FIELDS if name not in value]
     if missing:
         raise InputError(f"{where} lacks {', '.join(missing)}; a response record has {', '.join(RECORD_FIELDS)}.")

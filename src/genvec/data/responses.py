@@ -31,6 +31,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import torch
 from tqdm.auto import tqdm
 from transformers import GenerationConfig, PreTrainedTokenizerBase
@@ -51,6 +53,9 @@ from genvec.data.dataset import (
 from genvec.data.sources import QuerySet, queries_from_texts, read_queries
 from genvec.errors import InputError
 from genvec.files import atomic_write, write_text_atomic
+
+if TYPE_CHECKING:
+    from genvec.model import GenVecModel  # genvec.model imports genvec.data: a runtime import would be circular
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +96,7 @@ class GenerationSummary:
 def generate_responses(
     queries: str | Path | Sequence[str] | QuerySet,
     output: str | Path,
-    backbone: "str | ModelConfig | GenVecModel",  # noqa: F821 (import cycle)
+    backbone: "str | ModelConfig | GenVecModel",
     config: DataConfig | None = None,
     *,
     num_shards: int = 1,
@@ -447,8 +452,10 @@ class _Run:
         self.eos = sum(record.finish_reason == "eos" for record in done)
         self.new_tokens = 0
         self.total_tokens = sum(record.response_tokens for record in done)
-        self.prompts_cut = 0
         self.previous = _read_metadata(path) or {}
+        # Prompts cut earlier in this file (informational: a dropped partial batch may be counted twice).
+        self.prompts_cut_before = self.previous.get("counts", {}).get("prompts_cut", 0) if done else 0
+        self.prompts_cut = 0
 
     def add(self, records: list[ResponseRecord]) -> None:
         self.written += len(records)
@@ -475,7 +482,7 @@ class _Run:
                 "eos": self.eos,
                 "length": self.written - self.eos,
                 "response_tokens": self.total_tokens,
-                "prompts_cut": self.prompts_cut,
+                "prompts_cut": self.prompts_cut_before + self.prompts_cut,
             },
         }
         write_text_atomic(metadata_path(self.path), json.dumps(document, indent=2) + "\n")

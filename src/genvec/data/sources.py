@@ -282,9 +282,10 @@ def _parquet_rows(path: Path, field: str | None) -> Iterator[tuple[str, object]]
 
 
 def _looks_like_hub_id(source: str) -> bool:
-    """`name` or `org/name` with no file extension: worth asking the Hugging Face hub (or its cache)."""
+    """`name` or `org/name` not ending in a file extension we read: worth asking the Hugging Face hub (or its cache)."""
     parts = source.split("/")
-    return 1 <= len(parts) <= 2 and all(parts) and not Path(source).suffix and not source.startswith(".")
+    known = (*TEXT_SUFFIXES, *JSON_SUFFIXES, *TABLE_SUFFIXES, *PARQUET_SUFFIXES)
+    return 1 <= len(parts) <= 2 and all(parts) and Path(source).suffix.lower() not in known and source[0] != "."
 
 
 def _dataset_rows(source: str, field: str | None, split: str) -> Iterator[tuple[str, object]]:
