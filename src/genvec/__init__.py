@@ -14,7 +14,17 @@ __version__ = "0.1.0"
 
 from genvec.checkpoint import load_model
 from genvec.config import GenVecConfig
+from genvec.data.responses import generate_responses
 from genvec.errors import GenVecError
 from genvec.model import GenVecModel
+from genvec.targets import compute_targets
 
-__all__ = ["GenVecConfig", "GenVecError", "GenVecModel", "__version__", "load_model"]
+__all__ = [
+    "GenVecConfig",
+    "GenVecError",
+    "GenVecModel",
+    "__version__",
+    "compute_targets",
+    "generate_responses",
+    "load_model",
+]

@@ -137,6 +137,151 @@ def _write_records(file, texts: list[str], embeddings) -> None:
         file.write(json.dumps({"index": index, "text": text, "embedding": [round(float(x), 7) for x in vector]}) + "\n")
 
 
+# ------------------------------------------------------------------------------------ self-supervised data
+
+# Short spellings of the most used config flags (each also exists as --section.field).
+_CONFIG_ALIASES = {
+    "model.backbone": "--backbone",
+    "data.queries": "--queries",
+    "data.responses": "--responses",
+    "data.targets": "--targets",
+    "teacher.name": "--teacher",
+}
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str]) -> None:
+    """`--config FILE` plus one `--section.field VALUE` flag per config field, its help the field's docstring."""
+    import dataclasses
+    import typing
+
+    from genvec.config import GenVecConfig, field_docs
+
+    parser.add_argument("--config", type=Path, help="YAML or JSON config file; the flags below override it")
+    hints = typing.get_type_hints(GenVecConfig)
+    for section in sections:
+        group = parser.add_argument_group(f"{section} settings (config section `{section}`)")
+        docs = field_docs(hints[section])
+        for item in dataclasses.fields(hints[section]):
+            dotted = f"{section}.{item.name}"
+            flags = [f"--{dotted}", *([_CONFIG_ALIASES[dotted]] if dotted in _CONFIG_ALIASES else [])]
+            help_text = docs.get(item.name, "").replace("%", "%%")
+            group.add_argument(*flags, dest=f"config:{dotted}", metavar="VALUE", help=help_text)
+
+
+def _config_from_args(args: argparse.Namespace):
+    from genvec.config import GenVecConfig
+
+    config = GenVecConfig.from_file(args.config) if args.config else GenVecConfig()
+    overrides = {key[7:]: value for key, value in vars(args).items() if key.startswith("config:") and value is not None}
+    return config.with_overrides(overrides) if overrides else config
+
+
+def _add_shard_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--num-shards", type=int, help="processes sharing the work (default: WORLD_SIZE under "
+                        "torchrun / accelerate launch, else 1)")
+    parser.add_argument("--shard-id", type=int, help="this process's share, 0..num-shards-1 (default: RANK, else 0)")
+
+
+def _shard(args: argparse.Namespace) -> tuple[int, int]:
+    """(num_shards, shard_id): the flags, else the launcher's WORLD_SIZE / RANK (torchrun, accelerate launch)."""
+    import os
+
+    if args.num_shards is not None or args.shard_id is not None:
+        return args.num_shards or 1, args.shard_id or 0
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1:
+        return world_size, int(os.environ.get("RANK", "0"))
+    return 1, 0
+
+
+def _process_device(device: str) -> str:
+    """Under a multi-process launcher, `auto` means this process's own GPU (LOCAL_RANK)."""
+    import os
+
+    local_rank = os.environ.get("LOCAL_RANK")
+    if device == "auto" and local_rank is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"cuda:{local_rank}"
+    return device
+
+
+def _add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_config_flags(parser, ["model", "data"])
+    _add_shard_flags(parser)
+
+
+def _run_generate_responses(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from genvec.data.responses import generate_responses
+
+    config = _config_from_args(args)
+    if not config.data.queries or not config.data.responses:
+        raise InputError("pass the query source and the output: --queries FILE --responses OUT.jsonl "
+                         "(or data.queries / data.responses in --config).")
+    num_shards, shard_id = _shard(args)
+    model = dataclasses.replace(config.model, device=_process_device(config.model.device))
+    summary = generate_responses(
+        config.data.queries, config.data.responses, model, config.data, num_shards=num_shards, shard_id=shard_id
+    )
+    print(
+        f"{summary.output}: {summary.generated} responses generated, {summary.resumed} already there "
+        f"({summary.eos} ended by the backbone, {summary.length} cut at max_new_tokens); skipped "
+        f"{summary.skipped_empty} empty and {summary.skipped_duplicates} duplicate queries; "
+        f"{summary.queries_per_s:.2f} queries/s, {summary.tokens_per_s:.1f} tokens/s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _add_targets_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_config_flags(parser, ["data", "teacher"])
+    _add_shard_flags(parser)
+
+
+def _run_compute_targets(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from genvec.targets import compute_targets
+
+    config = _config_from_args(args)
+    if not config.data.responses or not config.data.targets:
+        raise InputError("pass the responses and the store: --responses FILE.jsonl --targets DIR "
+                         "(or data.responses / data.targets in --config).")
+    num_shards, shard_id = _shard(args)
+    teacher = dataclasses.replace(config.teacher, device=_process_device(config.teacher.device))
+    summary = compute_targets(
+        config.data.responses, teacher, config.data.targets, batch_size=teacher.batch_size,
+        storage_dtype=teacher.storage_dtype, num_shards=num_shards, shard_id=shard_id,
+    )
+    print(
+        f"{summary.store}: embedded {summary.embedded} responses, {summary.already_stored} already stored "
+        f"({summary.unique} distinct of {summary.responses}); {summary.responses_per_s:.1f} responses/s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _add_merge_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("responses", help="the output name given to the sharded run, a directory or a glob")
+    parser.add_argument("--output", type=Path, help="merged JSONL file (default: the output name of the shards)")
+
+
+def _run_merge_responses(args: argparse.Namespace) -> int:
+    from genvec.data.responses import merge_responses
+
+    output, count = merge_responses(args.responses, args.output)
+    print(f"merged {count} responses into {output}", file=sys.stderr)
+    return 0
+
+
 VERBS: dict[str, tuple[Callable, Callable, str]] = {
     "encode": (_add_encode_arguments, _run_encode, "embed texts with a genvec model"),
+    "generate-responses": (
+        _add_generate_arguments, _run_generate_responses, "let the backbone answer queries (resumable, sharded)"
+    ),
+    "compute-targets": (_add_targets_arguments, _run_compute_targets, "embed the responses with the teacher, once"),
+    "merge-responses": (_add_merge_arguments, _run_merge_responses, "write response shards as one JSONL file"),
 }

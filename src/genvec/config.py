@@ -6,7 +6,8 @@ is the CLI's help text (`field_docs`). Building a config validates all of it at 
 problem, one per line (`train.learning_rate: must be > 0, got -0.001`).
 
 Sections: `model` (which backbone, how it runs, instructions), `tokens` (the appended special tokens), `loss`
-(objective weights). Later sections (data, teacher, train, eval, serve) follow the same pattern.
+(objective weights), `data` (query source, response generation, data paths), `teacher` (the embedder of the
+responses), `train` (the loop). Later sections (eval, serve) follow the same pattern.
 """
 
 import ast
@@ -76,6 +77,62 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    """Self-supervised training data: where the queries come from, how the backbone answers them, where files go."""
+
+    queries: str = ""
+    """Query source: a .jsonl/.json, .csv, .tsv, .txt (one per line) or .parquet file, or a Hugging Face dataset."""
+    query_field: str | None = None
+    """Field or column holding the query; None finds `query`, `question` or `prompt` (text files have none)."""
+    split: str = "train"
+    """Split of a Hugging Face dataset source (ignored for files)."""
+    max_queries: int | None = None
+    """Use at most this many queries (after skipping empty and duplicate ones); None uses all."""
+    responses: str = ""
+    """Responses JSONL file written by generate-responses; shards are written beside it (NAME.shard-*-of-*.jsonl)."""
+    targets: str = ""
+    """Directory of the teacher-embedding store written by compute-targets and read by training."""
+    prompt_max_length: int = 1024
+    """Longest prompt in tokens (chat template included); longer queries are cut, the template is kept."""
+    max_new_tokens: int = 500
+    """Most tokens the backbone generates per response; a response cut here has finish_reason `length`."""
+    decoding: Literal["model", "greedy", "sample"] = "model"
+    """model: the backbone's generation config (sampling for Qwen3, as in the paper); greedy; or sample with it."""
+    seed: int | None = 0
+    """Seed for sampling, applied per batch so resumed and uninterrupted runs agree; None leaves the RNG unseeded."""
+    generation_batch_size: int = 8
+    """Queries generated together (one padded batch with the KV cache; the vLLM engine schedules them itself)."""
+    engine: Literal["transformers", "vllm"] = "transformers"
+    """Generation engine: transformers `generate`, or vLLM on GPUs (`pip install genvec[vllm]`)."""
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """The unsupervised embedder whose embeddings of the responses the model learns to match."""
+
+    name: str = ""
+    """Hub id or local directory of the teacher (for llm2vec, the base model or an LLM2Vec PEFT adapter)."""
+    kind: Literal["sentence-transformers", "hf-encoder", "llm2vec"] = "sentence-transformers"
+    """sentence-transformers model; hf-encoder (any AutoModel with mean/CLS pooling); llm2vec (bidirectional LLM)."""
+    pooling: Literal["auto", "mean", "cls"] = "auto"
+    """auto for sentence-transformers (the model's own) and llm2vec (mean); hf-encoder needs mean or cls."""
+    adapters: list[str] = field(default_factory=list)
+    """llm2vec only: PEFT adapters merged on top of `name`, in order (e.g. the unsup-SimCSE one)."""
+    revision: str | None = None
+    """Hub revision of the teacher; None means the default branch."""
+    batch_size: int = 64
+    """Responses embedded per teacher forward pass."""
+    max_length: int | None = None
+    """Longest teacher input in tokens; None is the model's own limit (sentence-transformers) or 512 (the paper)."""
+    storage_dtype: Literal["fp32", "fp16"] = "fp32"
+    """Dtype of the stored teacher embeddings; lookups always return float32."""
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """Dtype the teacher runs in: auto is bf16 on GPUs that support it, else fp32."""
+    device: str = "auto"
+    """Device of the teacher: auto, cpu, cuda, cuda:N or mps."""
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """The training loop; defaults are the published recipe (LLM2Vec-Gen v2)."""
 
@@ -133,6 +190,10 @@ class GenVecConfig:
     """The appended special tokens."""
     loss: LossConfig = field(default_factory=LossConfig)
     """The training objective."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Query source, response generation and data file paths."""
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    """The teacher that embeds the responses."""
     train: TrainConfig = field(default_factory=TrainConfig)
     """The training loop."""
 
@@ -364,7 +425,8 @@ def _section_problems(config: GenVecConfig) -> list[str]:
         problems.append("loss: reconstruction_weight and alignment_weight are both 0; nothing would be trained")
     if loss.logits_chunk_size < 1:
         problems.append(f"loss.logits_chunk_size: must be >= 1, got {loss.logits_chunk_size}")
-    return problems + _train_problems(config.train)
+    problems += _data_problems(config.data) + _teacher_problems(config.teacher) + _train_problems(config.train)
+    return problems
 
 
 def _train_problems(train: TrainConfig) -> list[str]:
@@ -392,4 +454,34 @@ def _train_problems(train: TrainConfig) -> list[str]:
         )
     if not all(0 <= beta < 1 for beta in train.adam_betas):
         problems.append(f"train.adam_betas: each must be in [0, 1), got {train.adam_betas}")
+    return problems
+
+
+def _data_problems(data: DataConfig) -> list[str]:
+    problems = []
+    for name in ("prompt_max_length", "max_new_tokens", "generation_batch_size"):
+        if getattr(data, name) < 1:
+            problems.append(f"data.{name}: must be >= 1, got {getattr(data, name)}")
+    if data.max_queries is not None and data.max_queries < 1:
+        problems.append(f"data.max_queries: must be >= 1 or None, got {data.max_queries}")
+    return problems
+
+
+def _teacher_problems(teacher: TeacherConfig) -> list[str]:
+    problems = []
+    if teacher.batch_size < 1:
+        problems.append(f"teacher.batch_size: must be >= 1, got {teacher.batch_size}")
+    if teacher.max_length is not None and teacher.max_length < 1:
+        problems.append(f"teacher.max_length: must be >= 1 or None, got {teacher.max_length}")
+    if teacher.kind == "sentence-transformers" and teacher.pooling != "auto":
+        problems.append(
+            f"teacher.pooling: sentence-transformers teachers use the model's own pooling; use 'auto', got "
+            f"{teacher.pooling!r}"
+        )
+    if teacher.kind == "hf-encoder" and teacher.pooling == "auto":
+        problems.append("teacher.pooling: hf-encoder teachers need 'mean' or 'cls' (BGE models use 'cls'), got 'auto'")
+    if teacher.kind == "llm2vec" and teacher.pooling == "cls":
+        problems.append("teacher.pooling: llm2vec teachers mean-pool, as in the paper; use 'auto' or 'mean', got 'cls'")
+    if teacher.adapters and teacher.kind != "llm2vec":
+        problems.append(f"teacher.adapters: only llm2vec teachers take adapters, got kind {teacher.kind!r}")
     return problems

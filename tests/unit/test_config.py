@@ -2,7 +2,15 @@
 
 import pytest
 
-from genvec.config import GenVecConfig, ModelConfig, field_docs, field_names, parse_override_words
+from genvec.config import (
+    DataConfig,
+    GenVecConfig,
+    ModelConfig,
+    TeacherConfig,
+    field_docs,
+    field_names,
+    parse_override_words,
+)
 from genvec.errors import ConfigError
 
 
@@ -63,7 +71,7 @@ def test_bad_overrides_and_files(tmp_path):
 
 
 def test_every_field_has_a_docstring():
-    for section in (ModelConfig,):
+    for section in (ModelConfig, DataConfig, TeacherConfig):
         docs = field_docs(section)
         assert set(docs) == set(section.__dataclass_fields__)
     assert "model.backbone" in field_names(GenVecConfig)
