@@ -18,6 +18,7 @@ from genvec.data.responses import generate_responses
 from genvec.errors import GenVecError
 from genvec.model import GenVecModel
 from genvec.targets import compute_targets
+from genvec.train import train
 
 __all__ = [
     "GenVecConfig",
@@ -27,4 +28,5 @@ __all__ = [
     "compute_targets",
     "generate_responses",
     "load_model",
+    "train",
 ]

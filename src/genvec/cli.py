@@ -277,6 +277,34 @@ def _run_merge_responses(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------------ train
+
+
+def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config_file", nargs="?", type=Path, metavar="CONFIG",
+                        help="YAML or JSON config file (same as --config); the flags below override it")
+    parser.add_argument("--resume", nargs="?", const="latest", dest="config:train.resume", metavar="CHECKPOINT",
+                        help="continue the run: from the newest checkpoint in train.run_dir, or from CHECKPOINT")
+    parser.add_argument("--run-dir", dest="config:train.run_dir", metavar="DIR", help="same as --train.run_dir")
+    _add_config_flags(parser, ["model", "tokens", "loss", "data", "teacher", "train"])
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from genvec.train import train
+
+    if args.config_file is not None:
+        if args.config is not None:
+            raise InputError("give the config file once: as CONFIG or as --config, not both.")
+        args.config = args.config_file
+    config = _config_from_args(args)
+    if not config.model.backbone:
+        raise InputError("no backbone given; pass --backbone ID_OR_DIR (or model.backbone in the config file).")
+    result = train(config)
+    losses = ", ".join(f"{key} {result.metrics[key]:.4f}" for key in ("loss", "reconstruction", "alignment"))
+    print(f"trained {result.steps} steps ({losses}); model saved to {result.model_dir}", file=sys.stderr)
+    return 0
+
+
 VERBS: dict[str, tuple[Callable, Callable, str]] = {
     "encode": (_add_encode_arguments, _run_encode, "embed texts with a genvec model"),
     "generate-responses": (
@@ -284,4 +312,5 @@ VERBS: dict[str, tuple[Callable, Callable, str]] = {
     ),
     "compute-targets": (_add_targets_arguments, _run_compute_targets, "embed the responses with the teacher, once"),
     "merge-responses": (_add_merge_arguments, _run_merge_responses, "write response shards as one JSONL file"),
+    "train": (_add_train_arguments, _run_train, "train the special tokens and projections (queries to model)"),
 }

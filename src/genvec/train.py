@@ -91,20 +91,30 @@ class _TokenizedExamples:
         return np.array([len(q) + len(r) for q, r in zip(self.query_ids, self.response_ids)])
 
 
-def train(config: GenVecConfig, examples: TrainingExamples) -> TrainResult:
-    """Train the special tokens and projections of a model on `examples`, as `config` says.
+def train(config: GenVecConfig, examples: TrainingExamples | None = None) -> TrainResult:
+    """Train the special tokens and projections of a model, as `config` says.
+
+    Without `examples` the data comes from `config.data`: the responses file and target store (default paths in
+    the run directory); when `data.queries` is set the backbone first answers the queries (resuming or reusing a
+    finished file), and when `teacher.name` is set the teacher first embeds every response not yet in the store.
 
     Args:
-        config: model, tokens, loss and train sections (train.run_dir receives every output).
-        examples: (query, response, teacher embedding) triples.
+        config: every section; `train.run_dir` receives the resolved config, metrics, checkpoints, the final model.
+        examples: (query, response, teacher embedding) triples given directly instead of `config.data`.
 
     Returns:
         A `TrainResult`; `result.model_dir` is a native checkpoint for `genvec.load_model`.
 
     Raises:
-        TrainingError: empty or mismatched data, a non-finite loss (the last good checkpoint is kept).
-        ConfigError: a batch split that does not fit the number of devices, a missing tracker package.
+        TrainingError: no or mismatched data, a non-finite loss (the last good checkpoint is kept).
+        ConfigError: a batch split that does not fit the number of devices, a run_dir that already holds a run.
+
+    Example:
+        >>> config = GenVecConfig.from_file("qwen3.yaml")  # data.queries, teacher.name, model.backbone, ...
+        >>> result = genvec.train(config)
+        >>> model = genvec.load_model(result.model_dir)
     """
+    # Long because it is the table of contents of a run: each line is one stage, each stage one function call.
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
 
@@ -117,8 +127,10 @@ def train(config: GenVecConfig, examples: TrainingExamples) -> TrainResult:
     run_dir = Path(config.train.run_dir)
     resume_from = find_resume_checkpoint(run_dir, config.train.resume)
     micro_batch, accumulation = _batch_split(config.train, accelerator.num_processes)
-    _check_examples(examples, config.train.batch_size)
     model = _build_model(config, accelerator)
+    if examples is None:
+        examples = prepare_examples(config, model, accelerator)
+    _check_examples(examples, config.train.batch_size)
     _check_teacher_dim(examples, model)
     if accelerator.is_main_process:
         config.to_file(run_dir / RESOLVED_CONFIG)
@@ -143,6 +155,51 @@ def train(config: GenVecConfig, examples: TrainingExamples) -> TrainResult:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return TrainResult(run_dir, model_dir, config.train.max_steps, metrics)
+
+
+def prepare_examples(config: GenVecConfig, model: GenVecModel, accelerator) -> TrainingExamples:
+    """The training triples from `config.data`, generating responses and teacher embeddings that are missing.
+
+    Each process answers and embeds its own shard; every process then reads the whole dataset. Finished files
+    are reused: generation resumes or returns at once, and the teacher embeds only responses not yet stored.
+    """
+    from genvec.data.dataset import read_responses
+    from genvec.data.responses import generate_responses
+    from genvec.targets import compute_targets
+
+    run_dir = Path(config.train.run_dir)
+    responses_path = Path(config.data.responses or run_dir / "responses.jsonl")
+    targets_path = Path(config.data.targets or run_dir / "targets")
+    shards = {"num_shards": accelerator.num_processes, "shard_id": accelerator.process_index}
+    if config.data.queries:
+        generate_responses(config.data.queries, responses_path, model, config.data, **shards)
+        accelerator.wait_for_everyone()
+    elif not _exists_any(responses_path):
+        raise TrainingError(
+            f"no responses at {str(responses_path)!r} and no queries to generate them from; set data.responses to "
+            "a responses file, or data.queries (and model.backbone) to let the backbone answer them."
+        )
+    records = read_responses(responses_path)
+    texts = [record.response for record in records]
+    if config.teacher.name:
+        teacher = dataclasses.replace(config.teacher, device=str(accelerator.device))
+        compute_targets(texts, teacher, targets_path, batch_size=teacher.batch_size,
+                        storage_dtype=teacher.storage_dtype, **shards)
+        accelerator.wait_for_everyone()
+    store = _open_store(targets_path, len(texts))
+    missing = len(texts) - sum(store.contains(texts))
+    if missing:
+        raise TrainingError(
+            f"the target store {str(targets_path)!r} (teacher {store.teacher_name!r}) lacks {missing} of the "
+            f"{len(texts)} responses in {str(responses_path)!r}: it was made for other responses. Set teacher.name to "
+            "compute the missing ones, or point data.targets at the store made for these responses."
+        )
+    if store.dim != model.embedding_dim:
+        raise TrainingError(
+            f"the target store {str(targets_path)!r} holds teacher embeddings of dimension {store.dim}, but the "
+            f"model's embedding_dim is {model.embedding_dim}; set model.embedding_dim to {store.dim}."
+        )
+    return TrainingExamples([r.query for r in records], texts, store.lookup(texts))
 
 
 # --------------------------------------------------------------------------------------------------- the loop
@@ -390,6 +447,23 @@ def find_resume_checkpoint(run_dir: Path, resume: str | None) -> Path | None:
 
 
 # --------------------------------------------------------------------------------------------------- helpers
+
+
+def _exists_any(responses_path: Path) -> bool:
+    from genvec.data.dataset import find_shards
+
+    return responses_path.exists() or bool(find_shards(responses_path))
+
+
+def _open_store(targets_path: Path, count: int):
+    from genvec.targets import TargetStore
+
+    if not (targets_path / "store.json").is_file():
+        raise TrainingError(
+            f"no target store at {str(targets_path)!r} for the {count} responses; set teacher.name so that training "
+            "computes it, or data.targets to an existing store (`genvec compute-targets`)."
+        )
+    return TargetStore.open(targets_path)
 
 
 def _build_model(config: GenVecConfig, accelerator) -> GenVecModel:

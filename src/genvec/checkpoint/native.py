@@ -59,7 +59,7 @@ def save_native(model: "GenVecModel", path: str | Path) -> None:  # noqa: F821 (
         "weights": {"file": WEIGHTS_FILE, "sha256": digest, "tensors": {k: list(v.shape) for k, v in tensors.items()}},
     }
     write_text_atomic(path / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
-    logger.info("saved genvec checkpoint to %s", path)
+    logger.debug("saved genvec checkpoint to %s", path)
 
 
 def is_native(path: Path) -> bool:
