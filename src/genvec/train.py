@@ -118,6 +118,7 @@ def train(config: GenVecConfig, examples: TrainingExamples | None = None) -> Tra
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
 
+    _check_tracker(config.train.report_to)
     unused = config.loss.alignment_weight == 0  # A gets no gradient then; DDP must be told
     accelerator = Accelerator(
         log_with=None if config.train.report_to == "none" else config.train.report_to,
@@ -447,6 +448,18 @@ def find_resume_checkpoint(run_dir: Path, resume: str | None) -> Path | None:
 
 
 # --------------------------------------------------------------------------------------------------- helpers
+
+
+def _check_tracker(report_to: str) -> None:
+    """Accelerate ignores a tracker that is not installed; a run asked to report somewhere must say so instead."""
+    import importlib.util
+
+    packages = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}.get(report_to, ())
+    if packages and not any(importlib.util.find_spec(name) for name in packages):
+        raise ConfigError(
+            f"train.report_to: {report_to!r} needs the {packages[0]} package, which is not installed; "
+            f"run `pip install {packages[0]}` or set train.report_to to 'none'."
+        )
 
 
 def _exists_any(responses_path: Path) -> bool:

@@ -143,6 +143,16 @@ def test_guards_refuse_bad_data_before_the_first_step(backbone_dirs, tmp_path):
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+def test_a_tracker_that_is_not_installed_is_refused(backbone_dirs, tmp_path):
+    import importlib.util
+
+    missing = [name for name in ("tensorboard", "wandb") if importlib.util.find_spec(name) is None]
+    assert missing, "both trackers are installed; this test needs one that is not"
+    config = make_config(backbone_dirs["qwen3"], tmp_path / "run", **{"train.report_to": missing[0]})
+    with pytest.raises(ConfigError, match=f"needs the {missing[0]} package, which is not installed"):
+        train(config, make_examples())
+
+
 def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(backbone_dirs, tmp_path, monkeypatch):
     examples = make_examples()
     original = genvec.GenVecModel.forward
