@@ -312,6 +312,74 @@ def measure_targets(preset: Preset, args) -> dict:
     }
 
 
+def measure_decode(preset: Preset, args, batch_size: int) -> dict:
+    """Decode tokens/s from compression states: genvec's KV-cache loop, a full-recompute loop, and `generate`.
+
+    The full-recompute loop is what the reference implementation does: every new token re-runs the whole sequence
+    without a cache and computes logits for every position. `generate(inputs_embeds=...)` is the backbone's own
+    generation from the same input embeddings, the limit for a loop built on the same model code. No end-of-sequence
+    id is declared, so every method generates exactly the requested number of tokens; all are greedy and must agree.
+    """
+    import torch
+    from transformers import GenerationConfig
+
+    from genvec.decode import generate_token_ids
+
+    model = build_model(preset)
+    texts = make_texts(model.tokenizer, batch_size, args.query_tokens, seed=4)
+    prompt = model.compress(texts).to(model.dtype)  # (B, K, H)
+    ones = torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device)
+    backbone, embed = model.backbone, model.backbone.get_input_embeddings()
+    result: dict = {"batch_size": batch_size, "prompt_tokens": prompt.shape[1]}
+
+    def ours(n):
+        return generate_token_ids(backbone, prompt, max_new_tokens=n, end_of_sequence_ids=[])
+
+    @torch.inference_mode()
+    def backbone_generate(n):
+        config = GenerationConfig(max_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=0)
+        return backbone.generate(inputs_embeds=prompt, attention_mask=ones, generation_config=config).tolist()
+
+    @torch.inference_mode()
+    def full_recompute(n):
+        inputs, mask, tokens = prompt, ones, []
+        for _ in range(n):
+            logits = backbone(inputs_embeds=inputs, attention_mask=mask, use_cache=False).logits  # (B, T, V)
+            next_ids = logits[:, -1].argmax(-1)
+            tokens.append(next_ids)
+            inputs = torch.cat([inputs, embed(next_ids)[:, None]], 1)
+            mask = torch.cat([mask, mask[:, :1]], 1)
+        return torch.stack(tokens, 1).tolist()
+
+    methods = {"ours": ours, "generate": backbone_generate, "full_recompute": full_recompute}
+    for function in methods.values():
+        function(4)  # warm-up
+    for num_tokens in args.decode_tokens:
+        outputs, seconds = {}, {name: [] for name in methods}
+        for _ in range(args.repeats):  # interleaved, so drifts in machine load hit all alike
+            for name, function in methods.items():
+                if name == "full_recompute" and sum(seconds[name]) > args.decode_budget_s:
+                    continue  # a minutes-long loop: fewer repeats
+                synchronize(model.device)
+                start = time.perf_counter()
+                outputs[name] = function(num_tokens)
+                synchronize(model.device)
+                seconds[name].append(time.perf_counter() - start)
+        assert all(len(row) == num_tokens for rows in outputs.values() for row in rows), "a method stopped early"
+        rate = {name: batch_size * num_tokens / statistics.median(times) for name, times in seconds.items()}
+        prefix = f"n{num_tokens}_"
+        result[prefix + "ours_tokens_per_s"] = round(rate["ours"], 1)
+        result[prefix + "generate_tokens_per_s"] = round(rate["generate"], 1)
+        result[prefix + "full_recompute_tokens_per_s"] = round(rate["full_recompute"], 1)
+        result[prefix + "speedup_vs_full_recompute"] = round(rate["ours"] / rate["full_recompute"], 2)
+        result[prefix + "ratio_to_generate"] = round(rate["ours"] / rate["generate"], 3)
+        result[prefix + "full_recompute_runs"] = len(seconds["full_recompute"])
+        # Greedy on near-uniform random logits: rounding differences between kernels may flip a close argmax.
+        result[prefix + "same_tokens_as_generate"] = outputs["ours"] == outputs["generate"]
+        result[prefix + "same_tokens_as_full_recompute"] = outputs["ours"] == outputs["full_recompute"]
+    return result
+
+
 MEASUREMENTS = {
     "encode": measure_encode,
     "train_step": lambda preset, args: measure_train_step(preset, args, activation_checkpointing=False),
@@ -322,6 +390,8 @@ MEASUREMENTS = {
     "generate_b8": lambda preset, args: measure_generate(preset, args, batch_size=8),
     "generate_b32": lambda preset, args: measure_generate(preset, args, batch_size=32),
     "targets_minilm": measure_targets,
+    "decode_batch1": lambda preset, args: measure_decode(preset, args, batch_size=1),
+    "decode_batch16": lambda preset, args: measure_decode(preset, args, batch_size=16),
 }
 
 
@@ -435,6 +505,9 @@ def main() -> None:
     parser.add_argument("--response-tokens", type=int, default=128)
     parser.add_argument("--generate-tokens", type=int, default=64, help="new tokens per response (generate_b*)")
     parser.add_argument("--target-responses", type=int, default=512, help="responses embedded (targets_minilm)")
+    parser.add_argument("--decode-tokens", type=int, nargs="+", default=[64, 256], help="new tokens per decode run")
+    parser.add_argument("--decode-budget-s", type=float, default=60.0,
+                        help="stop repeating the full-recompute decode loop once it has run this long")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -302,6 +302,78 @@ def _run_train(args: argparse.Namespace) -> int:
     result = train(config)
     losses = ", ".join(f"{key} {result.metrics[key]:.4f}" for key in ("loss", "reconstruction", "alignment"))
     print(f"trained {result.steps} steps ({losses}); model saved to {result.model_dir}", file=sys.stderr)
+# ------------------------------------------------------------------------------------------------------ decode
+
+
+def _add_decode_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_model_arguments(parser)
+    parser.add_argument("texts", nargs="*", help="texts to compress and decode (or use --input)")
+    parser.add_argument("--input", type=Path, help="a text file, one text per line")
+    parser.add_argument("--instruction", help="instruction put before every text")
+    parser.add_argument("--max-new-tokens", type=int, default=128, help="most tokens generated per text (default: 128)")
+    parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: 1.0)")
+    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1.0)")
+    parser.add_argument("--seed", type=int, help="seed for reproducible sampling")
+    parser.add_argument("--batch-size", type=int, default=16, help="texts decoded together (default: 16)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line: index, text, decoded")
+
+
+def _run_decode(args: argparse.Namespace) -> int:
+    from genvec import load_model
+
+    texts = list(args.texts) + (_read_lines(args.input) if args.input is not None else [])
+    if not texts:
+        raise InputError("no texts given; pass them as arguments or with --input FILE (one per line).")
+    model = load_model(args.model, backbone=args.backbone, device=args.device, dtype=args.dtype)
+    decoded = model.decode(
+        texts, instruction=args.instruction, max_new_tokens=args.max_new_tokens, do_sample=args.sample,
+        temperature=args.temperature, top_p=args.top_p, seed=args.seed, batch_size=args.batch_size,
+    )
+    for index, (text, output) in enumerate(zip(texts, decoded)):
+        if args.json:
+            print(json.dumps({"index": index, "text": text, "decoded": output}, ensure_ascii=False))
+        else:
+            print(f"[{index}] {text}\n{output}\n")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------ inspect
+
+
+def _add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_model_arguments(parser)
+    parser.add_argument("texts", nargs="+", help="texts to inspect")
+    parser.add_argument("--top-k", type=int, default=10, help="tokens listed per view (default: 10)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per text and line")
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from genvec import load_model
+
+    model = load_model(args.model, backbone=args.backbone, device=args.device, dtype=args.dtype)
+    for text in args.texts:
+        lens = model.inspect(text, top_k=args.top_k)
+        print(json.dumps(lens.to_dict(), ensure_ascii=False) if args.json else lens.to_table() + "\n")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------ convert
+
+
+def _add_convert_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="official LLM2Vec-Gen release: local directory or hub repo id")
+    parser.add_argument("output", type=Path, help="directory for the native genvec checkpoint")
+    parser.add_argument("--backbone", help="load the base model from here (e.g. a local copy) to check the fit")
+    parser.add_argument("--device", default="cpu", help="device used while converting (default: cpu)")
+    parser.add_argument("--revision", help="hub revision of the release")
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from genvec.checkpoint import convert
+
+    model = convert(args.source, args.output, backbone=args.backbone, device=args.device, revision=args.revision)
+    print(f"wrote a genvec checkpoint of {model.extra_repr()} to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -313,4 +385,7 @@ VERBS: dict[str, tuple[Callable, Callable, str]] = {
     "compute-targets": (_add_targets_arguments, _run_compute_targets, "embed the responses with the teacher, once"),
     "merge-responses": (_add_merge_arguments, _run_merge_responses, "write response shards as one JSONL file"),
     "train": (_add_train_arguments, _run_train, "train the special tokens and projections (queries to model)"),
+    "decode": (_add_decode_arguments, _run_decode, "turn texts' embeddings back into text (the LLM reads them)"),
+    "inspect": (_add_inspect_arguments, _run_inspect, "logit lens: top tokens at each special-token position"),
+    "convert": (_add_convert_arguments, _run_convert, "write an official LLM2Vec-Gen release as a genvec checkpoint"),
 }

@@ -7,8 +7,9 @@ Read top to bottom, this file is the method:
 4. training: the same frozen LLM reads `[z ; response ; eos]` and is scored by cross-entropy on the response
    tokens (reconstruction), and e is pulled to the teacher embedding of the response by MSE (alignment).
 
-What it does not do: generate responses, compute teacher embeddings, run the training loop, decode to text or read
-checkpoint files; those live in `data/`, `teacher.py`, `train.py`, `decode.py` and `checkpoint/`.
+What it does not do: generate responses, compute teacher embeddings, run the training loop or read checkpoint files;
+those live in `data/`, `teacher.py`, `train.py` and `checkpoint/`. `decode` and `inspect` are thin doors to
+`decode.py`.
 
 Shapes: B batch, L query length, T response length, N special tokens, K compression tokens, H hidden size,
 D embedding size, M labelled response tokens in a batch.
@@ -41,6 +42,7 @@ from genvec.data.collate import (
     tokenize_queries,
     tokenize_responses,
 )
+from genvec.decode import LogitLens, Sampling, decode_to_text, logit_lens
 from genvec.device import DTYPE_NAMES, resolve_device, resolve_dtype
 from genvec.errors import InputError
 from genvec.losses import alignment_loss, combined_loss, reconstruction_loss
@@ -263,6 +265,57 @@ class GenVecModel(nn.Module):
     def encode_document(self, texts: list[str] | str, **kwargs) -> np.ndarray:
         """`encode` with the model's `document` instruction (see `config.model.instructions`)."""
         return self.encode(texts, instruction=self.config.model.instructions.get("document"), **kwargs)
+
+    def decode(
+        self,
+        texts: list[str] | str | None = None,
+        *,
+        states: torch.Tensor | np.ndarray | None = None,
+        instruction: str | None = None,
+        max_new_tokens: int = 128,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        batch_size: int = 16,
+    ) -> list[str]:
+        """Turn embeddings back into text: the frozen LLM generates from the compression states z (paper 3.6).
+
+        Args:
+            texts: strings to compress first (with `instruction`, as `compress` does); or give `states`.
+            states: (B, K, H) or (K, H) compression states, e.g. stored or edited outputs of `compress`.
+            instruction: instruction put before each text, as in `encode`.
+            max_new_tokens: the most tokens generated per text; a row stops earlier at an end-of-sequence token.
+            do_sample: sample the next token instead of taking the most probable one (greedy).
+            temperature: softmax temperature when sampling (> 0).
+            top_p: nucleus sampling mass when sampling, in (0, 1]; 1 keeps the whole vocabulary.
+            seed: seed of the sampling generator, for reproducible samples.
+            batch_size: rows generated together.
+
+        Returns:
+            One string per text or state row, special tokens removed.
+
+        Raises:
+            InputError: both or neither of texts and states, states of the wrong shape, bad numbers.
+
+        Example:
+            >>> model.decode(["where do polar bears live?"], max_new_tokens=40)
+            ['Polar bears live in the Arctic, ...']
+        """
+        sampling = Sampling(temperature, top_p, seed) if do_sample else None
+        return decode_to_text(
+            self, texts, states=states, instruction=instruction, max_new_tokens=max_new_tokens, sampling=sampling,
+            batch_size=batch_size,
+        )
+
+    def inspect(self, text: str, *, top_k: int = 10) -> LogitLens:
+        """Logit lens of one text: for every special token, the top tokens of the LM head applied to its final
+        hidden state and to its compression state, with probabilities (see `genvec.decode`).
+
+        Example:
+            >>> print(model.inspect("where do polar bears live?", top_k=5).to_table())
+        """
+        return logit_lens(self, text, top_k=top_k)
 
     # ---------------------------------------------------------------- the method
 

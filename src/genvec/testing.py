@@ -7,9 +7,12 @@ shapes, speed and memory, and every property the tests check.
 
 The tokenizer mimics the real ones where genvec depends on them: a Qwen-style chat template that accepts
 `enable_thinking`, `<|im_end|>` as end-of-sequence; the Llama flavour prepends a BOS token to every text.
+`save_official_release` writes a synthetic LLM2Vec-Gen release in the official on-disk layout for such a backbone.
 """
 
+import json
 import random
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -149,4 +152,90 @@ def save_tiny_backbone(
         backbone.config.bos_token_id = tokenizer.bos_token_id
     backbone.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
+    return directory
+
+
+# A run_config.yml in the style the official code writes: Python `str()` values, "None" strings, object reprs, and
+# keys repeated when a run was restarted (the last value wins). `{...}` fields are filled in by the builder.
+OFFICIAL_RUN_CONFIG = """\
+model_name_or_path: {stale_base_model}
+torch_dtype: bfloat16
+special_tokens: {special_tokens}
+encoding_mode: last_1_tokens
+max_input_length: 512
+pretrained_teacher_path: McGill-NLP/LLM2Vec-Qwen3-06B-mntp-unsup-simcse
+pretrained_teacher_path_2: None
+tokenizer_padding_side: left
+add_reconstruction_mlp: True
+learning_rate: 0.0003
+lr_scheduler_kwargs: {{}}
+optim: OptimizerNames.ADAMW_TORCH
+accelerator_config: AcceleratorConfig(split_batches=False, dispatch_batches=None, even_batches=True)
+report_to: ['wandb']
+output_dir: outputs/run-1
+model_name_or_path: {base_model}
+torch_dtype: {torch_dtype}
+"""
+
+
+def save_official_release(
+    directory: str | Path,
+    backbone_dir: str | Path,
+    *,
+    num_special_tokens: int = 4,
+    num_compression_tokens: int = 2,
+    embedding_dim: int = 16,
+    full_embedding_matrix: bool = False,
+    wrap: Literal["model", "causal_lm"] = "model",
+    torch_dtype: str = "float32",
+    seed: int = 0,
+) -> Path:
+    """Write a synthetic LLM2Vec-Gen release (the official on-disk layout) for a backbone saved in `backbone_dir`.
+
+    Built as the official code builds one: the base tokenizer gets `<question1>..<questionN>` as additional special
+    tokens, the encoder (`AutoModel`, or the causal LM with `wrap="causal_lm"`) is resized and wrapped with peft's
+    trainable-tokens adapter, whose rows get random values and are saved under `encoder/` (with the whole
+    embedding matrix if `full_embedding_matrix`); the two heads are `torch.save` dicts of a state_dict and a config.
+    Needs peft (the `dev` extra).
+    """
+    from peft import TrainableTokensConfig, get_peft_model
+    from transformers import AutoModel, AutoTokenizer
+
+    directory, backbone_dir = Path(directory), Path(backbone_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(backbone_dir))
+    special_tokens = [f"<question{i}>" for i in range(1, num_special_tokens + 1)]
+    tokenizer.add_special_tokens({"additional_special_tokens": special_tokens})
+    token_indices = tokenizer.convert_tokens_to_ids(special_tokens)
+    loader = AutoModelForCausalLM if wrap == "causal_lm" else AutoModel
+    encoder = loader.from_pretrained(str(backbone_dir), dtype=torch.float32)
+    encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    with warnings.catch_warnings():  # peft calls a transformers property that transformers 5 deprecates
+        warnings.simplefilter("ignore", FutureWarning)
+        adapter = get_peft_model(encoder, TrainableTokensConfig(token_indices=token_indices))
+    generator = torch.Generator().manual_seed(seed)
+    hidden_size = encoder.config.hidden_size
+    rows = torch.randn(num_special_tokens, hidden_size, generator=generator) * 0.1  # (N, H)
+    with torch.no_grad():
+        for name, parameter in adapter.named_parameters():
+            if "trainable_tokens_delta" in name:
+                parameter.copy_(rows)
+    adapter.save_pretrained(str(directory / "encoder"), save_embedding_layers=full_embedding_matrix)
+    for name, output_dim in (("reconstruction_mlp", hidden_size), ("alignment_mlp", embedding_dim)):
+        head = torch.nn.Linear(hidden_size, output_dim)
+        torch.nn.init.normal_(head.weight, std=hidden_size**-0.5, generator=generator)
+        torch.nn.init.normal_(head.bias, std=0.1, generator=generator)
+        state_dict = {"projection.weight": head.weight.detach(), "projection.bias": head.bias.detach()}
+        config = {"input_dim": hidden_size, "output_dim": output_dim, "dtype": f"torch.{torch_dtype}", "size": 1,
+                  "pooling_mode": "linear"}  # fmt: skip
+        torch.save({"state_dict": state_dict, "config": config}, directory / name)
+    (directory / "run_config.yml").write_text(
+        OFFICIAL_RUN_CONFIG.format(
+            stale_base_model="Qwen/Qwen3-8B", base_model=backbone_dir, torch_dtype=torch_dtype,
+            special_tokens=str(special_tokens),
+        )
+    )  # fmt: skip
+    encoding = {"encoding_mode": f"last_{num_compression_tokens}_tokens", "save_decoder": False}
+    (directory / "encoder_decoder_config.json").write_text(json.dumps(encoding))
+    tokenizer.save_pretrained(str(directory))
     return directory

@@ -26,3 +26,39 @@ def test_user_errors_exit_2_with_a_message(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: ")
     assert main(["encode", "--model", str(tmp_path)]) == 2
     assert "no texts given" in capsys.readouterr().err
+
+
+def test_decode_prints_texts_or_json(qwen3_model, tmp_path, capsys):
+    qwen3_model.save_pretrained(tmp_path / "ckpt")
+    (tmp_path / "texts.txt").write_text("second text\n")
+    expected = qwen3_model.decode(["first text", "second text"], max_new_tokens=6)
+    assert main(["decode", "--model", str(tmp_path / "ckpt"), "--device", "cpu", "first text",
+                 "--input", str(tmp_path / "texts.txt"), "--max-new-tokens", "6", "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["decoded"] for r in records] == expected and [r["text"] for r in records] == ["first text", "second text"]
+    model = ["--model", str(tmp_path / "ckpt"), "--device", "cpu"]
+    assert main(["decode", *model, "first text", "--max-new-tokens", "6"]) == 0
+    assert capsys.readouterr().out == f"[0] first text\n{expected[0]}\n\n"
+    assert main(["decode", *model, "x", "--max-new-tokens", "0"]) == 2
+    assert "max_new_tokens must be a positive integer" in capsys.readouterr().err
+
+
+def test_inspect_prints_a_table_or_json(qwen3_model, tmp_path, capsys):
+    qwen3_model.save_pretrained(tmp_path / "ckpt")
+    assert main(["inspect", "--model", str(tmp_path / "ckpt"), "--device", "cpu", "polar bears", "--top-k", "2"]) == 0
+    assert capsys.readouterr().out == qwen3_model.inspect("polar bears", top_k=2).to_table() + "\n\n"
+    assert main(["inspect", "--model", str(tmp_path / "ckpt"), "--device", "cpu", "a", "b", "--json"]) == 0
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [d["text"] for d in documents] == ["a", "b"] and len(documents[0]["special_tokens"][0]["hidden_state"]) == 10
+
+
+def test_convert_writes_a_native_checkpoint(backbone_dirs, tmp_path, capsys):
+    from genvec import load_model
+    from genvec.testing import save_official_release
+
+    release = save_official_release(tmp_path / "release", backbone_dirs["qwen3"])
+    assert main(["convert", str(release), str(tmp_path / "native")]) == 0
+    assert "wrote a genvec checkpoint" in capsys.readouterr().err
+    converted = load_model(tmp_path / "native", device="cpu").encode(["hello"])
+    np.testing.assert_array_equal(converted, load_model(release, device="cpu").encode(["hello"]))
+    assert main(["convert", str(tmp_path / "missing"), str(tmp_path / "out")]) == 2

@@ -6,7 +6,8 @@
   referenced, never copied, and no pickle is ever read.
 
 Writes are atomic per file and the weights file is written first, then the config that names its hash: a crash
-leaves either the old checkpoint or a config whose hash does not match, which `load_model` refuses.
+leaves either the old checkpoint or a config whose hash does not match, which `load_native` refuses. Finding the
+directory (local or on the hub) and telling layouts apart is `genvec.checkpoint.load_model`'s job.
 """
 
 import json
@@ -67,34 +68,23 @@ def is_native(path: Path) -> bool:
     return (path / CONFIG_FILE).is_file()
 
 
-def load_model(
-    path_or_repo: str | Path,
-    *,
-    backbone: str | None = None,
-    device: str = "auto",
-    dtype: str | None = None,
-    revision: str | None = None,
+def load_native(
+    directory: str | Path, *, backbone: str | None = None, device: str = "auto", dtype: str | None = None
 ) -> "GenVecModel":  # noqa: F821
-    """Open a genvec checkpoint directory (or a hub repo holding one) and its backbone.
+    """Open a native checkpoint directory and its backbone (`genvec.load_model` is the public door).
 
     Args:
-        path_or_repo: a directory written by `save_pretrained` / training, or a hub repo id.
+        directory: a directory written by `save_pretrained` / training.
         backbone: load the backbone from here instead of the id stored in the checkpoint (e.g. a local copy).
         device: "auto" | "cpu" | "cuda" | "cuda:N" | "mps".
         dtype: backbone dtype; None keeps the checkpoint's setting.
-        revision: hub revision of `path_or_repo` (not of the backbone).
 
     Raises:
         CheckpointError: files are missing or do not fit together, or the backbone's hidden size differs.
-
-    Example:
-        >>> model = genvec.load_model("runs/qwen3-0.6b/final")
-        >>> model.encode(["hello"]).shape
-        (1, 1024)
     """
     from genvec.model import GenVecModel
 
-    directory = _local_checkpoint_dir(path_or_repo, revision)
+    directory = Path(directory)
     document = _read_document(directory)
     weights = _read_weights(directory, document)
     overrides: dict[str, object] = {"model.device": device}
@@ -134,30 +124,6 @@ def load_trainable(model: "GenVecModel", weights: dict[str, torch.Tensor], *, so
     with torch.no_grad():
         for name, target in model.trainable_state_dict().items():
             target.copy_(weights[name].to(target.device, target.dtype))
-
-
-def _local_checkpoint_dir(path_or_repo: str | Path, revision: str | None) -> Path:
-    """The local directory of a checkpoint; a hub repo id is downloaded (config and weights only)."""
-    path = Path(path_or_repo)
-    if path.is_dir():
-        return path
-    if path.exists():
-        raise CheckpointError(f"{str(path)!r} is a file; pass the checkpoint directory that contains {CONFIG_FILE}.")
-    repo = str(path_or_repo)
-    if repo.count("/") != 1 or repo.startswith((".", "/")):
-        raise CheckpointError(
-            f"{repo!r} is neither a local directory nor a hub repo id (org/name); "
-            f"expected a directory holding {CONFIG_FILE} and {WEIGHTS_FILE}."
-        )
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    try:
-        return Path(snapshot_download(repo, revision=revision, allow_patterns=[CONFIG_FILE, WEIGHTS_FILE]))
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as err:
-        raise CheckpointError(
-            f"{repo!r} is not a local directory and could not be downloaded from the hub: {err}"
-        ) from err
 
 
 def _read_document(directory: Path) -> dict:

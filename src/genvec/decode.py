@@ -1,0 +1,306 @@
+"""Read what an embedding holds: decode compression states to text, and the logit lens of the special tokens.
+
+Decoding (paper section 3.6, DESIGN decision 7): the compression states z (B, K, H) are the frozen LLM's input
+embeddings, its decoder prompt; the LLM then generates a response from them. Here generation keeps a KV cache (the
+reference implementation re-runs the whole sequence for every token), runs batched, computes logits only for the
+last position, and stops each row at any end-of-sequence id the backbone declares (generation config and
+tokenizer). Every row's prompt has exactly K positions, so the batch needs no padding; a row that has finished is
+dropped from the batch and its cache, so long rows do not make short ones pay.
+
+Logit lens (paper section 8.4): for each special token, the LM head applied to (a) its final hidden state and
+(b) its compression state z. z is an *input* embedding, not a hidden state; the head is applied to it directly,
+without the final norm, as the paper's latent view does (with tied embeddings this ranks tokens by the dot product
+of z with their input embeddings). (c), labelled separately, is what the LLM predicts next when it reads z as its
+prompt: at the last compression token, the distribution of the first decoded token.
+
+This file does not do beam search, repetition penalties or streaming, and never changes the model.
+
+Shapes: B batch, K compression tokens, N special tokens, H hidden size, V vocabulary.
+"""
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import torch
+from transformers import DynamicCache, PreTrainedModel
+
+from genvec import backbone as backbones
+from genvec.data.collate import check_texts, join_instruction, pad_left, tokenize_queries
+from genvec.errors import InputError
+
+if TYPE_CHECKING:
+    from genvec.model import GenVecModel  # genvec.model imports this module
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the next token is chosen when sampling: temperature, nucleus (top-p) and an optional seed."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+def decode_to_text(
+    model: "GenVecModel",
+    texts: list[str] | str | None = None,
+    *,
+    states: torch.Tensor | np.ndarray | None = None,
+    instruction: str | None = None,
+    max_new_tokens: int = 128,
+    sampling: Sampling | None = None,
+    batch_size: int = 16,
+) -> list[str]:
+    """The text the frozen LLM generates from each compression state; `GenVecModel.decode` documents the arguments.
+
+    Exactly one of `texts` (compressed first, batch by batch) and `states` ((B, K, H) compression states, used
+    as they are) is given. `sampling=None` is greedy decoding.
+    """
+    _check_decode_arguments(texts, states, max_new_tokens, sampling, batch_size)
+    end_ids = backbones.end_of_sequence_ids(model.tokenizer, model.backbone)
+    generator = _generator(sampling, model.device)
+    if states is not None:
+        prompts = _check_states(model, states)
+        chunks = [prompts[start : start + batch_size] for start in range(0, prompts.shape[0], batch_size)]
+    else:
+        texts = check_texts(texts)
+        chunks = (
+            model.compress(texts[start : start + batch_size], instruction=instruction)
+            for start in range(0, len(texts), batch_size)
+        )
+    decoded: list[str] = []
+    for chunk in chunks:
+        token_rows = generate_token_ids(
+            model.backbone,
+            chunk.to(model.device, model.dtype),
+            max_new_tokens=max_new_tokens,
+            end_of_sequence_ids=end_ids,
+            sampling=sampling,
+            generator=generator,
+        )
+        decoded += model.tokenizer.batch_decode(token_rows, skip_special_tokens=True)
+    return decoded
+
+
+@torch.no_grad()
+def generate_token_ids(
+    backbone: PreTrainedModel,
+    prompt_embeddings: torch.Tensor,
+    *,
+    max_new_tokens: int,
+    end_of_sequence_ids: list[int],
+    sampling: Sampling | None = None,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
+    """Generate from a batch of prompts given as input embeddings, with a KV cache.
+
+    Args:
+        backbone: the causal LM.
+        prompt_embeddings: (B, K, H) in the backbone's dtype and on its device; no padding.
+        max_new_tokens: the most tokens generated per row.
+        end_of_sequence_ids: a row stops at the first of these (not included in its output); [] never stops early.
+        sampling: None for greedy (argmax), else temperature / top-p sampling.
+        generator: random generator for sampling, on the prompts' device.
+
+    Returns:
+        B lists of generated token ids, without the end-of-sequence token.
+    """
+    batch_size = prompt_embeddings.shape[0]
+    device = prompt_embeddings.device
+    cache = DynamicCache(config=backbone.config)
+    output = backbone(inputs_embeds=prompt_embeddings, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    end_ids = torch.tensor(end_of_sequence_ids, dtype=torch.long, device=device)
+    rows: list[list[int]] = [[] for _ in range(batch_size)]
+    active = list(range(batch_size))  # the original row of each row still in the batch
+    for step in range(max_new_tokens):
+        next_ids = _next_token(output.logits[:, -1], sampling, generator)  # (b,)
+        ended = torch.isin(next_ids, end_ids)  # (b,)
+        for row, token_id, has_ended in zip(active, next_ids.tolist(), ended.tolist()):
+            if not has_ended:
+                rows[row].append(token_id)
+        if step == max_new_tokens - 1 or bool(ended.all()):
+            break
+        if bool(ended.any()):
+            # Finished rows leave the batch and the cache: every remaining row has the same length, so no mask.
+            keep = (~ended).nonzero().squeeze(1)  # (b',)
+            cache.batch_select_indices(keep)
+            next_ids = next_ids[keep]
+            active = [active[index] for index in keep.tolist()]
+        output = backbone(input_ids=next_ids[:, None], past_key_values=cache, use_cache=True, logits_to_keep=1)
+    return rows
+
+
+def _next_token(
+    logits: torch.Tensor, sampling: Sampling | None, generator: torch.Generator | None
+) -> torch.Tensor:
+    """(b, V) logits -> (b,) token ids: argmax, or a draw from the temperature-scaled, top-p-truncated softmax."""
+    if sampling is None:
+        return logits.argmax(-1)
+    probabilities = torch.softmax(logits.float() / sampling.temperature, dim=-1)  # (b, V)
+    if sampling.top_p < 1.0:
+        sorted_probabilities, order = probabilities.sort(dim=-1, descending=True)
+        # Keep the smallest prefix whose mass reaches top_p: drop a token when the mass before it already does.
+        outside = sorted_probabilities.cumsum(-1) - sorted_probabilities >= sampling.top_p
+        sorted_probabilities = sorted_probabilities.masked_fill(outside, 0.0)
+        probabilities = torch.zeros_like(probabilities).scatter(-1, order, sorted_probabilities)
+    return torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
+
+
+def _generator(sampling: Sampling | None, device: torch.device) -> torch.Generator | None:
+    if sampling is None or sampling.seed is None:
+        return None
+    return torch.Generator(device=device).manual_seed(sampling.seed)
+
+
+def _check_decode_arguments(
+    texts: object, states: object, max_new_tokens: object, sampling: Sampling | None, batch_size: object
+) -> None:
+    if (texts is None) == (states is None):
+        raise InputError("decode() needs exactly one of texts (strings to compress) or states ((B, K, H) tensor).")
+    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
+        raise InputError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}.")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if sampling is not None:
+        if not sampling.temperature > 0:
+            raise InputError(f"temperature must be > 0, got {sampling.temperature!r}; use do_sample=False for greedy.")
+        if not 0 < sampling.top_p <= 1:
+            raise InputError(f"top_p must be in (0, 1], got {sampling.top_p!r}.")
+
+
+def _check_states(model: "GenVecModel", states: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Compression states as a (B, K, H) tensor; a single (K, H) state counts as a batch of one."""
+    if isinstance(states, np.ndarray):
+        states = torch.from_numpy(states)
+    if not isinstance(states, torch.Tensor) or not states.is_floating_point():
+        raise InputError(f"states must be a floating-point torch.Tensor or numpy array, got {type(states).__name__}.")
+    if states.dim() == 2:
+        states = states.unsqueeze(0)
+    if states.dim() != 3 or states.shape[0] == 0 or states.shape[1] == 0 or states.shape[2] != model.hidden_size:
+        raise InputError(
+            f"states has shape {tuple(states.shape)}; expected (B, K, {model.hidden_size}) compression states "
+            "(as returned by model.compress) with B, K >= 1."
+        )
+    return states
+
+
+# ------------------------------------------------------------------------------------------------- logit lens
+
+
+@dataclass(frozen=True)
+class TokenProbability:
+    """One vocabulary entry of a top-k list."""
+
+    token_id: int
+    token: str
+    """The token as text (`tokenizer.decode([token_id])`), so byte-level pieces read as words."""
+    probability: float
+
+
+@dataclass(frozen=True)
+class SpecialTokenLens:
+    """What the LM head reads at one special-token position."""
+
+    index: int
+    """Position among the N special tokens, 1-based."""
+    kind: Literal["thought", "compression"]
+    hidden_state: tuple[TokenProbability, ...]
+    """(a) Top tokens of softmax(LM head(final hidden state h)); h is after the backbone's final norm."""
+    compression_state: tuple[TokenProbability, ...] | None
+    """(b) Top tokens of softmax(LM head(z)), z = R(h) an input embedding; None for thought tokens (no z)."""
+    decoder_prediction: tuple[TokenProbability, ...] | None
+    """(c) What the LLM predicts next after reading z_1..z_k as its prompt; None for thought tokens."""
+
+
+@dataclass(frozen=True)
+class LogitLens:
+    """The logit lens of one text: one entry per special token, in order."""
+
+    text: str
+    special_tokens: tuple[SpecialTokenLens, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain dicts and lists, ready for JSON."""
+        return dataclasses.asdict(self)
+
+    def to_table(self) -> str:
+        """A readable fixed-width table: one block per special token, one row per rank."""
+        views = [("final hidden state", "hidden_state"), ("compression state", "compression_state"),
+                 ("next token from z", "decoder_prediction")]
+        lines = [f"text: {self.text!r}"]
+        for lens in self.special_tokens:
+            shown = [(title, getattr(lens, name)) for title, name in views if getattr(lens, name) is not None]
+            lines += ["", f"special token {lens.index} ({lens.kind})"]
+            lines.append("rank  " + "  ".join(f"{title:<30}" for title, _ in shown).rstrip())
+            for rank in range(len(lens.hidden_state)):
+                cells = [f"{_printable(top[rank].token):<22}{top[rank].probability:>8.4f}" for _, top in shown]
+                lines.append(f"{rank + 1:<4}  " + "  ".join(cells))
+        return "\n".join(lines)
+
+
+@torch.no_grad()
+def logit_lens(model: "GenVecModel", text: str, *, top_k: int = 10) -> LogitLens:
+    """Top tokens of the LM head at every special-token position of `text` (see the module docstring).
+
+    Raises:
+        InputError: `text` is not a string, or `top_k` is not between 1 and the vocabulary size.
+    """
+    if not isinstance(text, str):
+        raise InputError(f"inspect() takes one text (a string), got {type(text).__name__}.")
+    vocab_size = model.backbone.get_output_embeddings().weight.shape[0]
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= vocab_size:
+        raise InputError(f"top_k must be an integer between 1 and the vocabulary size {vocab_size}, got {top_k!r}.")
+    (joined,) = join_instruction([text], None)
+    ids = tokenize_queries(model.tokenizer, [joined], model.config.model.max_length, model.num_special_tokens)
+    special = model.special_states(pad_left(ids, model.pad_token_id).to(model.device))  # (1, N, H)
+    compression = model.compression_states(special)  # (1, K, H) fp32
+    decoder = model.backbone(inputs_embeds=compression.to(model.dtype), use_cache=False).logits  # (1, K, V)
+    hidden_top = _top_tokens(model, _lm_head(model, special[0]), top_k)  # N lists
+    compression_top = _top_tokens(model, _lm_head(model, compression[0].to(model.dtype)), top_k)  # K lists
+    decoder_top = _top_tokens(model, decoder[0], top_k)  # K lists
+    num_thought = model.num_special_tokens - model.num_compression_tokens
+    entries = []
+    for index in range(model.num_special_tokens):
+        is_thought = index < num_thought
+        entries.append(
+            SpecialTokenLens(
+                index=index + 1,
+                kind="thought" if is_thought else "compression",
+                hidden_state=hidden_top[index],
+                compression_state=None if is_thought else compression_top[index - num_thought],
+                decoder_prediction=None if is_thought else decoder_top[index - num_thought],
+            )
+        )
+    return LogitLens(text=text, special_tokens=tuple(entries))
+
+
+def _lm_head(model: "GenVecModel", states: torch.Tensor) -> torch.Tensor:
+    """(n, H) states -> (n, V) fp32 logits of the backbone's LM head, with its final-logit soft-capping if any."""
+    logits = model.backbone.get_output_embeddings()(states).float()
+    softcap = getattr(model.backbone.config.get_text_config(), "final_logit_softcapping", None)
+    if softcap is not None:
+        logits = torch.tanh(logits / softcap) * softcap
+    return logits
+
+
+def _top_tokens(model: "GenVecModel", logits: torch.Tensor, top_k: int) -> list[tuple[TokenProbability, ...]]:
+    """(n, V) logits -> for each row, the top_k tokens by softmax probability, most probable first."""
+    probabilities, token_ids = torch.softmax(logits.float(), dim=-1).topk(top_k, dim=-1)  # (n, top_k)
+    return [
+        tuple(
+            TokenProbability(token_id=token_id, token=model.tokenizer.decode([token_id]), probability=probability)
+            for token_id, probability in zip(row_ids, row_probabilities)
+        )
+        for row_ids, row_probabilities in zip(token_ids.tolist(), probabilities.tolist())
+    ]
+
+
+def _printable(token: str) -> str:
+    """A token for a fixed-width table: repr-escaped (spaces and newlines visible), cut to 20 characters."""
+    shown = repr(token)
+    return shown if len(shown) <= 20 else shown[:19] + "…"
