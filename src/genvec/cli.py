@@ -9,6 +9,7 @@ module that prints or configures logging.
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
