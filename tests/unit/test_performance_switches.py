@@ -102,6 +102,9 @@ def test_compiled_layers_give_the_same_losses_with_one_graph(backbone_dirs, fast
     # pass with its KV cache ran eagerly, or each layer would have compiled a graph of its own.
     assert fast_compile["stats"]["unique_graphs"] <= 2
     assert not fast_compile["graph_break"]
+    graphs = fast_compile["stats"]["unique_graphs"]
+    assert compiled.decode(QUERIES[:2], max_new_tokens=3) == plain.decode(QUERIES[:2], max_new_tokens=3)
+    assert fast_compile["stats"]["unique_graphs"] == graphs  # decoding (KV cache) ran eagerly
 
 
 @pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
