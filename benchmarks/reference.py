@@ -4,11 +4,11 @@ Written from the description in `shared/research/paper.md` (sections 3 and 11), 
 that `run.py` can measure genvec and the official approach in the same run on the same random backbone:
 
 - `ReferenceTrainStep`: a separate encoder copy (`AutoModel`) whose N new vocabulary rows train through peft's
-  TrainableTokens; a second full copy of the LLM as decoder; the teacher run on every step (an LLM2Vec-style
-  teacher: a third copy of the architecture, mean pooling, no gradient); the decoder input built by a Python loop
-  over the batch; full-vocabulary logits at every position with the transformers loss; one dtype everywhere
-  (pure bf16 as the official code when the preset is bf16); HF gradient checkpointing with the models in train
-  mode, as the official Trainer runs them.
+  TrainableTokens; a second full copy of the LLM as decoder (the backbone given); the teacher run on every step
+  (an LLM2Vec-style teacher: a third copy of the architecture, mean pooling, no gradient), so three models are held
+  in memory, as in the official runs; the decoder input built by a Python loop over the batch; full-vocabulary
+  logits at every position with the transformers loss; one dtype everywhere (pure bf16 as the official code when
+  the preset is bf16); HF gradient checkpointing with the models in train mode, as the official Trainer runs them.
 
 These are baselines, not part of genvec; they need `peft` (in genvec's `dev` extra).
 """
@@ -32,7 +32,9 @@ class ReferenceTrainStep:
         self.special_text = "".join(f"<question{i + 1}>" for i in range(num_special_tokens))
         self.num_special = num_special_tokens
         dtype, device = backbone.dtype, backbone.device
-        decoder = copy.deepcopy(backbone)  # the official code loads the LLM a second time as decoder
+        # The official code loads the LLM twice (encoder, decoder) and the teacher: `backbone` itself becomes the
+        # decoder and two copies are made, so the peak holds three models, as the official run does.
+        decoder = backbone
         decoder.resize_token_embeddings(len(self.tokenizer))
         encoder = copy.deepcopy(backbone.base_model)
         encoder.resize_token_embeddings(len(self.tokenizer))

@@ -71,3 +71,21 @@ def qwen3_model(backbone_dirs):
         dtype="fp32",
         device="cpu",
     )
+
+
+@pytest.fixture
+def fast_compile(monkeypatch):
+    """`nn.Module.compile` with the aot_eager backend: Dynamo traces and guards as with Inductor (graphs, graph
+    breaks, recompilations, autograd through AOT) without generating C++ kernels, which takes a minute on a CPU."""
+    import torch._dynamo
+
+    original = torch.nn.Module.compile
+
+    def compile_without_kernels(module, **options):
+        return original(module, backend="aot_eager", **options)
+
+    monkeypatch.setattr(torch.nn.Module, "compile", compile_without_kernels)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    yield torch._dynamo.utils.counters
+    torch._dynamo.reset()

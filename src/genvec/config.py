@@ -41,7 +41,7 @@ class ModelConfig:
     embedding_dim: int | None = None
     """Size of the output embedding; None means the backbone's hidden size. Set it to the teacher's size to train."""
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
-    """Dtype of the frozen backbone: auto is bf16 on GPUs that support it, else fp32. Trainables stay fp32."""
+    """Dtype of the frozen backbone: auto is bf16 on GPUs that support it, else fp32 (see tokens.trainable_dtype)."""
     device: str = "auto"
     """Device to load the model on: auto, cpu, cuda, cuda:N or mps."""
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "flex_attention"] = "auto"
@@ -62,6 +62,8 @@ class TokensConfig:
     """K: the last K special tokens, whose states become the embedding and the decoder prompt."""
     init_seed: int = 0
     """Seed for the initial special vectors and projections, so a new model is reproducible."""
+    trainable_dtype: Literal["fp32", "bf16"] = "fp32"
+    """Dtype of the special vectors, both projections and their outputs; losses and checkpoints stay fp32."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,8 @@ class TrainConfig:
     """Gradients are clipped to this global norm; 0 turns clipping off."""
     activation_checkpointing: bool = False
     """Recompute the backbone's layers in the backward pass of reconstruction: less memory, more time."""
+    compile: bool = False
+    """Compile the backbone's decoder layers with torch.compile (same losses; the first steps wait for compilation)."""
     group_by_length: bool = True
     """Batch examples of similar length together (less padding); the data order stays seeded."""
     log_every: int = 10

@@ -43,7 +43,7 @@ from genvec.data.collate import (
     tokenize_responses,
 )
 from genvec.decode import LogitLens, Sampling, decode_to_text, logit_lens
-from genvec.device import DTYPE_NAMES, resolve_device, resolve_dtype
+from genvec.device import DTYPE_NAMES, DTYPES, resolve_device, resolve_dtype
 from genvec.errors import InputError
 from genvec.losses import alignment_loss, combined_loss, reconstruction_loss
 from genvec.projections import AlignmentProjection, ReconstructionProjection
@@ -94,6 +94,7 @@ class GenVecModel(nn.Module):
         self.eos_token_id = backbones.eos_token_id(tokenizer, backbone)
         self.pad_token_id = backbones.pad_token_id(tokenizer)
         self.activation_checkpointing = False
+        self.layers_compiled = False
 
         generator = torch.Generator().manual_seed(config.tokens.init_seed)
         self.special_tokens = SpecialTokens(config.tokens.num_special_tokens, hidden_size)
@@ -102,8 +103,10 @@ class GenVecModel(nn.Module):
         vocab_size = backbone.get_input_embeddings().num_embeddings
         self.special_tokens.reset_from_embeddings(backbone.get_input_embeddings(), vocab_size, generator)
         device = backbone.get_input_embeddings().weight.device
+        # Initialised in fp32 and then cast, so a bf16 model starts from the rounded values of the fp32 one.
+        trainable_dtype = DTYPES[config.tokens.trainable_dtype]
         for module in (self.special_tokens, self.reconstruction, self.alignment):
-            module.to(device)
+            module.to(device=device, dtype=trainable_dtype)
 
     @classmethod
     def from_backbone(
@@ -160,8 +163,13 @@ class GenVecModel(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        """The backbone's dtype (the trainable tensors are fp32)."""
+        """The backbone's dtype (the trainable tensors have `trainable_dtype`)."""
         return self.backbone.get_input_embeddings().weight.dtype
+
+    @property
+    def trainable_dtype(self) -> torch.dtype:
+        """The dtype of the special vectors and projections, and of the compression states and embeddings."""
+        return self.special_tokens.weight.dtype
 
     @property
     def hidden_size(self) -> int:
@@ -199,6 +207,25 @@ class GenVecModel(nn.Module):
         self.backbone.eval()
         return self
 
+    def compile_layers(self) -> None:
+        """Compile each decoder layer of the backbone with `torch.compile` (`train.compile`), in place.
+
+        Every layer runs the same code, so one compiled graph (shapes dynamic) serves all layers and all batches.
+        It serves the passes without a KV cache: reconstruction and encode. Passes with a cache (the query pass of
+        training, decoding) run eagerly: the cache's per-layer state would make every layer a graph of its own.
+        """
+        layers = self._decoder_layers()
+        if not layers:
+            logger.warning("compile_layers: %s has no decoder layers genvec can find; nothing was compiled.",
+                           type(self.backbone).__name__)
+            return
+        for layer in layers:
+            # An instance attribute from the start: the checkpointing switch would otherwise change what the
+            # compiled graph's guards see after the first step, and compile it a second time.
+            layer.gradient_checkpointing = layer.gradient_checkpointing
+            layer.compile(dynamic=True)
+        self.layers_compiled = True
+
     # ---------------------------------------------------------------- inference
 
     @torch.no_grad()  # not inference_mode: callers may feed the states to autograd code (decoding, probes)
@@ -210,7 +237,7 @@ class GenVecModel(nn.Module):
         max_length = self._check_max_length(max_length)
         ids = tokenize_queries(self.tokenizer, texts, max_length, self.num_special_tokens)
         batch = pad_left(ids, self.pad_token_id).to(self.device)
-        return self.compression_states(self.special_states(batch))
+        return self.compression_states(self.special_states(batch)).float()
 
     @torch.inference_mode()
     def encode(
@@ -303,10 +330,11 @@ class GenVecModel(nn.Module):
             ['Polar bears live in the Arctic, ...']
         """
         sampling = Sampling(temperature, top_p, seed) if do_sample else None
-        return decode_to_text(
-            self, texts, states=states, instruction=instruction, max_new_tokens=max_new_tokens, sampling=sampling,
-            batch_size=batch_size,
-        )
+        with self._eager_if_compiled():
+            return decode_to_text(
+                self, texts, states=states, instruction=instruction, max_new_tokens=max_new_tokens, sampling=sampling,
+                batch_size=batch_size,
+            )
 
     def inspect(self, text: str, *, top_k: int = 10) -> LogitLens:
         """Logit lens of one text: for every special token, the top tokens of the LM head applied to its final
@@ -333,20 +361,21 @@ class GenVecModel(nn.Module):
         text_lengths = batch.attention_mask.sum(1, keepdim=True)  # (B, 1)
         special_positions = text_lengths + torch.arange(special.shape[1], device=special.device)  # (B, N)
         if reuse_query_cache and batch.input_ids.shape[1] > 0:
-            with torch.no_grad():
+            with torch.no_grad(), self._eager_if_compiled():
                 query = base(
                     input_ids=batch.input_ids,
                     attention_mask=batch.attention_mask,
                     position_ids=_positions(batch.attention_mask),
                     use_cache=True,
                 )
-            output = base(
-                inputs_embeds=special,
-                attention_mask=torch.cat([batch.attention_mask, special_mask], 1),
-                position_ids=special_positions,
-                past_key_values=query.past_key_values,
-                use_cache=True,
-            )
+            with self._eager_if_compiled():
+                output = base(
+                    inputs_embeds=special,
+                    attention_mask=torch.cat([batch.attention_mask, special_mask], 1),
+                    position_ids=special_positions,
+                    past_key_values=query.past_key_values,
+                    use_cache=True,
+                )
             return output.last_hidden_state  # (B, N, H)
         text = self.backbone.get_input_embeddings()(batch.input_ids)  # (B, L, H)
         mask = torch.cat([batch.attention_mask, special_mask], 1)  # (B, L + N)
@@ -358,15 +387,15 @@ class GenVecModel(nn.Module):
         return output.last_hidden_state[:, -special.shape[1] :]  # (B, N, H)
 
     def compression_states(self, special_states: torch.Tensor) -> torch.Tensor:
-        """z = R(h) for the last K special tokens: (B, N, H) final states -> (B, K, H) fp32."""
-        return self.reconstruction(special_states[:, -self.num_compression_tokens :].float())
+        """z = R(h) for the last K special tokens: (B, N, H) final states -> (B, K, H) in the trainable dtype."""
+        return self.reconstruction(special_states[:, -self.num_compression_tokens :].to(self.trainable_dtype))
 
     def embed(self, compression_states: torch.Tensor) -> torch.Tensor:
-        """The embedding e = mean_k A(z_k), (B, K, H) -> (B, D) fp32, not normalised.
+        """The embedding e = mean_k A(z_k), (B, K, H) -> (B, D) in the trainable dtype, not normalised.
 
         A is affine, so mean_k A(z_k) = A(mean_k z_k): projecting the mean is K times cheaper and equal.
         """
-        return self.alignment(compression_states.mean(1))
+        return self.alignment(compression_states.to(self.trainable_dtype).mean(1))
 
     def forward(
         self,
@@ -484,7 +513,7 @@ class GenVecModel(nn.Module):
         mode. So the flag is set on the layer modules alone (not their children, so no dropout turns on), and
         only around the reconstruction forward, which uses no KV cache.
         """
-        layers = [m for m in self.backbone.modules() if isinstance(m, GradientCheckpointingLayer)]
+        layers = self._decoder_layers()
         if not self.activation_checkpointing or not torch.is_grad_enabled() or not layers:
             yield
             return
@@ -498,6 +527,13 @@ class GenVecModel(nn.Module):
         finally:
             for layer, (enabled, training) in zip(layers, saved):
                 layer.gradient_checkpointing, layer.training = enabled, training
+
+    def _decoder_layers(self) -> list[nn.Module]:
+        return [m for m in self.backbone.modules() if isinstance(m, GradientCheckpointingLayer)]
+
+    def _eager_if_compiled(self) -> contextlib.AbstractContextManager:
+        """Run compiled layers eagerly inside (passes with a KV cache, see `compile_layers`)."""
+        return torch.compiler.set_stance("force_eager") if self.layers_compiled else contextlib.nullcontext()
 
     def extra_repr(self) -> str:
         return (

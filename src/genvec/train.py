@@ -137,6 +137,8 @@ def train(config: GenVecConfig, examples: TrainingExamples | None = None) -> Tra
         config.to_file(run_dir / RESOLVED_CONFIG)
     tokenized = _tokenize(model, examples)
     model.activation_checkpointing = config.train.activation_checkpointing
+    if config.train.compile:
+        model.compile_layers()  # after response generation, which decodes with a KV cache
     optimizer, scheduler = _make_optimizer(model, config.train)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     identity = _run_identity(examples, config.train)

@@ -181,3 +181,18 @@ def test_resume_is_refused_for_other_data_and_a_new_run_is_refused_over_checkpoi
     resumed = make_config(backbone_dirs["qwen3"], tmp_path / "run", **{"train.max_steps": 4, "train.resume": "latest"})
     with pytest.raises(TrainingError, match="belongs to another run .*data_sha256"):
         train(resumed, make_examples(seed=1))
+
+
+def test_compiled_layers_and_bf16_trainables_train(backbone_dirs, tmp_path, fast_compile):
+    examples = make_examples()
+    steps = {"train.max_steps": 3}
+    train(make_config(backbone_dirs["qwen3"], tmp_path / "plain", **steps), examples)
+    train(make_config(backbone_dirs["qwen3"], tmp_path / "compiled", **steps, **{"train.compile": True}), examples)
+    assert fast_compile["stats"]["unique_graphs"] >= 1  # the layers were compiled ...
+    plain, compiled = read_metrics(tmp_path / "plain"), read_metrics(tmp_path / "compiled")
+    for expected, actual in zip(plain, compiled):  # ... and gave the same losses
+        assert actual["loss"] == pytest.approx(expected["loss"], abs=1e-5)
+    result = train(make_config(backbone_dirs["qwen3"], tmp_path / "bf16", **steps,
+                               **{"tokens.trainable_dtype": "bf16"}), examples)
+    assert all(np.isfinite(m["loss"]) for m in read_metrics(tmp_path / "bf16"))
+    assert genvec.load_model(result.model_dir, device="cpu").trainable_dtype == torch.bfloat16

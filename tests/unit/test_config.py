@@ -75,3 +75,11 @@ def test_every_field_has_a_docstring():
         docs = field_docs(section)
         assert set(docs) == set(section.__dataclass_fields__)
     assert "model.backbone" in field_names(GenVecConfig)
+
+
+def test_performance_switches_default_off_and_parse_from_words():
+    assert (GenVecConfig().tokens.trainable_dtype, GenVecConfig().train.compile) == ("fp32", False)
+    config = GenVecConfig().with_overrides(["--tokens.trainable_dtype", "bf16", "--train.compile", "true"])
+    assert (config.tokens.trainable_dtype, config.train.compile) == ("bf16", True)
+    with pytest.raises(ConfigError, match="tokens.trainable_dtype: must be one of 'fp32', 'bf16', got 'fp16'"):
+        GenVecConfig().with_overrides({"tokens.trainable_dtype": "fp16"})

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# genvec on GPUs: the Qwen3 presets in parts that each finish well inside a 10-minute command.
+#
+#   bash benchmarks/gpu.sh plan                 # the commands in priority order, with FLOP-based time estimates
+#   bash benchmarks/gpu.sh smoke                # each code path on a 1-layer model (~1.5 min): check the machine
+#   bash benchmarks/gpu.sh PRESET PART          # PRESET: qwen3-0.6b | qwen3-4b | qwen3-8b
+#                                               # PART: train | decode | variants | all
+#   bash benchmarks/gpu.sh summary              # one table of every result file
+#
+# Results go to $OUT when it is set (the folder a rented machine sends back), else to benchmarks/results/; copy them
+# to benchmarks/results/ to commit them. Every result file is written after each measurement, so a command stopped
+# by a time limit keeps what it measured. Runs from a checkout without installing genvec (PYTHONPATH=src); needs
+# torch with CUDA, transformers, accelerate, peft (for the reference step) and psutil.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+PYTHON=${PYTHON:-python3}
+RESULTS=${OUT:-benchmarks/results}
+CHILD_TIMEOUT=${CHILD_TIMEOUT:-270}   # seconds one measurement may take before it is recorded as an error
+BENCH_ARGS=${BENCH_ARGS:-}           # appended to every run.py call, e.g. "--device cpu --layers 1 ..." to test this
+status=0
+
+TRAIN="train_step_checkpointing train_step reference_train_step_checkpointing reference_train_step encode"
+DECODE="decode_batch1 decode_batch16 generate_b32"
+
+bench() {
+    echo "+ python benchmarks/run.py $* $BENCH_ARGS" >&2
+    # shellcheck disable=SC2086
+    "$PYTHON" benchmarks/run.py --results-dir "$RESULTS" --child-timeout-s "$CHILD_TIMEOUT" "$@" $BENCH_ARGS || status=1
+}
+
+facts() {
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>/dev/null \
+        || echo "no nvidia-smi"
+    "$PYTHON" - <<'EOF'
+import importlib, platform, torch
+print("python", platform.python_version(), "| torch", torch.__version__, "| CUDA", torch.version.cuda,
+      "| cuDNN", torch.backends.cudnn.version())
+for name in ("transformers", "accelerate", "peft", "psutil", "genvec"):
+    try:
+        print(f"{name} {importlib.import_module(name).__version__}", end=" | ")
+    except ImportError as err:
+        print(f"{name} MISSING ({err})", end=" | ")
+print()
+if torch.cuda.is_available():
+    p = torch.cuda.get_device_properties(0)
+    print(f"GPU {p.name}, {p.total_memory / 2**30:.1f} GiB, compute capability {p.major}.{p.minor}, "
+          f"{p.multi_processor_count} SMs, bf16 {torch.cuda.is_bf16_supported()}")
+else:
+    print("no CUDA GPU visible")
+EOF
+}
+
+part() {  # PRESET PART
+    local preset=$1
+    case $2 in
+        train)
+            bench --preset "$preset" --tag train --only $TRAIN
+            # The official code trained the 8B at 16 per GPU on two GPUs: does its step fit at 16 on one?
+            bench --preset "$preset" --tag reference-b16 --train-batch 16 --only reference_train_step_checkpointing ;;
+        decode)
+            bench --preset "$preset" --tag decode --only $DECODE ;;
+        variants)  # the switches of issue 7, each against the default run's train_step_checkpointing / encode
+            bench --preset "$preset" --attn eager --only train_step_checkpointing encode
+            bench --preset "$preset" --trainable-dtype bf16 --only train_step_checkpointing
+            bench --preset "$preset" --compile --only train_step_checkpointing ;;
+        all)
+            part "$preset" train
+            part "$preset" decode ;;
+        *) echo "unknown part $2: use train, decode, variants or all" >&2; exit 2 ;;
+    esac
+    return $status
+}
+
+plan() {
+    cat <<'EOF'
+One device command each (10 minutes at most per command, 30 minutes per lease), most important first:
+  0. bash benchmarks/gpu.sh smoke                # optional, ~1.5 min: every code path on a 1-layer model
+  1. bash benchmarks/gpu.sh qwen3-8b train       # batch 32 fits? genvec vs reference; encode vs bare forward
+  2. bash benchmarks/gpu.sh qwen3-8b variants    # eager attention, bf16 trainables, torch.compile
+  3. bash benchmarks/gpu.sh qwen3-8b decode      # decode batch 1 and 16, generation batch 32
+  4. bash benchmarks/gpu.sh qwen3-0.6b all
+  5. bash benchmarks/gpu.sh qwen3-4b train
+  6. bash benchmarks/gpu.sh qwen3-4b decode
+Estimates (FLOPs at 400 TFLOP/s effective bf16, decode steps bound by weight reads at 3 TB/s or 0.4 ms per layer of
+launch time, 25 s setup per measurement; see estimate_seconds in run.py):
+EOF
+    local preset
+    for preset in qwen3-8b qwen3-0.6b qwen3-4b; do
+        printf "  %-52s %5s s\n" "$preset train (+ ~35 s for the reference at 16)" "$(estimate "$preset" $TRAIN)"
+        printf "  %-52s %5s s\n" "$preset decode" "$(estimate "$preset" $DECODE)"
+    done
+    printf "  %-52s %5s s\n" "qwen3-8b variants (+ ~1 min of compilation)" \
+        "$(estimate qwen3-8b train_step_checkpointing encode train_step_checkpointing train_step_checkpointing)"
+}
+
+estimate() {  # PRESET MEASUREMENT...: estimated seconds
+    local preset=$1; shift
+    "$PYTHON" benchmarks/run.py --preset "$preset" --estimate --only "$@" | tail -1 | awk '{print $(NF-1)}'
+}
+
+case ${1:-plan} in
+    plan) plan ;;
+    summary) "$PYTHON" benchmarks/run.py --results-dir "$RESULTS" --summary ;;
+    smoke)
+        facts
+        tiny="--layers 1 --repeats 1 --encode-texts 16 --encode-tokens 32 --train-batch 4
+              --query-tokens 16 --response-tokens 32 --generate-tokens 8 --decode-tokens 8 --decode-budget-s 5"
+        RESULTS=$(mktemp -d) bench --preset qwen3-0.6b $tiny --only train_step_checkpointing \
+            reference_train_step_checkpointing encode decode_batch16 generate_b32
+        RESULTS=$(mktemp -d) bench --preset qwen3-0.6b $tiny --compile --attn eager --trainable-dtype bf16 \
+            --only encode train_step_checkpointing
+        [ $status = 0 ] && echo "smoke: every measurement ran" || echo "smoke: some measurement FAILED (see above)" ;;
+    qwen3-*)
+        facts
+        mkdir -p "$RESULTS"
+        part "$1" "${2:-all}" 2>&1 | tee "$RESULTS/gpu-$1-${2:-all}.log"
+        status=$((status | ${PIPESTATUS[0]}))
+        "$PYTHON" benchmarks/run.py --results-dir "$RESULTS" --summary "$1" ;;
+    *) sed -n '2,14p' "$0"; exit 2 ;;
+esac
+exit $status
