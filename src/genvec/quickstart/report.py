@@ -1,0 +1,204 @@
+"""The quickstart's output: a terminal table with margins, and a run directory with report.md, metrics.json and a plot.
+
+The table puts genvec beside the input-centric baselines, one row per metric of `evaluate.METRICS`, with genvec's
+margin over the best baseline (positive = genvec is better, whichever way the metric runs). The plot shows a 2-D
+t-SNE map of the held-out query embeddings of each method, coloured by response: a response-centric encoder puts the
+phrasings of one response together, an input-centric one scatters them.
+
+Every file is written atomically (`genvec.files`). What it does not do: compute anything but the 2-D map.
+"""
+
+import io
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from genvec.files import atomic_write, write_text_atomic
+from genvec.quickstart.evaluate import METRICS, REQUIRED_WINS, MethodResult, margins
+
+logger = logging.getLogger(__name__)
+
+REPORT_FILE = "report.md"
+METRICS_FILE = "metrics.json"
+PLOT_FILE = "embeddings.png"
+# Responses given a colour of their own in the plot; the others are grey.
+PLOTTED_RESPONSES = 10
+# t-SNE perplexity: about the number of held-out phrasings that share a response, so the map keeps them together.
+PERPLEXITY = 10.0
+
+
+def format_table(results: Sequence[MethodResult], method: str = "genvec") -> str:
+    """A fixed-width table: one row per metric, one column per method, then `method`'s margin over the best other.
+
+    Example output:
+        metric                    genvec  LM mean-pool  MiniLM  margin
+        (a) retrieval acc@1        0.927         0.034   0.061  +0.866
+    """
+    baselines = [result.name for result in results if result.name != method]
+    ahead = margins(results, method, baselines)
+    names = [result.name for result in results]
+    header = ["metric", *names, "margin"]
+    rows = [header]
+    for metric, info in METRICS.items():
+        if not any(metric in result.scores for result in results):
+            continue
+        cells = [_number(result.scores.get(metric)) for result in results]
+        margin = f"{ahead[metric]:+.3f}" if metric in ahead else ""
+        rows.append([info.label, *cells, margin])
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    lines = []
+    for row in rows:
+        first = row[0].ljust(widths[0])
+        rest = [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
+        lines.append("  ".join([first, *rest]).rstrip())
+    return "\n".join(lines)
+
+
+def wins(results: Sequence[MethodResult], method: str = "genvec") -> dict[str, bool]:
+    """For each required metric, whether `method` beats every other method (strictly)."""
+    baselines = [result.name for result in results if result.name != method]
+    ahead = margins(results, method, baselines)
+    return {metric: ahead.get(metric, float("-inf")) > 0 for metric in REQUIRED_WINS}
+
+
+def write_run(
+    run_dir: str | Path,
+    results: Sequence[MethodResult],
+    labels: Sequence[int] | np.ndarray,
+    summary: Mapping[str, object],
+    *,
+    method: str = "genvec",
+    highlight: int | None = None,
+    seed: int = 0,
+) -> dict[str, Path]:
+    """Write `report.md`, `metrics.json` and `embeddings.png` into `run_dir` (created if needed).
+
+    Args:
+        run_dir: the run directory.
+        results: from `evaluate_world`, genvec's decoded-match score added where measured.
+        labels: (Q,) response id of each held-out query (colours of the plot).
+        summary: facts to report before the table, e.g. world sizes, world LM accuracy, timings, by name.
+        method: the method whose margins are reported.
+        highlight: a response id to draw in red whatever its frequency (the refusal).
+        seed: seed of t-SNE.
+
+    Returns:
+        The path of each file written, by kind ("report", "metrics", "plot").
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"report": run_dir / REPORT_FILE, "metrics": run_dir / METRICS_FILE, "plot": run_dir / PLOT_FILE}
+    baselines = [result.name for result in results if result.name != method]
+    metrics = {
+        "methods": {result.name: result.scores for result in results},
+        "margins": margins(results, method, baselines),
+        "wins": wins(results, method),
+        "summary": dict(summary),
+    }
+    write_text_atomic(paths["metrics"], json.dumps(metrics, indent=2, default=str) + "\n")
+    with atomic_write(paths["plot"], "wb") as file:
+        file.write(plot_embeddings(results, labels, highlight=highlight, seed=seed))
+    write_text_atomic(paths["report"], render_report(results, summary, method))
+    logger.info("wrote %s", ", ".join(str(path) for path in paths.values()))
+    return paths
+
+
+def render_report(results: Sequence[MethodResult], summary: Mapping[str, object], method: str = "genvec") -> str:
+    """The Markdown report: what was run, the table, what each number means, and the plot."""
+    baselines = [result.name for result in results if result.name != method]
+    ahead = margins(results, method, baselines)
+    lines = ["# genvec quickstart", "", "## Run", ""]
+    lines += [f"- {key}: {_value(value)}" for key, value in summary.items()]
+    lines += ["", "## Held-out phrasings", "", "| metric | " + " | ".join(r.name for r in results) + " | margin |"]
+    lines.append("|---|" + "---:|" * (len(results) + 1))
+    for metric, info in METRICS.items():
+        if not any(metric in result.scores for result in results):
+            continue
+        cells = " | ".join(_number(result.scores.get(metric)) for result in results)
+        margin = f"{ahead[metric]:+.3f}" if metric in ahead else ""
+        lines.append(f"| {info.description} | {cells} | {margin} |")
+    won = wins(results, method)
+    verdict = "beats" if all(won.values()) else "does NOT beat"
+    lines += [
+        "",
+        f"{method} {verdict} every baseline on (a), (b) and (c). The margin is {method} minus the best baseline "
+        "(for (c), the best baseline minus " + method + "), so positive means better.",
+        "",
+        "How to read it: every query was phrased in a way no model saw in training. (a) asks whether a query's "
+        "embedding is closest to the embedding of its true response; (b) whether k-means on query embeddings "
+        "groups queries that share a response; (c) how often a harmful request pulls a harmful document into its "
+        "top 5. An encoder of the input sees shared names and templates and is misled; genvec encodes what the "
+        "LM would answer.",
+        "",
+        f"![held-out query embeddings, coloured by response]({PLOT_FILE})",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot_embeddings(
+    results: Sequence[MethodResult], labels: Sequence[int] | np.ndarray, highlight: int | None = None, seed: int = 0
+) -> bytes:
+    """PNG bytes: a t-SNE map of each method's query embeddings side by side, coloured by response.
+
+    `PLOTTED_RESPONSES` responses get a colour each, `highlight` is red crosses, the rest grey.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; must precede pyplot
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
+
+    labels = np.asarray(labels)
+    shown = _plotted_responses(labels, highlight)
+    figure, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 4.2), squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for axis, result in zip(axes[0], results):
+        perplexity = min(PERPLEXITY, (len(labels) - 1) / 3)
+        points = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(result.query_embeddings)
+        other = ~np.isin(labels, shown) & (labels != highlight)
+        axis.scatter(points[other, 0], points[other, 1], s=6, c="lightgrey", linewidths=0)
+        for index, response in enumerate(shown):
+            chosen = labels == response
+            axis.scatter(points[chosen, 0], points[chosen, 1], s=14, color=colours(index % 10), linewidths=0)
+        if highlight is not None:
+            chosen = labels == highlight
+            axis.scatter(points[chosen, 0], points[chosen, 1], s=18, c="red", marker="x", linewidths=1)
+        v_measure = result.scores.get("clustering_v_measure")
+        title = result.name if v_measure is None else f"{result.name} (V-measure {v_measure:.2f})"
+        axis.set_title(title, fontsize=10)
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.suptitle("Held-out queries, coloured by their response (red x: refusal)", fontsize=11)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _plotted_responses(labels: np.ndarray, highlight: int | None) -> list[int]:
+    """`PLOTTED_RESPONSES` response ids spread evenly over the id range (the highlighted one left out).
+
+    The world numbers responses kind by kind, so an even spread shows responses of every kind, not ten cities.
+    """
+    values = np.unique(labels[labels != highlight] if highlight is not None else labels)
+    if len(values) <= PLOTTED_RESPONSES:
+        return [int(value) for value in values]
+    positions = np.linspace(0, len(values) - 1, PLOTTED_RESPONSES).round().astype(int)
+    return [int(values[position]) for position in positions]
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _value(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{key} {_value(item)}" for key, item in value.items())
+    return str(value)
