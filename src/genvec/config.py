@@ -150,6 +150,9 @@ class TrainConfig:
     """Examples per device per forward pass; None means batch_size / devices. Smaller values accumulate gradients."""
     learning_rate: float = 3e-4
     """Peak learning rate of AdamW (the paper: 3e-4 for Qwen3, 5e-4 for Qwen2.5 and Llama)."""
+    alignment_learning_rate: float | None = None
+    """Peak learning rate of the alignment projection A alone; None uses learning_rate. A unit-norm teacher (e.g.
+    all-MiniLM-L6-v2) makes the MSE tiny, and A, which only that loss trains, then learns faster with a larger one."""
     warmup_steps: int = 100
     """Steps of linear warm-up from 0 to the peak learning rate."""
     schedule: Literal["linear", "cosine", "constant"] = "linear"
@@ -445,6 +448,8 @@ def _train_problems(train: TrainConfig) -> list[str]:
         )
     if train.learning_rate <= 0:
         problems.append(f"train.learning_rate: must be > 0, got {train.learning_rate}")
+    if train.alignment_learning_rate is not None and train.alignment_learning_rate <= 0:
+        problems.append(f"train.alignment_learning_rate: must be > 0 or None, got {train.alignment_learning_rate}")
     if train.warmup_steps < 0:
         problems.append(f"train.warmup_steps: must be >= 0, got {train.warmup_steps}")
     if train.schedule_steps is not None and train.schedule_steps < train.max_steps:

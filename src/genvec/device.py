@@ -32,7 +32,7 @@ def resolve_device(name: str | torch.device) -> torch.device:
             device, reason = torch.device("mps"), "Apple MPS is available"
         else:
             device, reason = torch.device("cpu"), "no GPU found"
-        logger.info("device: %s (auto: %s)", device, reason)
+        logger.debug("device: %s (auto: %s)", device, reason)
         return device
     try:
         device = torch.device(name)
@@ -63,7 +63,7 @@ def resolve_dtype(name: str | torch.dtype, device: torch.device) -> torch.dtype:
             dtype, reason = torch.bfloat16, "the GPU supports bf16"
         else:
             dtype, reason = torch.float32, f"{device.type} runs fp32 best"
-        logger.info("dtype: %s (auto: %s)", DTYPE_NAMES[dtype], reason)
+        logger.debug("dtype: %s (auto: %s)", DTYPE_NAMES[dtype], reason)
         return dtype
     if name not in DTYPES:
         raise ConfigError(f"dtype: {name!r} is not a dtype; use one of 'auto', {', '.join(map(repr, DTYPES))}.")

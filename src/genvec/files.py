@@ -20,6 +20,7 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(temporary, _default_mode())  # mkstemp makes 0600; the file should look like any other one
         encoding = None if "b" in mode else "utf-8"
         with os.fdopen(handle, mode, encoding=encoding) as file:
             yield file
@@ -44,6 +45,7 @@ def temporary_path(path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
+    os.chmod(temporary, _default_mode())
     return Path(temporary)
 
 
@@ -52,6 +54,13 @@ def commit_file(temporary: Path, path: str | Path) -> None:
     with open(temporary, "rb+") as file:
         os.fsync(file.fileno())
     os.replace(temporary, path)
+
+
+def _default_mode() -> int:
+    """The permissions a plain `open(path, "w")` would give: 0o666 less the process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:

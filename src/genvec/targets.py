@@ -117,7 +117,7 @@ class TargetStore:
             if count:
                 parts.append(_map_part(keys_file, count, header))
         store = cls(path, header, parts)
-        logger.info("opened target store %s: %d vectors of teacher %s", path, len(store), store.teacher_name)
+        logger.debug("opened target store %s: %d vectors of teacher %s", path, len(store), store.teacher_name)
         return store
 
     def __len__(self) -> int:

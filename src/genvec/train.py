@@ -556,8 +556,12 @@ def _tokenize(model: GenVecModel, examples: TrainingExamples) -> _TokenizedExamp
 def _make_optimizer(model: GenVecModel, train_config: TrainConfig):
     from transformers import get_scheduler
 
+    alignment = list(model.alignment.parameters())
+    others = [p for p in model.trainable_parameters() if all(p is not q for q in alignment)]
+    groups = [{"params": others}, {"params": alignment, "lr": train_config.alignment_learning_rate or
+                                   train_config.learning_rate}]
     optimizer = torch.optim.AdamW(
-        model.trainable_parameters(),
+        groups,
         lr=train_config.learning_rate,
         betas=train_config.adam_betas,
         eps=train_config.adam_epsilon,

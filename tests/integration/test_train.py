@@ -196,3 +196,18 @@ def test_compiled_layers_and_bf16_trainables_train(backbone_dirs, tmp_path, fast
                                **{"tokens.trainable_dtype": "bf16"}), examples)
     assert all(np.isfinite(m["loss"]) for m in read_metrics(tmp_path / "bf16"))
     assert genvec.load_model(result.model_dir, device="cpu").trainable_dtype == torch.bfloat16
+
+
+def test_alignment_projection_can_have_its_own_learning_rate(qwen3_model):
+    from genvec.train import _make_optimizer
+
+    train_config = GenVecConfig().with_overrides({"train.learning_rate": 1e-3, "train.alignment_learning_rate": 2e-2,
+                                                  "train.warmup_steps": 0}).train
+    optimizer, scheduler = _make_optimizer(qwen3_model, train_config)
+    others, alignment = optimizer.param_groups
+    assert {id(p) for p in alignment["params"]} == {id(p) for p in qwen3_model.alignment.parameters()}
+    assert len(others["params"]) + len(alignment["params"]) == len(qwen3_model.trainable_parameters())
+    assert scheduler.get_last_lr() == [1e-3, 2e-2]
+    default, _ = _make_optimizer(qwen3_model, GenVecConfig().train)
+    assert [group["lr"] for group in default.param_groups] == [0.0, 0.0]  # warm-up starts at 0 for both
+    assert [group["initial_lr"] for group in default.param_groups] == [3e-4, 3e-4]

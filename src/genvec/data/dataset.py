@@ -78,7 +78,7 @@ def read_responses(path: str | Path) -> list[ResponseRecord]:
             records.append(record)
     if len(files) > 1:
         records.sort(key=lambda record: record.id)
-    logger.info("read %d responses from %d file(s) at %s", len(records), len(files), path)
+    logger.debug("read %d responses from %d file(s) at %s", len(records), len(files), path)
     return records
 
 

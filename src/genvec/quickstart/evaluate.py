@@ -97,7 +97,7 @@ def evaluate_world(world: World, methods: Sequence[Method], seed: int = 0) -> li
     train_labels = np.array(world.response_ids(world.train_queries))
     results = []
     for method in methods:
-        logger.info("evaluating %s", method.name)
+        logger.debug("evaluating %s", method.name)
         query_vectors = _checked(method.encode_queries(queries), len(queries), method.name)
         responses = _checked(method.encode_documents(list(world.responses)), len(world.responses), method.name)
         harmful_documents = [document.text for document in world.harmful_documents]

@@ -102,7 +102,7 @@ def write_run(
     with atomic_write(paths["plot"], "wb") as file:
         file.write(plot_embeddings(results, labels, highlight=highlight, seed=seed))
     write_text_atomic(paths["report"], render_report(results, summary, method))
-    logger.info("wrote %s", ", ".join(str(path) for path in paths.values()))
+    logger.debug("wrote %s", ", ".join(str(path) for path in paths.values()))
     return paths
 
 
@@ -111,7 +111,12 @@ def render_report(results: Sequence[MethodResult], summary: Mapping[str, object]
     baselines = [result.name for result in results if result.name != method]
     ahead = margins(results, method, baselines)
     lines = ["# genvec quickstart", "", "## Run", ""]
-    lines += [f"- {key}: {_value(value)}" for key, value in summary.items()]
+    for key, value in summary.items():
+        if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            lines.append(f"- {key}:")
+            lines += ["  - " + "; ".join(f"{name}: {text}" for name, text in item.items()) for item in value]
+        else:
+            lines.append(f"- {key}: {_value(value)}")
     lines += ["", "## Held-out phrasings", "", "| metric | " + " | ".join(r.name for r in results) + " | margin |"]
     lines.append("|---|" + "---:|" * (len(results) + 1))
     for metric, info in METRICS.items():
@@ -120,11 +125,13 @@ def render_report(results: Sequence[MethodResult], summary: Mapping[str, object]
         cells = " | ".join(_number(result.scores.get(metric)) for result in results)
         margin = f"{ahead[metric]:+.3f}" if metric in ahead else ""
         lines.append(f"| {info.description} | {cells} | {margin} |")
-    won = wins(results, method)
+    measured = [metric for metric in REQUIRED_WINS if any(metric in result.scores for result in results)]
+    won = {metric: value for metric, value in wins(results, method).items() if metric in measured}
     verdict = "beats" if all(won.values()) else "does NOT beat"
+    checks = ", ".join(sorted({METRICS[metric].label.split(" ")[0] for metric in measured}))
     lines += [
         "",
-        f"{method} {verdict} every baseline on (a), (b) and (c). The margin is {method} minus the best baseline "
+        f"{method} {verdict} every baseline on {checks}. The margin is {method} minus the best baseline "
         "(for (c), the best baseline minus " + method + "), so positive means better.",
         "",
         "How to read it: every query was phrased in a way no model saw in training. (a) asks whether a query's "
