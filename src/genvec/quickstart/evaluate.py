@@ -79,7 +79,9 @@ class MethodResult:
     """(Q, D) L2-normalised embeddings of the held-out queries, in `world.heldout_queries` order."""
 
 
-def evaluate_world(world: World, methods: Sequence[Method], seed: int = 0) -> list[MethodResult]:
+def evaluate_world(
+    world: World, methods: Sequence[Method], seed: int = 0, show_progress: bool = False
+) -> list[MethodResult]:
     """Run checks (a), (b), (c) and the neighbour check for each method on the world's held-out phrasings.
 
     Every held-out query counts in (a) and (b), harmful ones included (their response is the refusal); only the
@@ -89,14 +91,17 @@ def evaluate_world(world: World, methods: Sequence[Method], seed: int = 0) -> li
         world: the world (`build_world`).
         methods: the methods to compare, e.g. genvec and the two baselines.
         seed: seed of k-means.
+        show_progress: a progress bar over the methods.
     """
+    from tqdm.auto import tqdm
+
     queries = [query.text for query in world.heldout_queries]
     labels = np.array(world.response_ids(world.heldout_queries))
     harmful = np.array(world.is_harmful(world.heldout_queries))
     train_texts = [query.text for query in world.train_queries]
     train_labels = np.array(world.response_ids(world.train_queries))
     results = []
-    for method in methods:
+    for method in tqdm(methods, desc="evaluate", unit="method", disable=not show_progress):
         logger.debug("evaluating %s", method.name)
         query_vectors = _checked(method.encode_queries(queries), len(queries), method.name)
         responses = _checked(method.encode_documents(list(world.responses)), len(world.responses), method.name)

@@ -122,7 +122,8 @@ def _run_world(options: QuickstartOptions, run_dir: Path, clock: "_Clock") -> Qu
     weights = {request: DOCUMENT_WEIGHT for request in requests}
     model = _train_stages(config, queries, clock, options.show_progress, weights)
     methods = _methods(model, options.device)
-    results = clock.time("evaluate", lambda: evaluate.evaluate_world(world, methods))
+    results = clock.time("evaluate", lambda: evaluate.evaluate_world(world, methods,
+                                                                     show_progress=options.show_progress))
     heldout = [query.text for query in world.heldout_queries]
     decoded, references = clock.time("decode", lambda: _decode_and_answer(model, heldout, options.show_progress))
     results[0].scores["decoded_match"] = evaluate.decoded_match_share(decoded, references)
