@@ -132,7 +132,7 @@ def train(config: GenVecConfig, examples: TrainingExamples | None = None) -> Tra
     if examples is None:
         examples = prepare_examples(config, model, accelerator)
     _check_examples(examples, config.train.batch_size)
-    _check_teacher_dim(examples, model)
+    config, model = _fit_embedding_dim(config, model, examples)
     if accelerator.is_main_process:
         config.to_file(run_dir / RESOLVED_CONFIG)
     tokenized = _tokenize(model, examples)
@@ -196,11 +196,6 @@ def prepare_examples(config: GenVecConfig, model: GenVecModel, accelerator) -> T
             f"the target store {str(targets_path)!r} (teacher {store.teacher_name!r}) lacks {missing} of the "
             f"{len(texts)} responses in {str(responses_path)!r}: it was made for other responses. Set teacher.name to "
             "compute the missing ones, or point data.targets at the store made for these responses."
-        )
-    if store.dim != model.embedding_dim:
-        raise TrainingError(
-            f"the target store {str(targets_path)!r} holds teacher embeddings of dimension {store.dim}, but the "
-            f"model's embedding_dim is {model.embedding_dim}; set model.embedding_dim to {store.dim}."
         )
     return TrainingExamples([r.query for r in records], texts, store.lookup(texts))
 
@@ -530,13 +525,24 @@ def _check_examples(examples: TrainingExamples, batch_size: int) -> None:
         )
 
 
-def _check_teacher_dim(examples: TrainingExamples, model: GenVecModel) -> None:
+def _fit_embedding_dim(
+    config: GenVecConfig, model: GenVecModel, examples: TrainingExamples
+) -> tuple[GenVecConfig, GenVecModel]:
+    """Match the embedding size to the teacher's: taken from the teacher when `model.embedding_dim` is None (the
+    new, untrained projections are rebuilt around the same backbone), refused when it was set to another size."""
     dim = examples.teacher_embeddings.shape[1]
-    if dim != model.embedding_dim:
+    if dim == model.embedding_dim:
+        return config, model
+    if config.model.embedding_dim is not None:
         raise TrainingError(
             f"teacher embeddings have dimension {dim}, but the model's embedding_dim is {model.embedding_dim}; "
-            f"set model.embedding_dim to {dim} (the teacher's size) or use targets of the right teacher."
+            f"set model.embedding_dim to {dim} (the teacher's size), or leave it unset, or use targets of the "
+            "right teacher."
         )
+    logger.info("model.embedding_dim: %d, the teacher's dimension", dim)
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, embedding_dim=dim))
+    resolved = dataclasses.replace(model.config, model=dataclasses.replace(model.config.model, embedding_dim=dim))
+    return config, GenVecModel(model.backbone, model.tokenizer, resolved)
 
 
 def _tokenize(model: GenVecModel, examples: TrainingExamples) -> _TokenizedExamples:

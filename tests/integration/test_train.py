@@ -130,6 +130,13 @@ def test_micro_batches_give_the_same_step_as_one_batch(backbone_dirs, tmp_path):
     assert all(torch.allclose(a[name], b[name], atol=1e-6) for name in a)
 
 
+def test_an_unset_embedding_dim_becomes_the_teachers(backbone_dirs, tmp_path):
+    config = make_config(backbone_dirs["qwen3"], tmp_path / "run", **{"train.max_steps": 1, "model.embedding_dim": None})
+    result = train(config, make_examples(dim=24))
+    assert genvec.load_model(result.model_dir, device="cpu").embedding_dim == 24
+    assert GenVecConfig.from_file(tmp_path / "run" / "config.yaml").model.embedding_dim == 24
+
+
 def test_guards_refuse_bad_data_before_the_first_step(backbone_dirs, tmp_path):
     config = make_config(backbone_dirs["qwen3"], tmp_path / "run", **{"train.max_steps": 2})
     with pytest.raises(TrainingError, match="the training data is empty"):
