@@ -22,7 +22,10 @@ from torch import nn
 class ReferenceTrainStep:
     """One optimizer step of the reference algorithm on a random backbone (see module docstring)."""
 
-    def __init__(self, backbone: nn.Module, tokenizer, num_special_tokens: int, activation_checkpointing: bool) -> None:
+    def __init__(self, decoder: nn.Module, encoder: nn.Module, teacher: nn.Module, tokenizer, num_special_tokens: int,
+                 activation_checkpointing: bool) -> None:
+        """`decoder` is a causal LM, `encoder` and `teacher` base models of the same architecture: three models held
+        at once, as the official code loads them (encoder copy, decoder copy, LLM2Vec teacher of the same size)."""
         from peft import TrainableTokensConfig, get_peft_model
 
         self.tokenizer = copy.deepcopy(tokenizer)
@@ -31,18 +34,15 @@ class ReferenceTrainStep:
         )
         self.special_text = "".join(f"<question{i + 1}>" for i in range(num_special_tokens))
         self.num_special = num_special_tokens
+        backbone = decoder
         dtype, device = backbone.dtype, backbone.device
-        # The official code loads the LLM twice (encoder, decoder) and the teacher: `backbone` itself becomes the
-        # decoder and two copies are made, so the peak holds three models, as the official run does.
-        decoder = backbone
         decoder.resize_token_embeddings(len(self.tokenizer))
-        encoder = copy.deepcopy(backbone.base_model)
         encoder.resize_token_embeddings(len(self.tokenizer))
         ids = self.tokenizer.convert_tokens_to_ids([f"<question{i + 1}>" for i in range(num_special_tokens)])
         encoder.requires_grad_(False)
         self.encoder = get_peft_model(encoder, TrainableTokensConfig(token_indices=ids, target_modules=["embed_tokens"]))
         self.decoder = decoder.requires_grad_(False)
-        self.teacher = copy.deepcopy(backbone.base_model).requires_grad_(False)  # LLM2Vec-style teacher, same size
+        self.teacher = teacher.requires_grad_(False)
         hidden = backbone.config.hidden_size
         self.reconstruction = nn.Linear(hidden, hidden, dtype=dtype, device=device)
         # The LLM2Vec teacher of the same backbone has the backbone's hidden size, so D = H here.

