@@ -36,8 +36,11 @@ class ReferenceTrainStep:
         self.num_special = num_special_tokens
         backbone = decoder
         dtype, device = backbone.dtype, backbone.device
-        decoder.resize_token_embeddings(len(self.tokenizer))
-        encoder.resize_token_embeddings(len(self.tokenizer))
+        # The official code resizes to len(tokenizer), which for a real Qwen or Llama tokenizer is about the model's
+        # vocabulary; the benchmark's small tokenizer would shrink the LM head, so the vocabulary is kept.
+        vocabulary = max(len(self.tokenizer), decoder.config.get_text_config().vocab_size)
+        decoder.resize_token_embeddings(vocabulary)
+        encoder.resize_token_embeddings(vocabulary)
         ids = self.tokenizer.convert_tokens_to_ids([f"<question{i + 1}>" for i in range(num_special_tokens)])
         encoder.requires_grad_(False)
         self.encoder = get_peft_model(encoder, TrainableTokensConfig(token_indices=ids, target_modules=["embed_tokens"]))

@@ -645,7 +645,7 @@ def run_parent(args) -> int:
         return 0
     machine = _machine(preset)
     print(f"[{args.preset}] machine: {json.dumps(machine)}", file=sys.stderr, flush=True)
-    if preset.device == "cpu":
+    if PRESETS[args.preset].device == "cpu":  # CPU presets; a GPU preset smoke-tested on a CPU builds in memory
         args.saved_backbone = save_backbone(preset)
     report = {
         "preset": args.preset,
