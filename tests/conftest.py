@@ -50,25 +50,18 @@ def tiny_backbone_dir(backbone_dirs, architecture):
 def tiny_model(tiny_backbone_dir):
     """A fresh untrained GenVecModel (N=4, K=2, D=16) in fp32 on the CPU, for each architecture."""
     torch.manual_seed(0)
-    return GenVecModel.from_backbone(
-        str(tiny_backbone_dir),
-        num_special_tokens=4,
-        num_compression_tokens=2,
-        embedding_dim=EMBEDDING_DIM,
-        dtype="fp32",
-        device="cpu",
-    )
+    return _tiny_model(tiny_backbone_dir)
 
 
 @pytest.fixture
 def qwen3_model(backbone_dirs):
     """The Qwen3 tiny model alone, for tests that need only one architecture."""
+    return _tiny_model(backbone_dirs["qwen3"])
+
+
+def _tiny_model(directory) -> GenVecModel:
     return GenVecModel.from_backbone(
-        str(backbone_dirs["qwen3"]),
-        num_special_tokens=4,
-        num_compression_tokens=2,
-        embedding_dim=EMBEDDING_DIM,
-        dtype="fp32",
+        str(directory), num_special_tokens=4, num_compression_tokens=2, embedding_dim=EMBEDDING_DIM, dtype="fp32",
         device="cpu",
     )
 

@@ -56,17 +56,23 @@ def build_corpus(num_sentences: int = 2000, seed: int = 0) -> list[str]:
     return sentences
 
 
-def build_tokenizer(vocab_size: int = 300, flavour: Architecture = "qwen3", seed: int = 0) -> PreTrainedTokenizerFast:
-    """A byte-level BPE tokenizer of at most `vocab_size` tokens with a chat template, trained in a second."""
+def untrained_bpe(vocab_size: int, special_tokens: list[str]) -> tuple[Tokenizer, trainers.BpeTrainer]:
+    """An empty byte-level BPE tokenizer and the trainer that fills it with at most `vocab_size` tokens."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
+    return tokenizer, trainer
+
+
+def build_tokenizer(vocab_size: int = 300, flavour: Architecture = "qwen3", seed: int = 0) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer of at most `vocab_size` tokens with a chat template, trained in a second."""
+    tokenizer, trainer = untrained_bpe(vocab_size, SPECIAL_TOKENS)
     tokenizer.train_from_iterator(build_corpus(seed=seed), trainer)
     if flavour == "llama":
         bos = tokenizer.token_to_id("<|begin_of_text|>")

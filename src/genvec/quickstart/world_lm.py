@@ -33,14 +33,13 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
 from genvec.config import DEFAULT_INSTRUCTIONS
 from genvec.files import write_text_atomic
 from genvec.quickstart.world import Query, World
-from genvec.testing import CHAT_TEMPLATE
+from genvec.testing import CHAT_TEMPLATE, untrained_bpe
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +126,7 @@ def load_or_train_world_lm(
     Args:
         world: the world to learn (`build_world(...)`).
         config: architecture and training settings.
-        cache_dir: parent of the cached LMs; None means `$GENVEC_CACHE` or `~/.cache/genvec`, then `world_lm/`.
+        cache_dir: parent of the cached LMs; None means `default_cache_dir()`.
         show_progress: progress bars for training and the accuracy check.
 
     Returns:
@@ -159,9 +158,8 @@ def load_or_train_world_lm(
 
 
 def default_cache_dir() -> Path:
-    """`$GENVEC_CACHE/world_lm` when set, else `~/.cache/genvec/world_lm`."""
-    base = os.environ.get("GENVEC_CACHE") or Path.home() / ".cache" / "genvec"
-    return Path(base) / "world_lm"
+    """`~/.cache/genvec/world_lm` (the CLI's `--cache-dir` or `$GENVEC_CACHE` choose another place)."""
+    return Path.home() / ".cache" / "genvec" / "world_lm"
 
 
 def cache_key(world: World, config: WorldLMConfig) -> str:
@@ -227,15 +225,7 @@ def build_world_tokenizer(examples: list[tuple[str, str]], vocab_size: int) -> P
     Training on the formatted text (not the bare sentences) gives the template's pieces (`user`, `assistant`,
     blank lines) their own tokens, so every example is a few tokens shorter.
     """
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
+    tokenizer, trainer = untrained_bpe(vocab_size, SPECIAL_TOKENS)
     # Rendering the template needs no vocabulary, so the untrained tokenizer formats the training text.
     untrained = PreTrainedTokenizerFast(tokenizer_object=tokenizer, chat_template=CHAT_TEMPLATE)
     formatted = [chat_prompt(untrained, user) + response + "<|im_end|>" for user, response in examples]
