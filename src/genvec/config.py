@@ -74,8 +74,9 @@ class LossConfig:
     """Weight of the reconstruction cross-entropy (the frozen LLM rebuilds the response from the compression states)."""
     alignment_weight: float = 1.0
     """Weight of the alignment MSE between the embedding and the teacher embedding of the response."""
-    logits_chunk_size: int = 1024
-    """Response tokens per chunk when the LM head scores them; bounds the memory of the vocabulary logits."""
+    logits_chunk_size: int = 256
+    """Response tokens per chunk when the LM head scores them; one chunk's (chunk x vocabulary) logits is the most
+    that exists at once."""
 
 
 @dataclass(frozen=True)
