@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import random
 import shutil
 import time
@@ -125,6 +126,7 @@ def train(config: GenVecConfig, examples: TrainingExamples | None = None) -> Tra
         project_dir=config.train.run_dir,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=unused)],
     )
+    _check_launch(accelerator)
     run_dir = Path(config.train.run_dir)
     resume_from = find_resume_checkpoint(run_dir, config.train.resume)
     micro_batch, accumulation = _batch_split(config.train, accelerator.num_processes)
@@ -445,6 +447,21 @@ def find_resume_checkpoint(run_dir: Path, resume: str | None) -> Path | None:
 
 
 # --------------------------------------------------------------------------------------------------- helpers
+
+
+def _check_launch(accelerator) -> None:
+    """A launcher started several processes but Accelerate set up one: each would train alone into one run_dir.
+
+    Accelerate does this for CPU processes under torchrun unless told they are CPU processes.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and accelerator.num_processes == 1:
+        raise ConfigError(
+            f"this process is one of {world_size} (WORLD_SIZE={world_size}), but Accelerate set up a single process "
+            f"(distributed type {accelerator.distributed_type.value}), so each process would train alone and write "
+            "the same run directory. For CPU processes set ACCELERATE_USE_CPU=1 (or use `accelerate launch --cpu`); "
+            "for GPUs check that every process sees CUDA."
+        )
 
 
 def _check_tracker(report_to: str) -> None:

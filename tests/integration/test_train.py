@@ -119,6 +119,24 @@ def test_two_processes_reach_the_same_weights_as_one(backbone_dirs, tmp_path):
         "num_processes"] == 2
 
 
+def test_cpu_processes_not_marked_as_cpu_are_refused(backbone_dirs, tmp_path):
+    # Without ACCELERATE_USE_CPU, Accelerate sets up one process in each of torchrun's two: two lone runs in one
+    # directory. The run must stop before it writes anything.
+    examples = make_examples()
+    np.savez(tmp_path / "data.npz", queries=examples.queries, responses=examples.responses,
+             targets=examples.teacher_embeddings)
+    words = [f"{key}={value}" for key, value in {**OVERRIDES, "train.max_steps": 2, "model.device": "cpu"}.items()]
+    env = {key: value for key, value in os.environ.items() if key != "ACCELERATE_USE_CPU"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534",
+         str(DRIVER), str(tmp_path / "data.npz"), str(backbone_dirs["qwen3"]), str(tmp_path / "run"), *words],
+        env={**env, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode != 0
+    assert "WORLD_SIZE=2" in completed.stderr and "ACCELERATE_USE_CPU=1" in completed.stderr
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
 def test_micro_batches_give_the_same_step_as_one_batch(backbone_dirs, tmp_path):
     examples = make_examples()
     whole = train(make_config(backbone_dirs["llama"], tmp_path / "whole", **{"train.max_steps": 2}), examples)
