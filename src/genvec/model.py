@@ -187,6 +187,11 @@ class GenVecModel(nn.Module):
     def num_compression_tokens(self) -> int:
         return self.config.tokens.num_compression_tokens
 
+    @property
+    def _no_split_modules(self) -> list[str]:
+        """The backbone's layer classes: Accelerate's FSDP auto-wrap reads them to shard each decoder layer apart."""
+        return list(getattr(self.backbone, "_no_split_modules", None) or [])
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         """The special vectors and both projections: everything an optimizer should see."""
         return [*self.special_tokens.parameters(), *self.reconstruction.parameters(), *self.alignment.parameters()]

@@ -35,6 +35,7 @@ from genvec.config import GenVecConfig, TrainConfig
 from genvec.data.collate import pad_left, pad_right, tokenize_queries, tokenize_responses
 from genvec.errors import ConfigError, TrainingError
 from genvec.files import atomic_write, write_text_atomic
+from genvec.checkpoint.native import save_native
 from genvec.model import GenVecModel
 
 logger = logging.getLogger(__name__)
@@ -155,8 +156,9 @@ def train(config: GenVecConfig, examples: TrainingExamples | None = None) -> Tra
     state = _LoopState(step=step, identity=identity, last_saved=step or None)
     metrics = _loop(wrapped, model, optimizer, scheduler, tokenized, plan, accelerator, config.train, run_dir, state)
     model_dir = run_dir / FINAL
+    trainables = full_trainables(model)  # every process: FSDP gathers the shards
     if accelerator.is_main_process:
-        model.save_pretrained(model_dir)
+        save_native(model, model_dir, tensors=trainables)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return TrainResult(run_dir, model_dir, config.train.max_steps, metrics)
@@ -362,9 +364,10 @@ def save_checkpoint(
         temporary.mkdir(parents=True)
     accelerator.wait_for_everyone()
     write_text_atomic(temporary / f"rng-{accelerator.process_index}.json", json.dumps(_rng_state()))
+    trainables, optimizer_state = full_trainables(model), full_optimizer_state(model, optimizer)  # every process
     if accelerator.is_main_process:
-        model.save_pretrained(temporary)
-        torch.save(optimizer.state_dict(), temporary / OPTIMIZER_STATE)
+        save_native(model, temporary, tensors=trainables)
+        torch.save(optimizer_state, temporary / OPTIMIZER_STATE)
         state = {"step": step, "scheduler": scheduler.state_dict(), "num_processes": accelerator.num_processes,
                  "run": identity}
         write_text_atomic(temporary / TRAINER_STATE, json.dumps(state, indent=2) + "\n")
@@ -405,16 +408,41 @@ def load_checkpoint(
             f"cannot resume from {str(path)!r}: it belongs to another run (" + "; ".join(differences) + "). Resume "
             "with the same data and train settings, or start a new run_dir."
         )
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
     weights = _read_weights(path, _read_document(path))
     load_trainable(model, weights, source=str(path))
     # weights_only: the optimizer state is tensors and numbers; nothing else is unpickled.
-    optimizer.load_state_dict(torch.load(path / OPTIMIZER_STATE, map_location=model.device, weights_only=True))
+    optimizer_state = torch.load(path / OPTIMIZER_STATE, map_location="cpu", weights_only=True)
+    set_optimizer_state_dict(model, optimizer, optimizer_state, options=StateDictOptions(full_state_dict=True))
     scheduler.load_state_dict(state["scheduler"])
     rng_file = path / f"rng-{accelerator.process_index}.json"
     if rng_file.is_file():
         _set_rng_state(json.loads(rng_file.read_text(encoding="utf-8")))
     logger.info("resumed from %s at step %d", path, state["step"])
     return int(state["step"])
+
+
+def full_trainables(model: GenVecModel) -> dict[str, torch.Tensor]:
+    """The trainable tensors, whole and on the CPU, in the main process (others get {}); every process must call it.
+
+    Under FSDP each process holds a shard of every parameter; torch's state-dict helpers gather them. Without
+    FSDP they return the tensors as they are.
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
+    state = get_model_state_dict(model, options=options)
+    # Frozen weights tied to another module can still appear; a checkpoint holds the trainables only.
+    return {name: state[name] for name in model.trainable_state_dict() if name in state}
+
+
+def full_optimizer_state(model: GenVecModel, optimizer: torch.optim.Optimizer) -> dict:
+    """The optimizer state keyed by parameter name, whole and on the CPU, in the main process; every process calls it."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_optimizer_state_dict(model, optimizer, options=options)
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:

@@ -1,4 +1,4 @@
-"""The training loop: resume equals an uninterrupted run, two processes equal one, guards stop bad runs."""
+"""The training loop: resume equals an uninterrupted run, two processes (DDP or FSDP) equal one, guards stop bad runs."""
 
 import json
 import os
@@ -117,6 +117,32 @@ def test_two_processes_reach_the_same_weights_as_one(backbone_dirs, tmp_path):
         assert torch.allclose(one[name], two[name], atol=1e-5, rtol=1e-4), (name, (one[name] - two[name]).abs().max())
     assert json.loads((tmp_path / "two" / "checkpoints" / "step-00000004" / "trainer_state.json").read_text())[
         "num_processes"] == 2
+
+
+def test_fsdp_sharded_training_saves_and_resumes_whole_tensors(backbone_dirs, tmp_path):
+    # FSDP2 shards every parameter over the processes; the trainer's checkpoints must gather whole tensors, and a
+    # resumed run must put its shards back. Two sharded CPU processes against one unsharded process, same batches.
+    driver = Path(__file__).with_name("fsdp_driver.py")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    backbone = str(backbone_dirs["qwen3"])
+    completed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29535",
+         str(driver), backbone, str(tmp_path / "sharded")], env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    completed = subprocess.run([sys.executable, str(driver), backbone, str(tmp_path / "one")], env=env,
+                               capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    sharded, one = (json.loads((tmp_path / name / "report.json").read_text()) for name in ("sharded", "one"))
+    assert sharded["sharded"] and not one["sharded"]
+    assert np.allclose(sharded["losses"], one["losses"], atol=1e-5)
+    assert sharded["same_trainables_after_load"] and sharded["same_moments_after_load"]
+    checkpoints = [tmp_path / name / "checkpoints" / "step-00000003" for name in ("sharded", "one")]
+    tensors = [genvec.load_model(path, device="cpu").trainable_state_dict() for path in checkpoints]
+    assert sorted(tensors[0]) == sharded["trainables"]
+    for name in tensors[0]:
+        assert tensors[0][name].shape == tensors[1][name].shape
+        assert torch.allclose(tensors[0][name], tensors[1][name], atol=1e-5), name
 
 
 def test_cpu_processes_not_marked_as_cpu_are_refused(backbone_dirs, tmp_path):

@@ -198,3 +198,12 @@ def test_loss_checks_its_inputs(qwen3_model):
         qwen3_model.loss(["a", "b"], ["c"], torch.zeros(2, 16))
     with pytest.raises(InputError, match=r"expected \(2, 16\)"):
         qwen3_model.loss(["a", "b"], ["c", "d"], torch.zeros(2, 8))
+
+
+def test_fsdp_auto_wrap_finds_the_decoder_layer_class(tiny_model):
+    # Accelerate's transformer-based FSDP wrap takes the class names from the prepared model, here GenVecModel.
+    from accelerate.utils.dataclasses import get_module_class_from_name
+
+    classes = [get_module_class_from_name(tiny_model, name) for name in tiny_model._no_split_modules]
+    assert classes and None not in classes
+    assert all(isinstance(layer, tuple(classes)) for layer in tiny_model.backbone.base_model.layers)

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch.distributed.tensor import DTensor, distribute_tensor
 
 from genvec import __version__
 from genvec.config import GenVecConfig
@@ -31,13 +32,19 @@ FORMAT_NAME = "genvec"
 FORMAT_VERSION = 1
 
 
-def save_native(model: "GenVecModel", path: str | Path) -> None:  # noqa: F821 (import cycle)
-    """Write `model`'s trainable tensors and config to directory `path` (created if needed)."""
+def save_native(
+    model: "GenVecModel", path: str | Path, *, tensors: dict[str, torch.Tensor] | None = None  # noqa: F821
+) -> None:
+    """Write `model`'s trainable tensors and config to directory `path` (created if needed).
+
+    `tensors` replaces the model's own trainable tensors: the trainer passes them gathered from FSDP shards.
+    """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CheckpointError(f"cannot save a checkpoint to {str(path)!r}: it exists and is not a directory.")
     path.mkdir(parents=True, exist_ok=True)
-    tensors = {name: tensor.detach().float().contiguous().cpu() for name, tensor in model.trainable_state_dict().items()}
+    tensors = model.trainable_state_dict() if tensors is None else tensors
+    tensors = {name: tensor.detach().float().contiguous().cpu() for name, tensor in tensors.items()}
     temporary = temporary_path(path / WEIGHTS_FILE)
     try:
         save_file(tensors, str(temporary), metadata={"format": "pt", "genvec_format_version": str(FORMAT_VERSION)})
@@ -123,7 +130,10 @@ def load_trainable(model: "GenVecModel", weights: dict[str, torch.Tensor], *, so
         raise CheckpointError(f"{source} does not fit the model:\n" + "\n".join(problems))
     with torch.no_grad():
         for name, target in model.trainable_state_dict().items():
-            target.copy_(weights[name].to(target.device, target.dtype))
+            value = weights[name].to(target.device, target.dtype)
+            if isinstance(target, DTensor):  # an FSDP shard: every process takes its part of the whole tensor
+                value = distribute_tensor(value, target.device_mesh, target.placements)
+            target.copy_(value)
 
 
 def _read_document(directory: Path) -> dict:
