@@ -279,6 +279,7 @@ def measure_encode(preset: Preset, args) -> dict:
     started = time.perf_counter()
     ours(texts[: args.encode_batch] + texts[-args.encode_batch :])
     bare([batches[0], batches[-1]])
+    synchronize(model.device)
     warm_up_s = time.perf_counter() - started
     seconds = interleaved({"ours": ours, "bare": bare}, model.device, args.repeats)
     tokens = sum(len(row) + model.num_special_tokens for row in ids)
@@ -352,7 +353,7 @@ def measure_reference_train_step(preset: Preset, args, activation_checkpointing:
         encoder, teacher = copy.deepcopy(decoder.base_model), copy.deepcopy(decoder.base_model)
     step = ReferenceTrainStep(decoder, encoder, teacher, tokenizer, 10, activation_checkpointing)
     result = {"batch_size": args.train_batch, "activation_checkpointing": activation_checkpointing}
-    device = next(step.decoder.parameters()).device
+    device = step.device
     if device.type == "cuda":
         result["weights_gpu_mb"] = gpu_memory_mb()
     queries = make_texts(tokenizer, args.train_batch, args.query_tokens, seed=2)
@@ -656,6 +657,8 @@ def _peak_rss_mb() -> float:
 
 def run_parent(args) -> int:
     """Run each measurement in a subprocess, write JSON and Markdown; returns 1 if a measurement failed."""
+    from genvec.files import write_text_atomic
+
     preset = resolve_preset(args)
     names = args.only or list(preset.measurements or MEASUREMENTS)
     if args.estimate:
@@ -690,8 +693,8 @@ def run_parent(args) -> int:
         print(json.dumps({name: figures}), flush=True)
         report["results"][name] = figures
         # Written after every measurement, so a run stopped by a time limit keeps what it measured.
-        json_path.write_text(json.dumps(report, indent=2) + "\n")
-        markdown_path.write_text(_markdown(report))
+        write_text_atomic(json_path, json.dumps(report, indent=2) + "\n")  # never a torn file for --only or --summary
+        write_text_atomic(markdown_path, _markdown(report))
     print(f"wrote {json_path} and {markdown_path}", file=sys.stderr)
     return 1 if failed else 0
 
@@ -870,12 +873,12 @@ def main() -> None:
     workload = parser.add_argument_group("workload (default: the preset's)")
     for item in dataclasses.fields(Workload):
         flag = "--" + item.name.replace("_", "-")
-        if item.type == "bool" or item.type is bool:
+        if item.type is bool:
             workload.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        elif item.name == "decode_tokens":
+        elif item.type == tuple[int, ...]:
             workload.add_argument(flag, type=int, nargs="+", default=None)
         else:
-            workload.add_argument(flag, type=float if "budget" in item.name else int, default=None)
+            workload.add_argument(flag, type=item.type, default=None)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--saved-backbone", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -185,8 +185,6 @@ def _add_shard_flags(parser: argparse.ArgumentParser) -> None:
 
 def _shard(args: argparse.Namespace) -> tuple[int, int]:
     """(num_shards, shard_id): the flags, else the launcher's WORLD_SIZE / RANK (torchrun, accelerate launch)."""
-    import os
-
     if args.num_shards is not None or args.shard_id is not None:
         return args.num_shards or 1, args.shard_id or 0
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -197,8 +195,6 @@ def _shard(args: argparse.Namespace) -> tuple[int, int]:
 
 def _process_device(device: str) -> str:
     """Under a multi-process launcher, `auto` means this process's own GPU (LOCAL_RANK)."""
-    import os
-
     local_rank = os.environ.get("LOCAL_RANK")
     if device == "auto" and local_rank is not None:
         import torch

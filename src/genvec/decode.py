@@ -114,23 +114,25 @@ def generate_token_ids(
     device = prompt_embeddings.device
     cache = DynamicCache(config=backbone.config)
     output = backbone(inputs_embeds=prompt_embeddings, past_key_values=cache, use_cache=True, logits_to_keep=1)
-    end_ids = torch.tensor(end_of_sequence_ids, dtype=torch.long, device=device)
+    end_ids = set(end_of_sequence_ids)
     rows: list[list[int]] = [[] for _ in range(batch_size)]
     active = list(range(batch_size))  # the original row of each row still in the batch
     for step in range(max_new_tokens):
         next_ids = _next_token(output.logits[:, -1], sampling, generator)  # (b,)
-        ended = torch.isin(next_ids, end_ids)  # (b,)
-        for row, token_id, has_ended in zip(active, next_ids.tolist(), ended.tolist()):
+        token_ids = next_ids.tolist()  # the step's one device-to-host copy
+        ended = [token_id in end_ids for token_id in token_ids]
+        for row, token_id, has_ended in zip(active, token_ids, ended):
             if not has_ended:
                 rows[row].append(token_id)
-        if step == max_new_tokens - 1 or bool(ended.all()):
+        if step == max_new_tokens - 1 or all(ended):
             break
-        if bool(ended.any()):
+        if any(ended):
             # Finished rows leave the batch and the cache: every remaining row has the same length, so no mask.
-            keep = (~ended).nonzero().squeeze(1)  # (b',)
+            kept = [index for index, has_ended in enumerate(ended) if not has_ended]
+            keep = torch.tensor(kept, device=device)  # (b',)
             cache.batch_select_indices(keep)
             next_ids = next_ids[keep]
-            active = [active[index] for index in keep.tolist()]
+            active = [active[index] for index in kept]
         output = backbone(input_ids=next_ids[:, None], past_key_values=cache, use_cache=True, logits_to_keep=1)
     return rows
 

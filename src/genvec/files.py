@@ -16,17 +16,11 @@ from typing import IO
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file next to `path`; on success it replaces `path`, on error it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temporary = temporary_path(path)
     try:
-        os.chmod(temporary, _default_mode())  # mkstemp makes 0600; the file should look like any other one
-        encoding = None if "b" in mode else "utf-8"
-        with os.fdopen(handle, mode, encoding=encoding) as file:
+        with open(temporary, mode, encoding=None if "b" in mode else "utf-8") as file:
             yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
+        commit_file(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
@@ -45,7 +39,7 @@ def temporary_path(path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
-    os.chmod(temporary, _default_mode())
+    os.chmod(temporary, _default_mode())  # mkstemp makes 0600; the file should look like any other one
     return Path(temporary)
 
 
@@ -54,6 +48,13 @@ def commit_file(temporary: Path, path: str | Path) -> None:
     with open(temporary, "rb+") as file:
         os.fsync(file.fileno())
     os.replace(temporary, path)
+
+
+def append_synced(file: IO, data: str | bytes) -> None:
+    """Append `data` to an open file and force it to disk, so an interruption loses at most what is being written."""
+    file.write(data)
+    file.flush()
+    os.fsync(file.fileno())
 
 
 def _default_mode() -> int:

@@ -24,7 +24,7 @@ def reconstruction_loss(
     head_bias: torch.Tensor | None = None,
     *,
     softcap: float | None = None,
-    chunk_size: int = 1024,
+    chunk_size: int = 256,
     reduction: Literal["mean", "sum"] = "mean",
 ) -> torch.Tensor:
     """Cross-entropy of the LM head's predictions at labelled positions, averaged (or summed) over tokens.

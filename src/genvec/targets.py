@@ -31,7 +31,7 @@ from genvec import __version__
 from genvec.config import TeacherConfig
 from genvec.data.dataset import ResponseRecord, read_responses
 from genvec.errors import InputError
-from genvec.files import write_text_atomic
+from genvec.files import append_synced, write_text_atomic
 from genvec.teacher import Teacher, load_teacher, teacher_name
 
 logger = logging.getLogger(__name__)
@@ -253,15 +253,9 @@ def _append_vectors(stem: Path, teacher: Teacher, texts: list[str], header: dict
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
             vectors = _check_vectors(teacher.embed(batch), len(batch), teacher)  # (b, D)
-            _write_synced(vectors_out, vectors.astype(dtype).tobytes())
-            _write_synced(keys_out, b"".join(target_key(teacher.name, text) for text in batch))
+            append_synced(vectors_out, vectors.astype(dtype).tobytes())
+            append_synced(keys_out, b"".join(target_key(teacher.name, text) for text in batch))
             bar.update(len(batch))
-
-
-def _write_synced(file, data: bytes) -> None:
-    file.write(data)
-    file.flush()
-    os.fsync(file.fileno())
 
 
 def _repair(keys_file: Path, vectors_file: Path, row_bytes: int) -> None:

@@ -28,6 +28,7 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from genvec import backbone as backbones
 from genvec.config import TeacherConfig
 from genvec.data.collate import pad_right
 from genvec.device import resolve_device, resolve_dtype
@@ -170,8 +171,8 @@ class _PooledTeacher:
         self.pooling = pooling
         self.batch_size = batch_size
         self.max_length = max_length
-        self.dim = int(model.config.get_text_config().hidden_size)
-        self.pad_token_id = next((i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None), 0)
+        self.dim = int(backbones.hidden_size(model))
+        self.pad_token_id = backbones.pad_token_id(tokenizer)
 
     @torch.inference_mode()
     def embed(self, texts: list[str]) -> np.ndarray:

@@ -16,6 +16,7 @@ reaches the loop as `TrainingExamples`.
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -31,11 +32,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from genvec.checkpoint.native import check_trainable, read_native_weights, save_native
 from genvec.config import GenVecConfig, TrainConfig
 from genvec.data.collate import pad_left, pad_right, tokenize_queries, tokenize_responses
 from genvec.errors import ConfigError, TrainingError
 from genvec.files import atomic_write, write_text_atomic
-from genvec.checkpoint.native import save_native
 from genvec.model import GenVecModel
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,9 @@ class _TokenizedExamples:
     response_ids: list[list[int]]
     teacher_embeddings: np.ndarray  # (N, D)
 
+    @functools.cached_property
     def lengths(self) -> np.ndarray:
+        """(N,) query plus response tokens of each example; every step's micro-batching reads it."""
         return np.array([len(q) + len(r) for q, r in zip(self.query_ids, self.response_ids)])
 
 
@@ -152,7 +155,7 @@ def train(config: GenVecConfig, examples: TrainingExamples | None = None) -> Tra
     _report_start(config.train, accelerator, len(examples), micro_batch, accumulation, step)
     if config.train.report_to != "none":
         accelerator.init_trackers("genvec", config=_flat(config.to_dict()))
-    plan = BatchPlan(tokenized.lengths(), config.train.batch_size, config.train.seed, config.train.group_by_length)
+    plan = BatchPlan(tokenized.lengths, config.train.batch_size, config.train.seed, config.train.group_by_length)
     state = _LoopState(step=step, identity=identity, last_saved=step or None)
     metrics = _loop(wrapped, model, optimizer, scheduler, tokenized, plan, accelerator, config.train, run_dir, state)
     model_dir = run_dir / FINAL
@@ -326,7 +329,7 @@ def _micro_batches(
     indices: np.ndarray, tokenized: _TokenizedExamples, rank: int, world: int, train_config: TrainConfig
 ) -> list[np.ndarray]:
     """This process's share of a global batch, cut into micro-batches of similar length."""
-    by_length = indices[np.argsort(-tokenized.lengths()[indices], kind="stable")]
+    by_length = indices[np.argsort(-tokenized.lengths[indices], kind="stable")]
     share = by_length[rank::world]  # interleaved, so every process gets long and short examples alike
     micro, _ = _batch_split(train_config, world)
     return [share[start : start + micro] for start in range(0, len(share), micro)]
@@ -395,8 +398,6 @@ def load_checkpoint(
     Refuses a checkpoint of another run: other data, batch size, seed or length grouping would make its step
     point at other examples.
     """
-    from genvec.checkpoint.native import _read_document, _read_weights, load_trainable
-
     state = json.loads((path / TRAINER_STATE).read_text(encoding="utf-8"))
     differences = [
         f"{key}: checkpoint {state['run'].get(key)!r}, now {value!r}"
@@ -408,13 +409,7 @@ def load_checkpoint(
             f"cannot resume from {str(path)!r}: it belongs to another run (" + "; ".join(differences) + "). Resume "
             "with the same data and train settings, or start a new run_dir."
         )
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
-
-    weights = _read_weights(path, _read_document(path))
-    load_trainable(model, weights, source=str(path))
-    # weights_only: the optimizer state is tensors and numbers; nothing else is unpickled.
-    optimizer_state = torch.load(path / OPTIMIZER_STATE, map_location="cpu", weights_only=True)
-    set_optimizer_state_dict(model, optimizer, optimizer_state, options=StateDictOptions(full_state_dict=True))
+    load_full_state(model, optimizer, path)
     scheduler.load_state_dict(state["scheduler"])
     rng_file = path / f"rng-{accelerator.process_index}.json"
     if rng_file.is_file():
@@ -443,6 +438,24 @@ def full_optimizer_state(model: GenVecModel, optimizer: torch.optim.Optimizer) -
 
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
     return get_optimizer_state_dict(model, optimizer, options=options)
+
+
+def load_full_state(model: GenVecModel, optimizer: torch.optim.Optimizer, path: Path) -> None:
+    """Put a checkpoint's whole trainable tensors and optimizer state into the model and optimizer; every process
+    calls it. Under FSDP each process keeps its own shard of them."""
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    weights = read_native_weights(path)
+    check_trainable(model, weights, source=str(path))
+    options = StateDictOptions(full_state_dict=True, strict=False)  # strict=False: the frozen backbone is not there
+    set_model_state_dict(model, weights, options=options)
+    # weights_only: the optimizer state is tensors and numbers; nothing else is unpickled.
+    optimizer_state = torch.load(path / OPTIMIZER_STATE, map_location="cpu", weights_only=True)
+    set_optimizer_state_dict(model, optimizer, optimizer_state, options=options)
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:

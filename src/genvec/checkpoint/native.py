@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from torch.distributed.tensor import DTensor, distribute_tensor
 
 from genvec import __version__
 from genvec.config import GenVecConfig
@@ -116,8 +115,23 @@ def load_native(
     return model
 
 
+def read_native_weights(directory: str | Path) -> dict[str, torch.Tensor]:
+    """The trainable tensors of a native checkpoint directory, after checking its config and their hash."""
+    directory = Path(directory)
+    return _read_weights(directory, _read_document(directory))
+
+
 def load_trainable(model: "GenVecModel", weights: dict[str, torch.Tensor], *, source: str) -> None:  # noqa: F821
     """Copy trainable tensors into `model`, after checking names and shapes; all mismatches are listed at once."""
+    check_trainable(model, weights, source=source)
+    with torch.no_grad():
+        for name, target in model.trainable_state_dict().items():
+            target.copy_(weights[name].to(target.device, target.dtype))
+
+
+def check_trainable(model: "GenVecModel", weights: dict[str, torch.Tensor], *, source: str) -> None:  # noqa: F821
+    """Refuse `weights` unless they are exactly the model's trainable tensors by name and shape, listing every
+    mismatch at once."""
     expected = {name: tuple(tensor.shape) for name, tensor in model.trainable_state_dict().items()}
     problems = [f"missing tensor {name} {shape}" for name, shape in expected.items() if name not in weights]
     problems += [f"unexpected tensor {name}" for name in weights if name not in expected]
@@ -128,12 +142,6 @@ def load_trainable(model: "GenVecModel", weights: dict[str, torch.Tensor], *, so
     ]
     if problems:
         raise CheckpointError(f"{source} does not fit the model:\n" + "\n".join(problems))
-    with torch.no_grad():
-        for name, target in model.trainable_state_dict().items():
-            value = weights[name].to(target.device, target.dtype)
-            if isinstance(target, DTensor):  # an FSDP shard: every process takes its part of the whole tensor
-                value = distribute_tensor(value, target.device_mesh, target.placements)
-            target.copy_(value)
 
 
 def _read_document(directory: Path) -> dict:

@@ -52,7 +52,7 @@ from genvec.data.dataset import (
 )
 from genvec.data.sources import QuerySet, queries_from_texts, read_queries
 from genvec.errors import InputError
-from genvec.files import atomic_write, write_text_atomic
+from genvec.files import append_synced, atomic_write, write_text_atomic
 
 if TYPE_CHECKING:
     from genvec.model import GenVecModel  # genvec.model imports genvec.data: a runtime import would be circular
@@ -134,8 +134,9 @@ def generate_responses(
     path = shard_path(output, shard_id, num_shards)
     identity = _backbone_identity(backbone)
     requested = _requested_settings(config)
-    done = _resume(path, query_set, positions, identity, requested, config.generation_batch_size)
-    run = _Run(path, query_set, positions, done, identity, requested, config, shard_id, num_shards)
+    previous = _read_metadata(path)  # the sidecar of an earlier run into this file, if any
+    done = _resume(path, previous, query_set, positions, identity, requested, config.generation_batch_size)
+    run = _Run(path, previous, query_set, positions, done, identity, requested, config, shard_id, num_shards)
     if len(done) == len(positions):
         logger.info("%s already holds all %d responses of shard %d/%d", path, len(done), shard_id, num_shards)
         run.write_metadata(complete=True)
@@ -150,10 +151,13 @@ def generate_responses(
     start = time.perf_counter()
     try:
         run.write_metadata(complete=False)
-        with open(path, "a", encoding="utf-8") as file, _progress(run, show) as bar:
+        with open(path, "a", encoding="utf-8") as file, tqdm(
+            total=len(run.positions), initial=run.written, desc="generate", unit="query", disable=not show,
+            dynamic_ncols=True,
+        ) as bar:
             for batch_positions in _batches(positions, len(done), config.generation_batch_size):
                 records = _generate_batch(engine, tokenizer, prompts, query_set, batch_positions, config.seed)
-                _append(file, records)
+                append_synced(file, "".join(record.to_json() + "\n" for record in records))  # whole lines
                 run.add(records)
                 _advance(bar, run, records, time.perf_counter() - start)
     finally:
@@ -442,7 +446,7 @@ def _cut_at_eos(tokens: list[int], eos_token_ids: list[int]) -> tuple[list[int],
 class _Run:
     """Counts and metadata of one shard's output file."""
 
-    def __init__(self, path, query_set, positions, done, identity, requested, config, shard_id, num_shards):
+    def __init__(self, path, previous, query_set, positions, done, identity, requested, config, shard_id, num_shards):
         self.path, self.query_set, self.positions = path, query_set, positions
         self.identity, self.requested, self.config = identity, requested, config
         self.shard_id, self.num_shards = shard_id, num_shards
@@ -452,7 +456,7 @@ class _Run:
         self.eos = sum(record.finish_reason == "eos" for record in done)
         self.new_tokens = 0
         self.total_tokens = sum(record.response_tokens for record in done)
-        self.previous = _read_metadata(path) or {}
+        self.previous = previous or {}
         # Prompts cut earlier in this file (informational: a dropped partial batch may be counted twice).
         self.prompts_cut_before = self.previous.get("counts", {}).get("prompts_cut", 0) if done else 0
         self.prompts_cut = 0
@@ -514,29 +518,12 @@ def _generate_batch(engine, tokenizer, prompts: PromptBuilder, query_set: QueryS
     ]
 
 
-def _append(file, records: list[ResponseRecord]) -> None:
-    """Append whole lines and force them to disk, so an interruption loses at most the batch being written."""
-    import os
-
-    file.write("".join(record.to_json() + "\n" for record in records))
-    file.flush()
-    os.fsync(file.fileno())
-
-
 def _batches(positions: list[int], start: int, batch_size: int) -> Iterator[list[int]]:
     """Fixed batches by position in the shard (so a resumed run batches exactly as an uninterrupted one)."""
     for first in range(start, len(positions), batch_size):
         yield positions[first : first + batch_size]
 
 
-@contextlib.contextmanager
-def _progress(run: _Run, show: bool):
-    bar = tqdm(total=len(run.positions), initial=run.written, desc="generate", unit="query", disable=not show,
-               dynamic_ncols=True)
-    try:
-        yield bar
-    finally:
-        bar.close()
 
 
 def _advance(bar, run: _Run, records: list[ResponseRecord], seconds: float) -> None:
@@ -548,8 +535,8 @@ def _advance(bar, run: _Run, records: list[ResponseRecord], seconds: float) -> N
 # ---------------------------------------------------------------------------------------------- resume
 
 
-def _resume(path: Path, query_set: QuerySet, positions: list[int], identity: dict, requested: dict,
-            batch_size: int) -> list[ResponseRecord]:
+def _resume(path: Path, previous: dict | None, query_set: QuerySet, positions: list[int], identity: dict,
+            requested: dict, batch_size: int) -> list[ResponseRecord]:
     """The complete batches already in `path` (after checking they answer these queries with these settings).
 
     A torn last line and a partly written last batch are removed from the file, so the run goes on at a batch
@@ -557,7 +544,6 @@ def _resume(path: Path, query_set: QuerySet, positions: list[int], identity: dic
     """
     if not path.exists():
         return []
-    previous = _read_metadata(path)
     if previous is not None:
         _check_compatible(path, previous, identity, requested)
     with warnings.catch_warnings():

@@ -111,9 +111,9 @@ def _run_world(options: QuickstartOptions, run_dir: Path, clock: "_Clock") -> Qu
 
     full = options.size == "full"
     world = clock.time("world", lambda: build_world(FULL_WORLD if full else SMALL_WORLD))
-    cache_dir = Path(options.cache_dir) if options.cache_dir else Path.home() / ".cache" / "genvec"
+    cache_dir = Path(options.cache_dir) / "world_lm" if options.cache_dir else None  # None: default_cache_dir()
     lm = clock.time("world LM", lambda: load_or_train_world_lm(
-        world, FULL_LM if full else SMALL_LM, cache_dir / "world_lm", show_progress=options.show_progress))
+        world, FULL_LM if full else SMALL_LM, cache_dir, show_progress=options.show_progress))
     steps = options.steps or (1000 if full else 250)
     config = _world_config(options, run_dir, str(lm.path), steps)
     instruction = DEFAULT_INSTRUCTIONS["document"]
@@ -121,7 +121,8 @@ def _run_world(options: QuickstartOptions, run_dir: Path, clock: "_Clock") -> Qu
     queries = [query.text for query in world.train_queries] + requests
     weights = {request: DOCUMENT_WEIGHT for request in requests}
     model = _train_stages(config, queries, clock, options.show_progress, weights)
-    methods = _methods(model, options.device)
+    minilm = evaluate.sentence_transformer_encoder(evaluate.load_minilm(_cpu_or(options.device)))
+    methods = _methods(model, minilm)
     results = clock.time("evaluate", lambda: evaluate.evaluate_world(world, methods,
                                                                      show_progress=options.show_progress))
     heldout = [query.text for query in world.heldout_queries]
@@ -182,16 +183,19 @@ def _run_real(options: QuickstartOptions, run_dir: Path, clock: "_Clock") -> Qui
                                                          show_progress=options.show_progress))
     records = read_responses(all_responses)
     heldout = [records[i] for i in heldout_positions]
-    training = [record for i, record in enumerate(records) if i not in set(heldout_positions)]
+    held_out = set(heldout_positions)
+    training = [record for i, record in enumerate(records) if i not in held_out]
     _write_records(Path(config.data.responses), training)
     model = _train_stages(config, None, clock, options.show_progress)
     corpus = [record.response for record in records]
     relevant = list(heldout_positions)
-    methods = _methods(model, options.device)
+    minilm = evaluate.sentence_transformer_encoder(evaluate.load_minilm(_cpu_or(options.device)))
+    methods = _methods(model, minilm)
     results = clock.time("evaluate", lambda: [
         _retrieval_result(method, [r.query for r in heldout], corpus, relevant) for method in methods])
     decoded = clock.time("decode", lambda: model.decode([r.query for r in heldout], max_new_tokens=128))
-    teacher = evaluate.load_minilm(_cpu_or(options.device)) if options.teacher is None else None
+    # Measured in MiniLM's space only when MiniLM is the teacher (otherwise the teacher's space is not at hand).
+    teacher = minilm if options.teacher is None else None
     results[0].scores["decoded_similarity"] = _decoded_similarity(decoded, [r.response for r in heldout], teacher)
     summary = {
         "backbone": options.backbone,
@@ -259,12 +263,12 @@ def _weighted_examples(config: GenVecConfig, weights: dict[str, int]):
     return TrainingExamples([record.query for record in records], responses, embeddings)
 
 
-def _methods(model, device: str) -> list:
-    """genvec beside the two input-centric baselines: the same LM mean-pooled, and MiniLM on the raw text."""
+def _methods(model, minilm) -> list:
+    """genvec beside the two input-centric baselines: the same LM mean-pooled, and MiniLM (an encoder) on the raw
+    text."""
     from genvec.quickstart import evaluate
 
     mean_pooled = evaluate.mean_pooled_encoder(model.backbone, model.tokenizer)
-    minilm = evaluate.sentence_transformer_encoder(evaluate.load_minilm(_cpu_or(device)))
     return [
         evaluate.Method("genvec", lambda texts: model.encode(texts, normalize=True, show_progress=False),
                         lambda texts: model.encode_document(texts, normalize=True, show_progress=False)),
@@ -296,12 +300,11 @@ def _retrieval_result(method, queries: list[str], corpus: list[str], relevant: l
 
 
 def _decoded_similarity(decoded: list[str], responses: list[str], teacher) -> float:
-    """Mean cosine (teacher space) between each decoded text and the LM's own response."""
+    """Mean cosine between each decoded text and the LM's own response, in the space of `teacher` (a normalising
+    encoder; None: not measured)."""
     if teacher is None:
         return float("nan")
-    a = teacher.encode(decoded, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-    b = teacher.encode(responses, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-    return float(np.mean(np.sum(a * b, axis=1)))
+    return float(np.mean(np.sum(teacher(decoded) * teacher(responses), axis=1)))
 
 
 def _finish(run_dir: Path, results, paths: dict[str, Path], clock: "_Clock", summary: dict) -> QuickstartResult:

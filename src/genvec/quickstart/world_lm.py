@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
 from genvec.config import DEFAULT_INSTRUCTIONS
+from genvec.data.collate import pad_right
 from genvec.files import write_text_atomic
 from genvec.quickstart.world import Query, World
 from genvec.testing import CHAT_TEMPLATE, untrained_bpe
@@ -361,15 +362,9 @@ def _batches(sequences: list[Example], batch_size: int, seed: int) -> Iterator[l
 
 def _collate(batch: list[Example], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-pad a training batch: input ids, attention mask, labels (pads ignored), each (B, T)."""
-    length = max(len(ids) for ids, _ in batch)
-    input_ids = torch.full((len(batch), length), pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(batch), length), dtype=torch.long)
-    labels = torch.full((len(batch), length), IGNORE_INDEX, dtype=torch.long)
-    for row, (ids, targets) in enumerate(batch):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        attention_mask[row, : len(ids)] = 1
-        labels[row, : len(ids)] = torch.tensor(targets)
-    return input_ids, attention_mask, labels
+    inputs = pad_right([ids for ids, _ in batch], pad_token_id)
+    labels = pad_right([targets for _, targets in batch], IGNORE_INDEX).input_ids
+    return inputs.input_ids, inputs.attention_mask, labels
 
 
 def _world_lm(directory: Path, info: dict, reused: bool) -> WorldLM:
