@@ -6,7 +6,9 @@ and the module is in eval mode. This file does not add tokens to the tokenizer o
 """
 
 import logging
+from pathlib import Path
 
+import huggingface_hub
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
@@ -62,9 +64,22 @@ def hidden_size(backbone: PreTrainedModel) -> int:
     return backbone.config.get_text_config().hidden_size
 
 
-def backbone_revision(backbone: PreTrainedModel, requested: str | None) -> str | None:
-    """The commit a hub backbone was loaded from when transformers recorded it, else the requested revision."""
-    return getattr(backbone.config, "_commit_hash", None) or requested
+def resolve_revision(name_or_path: str, revision: str | None = None) -> str | None:
+    """The commit hash that `revision` (None: the default branch) of a hub model points to now, else `revision`.
+
+    Loading with the returned commit pins every file of the load, and recording it makes a run reproducible after
+    the repository moves on. Asks the hub, or the local cache when offline (`HF_HUB_OFFLINE=1`). A local directory,
+    and a name that cannot be resolved (unknown repository, no network and nothing cached), keep `revision`: the
+    load that follows reports the real problem with its own message.
+    """
+    if not name_or_path or Path(name_or_path).exists():
+        return revision
+    try:
+        offline = huggingface_hub.is_offline_mode()  # the cache's refs, without a warning per load
+        return huggingface_hub.resolve_revision(name_or_path, revision=revision, local_files_only=offline).resolved
+    except Exception as err:  # best effort by design, see the docstring; the load reports what is wrong
+        logger.debug("could not resolve revision %s of %s: %s", revision, name_or_path, err)
+        return revision
 
 
 def eos_token_id(tokenizer: PreTrainedTokenizerBase, backbone: PreTrainedModel) -> int:

@@ -144,14 +144,14 @@ class GenVecModel(nn.Module):
         """A new, untrained model as `config` describes it (loads the backbone)."""
         device = resolve_device(config.model.device)
         dtype = resolve_dtype(config.model.dtype, device)
+        revision = backbones.resolve_revision(config.model.backbone, config.model.revision)
         backbone, tokenizer = backbones.load_backbone(
             config.model.backbone,
-            revision=config.model.revision,
+            revision=revision,
             dtype=dtype,
             device=device,
             attn_implementation=config.model.attn_implementation,
         )
-        revision = backbones.backbone_revision(backbone, config.model.revision)
         config = dataclasses.replace(config, model=dataclasses.replace(config.model, revision=revision))
         return cls(backbone, tokenizer, config)
 

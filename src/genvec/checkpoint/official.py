@@ -25,12 +25,13 @@ All problems (missing files, missing or unexpected keys, shapes that disagree) a
 """
 
 import ast
+import dataclasses
 import fnmatch
 import json
 import logging
 import re
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -176,8 +177,13 @@ def load_official(
     except ConfigError as err:
         raise CheckpointError(str(err)) from err
     torch_device = resolve_device(config.model.device)
+    # The hub base model is pinned to the commit it points to now, and the config records it (a converted release
+    # then reloads the same weights); a local copy passed as `backbone` has no commit to record.
+    revision = None if backbone else backbones.resolve_revision(release.base_model)
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, revision=revision))
     backbone_lm, tokenizer = backbones.load_backbone(
         backbone or release.base_model,
+        revision=revision,
         dtype=resolve_dtype(config.model.dtype, torch_device),
         device=torch_device,
         attn_implementation=config.model.attn_implementation,

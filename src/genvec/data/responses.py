@@ -141,7 +141,7 @@ def generate_responses(
         logger.info("%s already holds all %d responses of shard %d/%d", path, len(done), shard_id, num_shards)
         run.write_metadata(complete=True)
         return run.summary(0.0)
-    engine, tokenizer = _open_engine(backbone, config)
+    engine, tokenizer = _open_engine(backbone, identity["revision"], config)
     prompts = PromptBuilder(tokenizer, config.prompt_max_length)
     run.settings = {**engine.settings, "chat_template": prompts.uses_template, "thinking_disabled": prompts.no_thinking,
                     "batch_size": config.generation_batch_size}
@@ -360,8 +360,8 @@ class _VLLMEngine:
         return results
 
 
-def _open_engine(backbone, config: DataConfig):
-    """The engine and the tokenizer for `backbone` (a GenVecModel, a ModelConfig or an id)."""
+def _open_engine(backbone, revision: str | None, config: DataConfig):
+    """The engine and the tokenizer for `backbone` (a GenVecModel, a ModelConfig or an id) at `revision`."""
     from genvec.device import resolve_device, resolve_dtype
     from genvec.model import GenVecModel
 
@@ -370,6 +370,7 @@ def _open_engine(backbone, config: DataConfig):
             raise InputError("engine 'vllm' loads its own copy of the backbone; pass the backbone id, not a model.")
         return _TransformersEngine(backbone.backbone, backbone.tokenizer, config), backbone.tokenizer
     model = backbone if isinstance(backbone, ModelConfig) else ModelConfig(backbone=str(backbone))
+    model = dataclasses.replace(model, revision=revision)
     if config.engine == "vllm":
         from transformers import AutoTokenizer
 
@@ -618,6 +619,12 @@ def _query_set(queries, config: DataConfig) -> QuerySet:
 
 
 def _backbone_identity(backbone) -> dict[str, object]:
+    """Which weights answer: the id or directory, and for a hub id the commit its revision points to.
+
+    Resolved before anything is loaded, the same way for every kind of `backbone` (`GenVecModel.from_config`
+    resolves it too), so a run resumed from another entry point, e.g. the CLI after `genvec train`, is recognised,
+    and one resumed after the hub repository moved on is refused instead of mixing two models' responses.
+    """
     from genvec.model import GenVecModel
 
     if isinstance(backbone, GenVecModel):
@@ -625,10 +632,12 @@ def _backbone_identity(backbone) -> dict[str, object]:
     if isinstance(backbone, ModelConfig):
         if not backbone.backbone:
             raise InputError("no backbone given; set model.backbone to a hub id or a local model directory.")
-        return {"name_or_path": backbone.backbone, "revision": backbone.revision}
-    if not isinstance(backbone, str) or not backbone:
+        name, revision = backbone.backbone, backbone.revision
+    elif isinstance(backbone, str) and backbone:
+        name, revision = backbone, None
+    else:
         raise InputError(f"backbone must be a hub id, a directory, a ModelConfig or a GenVecModel, got {backbone!r}.")
-    return {"name_or_path": backbone, "revision": None}
+    return {"name_or_path": name, "revision": backbones.resolve_revision(name, revision)}
 
 
 def _requested_settings(config: DataConfig) -> dict[str, object]:

@@ -1,0 +1,95 @@
+"""Hub backbones are pinned to the commit their revision points to: recorded by models, checkpoints and responses.
+
+The hub cannot be reached here, so the tests fill an offline Hugging Face cache (the layout `from_pretrained` and
+`huggingface_hub` read under `HF_HUB_OFFLINE=1`) with the tiny Qwen3 backbone as repository `genvec-test/tiny`.
+"""
+
+import json
+import shutil
+
+import huggingface_hub.constants
+import numpy as np
+import pytest
+
+import genvec
+from genvec import GenVecModel
+from genvec import backbone as backbones
+from genvec.config import DataConfig, ModelConfig
+from genvec.data.responses import generate_responses
+from genvec.errors import InputError
+from genvec.testing import save_tiny_backbone
+REPO = "genvec-test/tiny"
+QUERIES = ["Where do polar bears live?", "What is a vector?", "Name three cities by a river.", "Why is ice white?",
+           "Train a model.", "How do rivers form?", "What is the first question?"]
+GREEDY = DataConfig(max_new_tokens=6, decoding="greedy", generation_batch_size=3)
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """The cache folder of `genvec-test/tiny` holding two commits with different weights; `main` names the first."""
+    folder = tmp_path / "hub" / "models--genvec-test--tiny"
+    commits = ("1" * 40, "2" * 40)
+    for seed, commit in enumerate(commits):
+        save_tiny_backbone(folder / "snapshots" / commit, "qwen3", seed=seed)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text(commits[0])
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    return folder, commits
+
+
+def move_main(folder, commit):
+    """What a push to the repository does to the cache's view of the default branch."""
+    (folder / "refs" / "main").write_text(commit)
+
+
+def tiny_model(revision=None) -> GenVecModel:
+    return GenVecModel.from_backbone(REPO, revision=revision, num_special_tokens=4, num_compression_tokens=2,
+                                     embedding_dim=16, dtype="fp32", device="cpu")
+
+
+def test_revisions_resolve_to_commits_and_directories_stay_as_given(hub_cache):
+    folder, (first, second) = hub_cache
+    assert backbones.resolve_revision(REPO) == first
+    assert backbones.resolve_revision(REPO, "main") == first
+    assert backbones.resolve_revision(REPO, second) == second  # a commit is already pinned
+    assert backbones.resolve_revision(str(folder / "snapshots" / first)) is None  # a directory has no commit
+    assert backbones.resolve_revision("genvec-test/not-cached", "v1") == "v1"  # unresolvable: the load will say why
+
+
+def test_a_saved_model_reloads_the_commit_it_was_built_on(hub_cache, tmp_path):
+    folder, (first, second) = hub_cache
+    model = tiny_model()
+    assert model.config.model.revision == first
+    model.save_pretrained(tmp_path / "saved")
+    assert json.loads((tmp_path / "saved" / "genvec_config.json").read_text())["backbone"]["revision"] == first
+    texts = QUERIES[:2]
+    expected = model.encode(texts)
+    move_main(folder, second)
+    assert not np.allclose(tiny_model().encode(texts), expected)  # the new head of main has other weights
+    reloaded = genvec.load_model(tmp_path / "saved", device="cpu")
+    assert reloaded.config.model.revision == first
+    np.testing.assert_allclose(reloaded.encode(texts), expected, atol=1e-6)
+
+
+def test_responses_resume_across_entry_points_and_refuse_a_moved_repository(hub_cache, tmp_path):
+    folder, (first, second) = hub_cache
+    generate_responses(QUERIES, tmp_path / "full.jsonl", tiny_model(), GREEDY)  # a loaded model, as `genvec train`
+    assert json.loads((tmp_path / "full.meta.json").read_text())["backbone"]["revision"] == first
+
+    def interrupted_copy():
+        lines = (tmp_path / "full.jsonl").read_text().splitlines(keepends=True)
+        (tmp_path / "part.jsonl").write_text("".join(lines[:3]))
+        shutil.copy(tmp_path / "full.meta.json", tmp_path / "part.meta.json")
+
+    interrupted_copy()
+    summary = generate_responses(QUERIES, tmp_path / "part.jsonl", REPO, GREEDY)  # a hub id, as the CLI
+    assert (summary.resumed, summary.generated) == (3, 4)
+    assert (tmp_path / "part.jsonl").read_bytes() == (tmp_path / "full.jsonl").read_bytes()
+
+    move_main(folder, second)
+    interrupted_copy()
+    with pytest.raises(InputError, match=f"backbone revision '{first}' -> '{second}'"):
+        generate_responses(QUERIES, tmp_path / "part.jsonl", REPO, GREEDY)
+    summary = generate_responses(QUERIES, tmp_path / "part.jsonl", ModelConfig(backbone=REPO, revision=first), GREEDY)
+    assert (summary.resumed, summary.generated) == (3, 4)
+    assert (tmp_path / "part.jsonl").read_bytes() == (tmp_path / "full.jsonl").read_bytes()
