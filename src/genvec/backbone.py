@@ -12,6 +12,8 @@ import huggingface_hub
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from genvec.config import ModelConfig
+from genvec.device import resolve_device, resolve_dtype
 from genvec.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,21 @@ def load_backbone(
     freeze(backbone)
     logger.debug("loaded backbone %s (%s, %s)", name_or_path, type(backbone).__name__, dtype)
     return backbone, tokenizer
+
+
+def load_configured(
+    model: ModelConfig, name_or_path: str | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """`load_backbone` as `model` describes it (revision, attention; "auto" device and dtype resolved), from
+    `name_or_path` instead of `model.backbone` when given (e.g. a local copy of the named backbone)."""
+    device = resolve_device(model.device)
+    return load_backbone(
+        name_or_path or model.backbone,
+        revision=model.revision,
+        dtype=resolve_dtype(model.dtype, device),
+        device=device,
+        attn_implementation=model.attn_implementation,
+    )
 
 
 def freeze(backbone: torch.nn.Module) -> None:

@@ -76,6 +76,13 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=["auto", "bf16", "fp16", "fp32"], help="backbone dtype (default: as saved)")
 
 
+def _load_model(args: argparse.Namespace):
+    """The model the flags of `_add_model_arguments` name."""
+    from genvec import load_model
+
+    return load_model(args.model, backbone=args.backbone, device=args.device, dtype=args.dtype)
+
+
 def _add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     _add_model_arguments(parser)
     parser.add_argument("texts", nargs="*", help="texts to embed (or use --input)")
@@ -93,15 +100,10 @@ def _add_encode_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_encode(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from genvec import load_model
     from genvec.files import atomic_write
 
-    texts = list(args.texts)
-    if args.input is not None:
-        texts += _read_lines(args.input)
-    if not texts:
-        raise InputError("no texts given; pass them as arguments or with --input FILE (one per line).")
-    model = load_model(args.model, backbone=args.backbone, device=args.device, dtype=args.dtype)
+    texts = _input_texts(args)
+    model = _load_model(args)
     instruction = args.instruction
     if args.query or args.document:
         instruction = model.config.model.instructions.get("query" if args.query else "document")
@@ -121,6 +123,14 @@ def _run_encode(args: argparse.Namespace) -> int:
     if args.output is not None:
         print(f"wrote {embeddings.shape[0]} embeddings of size {embeddings.shape[1]} to {args.output}", file=sys.stderr)
     return 0
+
+
+def _input_texts(args: argparse.Namespace) -> list[str]:
+    """The texts of a command: its arguments, then the non-empty lines of `--input`; at least one."""
+    texts = list(args.texts) + (_read_lines(args.input) if args.input is not None else [])
+    if not texts:
+        raise InputError("no texts given; pass them as arguments or with --input FILE (one per line).")
+    return texts
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -317,12 +327,8 @@ def _add_decode_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_decode(args: argparse.Namespace) -> int:
-    from genvec import load_model
-
-    texts = list(args.texts) + (_read_lines(args.input) if args.input is not None else [])
-    if not texts:
-        raise InputError("no texts given; pass them as arguments or with --input FILE (one per line).")
-    model = load_model(args.model, backbone=args.backbone, device=args.device, dtype=args.dtype)
+    texts = _input_texts(args)
+    model = _load_model(args)
     decoded = model.decode(
         texts, instruction=args.instruction, max_new_tokens=args.max_new_tokens, do_sample=args.sample,
         temperature=args.temperature, top_p=args.top_p, seed=args.seed, batch_size=args.batch_size,
@@ -346,9 +352,7 @@ def _add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    from genvec import load_model
-
-    model = load_model(args.model, backbone=args.backbone, device=args.device, dtype=args.dtype)
+    model = _load_model(args)
     for text in args.texts:
         lens = model.inspect(text, top_k=args.top_k)
         print(json.dumps(lens.to_dict(), ensure_ascii=False) if args.json else lens.to_table() + "\n")

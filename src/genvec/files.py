@@ -1,4 +1,4 @@
-"""Atomic file writes and content hashes, shared by checkpoints, data files and run directories.
+"""Atomic file writes, content hashes and file listings, shared by checkpoints, data files and run directories.
 
 A file is written beside its final name, flushed to disk, then renamed over it: readers see the old file or the
 new one, never half of one. `sha256_file` lets a reader tell a complete artefact from a mixed or corrupted one.
@@ -71,3 +71,9 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
         while chunk := file.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def list_files(directory: str | Path) -> list[str]:
+    """Every file under `directory`, as sorted paths relative to it (for errors that show what a directory holds)."""
+    directory = Path(directory)
+    return sorted(str(path.relative_to(directory)) for path in directory.rglob("*") if path.is_file())

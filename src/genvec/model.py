@@ -43,7 +43,7 @@ from genvec.data.collate import (
     tokenize_responses,
 )
 from genvec.decode import LogitLens, Sampling, decode_to_text, logit_lens
-from genvec.device import DTYPE_NAMES, DTYPES, resolve_device, resolve_dtype
+from genvec.device import DTYPE_NAMES, DTYPES
 from genvec.errors import InputError
 from genvec.losses import alignment_loss, combined_loss, reconstruction_loss
 from genvec.projections import AlignmentProjection, ReconstructionProjection
@@ -142,17 +142,9 @@ class GenVecModel(nn.Module):
     @classmethod
     def from_config(cls, config: GenVecConfig) -> "GenVecModel":
         """A new, untrained model as `config` describes it (loads the backbone)."""
-        device = resolve_device(config.model.device)
-        dtype = resolve_dtype(config.model.dtype, device)
         revision = backbones.resolve_revision(config.model.backbone, config.model.revision)
-        backbone, tokenizer = backbones.load_backbone(
-            config.model.backbone,
-            revision=revision,
-            dtype=dtype,
-            device=device,
-            attn_implementation=config.model.attn_implementation,
-        )
         config = dataclasses.replace(config, model=dataclasses.replace(config.model, revision=revision))
+        backbone, tokenizer = backbones.load_configured(config.model)
         return cls(backbone, tokenizer, config)
 
     # ---------------------------------------------------------------- facts

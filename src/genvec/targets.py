@@ -91,9 +91,8 @@ class TargetStore:
         self._parts = [vectors for _, vectors in parts]
         keys = [part_keys for part_keys, _ in parts]
         self._keys = np.concatenate(keys) if keys else np.zeros((0, KEY_BYTES), np.uint8)  # (M, 16)
-        # Entry j of the concatenation is row _row[j] of part _part[j].
-        self._part = np.concatenate([np.full(len(k), i, np.int32) for i, k in enumerate(keys)] or [np.zeros(0, int)])
-        self._row = np.concatenate([np.arange(len(k)) for k in keys] or [np.zeros(0, np.int64)])
+        # Part p holds entries _starts[p] .. _starts[p + 1] - 1 of the concatenation.
+        self._starts = np.cumsum([0, *(len(k) for k in keys)])
         # Sorted first 8 key bytes for binary search; a hit is confirmed on all 16 bytes.
         heads = self._keys[:, :8].copy().view("<u8").ravel()
         self._order = np.argsort(heads, kind="stable")
@@ -142,7 +141,8 @@ class TargetStore:
                 "`genvec compute-targets` over these responses with the same teacher."
             )
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
-        parts, rows = self._part[found], self._row[found]
+        parts = np.searchsorted(self._starts, found, side="right") - 1
+        rows = found - self._starts[parts]
         for index, part in enumerate(self._parts):
             selected = parts == index
             if selected.any():

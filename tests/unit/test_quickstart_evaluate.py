@@ -81,7 +81,7 @@ def test_margins_are_positive_when_the_method_is_better_whichever_way_the_metric
         MethodResult("a", {"retrieval_accuracy": 0.3, "harmful_top5": 0.8}, np.zeros((1, 2))),
         MethodResult("b", {"retrieval_accuracy": 0.5, "harmful_top5": 0.6}, np.zeros((1, 2))),
     ]
-    ahead = margins(results, "genvec", ["a", "b"])
+    ahead = margins(results, "genvec")
     assert ahead["retrieval_accuracy"] == pytest.approx(0.4)
     assert ahead["harmful_top5"] == pytest.approx(0.5)
 

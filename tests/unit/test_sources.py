@@ -49,12 +49,14 @@ def test_parquet_and_hugging_face_dataset(tmp_path):
     dataset = datasets.Dataset.from_dict({"question": QUERIES, "n": list(range(len(QUERIES)))})
     dataset.to_parquet(str(tmp_path / "q.parquet"))
     assert read_queries(tmp_path / "q.parquet").queries == KEPT
+    with pytest.raises(InputError, match=r"q.parquet: no column 'text'; the schema has 'question', 'n'"):
+        read_queries(tmp_path / "q.parquet", field="text")
     datasets.DatasetDict({"train": dataset, "test": dataset.select([2])}).save_to_disk(str(tmp_path / "saved"))
     assert read_queries(tmp_path / "saved").queries == KEPT
     assert read_queries(tmp_path / "saved", split="test").queries == ["How do rivers form?"]
     with pytest.raises(InputError, match="has no split 'dev'; its splits are 'train', 'test'"):
         read_queries(tmp_path / "saved", split="dev")
-    with pytest.raises(InputError, match="has no column 'text'; its columns are 'question', 'n'"):
+    with pytest.raises(InputError, match=r"dataset '.*saved': no column 'text'; split 'train' has 'question', 'n'"):
         read_queries(tmp_path / "saved", field="text")
 
 

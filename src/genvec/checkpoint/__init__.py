@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from genvec.checkpoint import native, official
 from genvec.errors import CheckpointError
+from genvec.files import list_files
 
 if TYPE_CHECKING:
     from genvec.model import GenVecModel  # genvec.model imports genvec.checkpoint
@@ -49,7 +50,7 @@ def load_model(
         return native.load_native(directory, backbone=backbone, device=device, dtype=dtype)
     if official.is_official(directory):
         return official.load_official(directory, backbone=backbone, device=device, dtype=dtype)
-    found = sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+    found = list_files(directory)
     raise CheckpointError(
         f"{str(path_or_repo)!r} is not a genvec checkpoint or an LLM2Vec-Gen release: expected files "
         f"{native.CONFIG_FILE}, {native.WEIGHTS_FILE} (genvec) or {', '.join(p for p, _ in official.FILES)} "

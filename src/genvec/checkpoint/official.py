@@ -41,8 +41,8 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from genvec import backbone as backbones
 from genvec.config import GenVecConfig, ModelConfig, TokensConfig
-from genvec.device import resolve_device, resolve_dtype
 from genvec.errors import CheckpointError, ConfigError
+from genvec.files import list_files
 
 if TYPE_CHECKING:
     from genvec.model import GenVecModel  # genvec.model imports genvec.checkpoint
@@ -176,18 +176,11 @@ def load_official(
         config = config.with_overrides(overrides)
     except ConfigError as err:
         raise CheckpointError(str(err)) from err
-    torch_device = resolve_device(config.model.device)
     # The hub base model is pinned to the commit it points to now, and the config records it (a converted release
     # then reloads the same weights); a local copy passed as `backbone` has no commit to record.
     revision = None if backbone else backbones.resolve_revision(release.base_model)
     config = dataclasses.replace(config, model=dataclasses.replace(config.model, revision=revision))
-    backbone_lm, tokenizer = backbones.load_backbone(
-        backbone or release.base_model,
-        revision=revision,
-        dtype=resolve_dtype(config.model.dtype, torch_device),
-        device=torch_device,
-        attn_implementation=config.model.attn_implementation,
-    )
+    backbone_lm, tokenizer = backbones.load_configured(config.model, backbone)
     _check_backbone_fits(release, backbone_lm, tokenizer, backbone or release.base_model)
     model = GenVecModel(backbone_lm, tokenizer, config)
     load_trainable(model, release.tensors, source=str(release.directory))
@@ -514,7 +507,7 @@ def _check_backbone_fits(
 
 
 def _raise(directory: Path, problems: list[str]) -> None:
-    found = sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+    found = list_files(directory)
     expected = ", ".join(path for path, _ in FILES)
     raise CheckpointError(
         f"{str(directory)!r} is not a readable LLM2Vec-Gen release:\n"

@@ -362,7 +362,6 @@ class _VLLMEngine:
 
 def _open_engine(backbone, revision: str | None, config: DataConfig):
     """The engine and the tokenizer for `backbone` (a GenVecModel, a ModelConfig or an id) at `revision`."""
-    from genvec.device import resolve_device, resolve_dtype
     from genvec.model import GenVecModel
 
     if isinstance(backbone, GenVecModel):
@@ -376,11 +375,7 @@ def _open_engine(backbone, revision: str | None, config: DataConfig):
 
         tokenizer = AutoTokenizer.from_pretrained(model.backbone, revision=model.revision)
         return _VLLMEngine(model, tokenizer, config), tokenizer
-    device = resolve_device(model.device)
-    loaded, tokenizer = backbones.load_backbone(
-        model.backbone, revision=model.revision, dtype=resolve_dtype(model.dtype, device), device=device,
-        attn_implementation=model.attn_implementation,
-    )
+    loaded, tokenizer = backbones.load_configured(model)
     return _TransformersEngine(loaded, tokenizer, config), tokenizer
 
 

@@ -225,6 +225,15 @@ def _check_record(path: Path, where: str, record: object, field: str | None) -> 
     return chosen
 
 
+def _pick_column(source: Path | str, where: str, field: str | None, names: list[str]) -> str:
+    """`field` if the table has it, else (no field named) the first of QUERY_FIELDS; errors name `source`, `where`."""
+    if field is None:
+        return _find_field(source, where, names)
+    if field not in names:
+        raise InputError(f"{source}: no column {field!r}; {where} has {', '.join(map(repr, names))}.")
+    return field
+
+
 def _find_field(path: Path | str, where: str, names: list[str]) -> str:
     for candidate in QUERY_FIELDS:
         if candidate in names:
@@ -242,9 +251,7 @@ def _table_rows(path: Path, field: str | None, delimiter: str) -> Iterator[tuple
         header = next(reader, None)
         if header is None:
             return
-        if field is not None and field not in header:
-            raise InputError(f"{path}: no column {field!r}; the header (line 1) has {', '.join(map(repr, header))}.")
-        column = header.index(field or _find_field(path, "the header (line 1)", header))
+        column = header.index(_pick_column(path, "the header (line 1)", field, header))
         for row in reader:
             where = f"line {reader.line_num}"
             if not row:
@@ -267,10 +274,7 @@ def _parquet_rows(path: Path, field: str | None) -> Iterator[tuple[str, object]]
         table_file = pyarrow_parquet.ParquetFile(path)
     except (pyarrow.ArrowInvalid, OSError) as err:
         raise InputError(f"{path}: not a Parquet file ({err}); expected Apache Parquet, as the name says.") from err
-    names = table_file.schema_arrow.names
-    if field is not None and field not in names:
-        raise InputError(f"{path}: no column {field!r}; the columns are {', '.join(map(repr, names))}.")
-    column = field or _find_field(path, "the schema", names)
+    column = _pick_column(path, "the schema", field, table_file.schema_arrow.names)
     row = 0
     for batch in table_file.iter_batches(columns=[column], batch_size=4096):
         for value in batch.column(0).to_pylist():
@@ -290,11 +294,7 @@ def _looks_like_hub_id(source: str) -> bool:
 
 def _dataset_rows(source: str, field: str | None, split: str) -> Iterator[tuple[str, object]]:
     dataset = _load_dataset(source, split)
-    names = list(dataset.column_names)
-    if field is not None and field not in names:
-        raise InputError(f"dataset {source!r} (split {split!r}) has no column {field!r}; its columns are "
-                         f"{', '.join(map(repr, names))}.")
-    column = field or _find_field(f"dataset {source!r}", f"split {split!r}", names)
+    column = _pick_column(f"dataset {source!r}", f"split {split!r}", field, list(dataset.column_names))
     row = 0
     for batch in dataset.select_columns([column]).iter(batch_size=4096):
         for value in batch[column]:

@@ -124,20 +124,18 @@ def evaluate_world(
     return results
 
 
-def margins(results: Sequence[MethodResult], method: str, baselines: Sequence[str]) -> dict[str, float]:
-    """How far `method` is ahead of the best baseline on each metric, signed so that positive means better."""
-    by_name = {result.name: result for result in results}
+def margins(results: Sequence[MethodResult], method: str = "genvec") -> dict[str, float]:
+    """How far `method` is ahead of the best other result on each metric, signed so that positive means better."""
+    (mine,) = [result.scores for result in results if result.name == method]
+    baselines = [result.scores for result in results if result.name != method]
     ahead = {}
     for metric, info in METRICS.items():
-        if metric not in by_name[method].scores:
+        if metric not in mine:
             continue
-        others = [by_name[name].scores[metric] for name in baselines if metric in by_name[name].scores]
+        others = [scores[metric] for scores in baselines if metric in scores]
         if not others:
             continue
-        if info.higher_is_better:
-            ahead[metric] = by_name[method].scores[metric] - max(others)
-        else:
-            ahead[metric] = min(others) - by_name[method].scores[metric]
+        ahead[metric] = mine[metric] - max(others) if info.higher_is_better else min(others) - mine[metric]
     return ahead
 
 

@@ -140,7 +140,7 @@ def _run_world(options: QuickstartOptions, run_dir: Path, clock: "_Clock") -> Qu
     }
     labels = world.response_ids(world.heldout_queries)
     paths = report.write_run(run_dir, results, labels, summary, highlight=world.refusal_id)
-    return _finish(run_dir, results, paths, clock, summary)
+    return _finish(run_dir, results, paths, clock)
 
 
 def _world_config(options: QuickstartOptions, run_dir: Path, backbone: str, steps: int) -> GenVecConfig:
@@ -206,7 +206,7 @@ def _run_real(options: QuickstartOptions, run_dir: Path, clock: "_Clock") -> Qui
         "time": clock.describe(),
     }
     paths = report.write_run(run_dir, results, np.zeros(len(heldout), dtype=int), summary)  # no response groups
-    return _finish(run_dir, results, paths, clock, summary)
+    return _finish(run_dir, results, paths, clock)
 
 
 def _real_config(options: QuickstartOptions, run_dir: Path, steps: int) -> GenVecConfig:
@@ -307,7 +307,7 @@ def _decoded_similarity(decoded: list[str], responses: list[str], teacher) -> fl
     return float(np.mean(np.sum(teacher(decoded) * teacher(responses), axis=1)))
 
 
-def _finish(run_dir: Path, results, paths: dict[str, Path], clock: "_Clock", summary: dict) -> QuickstartResult:
+def _finish(run_dir: Path, results, paths: dict[str, Path], clock: "_Clock") -> QuickstartResult:
     from genvec.quickstart import report
 
     write_text_atomic(run_dir / MARKER_FILE, json.dumps({"seconds": clock.seconds}, indent=2) + "\n")

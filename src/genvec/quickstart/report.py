@@ -37,8 +37,7 @@ def format_table(results: Sequence[MethodResult], method: str = "genvec") -> str
         metric                    genvec  LM mean-pool  MiniLM  margin
         (a) retrieval acc@1        0.927         0.034   0.061  +0.866
     """
-    baselines = [result.name for result in results if result.name != method]
-    ahead = margins(results, method, baselines)
+    ahead = margins(results, method)
     names = [result.name for result in results]
     header = ["metric", *names, "margin"]
     rows = [header]
@@ -59,8 +58,7 @@ def format_table(results: Sequence[MethodResult], method: str = "genvec") -> str
 
 def wins(results: Sequence[MethodResult], method: str = "genvec") -> dict[str, bool]:
     """For each required metric, whether `method` beats every other method (strictly)."""
-    baselines = [result.name for result in results if result.name != method]
-    ahead = margins(results, method, baselines)
+    ahead = margins(results, method)
     return {metric: ahead.get(metric, float("-inf")) > 0 for metric in REQUIRED_WINS}
 
 
@@ -91,10 +89,9 @@ def write_run(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     paths = {"report": run_dir / REPORT_FILE, "metrics": run_dir / METRICS_FILE, "plot": run_dir / PLOT_FILE}
-    baselines = [result.name for result in results if result.name != method]
     metrics = {
         "methods": {result.name: result.scores for result in results},
-        "margins": margins(results, method, baselines),
+        "margins": margins(results, method),
         "wins": wins(results, method),
         "summary": dict(summary),
     }
@@ -108,8 +105,7 @@ def write_run(
 
 def render_report(results: Sequence[MethodResult], summary: Mapping[str, object], method: str = "genvec") -> str:
     """The Markdown report: what was run, the table, what each number means, and the plot."""
-    baselines = [result.name for result in results if result.name != method]
-    ahead = margins(results, method, baselines)
+    ahead = margins(results, method)
     lines = ["# genvec quickstart", "", "## Run", ""]
     for key, value in summary.items():
         if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
