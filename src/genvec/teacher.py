@@ -45,7 +45,8 @@ class Teacher(Protocol):
     """An embedder of response texts.
 
     Attributes:
-        name: identifies the teacher (with its adapters); part of every cache key.
+        name: identifies the teacher (with its adapters); part of every cache key. A hub teacher's name ends in
+            `@<commit>`, the commit it was loaded from, so vectors of two versions never share keys.
         dim: D, the size of its embeddings.
         pooling: how token states become one vector (e.g. `mean`, `cls`, `mean+normalize`).
     """
@@ -89,7 +90,17 @@ def load_teacher(config: TeacherConfig) -> Teacher:
 
 def teacher_name(config: TeacherConfig) -> str:
     """The `name` the teacher of `config` will have, known without loading it (cache keys use it)."""
-    return _joined_name(config.name, config.adapters if config.kind == "llm2vec" else ())
+    name, _ = _pinned(config.name, config.revision)
+    return _joined_name(name, config.adapters if config.kind == "llm2vec" else ())
+
+
+def _pinned(name_or_path: str, revision: str | None) -> tuple[str, str | None]:
+    """(the teacher's name, the revision to load it at): a hub id is named and loaded at the commit its revision
+    points to now, `id@commit`; a local directory is named by its path."""
+    if Path(name_or_path).exists():
+        return name_or_path, revision
+    resolved = backbones.resolve_revision(name_or_path, revision)
+    return (f"{name_or_path}@{resolved}" if resolved else name_or_path), resolved
 
 
 # ---------------------------------------------------------------------------------------------- sentence-transformers
@@ -120,6 +131,7 @@ class SentenceTransformerTeacher:
         except ImportError as err:
             raise InputError("sentence-transformers teachers need `pip install genvec[teachers]`.") from err
         name_or_path = str(name_or_path)
+        self.name, revision = _pinned(name_or_path, revision)
         resolved = resolve_device(device)
         try:
             self.model = SentenceTransformer(
@@ -133,7 +145,6 @@ class SentenceTransformerTeacher:
             ) from err
         if max_length is not None:
             self.model.max_seq_length = max_length
-        self.name = name_or_path
         self.dim = int(self.model.get_embedding_dimension())
         self.pooling = _sentence_transformer_pooling(self.model)
         self.batch_size = batch_size
@@ -223,8 +234,9 @@ class HFEncoderTeacher(_PooledTeacher):
         name_or_path = str(name_or_path)
         if pooling not in ("mean", "cls"):
             raise InputError(f"pooling must be 'mean' or 'cls' for a Hugging Face encoder teacher, got {pooling!r}.")
+        name, revision = _pinned(name_or_path, revision)
         model, tokenizer = _load_auto_model(name_or_path, revision, device, dtype)
-        super().__init__(model, tokenizer, name_or_path, pooling, batch_size, max_length)
+        super().__init__(model, tokenizer, name, pooling, batch_size, max_length)
 
 
 # ---------------------------------------------------------------------------------------------- LLM2Vec
@@ -254,13 +266,14 @@ class LLM2VecTeacher(_PooledTeacher):
         max_length: int = DEFAULT_MAX_LENGTH,
     ) -> None:
         name_or_path, adapters = str(name_or_path), [str(adapter) for adapter in adapters]
+        name, revision = _pinned(name_or_path, revision)
         chain = _adapter_chain(name_or_path, revision)  # [base model, adapter, ..., name_or_path]
         model, _ = _load_auto_model(chain[0], revision if len(chain) == 1 else None, device, dtype, tokenizer=False)
         make_bidirectional(model)
         for adapter in [*chain[1:], *adapters]:
             model = _merge_adapter(model, adapter)
         tokenizer = _first_tokenizer([name_or_path, *reversed(chain[:-1])], revision)
-        super().__init__(model, tokenizer, _joined_name(name_or_path, adapters), "mean", batch_size, max_length)
+        super().__init__(model, tokenizer, _joined_name(name, adapters), "mean", batch_size, max_length)
         logger.info("LLM2Vec teacher: base %s, adapters %s", chain[0], [*chain[1:], *adapters] or "none")
 
     def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

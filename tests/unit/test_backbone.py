@@ -1,9 +1,11 @@
-"""Hub backbones are pinned to the commit their revision points to: recorded by models, checkpoints and responses.
+"""Hub models are pinned to the commit their revision points to: backbones (recorded by models, checkpoints and
+response files) and teachers (named by it, so target stores never mix two versions).
 
 The hub cannot be reached here, so the tests fill an offline Hugging Face cache (the layout `from_pretrained` and
 `huggingface_hub` read under `HF_HUB_OFFLINE=1`) with the tiny Qwen3 backbone as repository `genvec-test/tiny`.
 """
 
+import dataclasses
 import json
 import shutil
 
@@ -14,9 +16,11 @@ import pytest
 import genvec
 from genvec import GenVecModel
 from genvec import backbone as backbones
-from genvec.config import DataConfig, ModelConfig
+from genvec.config import DataConfig, ModelConfig, TeacherConfig
 from genvec.data.responses import generate_responses
 from genvec.errors import InputError
+from genvec.targets import compute_targets
+from genvec.teacher import load_teacher, teacher_name
 from genvec.testing import save_tiny_backbone
 REPO = "genvec-test/tiny"
 QUERIES = ["Where do polar bears live?", "What is a vector?", "Name three cities by a river.", "Why is ice white?",
@@ -93,3 +97,15 @@ def test_responses_resume_across_entry_points_and_refuse_a_moved_repository(hub_
     summary = generate_responses(QUERIES, tmp_path / "part.jsonl", ModelConfig(backbone=REPO, revision=first), GREEDY)
     assert (summary.resumed, summary.generated) == (3, 4)
     assert (tmp_path / "part.jsonl").read_bytes() == (tmp_path / "full.jsonl").read_bytes()
+
+
+def test_a_hub_teacher_is_named_by_its_commit_so_a_moved_one_reuses_no_vectors(hub_cache, tmp_path):
+    folder, (first, second) = hub_cache
+    config = TeacherConfig(name=REPO, kind="hf-encoder", pooling="mean", device="cpu")
+    assert teacher_name(config) == load_teacher(config).name == f"{REPO}@{first}"
+    assert compute_targets(QUERIES, config, tmp_path / "targets").embedded == len(QUERIES)
+    move_main(folder, second)
+    assert teacher_name(config) == f"{REPO}@{second}"
+    with pytest.raises(InputError, match=f"holds teacher '{REPO}@{first}', not '{REPO}@{second}'"):
+        compute_targets(QUERIES, config, tmp_path / "targets")
+    assert compute_targets(QUERIES, dataclasses.replace(config, revision=first), tmp_path / "targets").embedded == 0
