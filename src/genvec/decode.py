@@ -113,7 +113,7 @@ def generate_token_ids(
     batch_size = prompt_embeddings.shape[0]
     device = prompt_embeddings.device
     cache = DynamicCache(config=backbone.config)
-    output = backbone(inputs_embeds=prompt_embeddings, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    output = backbone(inputs_embeds=prompt_embeddings, cache=cache, use_cache=True, logits_to_keep=1)
     end_ids = set(end_of_sequence_ids)
     rows: list[list[int]] = [[] for _ in range(batch_size)]
     active = list(range(batch_size))  # the original row of each row still in the batch
@@ -133,7 +133,7 @@ def generate_token_ids(
             cache.batch_select_indices(keep)
             next_ids = next_ids[keep]
             active = [active[index] for index in kept]
-        output = backbone(input_ids=next_ids[:, None], past_key_values=cache, use_cache=True, logits_to_keep=1)
+        output = backbone(input_ids=next_ids[:, None], cache=cache, use_cache=True, logits_to_keep=1)
     return rows
 
 

@@ -370,7 +370,7 @@ class GenVecModel(nn.Module):
                     inputs_embeds=special,
                     attention_mask=torch.cat([batch.attention_mask, special_mask], 1),
                     position_ids=special_positions,
-                    past_key_values=query.past_key_values,
+                    cache=query.cache,
                     use_cache=True,
                 )
             return output.last_hidden_state  # (B, N, H)

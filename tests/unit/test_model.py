@@ -134,9 +134,17 @@ def test_optimizer_steps_change_only_trainables(tiny_model):
     assert not model.backbone.training
 
 
-def test_activation_checkpointing_gives_same_loss_and_gradients(qwen3_model):
+def test_activation_checkpointing_gives_same_loss_and_gradients(qwen3_model, monkeypatch):
     model = qwen3_model
     targets = torch.randn(3, 16)
+    checkpointed_calls = []
+    original = torch.utils.checkpoint.checkpoint
+
+    def counting_checkpoint(function, *args, **kwargs):
+        checkpointed_calls.append(function)
+        return original(function, *args, **kwargs)
+
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", counting_checkpoint)
 
     def loss_and_grads():
         for p in model.trainable_parameters():
@@ -146,8 +154,11 @@ def test_activation_checkpointing_gives_same_loss_and_gradients(qwen3_model):
         return output.total.detach(), [p.grad.clone() for p in model.trainable_parameters()]
 
     plain_loss, plain_grads = loss_and_grads()
+    assert not checkpointed_calls
     model.activation_checkpointing = True
     checkpointed_loss, checkpointed_grads = loss_and_grads()
+    # Each decoder layer of the reconstruction pass ran under torch's checkpoint (the only pass without a cache).
+    assert len(checkpointed_calls) == model.backbone.config.num_hidden_layers
     assert torch.allclose(plain_loss, checkpointed_loss, atol=1e-6)
     for plain, checkpointed in zip(plain_grads, checkpointed_grads):
         assert torch.allclose(plain, checkpointed, atol=1e-5)
