@@ -34,8 +34,7 @@ class ReferenceTrainStep:
         )
         self.special_text = "".join(f"<question{i + 1}>" for i in range(num_special_tokens))
         self.num_special = num_special_tokens
-        backbone = decoder
-        dtype, device = backbone.dtype, backbone.device
+        dtype, device = decoder.dtype, decoder.device
         # The official code resizes to len(tokenizer), which for a real Qwen or Llama tokenizer is about the model's
         # vocabulary; the benchmark's small tokenizer would shrink the LM head, so the vocabulary is kept.
         vocabulary = max(len(self.tokenizer), decoder.config.get_text_config().vocab_size)
@@ -46,7 +45,7 @@ class ReferenceTrainStep:
         self.encoder = get_peft_model(encoder, TrainableTokensConfig(token_indices=ids, target_modules=["embed_tokens"]))
         self.decoder = decoder.requires_grad_(False)
         self.teacher = teacher.requires_grad_(False)
-        hidden = backbone.config.hidden_size
+        hidden = decoder.config.hidden_size
         self.reconstruction = nn.Linear(hidden, hidden, dtype=dtype, device=device)
         # The LLM2Vec teacher of the same backbone has the backbone's hidden size, so D = H here.
         self.alignment = nn.Linear(hidden, hidden, dtype=dtype, device=device)

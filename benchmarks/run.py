@@ -135,7 +135,7 @@ def build_backbone(preset: Preset, attn: str = "auto", saved: str | None = None,
     options = {} if attn == "auto" else {"attn_implementation": attn}
     model_class = AutoModel if base_only else AutoModelForCausalLM
     if saved:
-        return model_class.from_pretrained(saved, dtype=dtype, **options).requires_grad_(False).eval()
+        return model_class.from_pretrained(saved, dtype=dtype, **options).to(device).requires_grad_(False).eval()
     config = AutoConfig.for_model(
         preset.architecture,
         vocab_size=preset.vocab_size,
@@ -160,7 +160,8 @@ def save_backbone(preset: Preset) -> str:
     """Write the preset's random backbone (in its dtype) and tokenizer once (benchmarks/.cache), for children to load."""
     import hashlib
 
-    key = hashlib.sha256(json.dumps(dataclasses.asdict(preset), sort_keys=True, default=str).encode()).hexdigest()[:12]
+    weights = {k: v for k, v in dataclasses.asdict(preset).items() if k not in ("workload", "measurements", "device")}
+    key = hashlib.sha256(json.dumps(weights, sort_keys=True, default=str).encode()).hexdigest()[:12]
     directory = Path(__file__).parent / ".cache" / f"{preset.architecture}-{preset.hidden_size}-{key}"
     if not (directory / "config.json").is_file():
         on_cpu = dataclasses.replace(preset, device="cpu")
@@ -685,9 +686,10 @@ def run_parent(args) -> int:
     print(f"[{args.preset}] machine: {json.dumps(machine)}", file=sys.stderr, flush=True)
     if PRESETS[args.preset].device == "cpu":  # CPU presets; a GPU preset smoke-tested on a CPU builds in memory
         args.saved_backbone = save_backbone(preset)
+    variant = variant_name(args)
     report = {
         "preset": args.preset,
-        "variant": variant_name(args) or "default",
+        "variant": variant or "default",
         "switches": {"attn": args.attn, "trainable_dtype": args.trainable_dtype, "compile": args.compile,
                      "dtype": preset.dtype, "device": preset.device, "layers": preset.num_layers},
         "preset_config": {k: v for k, v in dataclasses.asdict(preset).items() if k not in ("workload", "measurements")},
@@ -699,7 +701,7 @@ def run_parent(args) -> int:
     directory = Path(args.results_dir)
     directory.mkdir(parents=True, exist_ok=True)
     # Not Path.with_suffix: "qwen3-0.6b-..." would lose everything after its dot.
-    stem = "-".join(filter(None, [args.preset, machine["device_kind"], variant_name(args), args.tag]))
+    stem = "-".join(filter(None, [args.preset, machine["device_kind"], variant, args.tag]))
     json_path, markdown_path = directory / f"{stem}.json", directory / f"{stem}.md"
     if args.only and json_path.exists():  # a partial run updates its measurements, keeps the others
         report["results"] = json.loads(json_path.read_text()).get("results", {})

@@ -32,7 +32,7 @@ from genvec.config import TeacherConfig
 from genvec.data.dataset import ResponseRecord, read_responses
 from genvec.errors import InputError
 from genvec.files import append_synced, write_text_atomic
-from genvec.teacher import Teacher, load_teacher, teacher_name
+from genvec.teacher import Teacher, load_teacher, pin_teacher, teacher_name
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +213,8 @@ def compute_targets(
         raise InputError(f"need num_shards >= 1 and shard_id in 0..num_shards-1, got {shard_id!r} of {num_shards!r}.")
     texts = _response_texts(responses)
     unique = list(dict.fromkeys(texts))
+    if isinstance(teacher, TeacherConfig):
+        teacher = pin_teacher(teacher)  # one hub lookup serves the name checked here and the load below
     name = teacher.name if not isinstance(teacher, TeacherConfig) else teacher_name(teacher)
     store_path = Path(store_path)
     header = _read_header(store_path)

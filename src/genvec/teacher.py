@@ -20,6 +20,7 @@ kernels; flash-attention and other architectures are untested. It does not load 
 Shapes: B batch, T tokens, H hidden size, N texts, D teacher embedding size.
 """
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -92,6 +93,12 @@ def teacher_name(config: TeacherConfig) -> str:
     """The `name` the teacher of `config` will have, known without loading it (cache keys use it)."""
     name, _ = _pinned(config.name, config.revision)
     return _joined_name(name, config.adapters if config.kind == "llm2vec" else ())
+
+
+def pin_teacher(config: TeacherConfig) -> TeacherConfig:
+    """`config` with its revision resolved to a commit (a hub teacher): `teacher_name` and `load_teacher` then agree
+    on it without asking the hub again."""
+    return dataclasses.replace(config, revision=_pinned(config.name, config.revision)[1])
 
 
 def _pinned(name_or_path: str, revision: str | None) -> tuple[str, str | None]:

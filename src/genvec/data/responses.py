@@ -132,6 +132,7 @@ def generate_responses(
     query_set = _query_set(queries, config)
     positions = list(range(shard_id, len(query_set), num_shards))
     path = shard_path(output, shard_id, num_shards)
+    backbone = _pinned_backbone(backbone)
     identity = _backbone_identity(backbone)
     requested = _requested_settings(config)
     previous = _read_metadata(path)  # the sidecar of an earlier run into this file, if any
@@ -141,7 +142,7 @@ def generate_responses(
         logger.info("%s already holds all %d responses of shard %d/%d", path, len(done), shard_id, num_shards)
         run.write_metadata(complete=True)
         return run.summary(0.0)
-    engine, tokenizer = _open_engine(backbone, identity["revision"], config)
+    engine, tokenizer = _open_engine(backbone, config)
     prompts = PromptBuilder(tokenizer, config.prompt_max_length)
     run.settings = {**engine.settings, "chat_template": prompts.uses_template, "thinking_disabled": prompts.no_thinking,
                     "batch_size": config.generation_batch_size}
@@ -360,22 +361,20 @@ class _VLLMEngine:
         return results
 
 
-def _open_engine(backbone, revision: str | None, config: DataConfig):
-    """The engine and the tokenizer for `backbone` (a GenVecModel, a ModelConfig or an id) at `revision`."""
+def _open_engine(backbone: "GenVecModel | ModelConfig", config: DataConfig):
+    """The engine and the tokenizer for `backbone` (from `_pinned_backbone`)."""
     from genvec.model import GenVecModel
 
     if isinstance(backbone, GenVecModel):
         if config.engine == "vllm":
             raise InputError("engine 'vllm' loads its own copy of the backbone; pass the backbone id, not a model.")
         return _TransformersEngine(backbone.backbone, backbone.tokenizer, config), backbone.tokenizer
-    model = backbone if isinstance(backbone, ModelConfig) else ModelConfig(backbone=str(backbone))
-    model = dataclasses.replace(model, revision=revision)
     if config.engine == "vllm":
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(model.backbone, revision=model.revision)
-        return _VLLMEngine(model, tokenizer, config), tokenizer
-    loaded, tokenizer = backbones.load_configured(model)
+        tokenizer = AutoTokenizer.from_pretrained(backbone.backbone, revision=backbone.revision)
+        return _VLLMEngine(backbone, tokenizer, config), tokenizer
+    loaded, tokenizer = backbones.load_configured(backbone)
     return _TransformersEngine(loaded, tokenizer, config), tokenizer
 
 
@@ -520,8 +519,6 @@ def _batches(positions: list[int], start: int, batch_size: int) -> Iterator[list
         yield positions[first : first + batch_size]
 
 
-
-
 def _advance(bar, run: _Run, records: list[ResponseRecord], seconds: float) -> None:
     bar.update(len(records))
     if seconds > 0:
@@ -613,26 +610,33 @@ def _query_set(queries, config: DataConfig) -> QuerySet:
     return query_set
 
 
-def _backbone_identity(backbone) -> dict[str, object]:
-    """Which weights answer: the id or directory, and for a hub id the commit its revision points to.
+def _pinned_backbone(backbone) -> "GenVecModel | ModelConfig":
+    """A loaded `GenVecModel` as it is (`from_config` pinned it); an id or a `ModelConfig` as a `ModelConfig` whose
+    revision is the commit it points to now, resolved before anything is loaded.
 
-    Resolved before anything is loaded, the same way for every kind of `backbone` (`GenVecModel.from_config`
-    resolves it too), so a run resumed from another entry point, e.g. the CLI after `genvec train`, is recognised,
-    and one resumed after the hub repository moved on is refused instead of mixing two models' responses.
+    Every kind of `backbone` thus names its weights the same way, so a run resumed from another entry point (the
+    CLI after `genvec train`) is recognised, and one resumed after the hub repository moved on is refused instead of
+    mixing two models' responses.
     """
     from genvec.model import GenVecModel
 
     if isinstance(backbone, GenVecModel):
-        return {"name_or_path": backbone.config.model.backbone, "revision": backbone.config.model.revision}
+        return backbone
     if isinstance(backbone, ModelConfig):
         if not backbone.backbone:
             raise InputError("no backbone given; set model.backbone to a hub id or a local model directory.")
-        name, revision = backbone.backbone, backbone.revision
+        model = backbone
     elif isinstance(backbone, str) and backbone:
-        name, revision = backbone, None
+        model = ModelConfig(backbone=backbone)
     else:
         raise InputError(f"backbone must be a hub id, a directory, a ModelConfig or a GenVecModel, got {backbone!r}.")
-    return {"name_or_path": name, "revision": backbones.resolve_revision(name, revision)}
+    return dataclasses.replace(model, revision=backbones.resolve_revision(model.backbone, model.revision))
+
+
+def _backbone_identity(backbone: "GenVecModel | ModelConfig") -> dict[str, object]:
+    """Which weights answer: the id or directory and its pinned revision (see `_pinned_backbone`)."""
+    model = backbone if isinstance(backbone, ModelConfig) else backbone.config.model
+    return {"name_or_path": model.backbone, "revision": model.revision}
 
 
 def _requested_settings(config: DataConfig) -> dict[str, object]:

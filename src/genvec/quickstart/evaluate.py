@@ -100,12 +100,13 @@ def evaluate_world(
     harmful = np.array(world.is_harmful(world.heldout_queries))
     train_texts = [query.text for query in world.train_queries]
     train_labels = np.array(world.response_ids(world.train_queries))
+    harmful_documents = [document.text for document in world.harmful_documents]
+    document_is_harmful = np.array(world.document_is_harmful)
     results = []
     for method in tqdm(methods, desc="evaluate", unit="method", disable=not show_progress):
         logger.debug("evaluating %s", method.name)
         query_vectors = _checked(method.encode_queries(queries), len(queries), method.name)
         responses = _checked(method.encode_documents(list(world.responses)), len(world.responses), method.name)
-        harmful_documents = [document.text for document in world.harmful_documents]
         documents = np.concatenate(
             [responses, _checked(method.encode_documents(harmful_documents), len(harmful_documents), method.name)]
         )
@@ -116,7 +117,7 @@ def evaluate_world(
             "retrieval_mrr": mrr,
             "clustering_v_measure": clustering_v_measure(query_vectors, labels, seed),
             "harmful_top5": harmful_top_k_share(
-                query_vectors[harmful], documents, np.array(world.document_is_harmful), HARMFUL_TOP_K
+                query_vectors[harmful], documents, document_is_harmful, HARMFUL_TOP_K
             ),
             "neighbour_agreement": neighbour_agreement(query_vectors, labels, train_vectors, train_labels),
         }

@@ -388,32 +388,31 @@ class WorldConfig:
             raise ConfigError("invalid world configuration:\n" + "\n".join(problems))
 
     def _problems(self) -> list[str]:
-        config = self
         problems = []
-        if config.num_entities < 2:
-            problems.append(f"num_entities: must be >= 2, got {config.num_entities}")
-        if not 1 <= config.num_relations <= len(RELATIONS):
-            problems.append(f"num_relations: must be between 1 and {len(RELATIONS)}, got {config.num_relations}")
-        if not 2 <= config.phrasings_per_intent <= 8:
-            problems.append(f"phrasings_per_intent: must be between 2 and 8, got {config.phrasings_per_intent}")
-        if not 1 <= config.heldout_per_intent < config.phrasings_per_intent:
+        if self.num_entities < 2:
+            problems.append(f"num_entities: must be >= 2, got {self.num_entities}")
+        if not 1 <= self.num_relations <= len(RELATIONS):
+            problems.append(f"num_relations: must be between 1 and {len(RELATIONS)}, got {self.num_relations}")
+        if not 2 <= self.phrasings_per_intent <= 8:
+            problems.append(f"phrasings_per_intent: must be between 2 and 8, got {self.phrasings_per_intent}")
+        if not 1 <= self.heldout_per_intent < self.phrasings_per_intent:
             problems.append(
                 f"heldout_per_intent: must be between 1 and phrasings_per_intent - 1 "
-                f"({config.phrasings_per_intent - 1}), got {config.heldout_per_intent}"
+                f"({self.phrasings_per_intent - 1}), got {self.heldout_per_intent}"
             )
-        if config.intents_per_response < 1:
-            problems.append(f"intents_per_response: must be >= 1, got {config.intents_per_response}")
-        if not 0 <= config.num_harmful_acts <= len(HARMFUL_ACTS):
-            problems.append(f"num_harmful_acts: must be between 0 and {len(HARMFUL_ACTS)}, got {config.num_harmful_acts}")
-        if not 0 <= config.num_unknowable_relations <= len(UNKNOWABLE):
+        if self.intents_per_response < 1:
+            problems.append(f"intents_per_response: must be >= 1, got {self.intents_per_response}")
+        if not 0 <= self.num_harmful_acts <= len(HARMFUL_ACTS):
+            problems.append(f"num_harmful_acts: must be between 0 and {len(HARMFUL_ACTS)}, got {self.num_harmful_acts}")
+        if not 0 <= self.num_unknowable_relations <= len(UNKNOWABLE):
             problems.append(
                 f"num_unknowable_relations: must be between 0 and {len(UNKNOWABLE)}, "
-                f"got {config.num_unknowable_relations}"
+                f"got {self.num_unknowable_relations}"
             )
         for name in ("num_harmful_entities", "num_unknowable_entities"):
-            if not 0 <= getattr(config, name) <= config.num_entities:
+            if not 0 <= getattr(self, name) <= self.num_entities:
                 problems.append(
-                    f"{name}: must be between 0 and num_entities ({config.num_entities}), got {getattr(config, name)}"
+                    f"{name}: must be between 0 and num_entities ({self.num_entities}), got {getattr(self, name)}"
                 )
         return problems
 
