@@ -126,9 +126,10 @@ def build_backbone(preset: Preset, attn: str = "auto", saved: str | None = None,
     model; otherwise it is built in memory from the config (GPU presets: no multi-GB write to disk).
     """
     import torch
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+    from transformers import AutoModel, AutoModelForCausalLM
 
     from genvec.device import resolve_dtype
+    from genvec.testing import backbone_config
 
     device = torch.device(preset.device)
     dtype = resolve_dtype(preset.dtype, device)
@@ -136,19 +137,19 @@ def build_backbone(preset: Preset, attn: str = "auto", saved: str | None = None,
     model_class = AutoModel if base_only else AutoModelForCausalLM
     if saved:
         return model_class.from_pretrained(saved, dtype=dtype, **options).to(device).requires_grad_(False).eval()
-    config = AutoConfig.for_model(
+    config = backbone_config(
         preset.architecture,
         vocab_size=preset.vocab_size,
         hidden_size=preset.hidden_size,
+        num_layers=preset.num_layers,
+        num_heads=preset.num_heads,
+        num_kv_heads=preset.num_kv_heads,
         intermediate_size=preset.intermediate_size,
-        num_hidden_layers=preset.num_layers,
-        num_attention_heads=preset.num_heads,
-        num_key_value_heads=preset.num_kv_heads,
         head_dim=preset.head_dim,
         max_position_embeddings=preset.max_position_embeddings,
+        tie_word_embeddings=preset.tie_word_embeddings,
         rms_norm_eps=preset.rms_norm_eps,
         rope_parameters={"rope_type": "default", "rope_theta": preset.rope_theta},
-        tie_word_embeddings=preset.tie_word_embeddings,
     )
     torch.manual_seed(0)
     with device:

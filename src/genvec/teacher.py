@@ -200,7 +200,7 @@ class _PooledTeacher:
         for start in range(0, len(ids), self.batch_size):
             indices = order[start : start + self.batch_size]
             states, mask = self._states([ids[i] for i in indices])  # (B, T, H), (B, T)
-            vectors[indices] = _pool(states, mask, self.pooling).cpu().numpy()
+            vectors[indices] = pool_states(states, mask, self.pooling).cpu().numpy()
         return vectors
 
     @torch.inference_mode()
@@ -395,7 +395,7 @@ def _load_auto_model(name_or_path: str, revision: str | None, device: str, dtype
     return model.to(resolved), loaded_tokenizer
 
 
-def _pool(states: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+def pool_states(states: torch.Tensor, mask: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
     """(B, T, H) token states -> (B, H) fp32: mean over non-pad tokens, or the first token's state."""
     states = states.float()
     if pooling == "cls":

@@ -18,7 +18,7 @@ from typing import Literal
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedTokenizerFast
 
 Architecture = Literal["qwen3", "llama"]
 
@@ -109,21 +109,51 @@ def build_backbone(
     initialised at 0.02 has nearly uniform next-token logits whatever its input, so no prompt could change its
     predictions and reconstruction could not be trained or tested.
     """
-    config = AutoConfig.for_model(
+    config = backbone_config(
         architecture,
         vocab_size=vocab_size,
         hidden_size=hidden_size,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        num_kv_heads=num_kv_heads,
         intermediate_size=intermediate_size or 3 * hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        num_key_value_heads=num_kv_heads,
-        head_dim=hidden_size // num_heads,
-        max_position_embeddings=4096,
         tie_word_embeddings=tie_word_embeddings,
         initializer_range=initializer_range,
     )
     torch.manual_seed(seed)
     return AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+
+
+def backbone_config(
+    architecture: str,
+    *,
+    vocab_size: int,
+    hidden_size: int,
+    num_layers: int,
+    num_heads: int,
+    num_kv_heads: int,
+    intermediate_size: int,
+    head_dim: int | None = None,
+    max_position_embeddings: int = 4096,
+    tie_word_embeddings: bool = True,
+    **extra: object,
+) -> PretrainedConfig:
+    """The transformers config of a decoder of `architecture` with these sizes (the tiny backbones of the tests, the
+    quickstart's world LM and the benchmarks' presets). `head_dim` defaults to hidden_size / num_heads; `extra`
+    sets any other config field (rope, norms, token ids)."""
+    return AutoConfig.for_model(
+        architecture,
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads,
+        head_dim=head_dim or hidden_size // num_heads,
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=tie_word_embeddings,
+        **extra,
+    )
 
 
 def save_tiny_backbone(

@@ -7,6 +7,7 @@ import pytest
 from genvec.cli import main
 from genvec.errors import InputError
 from genvec.quickstart.pipeline import QuickstartOptions, run_quickstart
+from genvec.quickstart.world import SMALL_WORLD, build_world
 
 
 def test_reduced_quickstart_beats_mean_pooling_and_reuses_its_world_lm(tmp_path):
@@ -21,6 +22,15 @@ def test_reduced_quickstart_beats_mean_pooling_and_reuses_its_world_lm(tmp_path)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert set(metrics["methods"]) == {"genvec", "LM mean-pool", "MiniLM"}
     assert "decoded_match" in metrics["methods"]["genvec"]
+    # Decoded texts are scored against held-out responses generated with the training responses' settings.
+    heldout_meta = json.loads((tmp_path / "run" / "heldout_responses.meta.json").read_text())
+    training_meta = json.loads((tmp_path / "run" / "responses.meta.json").read_text())
+    assert heldout_meta["complete"] and heldout_meta["counts"]["queries"] == len(build_world(SMALL_WORLD).heldout_queries)
+    for key in ("backbone", "requested", "generation"):
+        assert heldout_meta[key] == training_meta[key]
+    first = json.loads((tmp_path / "run" / "heldout_responses.jsonl").read_text().splitlines()[0])
+    example = metrics["summary"]["decoding examples"][0]
+    assert (example["query"], example["response"]) == (first["query"], first["response"])
     assert (tmp_path / "run" / "train" / "config.yaml").is_file()  # trained through genvec.train and a config
 
     # The second run finds the world LM in the cache, and replaces its own earlier run directory.

@@ -40,6 +40,16 @@ def test_wins_require_strictly_better_on_every_required_metric():
     assert tied["harmful_top5"] is False and tied["retrieval_accuracy"] is True
 
 
+def test_wins_and_the_verdict_cover_only_the_metrics_measured():
+    """The real-backbone mode measures retrieval only: no verdict on (b) and (c), and no loss for lacking them."""
+    results = [MethodResult(r.name, {k: v for k, v in r.scores.items() if k.startswith("retrieval")},
+                            r.query_embeddings) for r in _results()]
+    assert wins(results) == {"retrieval_accuracy": True, "retrieval_mrr": True}
+    report = render_report(results, {})
+    assert "genvec beats every baseline on (a)." in report
+    assert "(b)" not in format_table(results) and "(c)" not in format_table(results)
+
+
 def test_write_run_writes_report_metrics_and_plot(tmp_path):
     summary = {"world": {"intents": 4}, "world LM held-out accuracy": 0.99}
     paths = write_run(tmp_path / "run", _results(), LABELS, summary, highlight=3)

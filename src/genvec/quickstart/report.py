@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from genvec.files import atomic_write, write_text_atomic
-from genvec.quickstart.evaluate import METRICS, REQUIRED_WINS, MethodResult, margins
+from genvec.quickstart.evaluate import METRICS, REQUIRED_WINS, MethodResult, Metric, margins
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +37,9 @@ def format_table(results: Sequence[MethodResult], method: str = "genvec") -> str
         metric                    genvec  LM mean-pool  MiniLM  margin
         (a) retrieval acc@1        0.927         0.034   0.061  +0.866
     """
-    ahead = margins(results, method)
     names = [result.name for result in results]
     header = ["metric", *names, "margin"]
-    rows = [header]
-    for metric, info in METRICS.items():
-        if not any(metric in result.scores for result in results):
-            continue
-        cells = [_number(result.scores.get(metric)) for result in results]
-        margin = f"{ahead[metric]:+.3f}" if metric in ahead else ""
-        rows.append([info.label, *cells, margin])
+    rows = [header] + [[info.label, *cells] for info, cells in _metric_rows(results, method)]
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     lines = []
     for row in rows:
@@ -57,9 +50,20 @@ def format_table(results: Sequence[MethodResult], method: str = "genvec") -> str
 
 
 def wins(results: Sequence[MethodResult], method: str = "genvec") -> dict[str, bool]:
-    """For each required metric, whether `method` beats every other method (strictly)."""
+    """For each required metric measured for `method`, whether it beats every other method (strictly)."""
     ahead = margins(results, method)
-    return {metric: ahead.get(metric, float("-inf")) > 0 for metric in REQUIRED_WINS}
+    return {metric: ahead[metric] > 0 for metric in REQUIRED_WINS if metric in ahead}
+
+
+def _metric_rows(results: Sequence[MethodResult], method: str) -> list[tuple[Metric, list[str]]]:
+    """Each metric some method measured, with its cells: one number per method, then `method`'s signed margin."""
+    ahead = margins(results, method)
+    rows = []
+    for metric, info in METRICS.items():
+        if any(metric in result.scores for result in results):
+            cells = [_number(result.scores.get(metric)) for result in results]
+            rows.append((info, [*cells, f"{ahead[metric]:+.3f}" if metric in ahead else ""]))
+    return rows
 
 
 def write_run(
@@ -105,7 +109,6 @@ def write_run(
 
 def render_report(results: Sequence[MethodResult], summary: Mapping[str, object], method: str = "genvec") -> str:
     """The Markdown report: what was run, the table, what each number means, and the plot."""
-    ahead = margins(results, method)
     lines = ["# genvec quickstart", "", "## Run", ""]
     for key, value in summary.items():
         if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
@@ -115,16 +118,10 @@ def render_report(results: Sequence[MethodResult], summary: Mapping[str, object]
             lines.append(f"- {key}: {_value(value)}")
     lines += ["", "## Held-out phrasings", "", "| metric | " + " | ".join(r.name for r in results) + " | margin |"]
     lines.append("|---|" + "---:|" * (len(results) + 1))
-    for metric, info in METRICS.items():
-        if not any(metric in result.scores for result in results):
-            continue
-        cells = " | ".join(_number(result.scores.get(metric)) for result in results)
-        margin = f"{ahead[metric]:+.3f}" if metric in ahead else ""
-        lines.append(f"| {info.description} | {cells} | {margin} |")
-    measured = [metric for metric in REQUIRED_WINS if any(metric in result.scores for result in results)]
-    won = {metric: value for metric, value in wins(results, method).items() if metric in measured}
+    lines += [f"| {info.description} | {' | '.join(cells)} |" for info, cells in _metric_rows(results, method)]
+    won = wins(results, method)
     verdict = "beats" if all(won.values()) else "does NOT beat"
-    checks = ", ".join(sorted({METRICS[metric].label.split(" ")[0] for metric in measured}))
+    checks = ", ".join(sorted({METRICS[metric].label.split(" ")[0] for metric in won}))
     lines += [
         "",
         f"{method} {verdict} every baseline on {checks}. The margin is {method} minus the best baseline "

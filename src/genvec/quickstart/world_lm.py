@@ -34,13 +34,13 @@ from typing import Literal
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
+from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
 from genvec.config import DEFAULT_INSTRUCTIONS
-from genvec.data.collate import pad_right
+from genvec.data.collate import join_instruction, pad_right
 from genvec.files import write_text_atomic
 from genvec.quickstart.world import Query, World
-from genvec.testing import CHAT_TEMPLATE, untrained_bpe
+from genvec.testing import CHAT_TEMPLATE, backbone_config, untrained_bpe
 
 logger = logging.getLogger(__name__)
 
@@ -110,10 +110,9 @@ class WorldLM:
 
 def lm_examples(world: World) -> list[tuple[str, str]]:
     """(user message, assistant response) pairs the world LM learns: every training phrasing and every summary."""
-    instruction = DEFAULT_INSTRUCTIONS["document"]
+    requests = join_instruction(world.documents, DEFAULT_INSTRUCTIONS["document"])  # as genvec encodes documents
     answers = [(query.text, world.response(query)) for query in world.train_queries]
-    summaries = [(f"{instruction} {document}", document) for document in world.documents]
-    return answers + summaries
+    return answers + list(zip(requests, world.documents))
 
 
 def load_or_train_world_lm(
@@ -159,8 +158,9 @@ def load_or_train_world_lm(
 
 
 def default_cache_dir() -> Path:
-    """`~/.cache/genvec/world_lm` (the CLI's `--cache-dir` or `$GENVEC_CACHE` choose another place)."""
-    return Path.home() / ".cache" / "genvec" / "world_lm"
+    """`$GENVEC_CACHE/world_lm` when that variable is set, else `~/.cache/genvec/world_lm`."""
+    root = os.environ.get("GENVEC_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "genvec") / "world_lm"
 
 
 def cache_key(world: World, config: WorldLMConfig) -> str:
@@ -244,17 +244,15 @@ def build_world_tokenizer(examples: list[tuple[str, str]], vocab_size: int) -> P
 def build_world_model(config: WorldLMConfig, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
     """A freshly initialised causal LM of `config.architecture`, sized by `config`, with the tokenizer's ids."""
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    model_config = AutoConfig.for_model(
+    model_config = backbone_config(
         config.architecture,
         vocab_size=len(tokenizer),
         hidden_size=config.hidden_size,
+        num_layers=config.num_layers,
+        num_heads=config.num_heads,
+        num_kv_heads=config.num_kv_heads,
         intermediate_size=config.intermediate_size,
-        num_hidden_layers=config.num_layers,
-        num_attention_heads=config.num_heads,
-        num_key_value_heads=config.num_kv_heads,
-        head_dim=config.hidden_size // config.num_heads,
         max_position_embeddings=512,
-        tie_word_embeddings=True,
         eos_token_id=eos,
         pad_token_id=tokenizer.pad_token_id,
     )
