@@ -228,6 +228,9 @@ def compute_targets(
     if todo:
         if isinstance(teacher, TeacherConfig):
             teacher = load_teacher(teacher)
+            if teacher.name != name:  # a base model or adapter of it moved on between the check and the load
+                raise InputError(f"the teacher was checked as {name!r} but loaded as {teacher.name!r}: one of its "
+                                 "repositories moved on meanwhile. Run again; nothing was written.")
         header = _write_header(store_path, header, teacher, storage_dtype)
         part = "main" if num_shards == 1 else f"shard-{shard_id:05d}-of-{num_shards:05d}"
         show = show_progress if show_progress is not None else len(todo) >= PROGRESS_MIN_BATCHES * batch_size

@@ -91,8 +91,9 @@ def load_teacher(config: TeacherConfig) -> Teacher:
 
 def teacher_name(config: TeacherConfig) -> str:
     """The `name` the teacher of `config` will have, known without loading it (cache keys use it)."""
-    name, _ = _pinned(config.name, config.revision)
-    return _joined_name(name, config.adapters if config.kind == "llm2vec" else ())
+    if config.kind == "llm2vec":
+        return _joined_name(_llm2vec_parts(config.name, config.revision, config.adapters))
+    return _pinned(config.name, config.revision)[0]
 
 
 def pin_teacher(config: TeacherConfig) -> TeacherConfig:
@@ -108,6 +109,15 @@ def _pinned(name_or_path: str, revision: str | None) -> tuple[str, str | None]:
         return name_or_path, revision
     resolved = backbones.resolve_revision(name_or_path, revision)
     return (f"{name_or_path}@{resolved}" if resolved else name_or_path), resolved
+
+
+@dataclasses.dataclass(frozen=True)
+class _Part:
+    """One model of an LLM2Vec teacher, the base model or an adapter, and the revision it is loaded at."""
+
+    source: str
+    revision: str | None
+    name: str  # `id@commit` for a hub model, the path for a directory
 
 
 # ---------------------------------------------------------------------------------------------- sentence-transformers
@@ -253,7 +263,9 @@ class LLM2VecTeacher(_PooledTeacher):
     """A decoder LLM with bidirectional attention and merged LLM2Vec adapters, mean-pooled (the paper's teacher).
 
     `name_or_path` may be the base model or a PEFT adapter: an adapter's `base_model_name_or_path` is followed (and
-    merged in order) down to the base model. `adapters` are merged on top, in order.
+    merged in order) down to the base model. `adapters` are merged on top, in order. Every hub model among them is
+    loaded at the commit its branch points to (`revision` for `name_or_path`, the default branch for the others),
+    and the teacher's `name` lists them all in merge order, `base@commit+adapter@commit+...`.
 
     Example:
         >>> teacher = LLM2VecTeacher(
@@ -272,16 +284,18 @@ class LLM2VecTeacher(_PooledTeacher):
         batch_size: int = 64,
         max_length: int = DEFAULT_MAX_LENGTH,
     ) -> None:
-        name_or_path, adapters = str(name_or_path), [str(adapter) for adapter in adapters]
-        name, revision = _pinned(name_or_path, revision)
-        chain = _adapter_chain(name_or_path, revision)  # [base model, adapter, ..., name_or_path]
-        model, _ = _load_auto_model(chain[0], revision if len(chain) == 1 else None, device, dtype, tokenizer=False)
+        adapters = [str(adapter) for adapter in adapters]
+        parts = _llm2vec_parts(str(name_or_path), revision, adapters)  # the base model first, in merge order
+        base, merged = parts[0], parts[1:]
+        model, _ = _load_auto_model(base.source, base.revision, device, dtype, tokenizer=False)
         make_bidirectional(model)
-        for adapter in [*chain[1:], *adapters]:
+        for adapter in merged:
             model = _merge_adapter(model, adapter)
-        tokenizer = _first_tokenizer([name_or_path, *reversed(chain[:-1])], revision)
-        super().__init__(model, tokenizer, _joined_name(name, adapters), "mean", batch_size, max_length)
-        logger.info("LLM2Vec teacher: base %s, adapters %s", chain[0], [*chain[1:], *adapters] or "none")
+        # The tokenizer of name_or_path, else of the models it adapts, nearest first.
+        chain = parts[: len(parts) - len(adapters)]
+        tokenizer = _first_tokenizer(list(reversed(chain)))
+        super().__init__(model, tokenizer, _joined_name(parts), "mean", batch_size, max_length)
+        logger.info("LLM2Vec teacher: base %s, adapters %s", base.name, [part.name for part in merged] or "none")
 
     def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         from transformers.masking_utils import create_bidirectional_mask
@@ -309,39 +323,59 @@ def make_bidirectional(model: torch.nn.Module) -> None:
                          "bidirectional here. LLM2Vec teachers are checked on Qwen3 and Llama.")
 
 
-def _adapter_chain(name_or_path: str, revision: str | None) -> list[str]:
-    """[base model, adapters in training order ..., name_or_path], following each `base_model_name_or_path`."""
+def _llm2vec_parts(name_or_path: str, revision: str | None, adapters: Sequence[str]) -> list[_Part]:
+    """The models of an LLM2Vec teacher in merge order, each pinned: the base model, the adapters `name_or_path`
+    stands on (each `base_model_name_or_path` followed), `name_or_path` itself, then `adapters`.
+
+    `revision` applies to `name_or_path`; every other hub model is loaded at the commit its default branch points to
+    now and named by it, so a teacher whose base model or adapter moved on gets another name.
+    """
+    chain = [_part(name_or_path, revision)]
+    while len(chain) <= 8:
+        base = _adapter_base(chain[0])
+        if base is None:
+            return chain + [_part(adapter, None) for adapter in adapters]
+        chain.insert(0, _part(base, None))
+    raise InputError(f"the adapters of {name_or_path!r} name each other in a loop: "
+                     f"{' <- '.join(part.source for part in chain)}.")
+
+
+def _part(source: str, revision: str | None) -> _Part:
+    name, revision = _pinned(source, revision)
+    return _Part(source, revision, name)
+
+
+def _adapter_base(part: _Part) -> str | None:
+    """The `base_model_name_or_path` in `part`'s adapter config; None when `part` is not an adapter."""
     import json
 
     from transformers.utils import cached_file
 
-    chain = [name_or_path]
-    while len(chain) <= 8:
-        try:
-            config_file = cached_file(chain[0], "adapter_config.json", revision=revision if len(chain) == 1 else None,
-                                      _raise_exceptions_for_missing_entries=False)
-        except OSError:
-            config_file = None  # not reachable as a repository: load_model reports it
-        if config_file is None:
-            return chain
-        with open(config_file, encoding="utf-8") as file:
-            base = json.load(file).get("base_model_name_or_path")
-        if not base:
-            raise InputError(f"the adapter {chain[0]!r} names no base model (base_model_name_or_path).")
-        chain.insert(0, base)
-    raise InputError(f"the adapters of {name_or_path!r} name each other in a loop: {' <- '.join(chain)}.")
+    try:
+        config_file = cached_file(part.source, "adapter_config.json", revision=part.revision,
+                                  _raise_exceptions_for_missing_entries=False)
+    except OSError:
+        config_file = None  # not reachable as a repository: loading it reports why
+    if config_file is None:
+        return None
+    with open(config_file, encoding="utf-8") as file:
+        base = json.load(file).get("base_model_name_or_path")
+    if not base:
+        raise InputError(f"the adapter {part.source!r} names no base model (base_model_name_or_path).")
+    return base
 
 
-def _merge_adapter(model, adapter: str):
+def _merge_adapter(model, part: _Part):
     """Apply a PEFT adapter to `model` and merge it in; an adapter none of whose weights fit is an error."""
     try:
         from peft import PeftConfig, PeftModel, set_peft_model_state_dict
         from peft.utils import load_peft_weights
     except ImportError as err:
         raise InputError("LLM2Vec teachers with adapters need peft; run `pip install genvec[teachers]`.") from err
+    adapter = part.name
     try:
-        config = PeftConfig.from_pretrained(adapter)
-        weights = load_peft_weights(adapter, device=str(model.device))
+        config = PeftConfig.from_pretrained(part.source, revision=part.revision)
+        weights = load_peft_weights(part.source, device=str(model.device), revision=part.revision)
     except (OSError, ValueError) as err:
         raise InputError(f"could not load the PEFT adapter {adapter!r}: {err}") from err
     try:
@@ -361,20 +395,21 @@ def _merge_adapter(model, adapter: str):
     return wrapped.merge_and_unload()
 
 
-def _first_tokenizer(candidates: list[str], revision: str | None):
+def _first_tokenizer(candidates: list[_Part]):
     from transformers import AutoTokenizer
 
     errors = []
-    for index, candidate in enumerate(candidates):
+    for candidate in candidates:
         try:
-            return AutoTokenizer.from_pretrained(candidate, revision=revision if index == 0 else None)
+            return AutoTokenizer.from_pretrained(candidate.source, revision=candidate.revision)
         except (OSError, ValueError) as err:
-            errors.append(f"{candidate}: {err}")
+            errors.append(f"{candidate.name}: {err}")
     raise InputError("no tokenizer found for the teacher; tried " + "; ".join(errors))
 
 
-def _joined_name(name: str, adapters: Sequence[str]) -> str:
-    return "+".join([name, *adapters])
+def _joined_name(parts: Sequence[_Part]) -> str:
+    """`base+adapter+...`: every model of the teacher in merge order, hub ones as `id@commit`."""
+    return "+".join(part.name for part in parts)
 
 
 # ---------------------------------------------------------------------------------------------- shared

@@ -214,6 +214,26 @@ torch_dtype: {torch_dtype}
 """
 
 
+def save_lora_adapter(
+    base: str | Path, directory: str | Path, *, seed: int = 0, base_model_name_or_path: str | None = None
+) -> Path:
+    """A random LoRA adapter (peft) on the q and v projections of the base model in `base` (a directory), saved to
+    `directory` as an LLM2Vec adapter is: `adapter_config.json` names its base (`base_model_name_or_path`, default
+    `base`) and the weights are not zero, so merging it changes the model."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModel
+
+    torch.manual_seed(seed)
+    model = get_peft_model(AutoModel.from_pretrained(base),
+                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model.save_pretrained(directory)
+    config_file = Path(directory) / "adapter_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base_model_name_or_path or str(base)
+    config_file.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return Path(directory)
+
+
 def save_official_release(
     directory: str | Path,
     backbone_dir: str | Path,

@@ -7,6 +7,7 @@ The hub cannot be reached here, so the tests fill an offline Hugging Face cache 
 
 import dataclasses
 import json
+import re
 import shutil
 
 import huggingface_hub.constants
@@ -21,7 +22,7 @@ from genvec.data.responses import generate_responses
 from genvec.errors import InputError
 from genvec.targets import compute_targets
 from genvec.teacher import load_teacher, teacher_name
-from genvec.testing import save_tiny_backbone
+from genvec.testing import save_lora_adapter, save_tiny_backbone
 REPO = "genvec-test/tiny"
 QUERIES = ["Where do polar bears live?", "What is a vector?", "Name three cities by a river.", "Why is ice white?",
            "Train a model.", "How do rivers form?", "What is the first question?"]
@@ -109,3 +110,65 @@ def test_a_hub_teacher_is_named_by_its_commit_so_a_moved_one_reuses_no_vectors(h
     with pytest.raises(InputError, match=f"holds teacher '{REPO}@{first}', not '{REPO}@{second}'"):
         compute_targets(QUERIES, config, tmp_path / "targets")
     assert compute_targets(QUERIES, dataclasses.replace(config, revision=first), tmp_path / "targets").embedded == 0
+
+
+ADAPTER = "genvec-test/adapter"
+
+
+@pytest.fixture
+def hub_adapter(hub_cache, tmp_path):
+    """The cache folder of `genvec-test/adapter`, a LoRA adapter on `genvec-test/tiny` (as LLM2Vec adapters name
+    their base) at two commits with different weights; `main` names the first."""
+    folder, (first, _) = hub_cache
+    adapter_folder = tmp_path / "hub" / "models--genvec-test--adapter"
+    commits = ("a" * 40, "b" * 40)
+    for seed, commit in enumerate(commits, start=1):
+        save_lora_adapter(folder / "snapshots" / first, adapter_folder / "snapshots" / commit, seed=seed,
+                          base_model_name_or_path=REPO)
+    (adapter_folder / "refs").mkdir()
+    move_main(adapter_folder, commits[0])
+    return adapter_folder, commits
+
+
+def test_every_model_of_an_llm2vec_teacher_is_pinned(hub_cache, hub_adapter, tmp_path):
+    """Base model and adapters, followed or given, are loaded at the commit their branch points to and named by it,
+    so a store never mixes vectors from before and after any of them moved on."""
+    folder, (first, second) = hub_cache
+    adapter_folder, adapter_commits = hub_adapter
+    given = TeacherConfig(name=REPO, kind="llm2vec", adapters=[ADAPTER], device="cpu")
+    followed = TeacherConfig(name=ADAPTER, kind="llm2vec", device="cpu")  # its base is followed to REPO
+    pinned = f"{REPO}@{first}+{ADAPTER}@{adapter_commits[0]}"
+    teacher = load_teacher(followed)
+    assert teacher_name(given) == teacher_name(followed) == teacher.name == load_teacher(given).name == pinned
+    vectors = teacher.embed(QUERIES)
+    assert compute_targets(QUERIES, followed, tmp_path / "targets").embedded == len(QUERIES)
+
+    move_main(adapter_folder, adapter_commits[1])  # the adapter moved on
+    assert teacher_name(followed) == f"{REPO}@{first}+{ADAPTER}@{adapter_commits[1]}"
+    assert np.abs(load_teacher(followed).embed(QUERIES) - vectors).max() > 1e-3  # other weights, other vectors
+    with pytest.raises(InputError, match="holds teacher"):
+        compute_targets(QUERIES, followed, tmp_path / "targets")
+    move_main(adapter_folder, adapter_commits[0])
+    move_main(folder, second)  # the base model moved on
+    assert teacher_name(given) == f"{REPO}@{second}+{ADAPTER}@{adapter_commits[0]}"
+    with pytest.raises(InputError, match="holds teacher"):
+        compute_targets(QUERIES, given, tmp_path / "targets")
+
+
+def test_a_teacher_that_moves_between_the_check_and_the_load_writes_nothing(hub_cache, hub_adapter, tmp_path,
+                                                                           monkeypatch):
+    import genvec.targets
+
+    folder, (first, second) = hub_cache
+    _, adapter_commits = hub_adapter
+
+    def load_after_a_push(config):
+        move_main(folder, second)  # the adapter's base gets a push while the run starts
+        return load_teacher(config)
+
+    monkeypatch.setattr(genvec.targets, "load_teacher", load_after_a_push)
+    config = TeacherConfig(name=ADAPTER, kind="llm2vec", device="cpu")
+    checked, loaded = (f"{REPO}@{commit}+{ADAPTER}@{adapter_commits[0]}" for commit in (first, second))
+    with pytest.raises(InputError, match=re.escape(f"checked as '{checked}' but loaded as '{loaded}'")):
+        compute_targets(QUERIES, config, tmp_path / "targets")
+    assert not (tmp_path / "targets").exists()

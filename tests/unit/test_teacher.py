@@ -1,7 +1,5 @@
 """Teachers: sentence-transformers and HF pooling against direct model runs, LLM2Vec bidirectionality and adapters."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -18,6 +16,7 @@ from genvec.teacher import (
     make_bidirectional,
     teacher_name,
 )
+from genvec.testing import save_lora_adapter
 
 TEXTS = ["Polar bears live on Arctic sea ice.", "Rivers form where rain gathers.", "ice"]
 
@@ -84,12 +83,7 @@ def test_llm2vec_embedding_is_the_mean_over_all_non_pad_tokens_and_ignores_paddi
 
 
 def _save_lora(base_dir, directory, seed, rename=None):
-    from peft import LoraConfig, get_peft_model
-
-    torch.manual_seed(seed)
-    model = get_peft_model(AutoModel.from_pretrained(base_dir),
-                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    model.save_pretrained(directory)
+    save_lora_adapter(base_dir, directory, seed=seed)
     if rename:
         from safetensors.torch import load_file, save_file
 
@@ -104,14 +98,14 @@ def test_llm2vec_adapters_are_followed_and_merged(backbone_dirs, tmp_path):
 
     base = str(backbone_dirs["qwen3"])
     mntp = _save_lora(base, tmp_path / "mntp", seed=1)
-    simcse = _save_lora(base, tmp_path / "simcse", seed=2)
-    config_file = simcse / "adapter_config.json"
-    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "base_model_name_or_path": str(mntp)}))
+    simcse = save_lora_adapter(base, tmp_path / "simcse", seed=2, base_model_name_or_path=str(mntp))  # on mntp
 
     followed = LLM2VecTeacher(simcse, device="cpu")  # simcse -> mntp -> base
     explicit = LLM2VecTeacher(mntp, adapters=[simcse], device="cpu")
-    assert followed.name == str(simcse) and explicit.name == f"{mntp}+{simcse}"
+    # Named by every model merged, in order: the two ways of giving the same teacher share one name (and store keys).
+    assert followed.name == explicit.name == f"{base}+{mntp}+{simcse}"
     assert explicit.name == teacher_name(TeacherConfig(name=str(mntp), kind="llm2vec", adapters=[str(simcse)]))
+    assert teacher_name(TeacherConfig(name=base, kind="llm2vec")) == base
 
     reference = LLM2VecTeacher(base, device="cpu")
     plain = reference.embed(TEXTS)
