@@ -59,23 +59,29 @@ class ReferenceTrainStep:
         self.optimizer = torch.optim.AdamW(trainable, lr=1e-4)
         self.device = device
 
-    def __call__(self, queries: list[str], responses: list[str]) -> float:
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = self._loss(queries, responses)
-        loss.backward()
-        self.optimizer.step()
-        return float(loss)
-
-    def _loss(self, queries: list[str], responses: list[str]) -> torch.Tensor:
+    def tokenize(self, queries: list[str], responses: list[str]):
+        """The batch as the official collator builds it: left-padded queries followed by the special tokens, and the
+        responses with the end-of-sequence token. Outside the timed step, as genvec's `tokenize_batch` is."""
         tok = self.tokenizer
         tok.padding_side = "left"
         encoded = tok([q.strip() + self.special_text for q in queries], return_tensors="pt", padding=True,
                       truncation=True, max_length=512).to(self.device)
+        answers = tok([r.strip() + tok.eos_token for r in responses], return_tensors="pt", padding=True,
+                      truncation=True, max_length=512).to(self.device)
+        return encoded, answers
+
+    def __call__(self, encoded, answers) -> float:
+        """One optimizer step on a batch from `tokenize`; returns the loss."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self._loss(encoded, answers)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss)
+
+    def _loss(self, encoded, answers) -> torch.Tensor:
         hidden = self.encoder(**encoded).last_hidden_state[:, -self.num_special:]  # (B, K, H)
         prompt = self.reconstruction(hidden)
         embedding = self.alignment(prompt).mean(1)
-        answers = tok([r.strip() + tok.eos_token for r in responses], return_tensors="pt", padding=True,
-                      truncation=True, max_length=512).to(self.device)
         with torch.no_grad():  # the teacher embeds the response on every step
             states = self.teacher(**answers).last_hidden_state
             mask = answers.attention_mask.unsqueeze(-1).to(states.dtype)
