@@ -17,7 +17,8 @@ or `torch.cuda.max_memory_allocated` (GPU; weights included). CPU presets load t
 
 Results go to `benchmarks/results/<preset>-<device>[-<variant>][-<tag>].json` and `.md`, where the device is `cpu`
 or the GPU's name (`nvidia-h100-80gb-hbm3`) and the variant names every switch that differs from the preset
-(`eager`, `bf16-trainables`, `compile`, `fp32`, `1layers`), so variant runs never overwrite the default run. These
+(`eager`, `bf16-trainables`, `compile`, `fp32`, `1layers`) and every workload flag that differs from it
+(`train_batch16`; not `--repeats` or `--decode-budget-s`), so variant runs never overwrite the default run. These
 figures are printed, never asserted.
 """
 
@@ -601,7 +602,7 @@ def estimate_seconds(preset: Preset, args, name: str) -> float:
         flops = passes * 2 * layer * queries + 2 * layer * responses + passes * 2 * (layer + head) * responses
         seconds = (args.repeats + 1) * flops / rate
     elif name.startswith("decode_batch"):
-        batch = 1 if name == "decode_batch1" else 16
+        batch = int(name.removeprefix("decode_batch"))
         steps = sum(args.decode_tokens)
         seconds = 2 * args.repeats * steps * step_s
         if args.full_recompute:
@@ -763,8 +764,13 @@ def resolve_preset(args) -> "Preset":
     return preset
 
 
+# Workload fields that set how long a measurement tries, not what it measures: they do not make a variant.
+EFFORT_FIELDS = ("repeats", "decode_budget_s")
+
+
 def variant_name(args) -> str:
-    """What differs from the preset's defaults, e.g. `eager-bf16-trainables` ('' for the default run)."""
+    """What differs from the preset's defaults, e.g. `eager-bf16-trainables` or `train_batch16` ('' for the default
+    run), so that a run on other settings or another workload never lands in the default run's file."""
     preset = PRESETS[args.preset]
     parts = [
         args.attn if args.attn != "auto" else "",
@@ -773,7 +779,15 @@ def variant_name(args) -> str:
         args.dtype if args.dtype and args.dtype != preset.dtype else "",
         f"{args.layers}layers" if args.layers and args.layers != preset.num_layers else "",
     ]
+    for item in dataclasses.fields(Workload):
+        value, default = getattr(args, item.name), getattr(preset.workload, item.name)
+        if item.name not in EFFORT_FIELDS and value is not None and _flat(value) != _flat(default):
+            parts.append(f"{item.name}{_flat(value)}")
     return "-".join(part for part in parts if part)
+
+
+def _flat(value) -> str:
+    return "+".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def _workload(args) -> dict:
