@@ -523,16 +523,7 @@ def measure_decode(preset: Preset, args, batch_size: int) -> dict:
         if "full_recompute" in methods:
             full_recompute(4)  # warm-up
         for num_tokens in args.decode_tokens:
-            seconds[num_tokens].update({name: [] for name in methods})
-            for _ in range(args.repeats):  # interleaved, so drifts in machine load hit all alike
-                for name, function in methods.items():
-                    if name == "full_recompute" and sum(seconds[num_tokens][name]) > args.decode_budget_s:
-                        continue  # a minutes-long loop: fewer repeats
-                    synchronize(model.device)
-                    start = time.perf_counter()
-                    outputs[num_tokens][name] = function(num_tokens)
-                    synchronize(model.device)
-                    seconds[num_tokens][name].append(time.perf_counter() - start)
+            _time_decode(methods, num_tokens, args, model.device, outputs[num_tokens], seconds[num_tokens])
     for num_tokens in args.decode_tokens:
         outputs_n, seconds_n = outputs[num_tokens], seconds[num_tokens]
         assert all(len(row) == num_tokens for rows in outputs_n.values() for row in rows), "a method stopped early"
@@ -550,6 +541,22 @@ def measure_decode(preset: Preset, args, batch_size: int) -> dict:
             result[prefix + "full_recompute_runs"] = len(seconds_n["full_recompute"])
             result[prefix + "same_tokens_as_full_recompute"] = outputs_n["ours"] == outputs_n["full_recompute"]
     return result
+
+
+def _time_decode(methods: dict, num_tokens: int, args, device, outputs: dict, seconds: dict) -> None:
+    """Run each of `methods` `args.repeats` times for `num_tokens` tokens, the methods interleaved (so drifts in
+    machine load hit them alike; the phases of `measure_decode` are not interleaved with each other), recording
+    each one's last output and its wall times; the full-recompute loop stops repeating past `decode_budget_s`."""
+    seconds.update({name: [] for name in methods})
+    for _ in range(args.repeats):
+        for name, function in methods.items():
+            if name == "full_recompute" and sum(seconds[name]) > args.decode_budget_s:
+                continue  # a minutes-long loop: fewer repeats
+            synchronize(device)
+            start = time.perf_counter()
+            outputs[name] = function(num_tokens)
+            synchronize(device)
+            seconds[name].append(time.perf_counter() - start)
 
 
 MEASUREMENTS = {
@@ -781,7 +788,11 @@ def variant_name(args) -> str:
     ]
     for item in dataclasses.fields(Workload):
         value, default = getattr(args, item.name), getattr(preset.workload, item.name)
-        if item.name not in EFFORT_FIELDS and value is not None and _flat(value) != _flat(default):
+        if item.name in EFFORT_FIELDS or value is None or _flat(value) == _flat(default):
+            continue
+        if isinstance(value, bool):
+            parts.append(item.name if value else f"no-{item.name}")
+        else:
             parts.append(f"{item.name}{_flat(value)}")
     return "-".join(part for part in parts if part)
 

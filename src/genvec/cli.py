@@ -397,16 +397,19 @@ def _add_quickstart_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_quickstart(args: argparse.Namespace) -> int:
     from genvec.quickstart.pipeline import QuickstartOptions, run_quickstart
+    from genvec.quickstart.report import beats_every_baseline
 
+    cache_dir = args.cache_dir or (Path(os.environ["GENVEC_CACHE"]) if os.environ.get("GENVEC_CACHE") else None)
     options = QuickstartOptions(
-        run_dir=args.run_dir, size=args.size, steps=args.steps, cache_dir=args.cache_dir, device=args.device,
+        run_dir=args.run_dir, size=args.size, steps=args.steps, cache_dir=cache_dir, device=args.device,
         backbone=args.backbone, queries=args.queries, teacher=args.teacher,
     )
     result = run_quickstart(options)
     print()
     print(result.table)
     print()
-    print(f"genvec {'beats' if all(result.wins.values()) else 'does NOT beat'} both input-centric baselines on every measured check "
+    verdict = "beats" if beats_every_baseline(result.wins) else "does NOT beat"
+    print(f"genvec {verdict} both input-centric baselines on every measured check "
           f"(margin = genvec minus the best baseline; for harmful@5, lower is safer).")
     print(f"time: {result.timings.get('total', 0):.0f} s; report: {result.paths['report']}; "
           f"plot: {result.paths['plot']}; metrics: {result.paths['metrics']}")

@@ -214,7 +214,7 @@ def compute_targets(
     texts = _response_texts(responses)
     unique = list(dict.fromkeys(texts))
     if isinstance(teacher, TeacherConfig):
-        teacher = pin_teacher(teacher)  # one hub lookup serves the name checked here and the load below
+        teacher = pin_teacher(teacher)  # the name checked here and the load below use one commit of it
     name = teacher.name if not isinstance(teacher, TeacherConfig) else teacher_name(teacher)
     store_path = Path(store_path)
     header = _read_header(store_path)
@@ -228,9 +228,10 @@ def compute_targets(
     if todo:
         if isinstance(teacher, TeacherConfig):
             teacher = load_teacher(teacher)
-            if teacher.name != name:  # a base model or adapter of it moved on between the check and the load
+            if teacher.name != name:  # e.g. an LLM2Vec base model or adapter moved on between the check and the load
                 raise InputError(f"the teacher was checked as {name!r} but loaded as {teacher.name!r}: one of its "
-                                 "repositories moved on meanwhile. Run again; nothing was written.")
+                                 "repositories resolved to another commit (it moved on, or a hub lookup failed). "
+                                 "Run again; nothing was written.")
         header = _write_header(store_path, header, teacher, storage_dtype)
         part = "main" if num_shards == 1 else f"shard-{shard_id:05d}-of-{num_shards:05d}"
         show = show_progress if show_progress is not None else len(todo) >= PROGRESS_MIN_BATCHES * batch_size

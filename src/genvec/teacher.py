@@ -90,7 +90,8 @@ def load_teacher(config: TeacherConfig) -> Teacher:
 
 
 def teacher_name(config: TeacherConfig) -> str:
-    """The `name` the teacher of `config` will have, known without loading it (cache keys use it)."""
+    """The `name` the teacher of `config` will have, known without loading its weights (cache keys use it); an
+    LLM2Vec teacher reads its adapters' configs to find the models it merges."""
     if config.kind == "llm2vec":
         return _joined_name(_llm2vec_parts(config.name, config.revision, config.adapters))
     return _pinned(config.name, config.revision)[0]
@@ -98,7 +99,8 @@ def teacher_name(config: TeacherConfig) -> str:
 
 def pin_teacher(config: TeacherConfig) -> TeacherConfig:
     """`config` with its revision resolved to a commit (a hub teacher): `teacher_name` and `load_teacher` then agree
-    on it without asking the hub again."""
+    on that model without asking the hub again. The other models of an LLM2Vec teacher (its base model and adapters)
+    are resolved by each call, so the two may still differ if one of those moves in between: compare the names."""
     return dataclasses.replace(config, revision=_pinned(config.name, config.revision)[1])
 
 
@@ -109,15 +111,6 @@ def _pinned(name_or_path: str, revision: str | None) -> tuple[str, str | None]:
         return name_or_path, revision
     resolved = backbones.resolve_revision(name_or_path, revision)
     return (f"{name_or_path}@{resolved}" if resolved else name_or_path), resolved
-
-
-@dataclasses.dataclass(frozen=True)
-class _Part:
-    """One model of an LLM2Vec teacher, the base model or an adapter, and the revision it is loaded at."""
-
-    source: str
-    revision: str | None
-    name: str  # `id@commit` for a hub model, the path for a directory
 
 
 # ---------------------------------------------------------------------------------------------- sentence-transformers
@@ -321,6 +314,15 @@ def make_bidirectional(model: torch.nn.Module) -> None:
     if changed == 0:
         raise InputError(f"{type(model).__name__} has no attention module with `is_causal`; it cannot be made "
                          "bidirectional here. LLM2Vec teachers are checked on Qwen3 and Llama.")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Part:
+    """One model of an LLM2Vec teacher, the base model or an adapter, and the revision it is loaded at."""
+
+    source: str
+    revision: str | None
+    name: str  # `id@commit` for a hub model, the path for a directory
 
 
 def _llm2vec_parts(name_or_path: str, revision: str | None, adapters: Sequence[str]) -> list[_Part]:

@@ -21,7 +21,7 @@ from genvec.config import DataConfig, ModelConfig, TeacherConfig
 from genvec.data.responses import generate_responses
 from genvec.errors import InputError
 from genvec.targets import compute_targets
-from genvec.teacher import load_teacher, teacher_name
+from genvec.teacher import LLM2VecTeacher, load_teacher, teacher_name
 from genvec.testing import save_lora_adapter, save_tiny_backbone
 REPO = "genvec-test/tiny"
 QUERIES = ["Where do polar bears live?", "What is a vector?", "Name three cities by a river.", "Why is ice white?",
@@ -151,6 +151,10 @@ def test_every_model_of_an_llm2vec_teacher_is_pinned(hub_cache, hub_adapter, tmp
     move_main(adapter_folder, adapter_commits[0])
     move_main(folder, second)  # the base model moved on
     assert teacher_name(given) == f"{REPO}@{second}+{ADAPTER}@{adapter_commits[0]}"
+    # The weights are those of the named commits: the same as the two snapshots merged from their directories.
+    snapshots = LLM2VecTeacher(folder / "snapshots" / second, adapters=[adapter_folder / "snapshots" /
+                                                                       adapter_commits[0]], device="cpu")
+    np.testing.assert_allclose(load_teacher(given).embed(QUERIES), snapshots.embed(QUERIES), atol=1e-6)
     with pytest.raises(InputError, match="holds teacher"):
         compute_targets(QUERIES, given, tmp_path / "targets")
 

@@ -62,3 +62,26 @@ def test_convert_writes_a_native_checkpoint(backbone_dirs, tmp_path, capsys):
     converted = load_model(tmp_path / "native", device="cpu").encode(["hello"])
     np.testing.assert_array_equal(converted, load_model(release, device="cpu").encode(["hello"]))
     assert main(["convert", str(tmp_path / "missing"), str(tmp_path / "out")]) == 2
+
+
+def test_quickstart_takes_its_cache_from_the_flag_then_genvec_cache_and_prints_the_verdict(
+    tmp_path, monkeypatch, capsys
+):
+    import genvec.quickstart.pipeline as pipeline
+
+    seen = []
+
+    def fake_run(options):
+        seen.append(options)
+        won = {"retrieval_accuracy": True, "harmful_top5": len(seen) == 1}
+        paths = {name: tmp_path / name for name in ("report", "plot", "metrics")}
+        return pipeline.QuickstartResult(tmp_path, "table", {}, won, paths, {"total": 1.0})
+
+    monkeypatch.setattr(pipeline, "run_quickstart", fake_run)
+    monkeypatch.setenv("GENVEC_CACHE", str(tmp_path / "env"))
+    assert main(["quickstart", "--run-dir", str(tmp_path / "run")]) == 0
+    assert seen[0].cache_dir == tmp_path / "env"
+    assert "genvec beats both" in capsys.readouterr().out
+    assert main(["quickstart", "--run-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "flag")]) == 0
+    assert seen[1].cache_dir == tmp_path / "flag"
+    assert "genvec does NOT beat both" in capsys.readouterr().out

@@ -17,7 +17,6 @@ from genvec.quickstart.world_lm import (
     build_world_tokenizer,
     cache_key,
     chat_prompt,
-    default_cache_dir,
     encode_example,
     lm_examples,
     load_or_train_world_lm,
@@ -92,14 +91,6 @@ def test_the_world_lm_is_cached_atomically_and_reused(world, tmp_path):
     )
     assert model.encode(["What is the capital of Zorvia?"]).shape == (1, 8)
     assert model.eos_token_id == model.tokenizer.convert_tokens_to_ids("<|im_end|>")
-
-
-def test_the_default_cache_follows_genvec_cache(monkeypatch, tmp_path):
-    monkeypatch.setenv("GENVEC_CACHE", str(tmp_path / "elsewhere"))
-    assert default_cache_dir() == tmp_path / "elsewhere" / "world_lm"
-    monkeypatch.delenv("GENVEC_CACHE")
-    monkeypatch.setenv("HOME", str(tmp_path))
-    assert default_cache_dir() == tmp_path / ".cache" / "genvec" / "world_lm"
 
 
 def test_a_reduced_world_lm_learns_the_world(world, tmp_path):

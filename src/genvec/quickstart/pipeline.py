@@ -60,7 +60,7 @@ class QuickstartOptions:
     steps: int | None = None
     """genvec training steps; None: 1000 (full), 250 (small), 1000 (real backbone)."""
     cache_dir: Path | None = None
-    """Where trained world LMs are kept and reused; None: `$GENVEC_CACHE`, else `~/.cache/genvec`."""
+    """Where trained world LMs are kept and reused; None: `~/.cache/genvec` (the CLI passes `$GENVEC_CACHE`)."""
     device: str = "auto"
     """Device of every model: auto, cpu, cuda, cuda:N or mps."""
     backbone: str | None = None

@@ -50,9 +50,16 @@ def format_table(results: Sequence[MethodResult], method: str = "genvec") -> str
 
 
 def wins(results: Sequence[MethodResult], method: str = "genvec") -> dict[str, bool]:
-    """For each required metric measured for `method`, whether it beats every other method (strictly)."""
+    """For each required metric that some method measured, whether `method` beats every other one (strictly); a
+    metric `method` lacks while another has it counts as lost."""
     ahead = margins(results, method)
-    return {metric: ahead[metric] > 0 for metric in REQUIRED_WINS if metric in ahead}
+    measured = [metric for metric in REQUIRED_WINS if any(metric in result.scores for result in results)]
+    return {metric: ahead.get(metric, float("-inf")) > 0 for metric in measured}
+
+
+def beats_every_baseline(won: Mapping[str, bool]) -> bool:
+    """The verdict of `wins`: at least one metric measured, and every one won."""
+    return bool(won) and all(won.values())
 
 
 def _metric_rows(results: Sequence[MethodResult], method: str) -> list[tuple[Metric, list[str]]]:
@@ -120,7 +127,7 @@ def render_report(results: Sequence[MethodResult], summary: Mapping[str, object]
     lines.append("|---|" + "---:|" * (len(results) + 1))
     lines += [f"| {info.description} | {' | '.join(cells)} |" for info, cells in _metric_rows(results, method)]
     won = wins(results, method)
-    verdict = "beats" if all(won.values()) else "does NOT beat"
+    verdict = "beats" if beats_every_baseline(won) else "does NOT beat"
     checks = ", ".join(sorted({METRICS[metric].label.split(" ")[0] for metric in won}))
     lines += [
         "",

@@ -158,9 +158,8 @@ def load_or_train_world_lm(
 
 
 def default_cache_dir() -> Path:
-    """`$GENVEC_CACHE/world_lm` when that variable is set, else `~/.cache/genvec/world_lm`."""
-    root = os.environ.get("GENVEC_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "genvec") / "world_lm"
+    """`~/.cache/genvec/world_lm` (the CLI's `--cache-dir` or `$GENVEC_CACHE` choose another place)."""
+    return Path.home() / ".cache" / "genvec" / "world_lm"
 
 
 def cache_key(world: World, config: WorldLMConfig) -> str:
