@@ -22,6 +22,7 @@ Shapes: B batch, T tokens, H hidden size, N texts, D teacher embedding size.
 
 import dataclasses
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -381,7 +382,10 @@ def _merge_adapter(model, part: _Part):
     except (OSError, ValueError) as err:
         raise InputError(f"could not load the PEFT adapter {adapter!r}: {err}") from err
     try:
-        wrapped = PeftModel(model, config)
+        with warnings.catch_warnings():
+            # peft 0.21 reads transformers' deprecated `is_gradient_checkpointing` on every wrap: not the user's doing.
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            wrapped = PeftModel(model, config)
     except ValueError as err:  # e.g. its target modules do not exist in this architecture
         raise InputError(f"the adapter {adapter!r} does not fit the base model: {err}") from err
     result = set_peft_model_state_dict(wrapped, weights)

@@ -1,5 +1,7 @@
 """Teachers: sentence-transformers and HF pooling against direct model runs, LLM2Vec bidirectionality and adapters."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -100,7 +102,9 @@ def test_llm2vec_adapters_are_followed_and_merged(backbone_dirs, tmp_path):
     mntp = _save_lora(base, tmp_path / "mntp", seed=1)
     simcse = save_lora_adapter(base, tmp_path / "simcse", seed=2, base_model_name_or_path=str(mntp))  # on mntp
 
-    followed = LLM2VecTeacher(simcse, device="cpu")  # simcse -> mntp -> base
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # dependencies' deprecation notices stay with us
+        followed = LLM2VecTeacher(simcse, device="cpu")  # simcse -> mntp -> base
     explicit = LLM2VecTeacher(mntp, adapters=[simcse], device="cpu")
     # Named by every model merged, in order: the two ways of giving the same teacher share one name (and store keys).
     assert followed.name == explicit.name == f"{base}+{mntp}+{simcse}"
