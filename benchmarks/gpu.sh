@@ -29,26 +29,11 @@ bench() {
     "$PYTHON" benchmarks/run.py --results-dir "$RESULTS" --child-timeout-s "$CHILD_TIMEOUT" "$@" $BENCH_ARGS || status=1
 }
 
-facts() {
+facts() {  # the facts every result file records (run.py's _machine), before anything runs
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>/dev/null \
         || echo "no nvidia-smi"
-    "$PYTHON" - <<'EOF'
-import importlib, platform, torch
-print("python", platform.python_version(), "| torch", torch.__version__, "| CUDA", torch.version.cuda,
-      "| cuDNN", torch.backends.cudnn.version())
-for name in ("transformers", "accelerate", "peft", "psutil", "genvec"):
-    try:
-        print(f"{name} {importlib.import_module(name).__version__}", end=" | ")
-    except ImportError as err:
-        print(f"{name} MISSING ({err})", end=" | ")
-print()
-if torch.cuda.is_available():
-    p = torch.cuda.get_device_properties(0)
-    print(f"GPU {p.name}, {p.total_memory / 2**30:.1f} GiB, compute capability {p.major}.{p.minor}, "
-          f"{p.multi_processor_count} SMs, bf16 {torch.cuda.is_bf16_supported()}")
-else:
-    print("no CUDA GPU visible")
-EOF
+    # shellcheck disable=SC2086
+    "$PYTHON" benchmarks/run.py --preset "${1:-qwen3-0.6b}" --facts $BENCH_ARGS || status=1
 }
 
 part() {  # PRESET PART
@@ -82,8 +67,7 @@ One device command each (10 minutes at most per command, 30 minutes per lease), 
   4. bash benchmarks/gpu.sh qwen3-0.6b all
   5. bash benchmarks/gpu.sh qwen3-4b train
   6. bash benchmarks/gpu.sh qwen3-4b decode
-Estimates (FLOPs at 400 TFLOP/s effective bf16, decode steps bound by weight reads at 3 TB/s or 0.4 ms per layer of
-launch time, 25 s setup per measurement; see estimate_seconds in run.py):
+Estimates (estimate_seconds in run.py; its assumptions: `python benchmarks/run.py --preset qwen3-8b --estimate`):
 EOF
     local preset
     for preset in qwen3-8b qwen3-0.6b qwen3-4b; do
@@ -112,7 +96,7 @@ case ${1:-plan} in
             --only encode train_step_checkpointing
         [ $status = 0 ] && echo "smoke: every measurement ran" || echo "smoke: some measurement FAILED (see above)" ;;
     qwen3-*)
-        facts
+        facts "$1"
         mkdir -p "$RESULTS"
         part "$1" "${2:-all}" 2>&1 | tee "$RESULTS/gpu-$1-${2:-all}.log"
         status=$((status | ${PIPESTATUS[0]}))

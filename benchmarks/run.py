@@ -816,6 +816,7 @@ def _machine(preset: Preset) -> dict:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "genvec": genvec.__version__,
+        "other_packages": _package_versions(("accelerate", "peft", "psutil")),
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
@@ -829,12 +830,27 @@ def _machine(preset: Preset) -> dict:
             gpu=properties.name,
             gpu_memory_gb=round(properties.total_memory / 1e9, 1),
             gpu_capability=f"{properties.major}.{properties.minor}",
+            gpu_sm_count=properties.multi_processor_count,
+            gpu_bf16=torch.cuda.is_bf16_supported(),
             cuda=torch.version.cuda,
             cudnn=torch.backends.cudnn.version(),
             gpu_driver=_gpu_driver(),
             device_kind=properties.name.replace(" ", "-").lower(),
         )
     return machine
+
+
+def _package_versions(names: tuple[str, ...]) -> dict[str, str]:
+    """Each package's version, or why it cannot be imported (the reference step needs peft, memory figures psutil)."""
+    import importlib
+
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = importlib.import_module(name).__version__
+        except ImportError as err:
+            versions[name] = f"MISSING ({err})"
+    return versions
 
 
 def _gpu_driver() -> str | None:
@@ -924,6 +940,7 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="suffix of the result files, for a run split into parts")
     parser.add_argument("--child-timeout-s", type=int, default=0, help="stop a measurement after this long (0: never)")
     parser.add_argument("--estimate", action="store_true", help="print a FLOP-based GPU time estimate and exit")
+    parser.add_argument("--facts", action="store_true", help="print the machine and package facts results record")
     parser.add_argument("--summary", nargs="?", const="", metavar="MATCH",
                         help="print one table of the result files whose names contain MATCH, and exit")
     workload = parser.add_argument_group("workload (default: the preset's)")
@@ -940,6 +957,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.summary is not None:
         print_summary(Path(args.results_dir), args.summary)
+    elif args.facts:
+        print(json.dumps(_machine(resolve_preset(args)), indent=2))
     elif args.child:
         run_child(args)
     else:
