@@ -12,8 +12,9 @@ are the real Qwen3 configs (see QWEN3_SOURCE). Each measurement runs in a fresh 
 its own: resident set size above the process's import baseline (CPU: after importing torch, transformers, genvec,
 the reference and the backbone architecture's modelling code, before any weights; it includes loading the model),
 or `torch.cuda.max_memory_allocated` (GPU; weights included). CPU presets load their backbone with
-`from_pretrained` from a directory written once in the preset's dtype, as hub releases are stored. A measurement that runs out of GPU memory is recorded as
-`out_of_memory: true`, not a crash; one that fails otherwise is recorded with its error and the others go on.
+`from_pretrained` from a directory written once in the preset's dtype, as hub releases are stored. A measurement
+that runs out of GPU memory is recorded as `out_of_memory: true`, not a crash; one that fails otherwise is recorded
+with its error and the others go on.
 
 Results go to `benchmarks/results/<preset>-<device>[-<variant>][-<tag>].json` and `.md`, where the device is `cpu`
 or the GPU's name (`nvidia-h100-80gb-hbm3`) and the variant names every switch that differs from the preset

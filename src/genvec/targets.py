@@ -32,7 +32,7 @@ from genvec.config import TeacherConfig
 from genvec.data.dataset import ResponseRecord, read_responses
 from genvec.errors import InputError
 from genvec.files import append_synced, write_text_atomic
-from genvec.teacher import Teacher, load_teacher, pin_teacher, teacher_name
+from genvec.teacher import PinnedTeacher, Teacher, load_teacher, pin_teacher
 
 logger = logging.getLogger(__name__)
 
@@ -214,8 +214,8 @@ def compute_targets(
     texts = _response_texts(responses)
     unique = list(dict.fromkeys(texts))
     if isinstance(teacher, TeacherConfig):
-        teacher = pin_teacher(teacher)  # the name checked here and the load below use one commit of it
-    name = teacher.name if not isinstance(teacher, TeacherConfig) else teacher_name(teacher)
+        teacher = pin_teacher(teacher)  # resolved once: the teacher loaded below is the one named here
+    name = teacher.name
     store_path = Path(store_path)
     header = _read_header(store_path)
     if header is not None:
@@ -226,12 +226,8 @@ def compute_targets(
     todo = sorted((text for text, done in zip(mine, present) if not done), key=len, reverse=True)
     start = time.perf_counter()
     if todo:
-        if isinstance(teacher, TeacherConfig):
+        if isinstance(teacher, PinnedTeacher):
             teacher = load_teacher(teacher)
-            if teacher.name != name:  # e.g. an LLM2Vec base model or adapter moved on between the check and the load
-                raise InputError(f"the teacher was checked as {name!r} but loaded as {teacher.name!r}: one of its "
-                                 "repositories resolved to another commit (it moved on, or a hub lookup failed). "
-                                 "Run again; nothing was written.")
         header = _write_header(store_path, header, teacher, storage_dtype)
         part = "main" if num_shards == 1 else f"shard-{shard_id:05d}-of-{num_shards:05d}"
         show = show_progress if show_progress is not None else len(todo) >= PROGRESS_MIN_BATCHES * batch_size

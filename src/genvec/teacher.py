@@ -62,17 +62,14 @@ class Teacher(Protocol):
         ...
 
 
-def load_teacher(config: TeacherConfig) -> Teacher:
-    """The teacher `config` describes, loaded on its device.
+def load_teacher(config: "TeacherConfig | PinnedTeacher") -> Teacher:
+    """The teacher `config` describes, loaded on its device; a `PinnedTeacher` loads the commits it names.
 
     Raises:
         InputError: no name, a model that cannot be loaded, or a missing optional dependency.
     """
-    if not config.name:
-        raise InputError(
-            "no teacher given; set teacher.name to a sentence-transformers model, a Hugging Face encoder or an "
-            "LLM2Vec model (hub id or local directory)."
-        )
+    pinned = config if isinstance(config, PinnedTeacher) else pin_teacher(config)
+    config = pinned.config
     if config.kind == "sentence-transformers":
         return SentenceTransformerTeacher(
             config.name, revision=config.revision, device=config.device, dtype=config.dtype,
@@ -84,25 +81,47 @@ def load_teacher(config: TeacherConfig) -> Teacher:
             config.name, config.pooling, revision=config.revision, device=config.device, dtype=config.dtype,
             batch_size=config.batch_size, max_length=max_length,
         )
-    return LLM2VecTeacher(
-        config.name, adapters=config.adapters, revision=config.revision, device=config.device, dtype=config.dtype,
-        batch_size=config.batch_size, max_length=max_length,
+    return LLM2VecTeacher.from_parts(
+        pinned.parts, len(config.adapters), device=config.device, dtype=config.dtype, batch_size=config.batch_size,
+        max_length=max_length,
     )
 
 
 def teacher_name(config: TeacherConfig) -> str:
     """The `name` the teacher of `config` will have, known without loading its weights (cache keys use it); an
     LLM2Vec teacher reads its adapters' configs to find the models it merges."""
+    return pin_teacher(config).name
+
+
+@dataclasses.dataclass(frozen=True)
+class PinnedTeacher:
+    """A teacher config with every hub model it loads resolved to a commit (`pin_teacher`): `name` is the name the
+    loaded teacher has, and `load_teacher` loads exactly those commits, however the repositories move meanwhile."""
+
+    config: TeacherConfig
+    """The config, its `revision` the commit of `config.name` (a hub teacher)."""
+    name: str
+    parts: tuple["_Part", ...] = ()
+    """An LLM2Vec teacher's models in merge order (see `_llm2vec_parts`)."""
+
+
+def pin_teacher(config: TeacherConfig) -> PinnedTeacher:
+    """Resolve every hub model of the teacher once, so that the name a caller checks is the teacher it loads.
+
+    Raises:
+        InputError: no name, or LLM2Vec adapters that name no base model or name each other in a loop.
+    """
+    if not config.name:
+        raise InputError(
+            "no teacher given; set teacher.name to a sentence-transformers model, a Hugging Face encoder or an "
+            "LLM2Vec model (hub id or local directory)."
+        )
     if config.kind == "llm2vec":
-        return _joined_name(_llm2vec_parts(config.name, config.revision, config.adapters))
-    return _pinned(config.name, config.revision)[0]
-
-
-def pin_teacher(config: TeacherConfig) -> TeacherConfig:
-    """`config` with its revision resolved to a commit (a hub teacher): `teacher_name` and `load_teacher` then agree
-    on that model without asking the hub again. The other models of an LLM2Vec teacher (its base model and adapters)
-    are resolved by each call, so the two may still differ if one of those moves in between: compare the names."""
-    return dataclasses.replace(config, revision=_pinned(config.name, config.revision)[1])
+        parts = _llm2vec_parts(config.name, config.revision, [str(adapter) for adapter in config.adapters])
+        return PinnedTeacher(dataclasses.replace(config, revision=parts[-1 - len(config.adapters)].revision),
+                             _joined_name(parts), tuple(parts))
+    name, revision = _pinned(config.name, config.revision)
+    return PinnedTeacher(dataclasses.replace(config, revision=revision), name)
 
 
 def _pinned(name_or_path: str, revision: str | None) -> tuple[str, str | None]:
@@ -280,14 +299,28 @@ class LLM2VecTeacher(_PooledTeacher):
     ) -> None:
         adapters = [str(adapter) for adapter in adapters]
         parts = _llm2vec_parts(str(name_or_path), revision, adapters)  # the base model first, in merge order
+        self._load(parts, len(adapters), device, dtype, batch_size, max_length)
+
+    @classmethod
+    def from_parts(
+        cls, parts: Sequence["_Part"], num_adapters: int, *, device: str = "auto", dtype: str = "auto",
+        batch_size: int = 64, max_length: int = DEFAULT_MAX_LENGTH,
+    ) -> "LLM2VecTeacher":
+        """The teacher of models resolved already (`pin_teacher`), the last `num_adapters` of them given as
+        `adapters`: nothing is looked up again."""
+        teacher = cls.__new__(cls)
+        teacher._load(list(parts), num_adapters, device, dtype, batch_size, max_length)
+        return teacher
+
+    def _load(self, parts: list["_Part"], num_adapters: int, device: str, dtype: str, batch_size: int,
+              max_length: int) -> None:
         base, merged = parts[0], parts[1:]
         model, _ = _load_auto_model(base.source, base.revision, device, dtype, tokenizer=False)
         make_bidirectional(model)
         for adapter in merged:
             model = _merge_adapter(model, adapter)
         # The tokenizer of name_or_path, else of the models it adapts, nearest first.
-        chain = parts[: len(parts) - len(adapters)]
-        tokenizer = _first_tokenizer(list(reversed(chain)))
+        tokenizer = _first_tokenizer(list(reversed(parts[: len(parts) - num_adapters])))
         super().__init__(model, tokenizer, _joined_name(parts), "mean", batch_size, max_length)
         logger.info("LLM2Vec teacher: base %s, adapters %s", base.name, [part.name for part in merged] or "none")
 
@@ -375,19 +408,18 @@ def _merge_adapter(model, part: _Part):
         from peft.utils import load_peft_weights
     except ImportError as err:
         raise InputError("LLM2Vec teachers with adapters need peft; run `pip install genvec[teachers]`.") from err
-    adapter = part.name
     try:
         config = PeftConfig.from_pretrained(part.source, revision=part.revision)
         weights = load_peft_weights(part.source, device=str(model.device), revision=part.revision)
     except (OSError, ValueError) as err:
-        raise InputError(f"could not load the PEFT adapter {adapter!r}: {err}") from err
+        raise InputError(f"could not load the PEFT adapter {part.name!r}: {err}") from err
     try:
         with warnings.catch_warnings():
             # peft 0.21 reads transformers' deprecated `is_gradient_checkpointing` on every wrap: not the user's doing.
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             wrapped = PeftModel(model, config)
     except ValueError as err:  # e.g. its target modules do not exist in this architecture
-        raise InputError(f"the adapter {adapter!r} does not fit the base model: {err}") from err
+        raise InputError(f"the adapter {part.name!r} does not fit the base model: {err}") from err
     result = set_peft_model_state_dict(wrapped, weights)
     if result.unexpected_keys and all(key.startswith("base_model.model.model.") for key in weights):
         # Adapters saved from a model with an LM head carry one more `model.` than our headless AutoModel.
@@ -395,7 +427,7 @@ def _merge_adapter(model, part: _Part):
         result = set_peft_model_state_dict(wrapped, weights)
     if result.unexpected_keys:
         raise InputError(
-            f"the adapter {adapter!r} does not fit the base model: {len(result.unexpected_keys)} of {len(weights)} "
+            f"the adapter {part.name!r} does not fit the base model: {len(result.unexpected_keys)} of {len(weights)} "
             f"weights have no place, e.g. {result.unexpected_keys[0]!r}."
         )
     return wrapped.merge_and_unload()

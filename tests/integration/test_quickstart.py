@@ -25,7 +25,8 @@ def test_reduced_quickstart_beats_mean_pooling_and_reuses_its_world_lm(tmp_path)
     # Decoded texts are scored against held-out responses generated with the training responses' settings.
     heldout_meta = json.loads((tmp_path / "run" / "heldout_responses.meta.json").read_text())
     training_meta = json.loads((tmp_path / "run" / "responses.meta.json").read_text())
-    assert heldout_meta["complete"] and heldout_meta["counts"]["queries"] == len(build_world(SMALL_WORLD).heldout_queries)
+    assert heldout_meta["complete"]
+    assert heldout_meta["counts"]["queries"] == len(build_world(SMALL_WORLD).heldout_queries)
     for key in ("backbone", "requested", "generation"):
         assert heldout_meta[key] == training_meta[key]
     first = json.loads((tmp_path / "run" / "heldout_responses.jsonl").read_text().splitlines()[0])

@@ -121,8 +121,7 @@ def _run_world(options: QuickstartOptions, run_dir: Path, clock: "_Clock") -> Qu
     queries = [query.text for query in world.train_queries] + requests
     weights = {request: DOCUMENT_WEIGHT for request in requests}
     model = _train_stages(config, queries, clock, options.show_progress, weights)
-    minilm = evaluate.sentence_transformer_encoder(evaluate.load_minilm(_cpu_or(options.device)))
-    methods = _methods(model, minilm)
+    methods = _methods(model, _minilm(options.device))
     results = clock.time("evaluate", lambda: evaluate.evaluate_world(world, methods,
                                                                      show_progress=options.show_progress))
     heldout = [query.text for query in world.heldout_queries]
@@ -191,7 +190,7 @@ def _run_real(options: QuickstartOptions, run_dir: Path, clock: "_Clock") -> Qui
     model = _train_stages(config, None, clock, options.show_progress)
     corpus = [record.response for record in records]
     relevant = list(heldout_positions)
-    minilm = evaluate.sentence_transformer_encoder(evaluate.load_minilm(_cpu_or(options.device)))
+    minilm = _minilm(options.device)
     methods = _methods(model, minilm)
     results = clock.time("evaluate", lambda: [
         _retrieval_result(method, [r.query for r in heldout], corpus, relevant) for method in methods])
@@ -277,6 +276,13 @@ def _methods(model, minilm) -> list:
         evaluate.Method("LM mean-pool", mean_pooled, mean_pooled),
         evaluate.Method("MiniLM", minilm, minilm),
     ]
+
+
+def _minilm(device: str):
+    """The MiniLM baseline encoder (normalising), on the CPU unless a device is named."""
+    from genvec.quickstart import evaluate
+
+    return evaluate.sentence_transformer_encoder(evaluate.load_minilm("cpu" if device == "auto" else device))
 
 
 def _decode_and_answer(
@@ -370,10 +376,6 @@ def _teacher_path(teacher: str | None) -> str:
     from genvec.quickstart.evaluate import minilm_path
 
     return teacher if teacher is not None else minilm_path()
-
-
-def _cpu_or(device: str) -> str:
-    return "cpu" if device == "auto" else device
 
 
 def _heldout_positions(count: int) -> list[int]:
