@@ -7,18 +7,26 @@ small projections, become an embedding of the LLM's potential response to the in
     >>> model = genvec.load_model("path/to/checkpoint")
     >>> model.encode(["where do polar bears live?"], normalize=True)
 
-Importing genvec has no side effects; optional dependencies load inside the functions that need them.
+Importing genvec has no side effects and loads no heavy library: each public name is imported the first time it is
+used (PEP 562), so `genvec --help` starts without torch. Optional dependencies load inside the functions that need
+them.
 """
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING
 
-from genvec.checkpoint import load_model
-from genvec.config import GenVecConfig
-from genvec.data.responses import generate_responses
-from genvec.errors import GenVecError
-from genvec.model import GenVecModel
-from genvec.targets import compute_targets
-from genvec.train import train
+from genvec.version import __version__
+
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "GenVecConfig": "genvec.config",
+    "GenVecError": "genvec.errors",
+    "GenVecModel": "genvec.model",
+    "compute_targets": "genvec.targets",
+    "generate_responses": "genvec.data.responses",
+    "load_model": "genvec.loading",
+    "train": "genvec.training",
+}
 
 __all__ = [
     "GenVecConfig",
@@ -30,3 +38,24 @@ __all__ = [
     "load_model",
     "train",
 ]
+
+if TYPE_CHECKING:
+    from genvec.loading import load_model
+    from genvec.config import GenVecConfig
+    from genvec.data.responses import generate_responses
+    from genvec.errors import GenVecError
+    from genvec.model import GenVecModel
+    from genvec.targets import compute_targets
+    from genvec.training import train
+
+
+def __getattr__(name: str) -> object:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'genvec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

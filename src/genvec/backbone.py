@@ -6,6 +6,7 @@ and the module is in eval mode. This file does not add tokens to the tokenizer o
 """
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import huggingface_hub
@@ -17,6 +18,19 @@ from genvec.device import resolve_device, resolve_dtype
 from genvec.errors import InputError
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedBackbone:
+    """A frozen causal LM already in memory, its tokenizer, and the `ModelConfig` it was loaded from.
+
+    The config's revision is the pinned commit (for hub ids), so whoever records which weights produced a file (the
+    response generation) names them the same way whether it loaded them itself or was handed them.
+    """
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    config: ModelConfig
 
 
 def load_backbone(

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from genvec import __version__
+from genvec.version import __version__
 from genvec.errors import GenVecError, InputError
 
 logger = logging.getLogger("genvec")
@@ -78,7 +78,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _load_model(args: argparse.Namespace):
     """The model the flags of `_add_model_arguments` name."""
-    from genvec import load_model
+    from genvec.loading import load_model
 
     return load_model(args.model, backbone=args.backbone, device=args.device, dtype=args.dtype)
 
@@ -297,7 +297,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from genvec.train import train
+    from genvec.training import train
 
     if args.config_file is not None:
         if args.config is not None:
@@ -371,7 +371,7 @@ def _add_convert_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from genvec.checkpoint import convert
+    from genvec.loading import convert
 
     model = convert(args.source, args.output, backbone=args.backbone, device=args.device, revision=args.revision)
     print(f"wrote a genvec checkpoint of {model.extra_repr()} to {args.output}", file=sys.stderr)

@@ -13,26 +13,24 @@ without the final norm, as the paper's latent view does (with tied embeddings th
 of z with their input embeddings). (c), labelled separately, is what the LLM predicts next when it reads z as its
 prompt: at the last compression token, the distribution of the first decoded token.
 
-This file does not do beam search, repetition penalties or streaming, and never changes the model.
+This file does not do beam search, repetition penalties or streaming, and never changes the model. It works on the
+backbone, its tokenizer and tensors alone; `GenVecModel.decode` and `inspect` compute the states and call it.
 
 Shapes: B batch, K compression tokens, N special tokens, H hidden size, V vocabulary.
 """
 
 import dataclasses
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import torch
-from transformers import DynamicCache, PreTrainedModel
+from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from genvec import backbone as backbones
-from genvec.data.collate import check_texts, join_instruction, pad_left, tokenize_queries
 from genvec.errors import InputError
-
-if TYPE_CHECKING:
-    from genvec.model import GenVecModel  # genvec.model imports this module
 
 logger = logging.getLogger(__name__)
 
@@ -46,44 +44,41 @@ class Sampling:
     seed: int | None = None
 
 
-def decode_to_text(
-    model: "GenVecModel",
-    texts: list[str] | str | None = None,
+def decode_prompts(
+    backbone: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompt_batches: Iterable[torch.Tensor],
     *,
-    states: torch.Tensor | np.ndarray | None = None,
-    instruction: str | None = None,
-    max_new_tokens: int = 128,
+    max_new_tokens: int,
     sampling: Sampling | None = None,
-    batch_size: int = 16,
 ) -> list[str]:
-    """The text the frozen LLM generates from each compression state; `GenVecModel.decode` documents the arguments.
+    """The text the frozen LLM generates from each compression state; `GenVecModel.decode` documents the choices.
 
-    Exactly one of `texts` (compressed first, batch by batch) and `states` ((B, K, H) compression states, used
-    as they are) is given. `sampling=None` is greedy decoding.
+    Args:
+        backbone: the causal LM.
+        tokenizer: its tokenizer (for the end-of-sequence ids and to turn tokens into text).
+        prompt_batches: (b, K, H) compression states, batch after batch (a generator is consumed lazily, so texts
+            can be compressed one batch at a time).
+        max_new_tokens: the most tokens generated per row.
+        sampling: None is greedy decoding.
+
+    Returns:
+        One string per row, in order, special tokens removed.
     """
-    _check_decode_arguments(texts, states, max_new_tokens, sampling, batch_size)
-    end_ids = backbones.end_of_sequence_ids(model.tokenizer, model.backbone)
-    generator = _generator(sampling, model.device)
-    if states is not None:
-        prompts = _check_states(model, states)
-        chunks = [prompts[start : start + batch_size] for start in range(0, prompts.shape[0], batch_size)]
-    else:
-        texts = check_texts(texts)
-        chunks = (
-            model.compress(texts[start : start + batch_size], instruction=instruction)
-            for start in range(0, len(texts), batch_size)
-        )
+    end_ids = backbones.end_of_sequence_ids(tokenizer, backbone)
+    weight = backbone.get_input_embeddings().weight
+    generator = _generator(sampling, weight.device)
     decoded: list[str] = []
-    for chunk in chunks:
+    for prompts in prompt_batches:
         token_rows = generate_token_ids(
-            model.backbone,
-            chunk.to(model.device, model.dtype),
+            backbone,
+            prompts.to(weight.device, weight.dtype),
             max_new_tokens=max_new_tokens,
             end_of_sequence_ids=end_ids,
             sampling=sampling,
             generator=generator,
         )
-        decoded += model.tokenizer.batch_decode(token_rows, skip_special_tokens=True)
+        decoded += tokenizer.batch_decode(token_rows, skip_special_tokens=True)
     return decoded
 
 
@@ -159,9 +154,10 @@ def _generator(sampling: Sampling | None, device: torch.device) -> torch.Generat
     return torch.Generator(device=device).manual_seed(sampling.seed)
 
 
-def _check_decode_arguments(
+def check_decode_arguments(
     texts: object, states: object, max_new_tokens: object, sampling: Sampling | None, batch_size: object
 ) -> None:
+    """Refuse decode arguments that are not what `GenVecModel.decode` accepts, before any work."""
     if (texts is None) == (states is None):
         raise InputError("decode() needs exactly one of texts (strings to compress) or states ((B, K, H) tensor).")
     if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
@@ -175,7 +171,7 @@ def _check_decode_arguments(
             raise InputError(f"top_p must be in (0, 1], got {sampling.top_p!r}.")
 
 
-def _check_states(model: "GenVecModel", states: torch.Tensor | np.ndarray) -> torch.Tensor:
+def check_states(states: torch.Tensor | np.ndarray, hidden_size: int) -> torch.Tensor:
     """Compression states as a (B, K, H) tensor; a single (K, H) state counts as a batch of one."""
     if isinstance(states, np.ndarray):
         states = torch.from_numpy(states)
@@ -183,9 +179,9 @@ def _check_states(model: "GenVecModel", states: torch.Tensor | np.ndarray) -> to
         raise InputError(f"states must be a floating-point torch.Tensor or numpy array, got {type(states).__name__}.")
     if states.dim() == 2:
         states = states.unsqueeze(0)
-    if states.dim() != 3 or states.shape[0] == 0 or states.shape[1] == 0 or states.shape[2] != model.hidden_size:
+    if states.dim() != 3 or states.shape[0] == 0 or states.shape[1] == 0 or states.shape[2] != hidden_size:
         raise InputError(
-            f"states has shape {tuple(states.shape)}; expected (B, K, {model.hidden_size}) compression states "
+            f"states has shape {tuple(states.shape)}; expected (B, K, {hidden_size}) compression states "
             "(as returned by model.compress) with B, K >= 1."
         )
     return states
@@ -245,29 +241,41 @@ class LogitLens:
         return "\n".join(lines)
 
 
-@torch.no_grad()
-def logit_lens(model: "GenVecModel", text: str, *, top_k: int = 10) -> LogitLens:
-    """Top tokens of the LM head at every special-token position of `text` (see the module docstring).
-
-    Raises:
-        InputError: `text` is not a string, or `top_k` is not between 1 and the vocabulary size.
-    """
+def check_lens_arguments(text: object, top_k: object, vocab_size: int) -> None:
+    """Refuse a logit-lens request that `GenVecModel.inspect` does not accept, before any state is computed."""
     if not isinstance(text, str):
         raise InputError(f"inspect() takes one text (a string), got {type(text).__name__}.")
-    vocab_size = model.backbone.get_output_embeddings().weight.shape[0]
     if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= vocab_size:
         raise InputError(f"top_k must be an integer between 1 and the vocabulary size {vocab_size}, got {top_k!r}.")
-    (joined,) = join_instruction([text], None)
-    ids = tokenize_queries(model.tokenizer, [joined], model.config.model.max_length, model.num_special_tokens)
-    special = model.special_states(pad_left(ids, model.pad_token_id).to(model.device))  # (1, N, H)
-    compression = model.compression_states(special)  # (1, K, H) fp32
-    decoder = model.backbone(inputs_embeds=compression.to(model.dtype), use_cache=False).logits  # (1, K, V)
-    hidden_top = _top_tokens(model, _lm_head(model, special[0]), top_k)  # N lists
-    compression_top = _top_tokens(model, _lm_head(model, compression[0].to(model.dtype)), top_k)  # K lists
-    decoder_top = _top_tokens(model, decoder[0], top_k)  # K lists
-    num_thought = model.num_special_tokens - model.num_compression_tokens
+
+
+@torch.no_grad()
+def logit_lens(
+    backbone: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    text: str,
+    special_states: torch.Tensor,
+    compression_states: torch.Tensor,
+    *,
+    top_k: int = 10,
+) -> LogitLens:
+    """Top tokens of the LM head at every special-token position of one text (see the module docstring).
+
+    Args:
+        backbone, tokenizer: the frozen LLM and its tokenizer.
+        text: the text the states belong to (shown in the result).
+        special_states: (N, H) final hidden states of the N special tokens, in the backbone's dtype.
+        compression_states: (K, H) compression states z of the last K of them.
+        top_k: tokens listed per view.
+    """
+    dtype = backbone.get_input_embeddings().weight.dtype
+    decoder = backbone(inputs_embeds=compression_states[None].to(dtype), use_cache=False).logits[0]  # (K, V)
+    hidden_top = _top_tokens(tokenizer, _lm_head(backbone, special_states), top_k)  # N lists
+    compression_top = _top_tokens(tokenizer, _lm_head(backbone, compression_states.to(dtype)), top_k)  # K lists
+    decoder_top = _top_tokens(tokenizer, decoder, top_k)  # K lists
+    num_thought = special_states.shape[0] - compression_states.shape[0]
     entries = []
-    for index in range(model.num_special_tokens):
+    for index in range(special_states.shape[0]):
         is_thought = index < num_thought
         entries.append(
             SpecialTokenLens(
@@ -281,21 +289,23 @@ def logit_lens(model: "GenVecModel", text: str, *, top_k: int = 10) -> LogitLens
     return LogitLens(text=text, special_tokens=tuple(entries))
 
 
-def _lm_head(model: "GenVecModel", states: torch.Tensor) -> torch.Tensor:
+def _lm_head(backbone: PreTrainedModel, states: torch.Tensor) -> torch.Tensor:
     """(n, H) states -> (n, V) fp32 logits of the backbone's LM head, with its final-logit soft-capping if any."""
-    logits = model.backbone.get_output_embeddings()(states).float()
-    softcap = getattr(model.backbone.config.get_text_config(), "final_logit_softcapping", None)
+    logits = backbone.get_output_embeddings()(states).float()
+    softcap = getattr(backbone.config.get_text_config(), "final_logit_softcapping", None)
     if softcap is not None:
         logits = torch.tanh(logits / softcap) * softcap
     return logits
 
 
-def _top_tokens(model: "GenVecModel", logits: torch.Tensor, top_k: int) -> list[tuple[TokenProbability, ...]]:
+def _top_tokens(
+    tokenizer: PreTrainedTokenizerBase, logits: torch.Tensor, top_k: int
+) -> list[tuple[TokenProbability, ...]]:
     """(n, V) logits -> for each row, the top_k tokens by softmax probability, most probable first."""
     probabilities, token_ids = torch.softmax(logits.float(), dim=-1).topk(top_k, dim=-1)  # (n, top_k)
     return [
         tuple(
-            TokenProbability(token_id=token_id, token=model.tokenizer.decode([token_id]), probability=probability)
+            TokenProbability(token_id=token_id, token=tokenizer.decode([token_id]), probability=probability)
             for token_id, probability in zip(row_ids, row_probabilities)
         )
         for row_ids, row_probabilities in zip(token_ids.tolist(), probabilities.tolist())

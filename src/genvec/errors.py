@@ -18,8 +18,12 @@ class InputError(GenVecError, ValueError):
     """An argument or an input file is not what a public function accepts."""
 
 
-class CheckpointError(GenVecError, FileNotFoundError):
-    """A checkpoint directory is missing files, holds unexpected ones, or does not fit the backbone."""
+class CheckpointError(GenVecError, ValueError):
+    """A checkpoint is damaged, of an unknown layout, or does not fit the backbone (names, shapes, sizes)."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """A checkpoint directory, or a file it must hold, does not exist (the message lists what was found)."""
 
 
 class TrainingError(GenVecError, RuntimeError):

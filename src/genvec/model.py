@@ -1,25 +1,29 @@
 """`GenVecModel`: a frozen causal LM plus N trainable special tokens and two projections (paper section 3).
 
-Read top to bottom, this file is the method:
-1. append the special vectors to the input embeddings of a left-padded text batch;
-2. run the frozen LLM; take the final hidden states (after the final norm) of the last K special tokens;
-3. compression states z = R(h): the decoder prompt; embedding e = mean_k A(z_k);
-4. training: the same frozen LLM reads `[z ; response ; eos]` and is scored by cross-entropy on the response
-   tokens (reconstruction), and e is pulled to the teacher embedding of the response by MSE (alignment).
+Read top to bottom, this file is the method, then its uses:
+1. `special_states`: append the special vectors to the input embeddings of a left-padded text batch, run the frozen
+   LLM, and take the final hidden states (after the final norm) of the N special tokens;
+2. `compression_states`: z = R(h) for the last K of them, the decoder prompt;
+3. `embed`: e = mean_k A(z_k), the embedding;
+4. `reconstruction_loss`: the same frozen LLM reads `[z ; response ; eos]` and is scored by cross-entropy on the
+   response tokens; `forward` adds the alignment MSE between e and the teacher embedding of the response.
+The training path runs step 1 with the query tokens outside autograd (`special_states_with_query_cache`): the same
+states and gradients, for less compute (design decision 10 in docs/design.md). Inference (`compress`, `encode`,
+`decode`, `inspect`) and persistence come after the method.
 
 What it does not do: generate responses, compute teacher embeddings, run the training loop or read checkpoint files;
-those live in `data/`, `teacher.py`, `train.py` and `checkpoint/`. `decode` and `inspect` are thin doors to
-`decode.py`.
+those live in `data/`, `teacher.py`, `train.py` and `checkpoint/` + `loading.py`. Decoding and the logit lens are in
+`decode.py`, which works on tensors; the layer switches (checkpointing, compilation) in `layers.py`.
 
 Shapes: B batch, L query length, T response length, N special tokens, K compression tokens, H hidden size,
 D embedding size, M labelled response tokens in a batch.
+
+Why over 450 lines: it is one class, the method and its public API (encode, decode, inspect, loss, save), and most
+of its length is the docstrings users read; split across files, one object would have to be read in several.
 """
 
-import contextlib
 import dataclasses
-import functools
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -28,9 +32,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
-from transformers.modeling_layers import GradientCheckpointingLayer
 
 from genvec import backbone as backbones
+from genvec import decode as decoding
+from genvec import layers, losses
 from genvec.config import GenVecConfig, ModelConfig, TokensConfig
 from genvec.data.collate import (
     QueryBatch,
@@ -42,10 +47,8 @@ from genvec.data.collate import (
     tokenize_queries,
     tokenize_responses,
 )
-from genvec.decode import LogitLens, Sampling, decode_to_text, logit_lens
 from genvec.device import DTYPE_NAMES, DTYPES
-from genvec.errors import InputError
-from genvec.losses import alignment_loss, combined_loss, reconstruction_loss
+from genvec.errors import CheckpointError, InputError
 from genvec.projections import AlignmentProjection, ReconstructionProjection
 from genvec.tokens import SpecialTokens
 
@@ -56,7 +59,11 @@ PROGRESS_MIN_BATCHES = 8
 
 
 class LossOutput(NamedTuple):
-    """Scalar fp32 tensors of one training batch. A term whose weight is 0 is not computed and reads NaN."""
+    """Scalar fp32 tensors of one training batch.
+
+    `reconstruction` is not computed when its weight is 0 and then reads NaN; `alignment` is always computed (it
+    costs one small matrix product) so that it can be logged even at weight 0, where it does not enter `total`.
+    """
 
     total: torch.Tensor
     reconstruction: torch.Tensor
@@ -141,87 +148,129 @@ class GenVecModel(nn.Module):
 
     @classmethod
     def from_config(cls, config: GenVecConfig) -> "GenVecModel":
-        """A new, untrained model as `config` describes it (loads the backbone)."""
+        """A new, untrained model as `config` describes it (loads the backbone, pinned to a commit on the hub)."""
         revision = backbones.resolve_revision(config.model.backbone, config.model.revision)
         config = dataclasses.replace(config, model=dataclasses.replace(config.model, revision=revision))
         backbone, tokenizer = backbones.load_configured(config.model)
         return cls(backbone, tokenizer, config)
 
-    # ---------------------------------------------------------------- facts
+    # ---------------------------------------------------------------- the method
 
-    @property
-    def device(self) -> torch.device:
-        return self.special_tokens.weight.device
+    def special_states(self, batch: QueryBatch) -> torch.Tensor:
+        """Final hidden states (after the final norm) of the N special tokens, (B, N, H) in the backbone dtype.
 
-    @property
-    def dtype(self) -> torch.dtype:
-        """The backbone's dtype (the trainable tensors have `trainable_dtype`)."""
-        return self.backbone.get_input_embeddings().weight.dtype
-
-    @property
-    def trainable_dtype(self) -> torch.dtype:
-        """The dtype of the special vectors and projections, and of the compression states and embeddings."""
-        return self.special_tokens.weight.dtype
-
-    @property
-    def hidden_size(self) -> int:
-        return self.special_tokens.weight.shape[1]
-
-    @property
-    def embedding_dim(self) -> int:
-        return self.alignment.out_features
-
-    @property
-    def num_special_tokens(self) -> int:
-        return self.special_tokens.weight.shape[0]
-
-    @property
-    def num_compression_tokens(self) -> int:
-        return self.config.tokens.num_compression_tokens
-
-    @property
-    def _no_split_modules(self) -> list[str]:
-        """The backbone's layer classes: Accelerate's FSDP auto-wrap reads them to shard each decoder layer apart."""
-        return list(getattr(self.backbone, "_no_split_modules", None) or [])
-
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        """The special vectors and both projections: everything an optimizer should see."""
-        return [*self.special_tokens.parameters(), *self.reconstruction.parameters(), *self.alignment.parameters()]
-
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """The trainable tensors by name (what a checkpoint stores); the backbone is referenced, not copied."""
-        return {
-            "special_tokens.weight": self.special_tokens.weight,
-            "reconstruction.weight": self.reconstruction.weight,
-            "reconstruction.bias": self.reconstruction.bias,
-            "alignment.weight": self.alignment.weight,
-            "alignment.bias": self.alignment.bias,
-        }
-
-    def train(self, mode: bool = True) -> "GenVecModel":
-        """Set train/eval mode for the trainable parts; the frozen backbone always stays in eval mode."""
-        super().train(mode)
-        self.backbone.eval()
-        return self
-
-    def compile_layers(self) -> None:
-        """Compile each decoder layer of the backbone with `torch.compile` (`train.compile`), in place.
-
-        Every layer runs the same code, so one compiled graph (shapes dynamic) serves all layers and all batches.
-        It serves the passes without a KV cache: reconstruction and encode. Passes with a cache (the query pass of
-        training, decoding) run eagerly: the cache's per-layer state would make every layer a graph of its own.
+        The special vectors are appended to each text's token embeddings; the batch is left-padded, so they are
+        the last N positions of every row.
         """
-        layers = self._decoder_layers()
-        if not layers:
-            logger.warning("compile_layers: %s has no decoder layers genvec can find; nothing was compiled.",
-                           type(self.backbone).__name__)
-            return
-        for layer in layers:
-            # An instance attribute from the start: the checkpointing switch would otherwise change what the
-            # compiled graph's guards see after the first step, and compile it a second time.
-            layer.gradient_checkpointing = layer.gradient_checkpointing
-            layer.compile(dynamic=True)
-        self.layers_compiled = True
+        special = self.special_tokens(batch.input_ids.shape[0], self.dtype)  # (B, N, H)
+        text = self.backbone.get_input_embeddings()(batch.input_ids)  # (B, L, H)
+        mask = torch.cat([batch.attention_mask, batch.attention_mask.new_ones(special.shape[:2])], 1)  # (B, L + N)
+        # Positions count real tokens only, so a text's states do not depend on how much padding its batch needs.
+        output = self.backbone.base_model(
+            inputs_embeds=torch.cat([text, special], 1), attention_mask=mask, position_ids=_positions(mask),
+            use_cache=False,
+        )
+        return output.last_hidden_state[:, -special.shape[1] :]  # (B, N, H)
+
+    def compression_states(self, special_states: torch.Tensor) -> torch.Tensor:
+        """z = R(h) for the last K special tokens: (B, N, H) final states -> (B, K, H) in the trainable dtype."""
+        return self.reconstruction(special_states[:, -self.num_compression_tokens :].to(self.trainable_dtype))
+
+    def embed(self, compression_states: torch.Tensor) -> torch.Tensor:
+        """The embedding e = mean_k A(z_k), (B, K, H) -> (B, D) in the trainable dtype, not normalised.
+
+        A is affine, so mean_k A(z_k) = A(mean_k z_k): projecting the mean is K times cheaper and equal.
+        """
+        return self.alignment(compression_states.to(self.trainable_dtype).mean(1))
+
+    def reconstruction_loss(
+        self, compression_states: torch.Tensor, responses: ResponseBatch, reduction: Literal["mean", "sum"] = "mean"
+    ) -> torch.Tensor:
+        """Cross-entropy of the frozen LLM reading `[z ; response ; pads]`, on the response tokens only.
+
+        The last prompt position predicts the first response token. The LM head runs only at the M labelled
+        positions, in chunks (design decision 4).
+        """
+        num_prompt = compression_states.shape[1]
+        response_embeddings = self.backbone.get_input_embeddings()(responses.input_ids)  # (B, T, H)
+        inputs = torch.cat([compression_states.to(self.dtype), response_embeddings], 1)  # (B, K + T, H)
+        # No attention mask: the pads are at the end, so under causal attention no labelled position can see them,
+        # and the backbone may use its plain causal kernel. The pads' own outputs are never scored.
+        with layers.checkpointing(self.backbone, self.activation_checkpointing):
+            hidden = self.backbone.base_model(inputs_embeds=inputs, use_cache=False)
+        predictors = hidden.last_hidden_state[:, num_prompt - 1 : -1]  # (B, T, H): position t predicts token t
+        labelled = responses.attention_mask.bool()  # (B, T)
+        head = self.backbone.get_output_embeddings()
+        return losses.reconstruction_loss(
+            predictors[labelled],  # (M, H)
+            responses.input_ids[labelled],  # (M,)
+            head.weight,
+            head.bias,
+            softcap=getattr(self.backbone.config.get_text_config(), "final_logit_softcapping", None),
+            chunk_size=self.config.loss.logits_chunk_size,
+            reduction=reduction,
+        )
+
+    def forward(
+        self,
+        queries: QueryBatch,
+        responses: ResponseBatch,
+        teacher_embeddings: torch.Tensor,
+        *,
+        num_response_tokens: int | None = None,
+        num_examples: int | None = None,
+    ) -> LossOutput:
+        """The training loss of one tokenised batch: `w_recon * CE + w_align * MSE` (see `loss` for strings).
+
+        Both terms are sums over this batch divided by `num_response_tokens` (cross-entropy) and `num_examples` x D
+        (MSE); by default this batch's own counts, so the result is the batch mean. A trainer that splits one
+        optimizer batch over micro-batches or devices passes the counts of the whole batch, so the summed gradients
+        equal those of one big batch, whatever the split.
+        """
+        weights = self.config.loss
+        num_response_tokens = num_response_tokens or int(responses.attention_mask.sum())
+        num_examples = num_examples or queries.input_ids.shape[0]
+        states = self.compression_states(self.special_states_with_query_cache(queries))  # (B, K, H)
+        squared_error = losses.alignment_loss(
+            self.embed(states), teacher_embeddings.to(states.device), reduction="sum"
+        )
+        alignment = squared_error / (num_examples * self.embedding_dim)
+        if weights.reconstruction_weight:
+            reconstruction = self.reconstruction_loss(states, responses, reduction="sum") / num_response_tokens
+        else:
+            reconstruction = torch.full((), float("nan"), device=states.device)
+        total = losses.combined_loss(
+            reconstruction, alignment, weights.reconstruction_weight, weights.alignment_weight
+        )
+        return LossOutput(total, reconstruction, alignment)
+
+    def special_states_with_query_cache(self, batch: QueryBatch) -> torch.Tensor:
+        """`special_states` for training: the query tokens run without autograd, the special tokens with it.
+
+        Under causal attention the query tokens never see the special tokens, so their states carry no gradient to
+        anything trainable. They run first under `no_grad`, keeping their keys and values, and only the N special
+        tokens run with autograd on top: the same states and gradients, for less compute and activation memory.
+        """
+        if batch.input_ids.shape[1] == 0:
+            return self.special_states(batch)
+        base = self.backbone.base_model
+        special = self.special_tokens(batch.input_ids.shape[0], self.dtype)  # (B, N, H)
+        text_lengths = batch.attention_mask.sum(1, keepdim=True)  # (B, 1)
+        special_positions = text_lengths + torch.arange(special.shape[1], device=special.device)  # (B, N)
+        with torch.no_grad(), layers.eager(self.layers_compiled):
+            query = base(
+                input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                position_ids=_positions(batch.attention_mask), use_cache=True,
+            )
+        with layers.eager(self.layers_compiled):
+            output = base(
+                inputs_embeds=special,
+                attention_mask=torch.cat([batch.attention_mask, batch.attention_mask.new_ones(special.shape[:2])], 1),
+                position_ids=special_positions,
+                cache=query.cache,
+                use_cache=True,
+            )
+        return output.last_hidden_state  # (B, N, H)
 
     # ---------------------------------------------------------------- inference
 
@@ -230,9 +279,7 @@ class GenVecModel(nn.Module):
         self, texts: list[str] | str, *, instruction: str | None = None, max_length: int | None = None
     ) -> torch.Tensor:
         """Compression states z = R(h) of each text: the decoder prompt, (B, K, H) fp32 on the model's device."""
-        texts = join_instruction(check_texts(texts), instruction)
-        max_length = self._check_max_length(max_length)
-        ids = tokenize_queries(self.tokenizer, texts, max_length, self.num_special_tokens)
+        ids = self._tokenize_texts(texts, instruction, max_length)
         batch = pad_left(ids, self.pad_token_id).to(self.device)
         return self.compression_states(self.special_states(batch)).float()
 
@@ -264,11 +311,9 @@ class GenVecModel(nn.Module):
         Raises:
             InputError: empty input, a non-string item, a bad batch size or max_length.
         """
-        texts = join_instruction(check_texts(texts), instruction)
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
-        max_length = self._check_max_length(max_length)
-        ids = tokenize_queries(self.tokenizer, texts, max_length, self.num_special_tokens)
+        ids = self._tokenize_texts(texts, instruction, max_length)
         order = np.argsort([-len(row) for row in ids], kind="stable")  # longest first: memory errors show early
         num_batches = -(-len(ids) // batch_size)
         show = num_batches >= PROGRESS_MIN_BATCHES if show_progress is None else show_progress
@@ -326,130 +371,38 @@ class GenVecModel(nn.Module):
             >>> model.decode(["where do polar bears live?"], max_new_tokens=40)
             ['Polar bears live in the Arctic, ...']
         """
-        sampling = Sampling(temperature, top_p, seed) if do_sample else None
-        with self._eager_if_compiled():
-            return decode_to_text(
-                self, texts, states=states, instruction=instruction, max_new_tokens=max_new_tokens, sampling=sampling,
-                batch_size=batch_size,
+        sampling = decoding.Sampling(temperature, top_p, seed) if do_sample else None
+        decoding.check_decode_arguments(texts, states, max_new_tokens, sampling, batch_size)
+        if states is not None:
+            prompts = decoding.check_states(states, self.hidden_size)
+            batches = (prompts[start : start + batch_size] for start in range(0, prompts.shape[0], batch_size))
+        else:
+            texts = check_texts(texts)
+            batches = (
+                self.compress(texts[start : start + batch_size], instruction=instruction)
+                for start in range(0, len(texts), batch_size)
+            )
+        with layers.eager(self.layers_compiled):
+            return decoding.decode_prompts(
+                self.backbone, self.tokenizer, batches, max_new_tokens=max_new_tokens, sampling=sampling
             )
 
-    def inspect(self, text: str, *, top_k: int = 10) -> LogitLens:
+    @torch.no_grad()
+    def inspect(self, text: str, *, top_k: int = 10) -> decoding.LogitLens:
         """Logit lens of one text: for every special token, the top tokens of the LM head applied to its final
         hidden state and to its compression state, with probabilities (see `genvec.decode`).
 
         Example:
             >>> print(model.inspect("where do polar bears live?", top_k=5).to_table())
         """
-        return logit_lens(self, text, top_k=top_k)
+        decoding.check_lens_arguments(text, top_k, self.backbone.get_output_embeddings().weight.shape[0])
+        batch = pad_left(self._tokenize_texts([text], None, None), self.pad_token_id).to(self.device)
+        special = self.special_states(batch)  # (1, N, H)
+        compression = self.compression_states(special)  # (1, K, H)
+        with layers.eager(self.layers_compiled):
+            return decoding.logit_lens(self.backbone, self.tokenizer, text, special[0], compression[0], top_k=top_k)
 
-    # ---------------------------------------------------------------- the method
-
-    def special_states(self, batch: QueryBatch, *, reuse_query_cache: bool = False) -> torch.Tensor:
-        """Final hidden states (after the final norm) of the N special tokens, (B, N, H) in the backbone dtype.
-
-        With `reuse_query_cache` the query tokens run first without autograd, keeping their keys and values, and
-        only the special tokens run with autograd on top (DESIGN decision 10): under causal attention the query
-        tokens never see the special tokens, so the result and its gradients are the same, for less compute and
-        activation memory in training.
-        """
-        base = self.backbone.base_model
-        special = self.special_tokens(batch.input_ids.shape[0], self.dtype)  # (B, N, H)
-        special_mask = batch.attention_mask.new_ones(special.shape[:2])  # (B, N)
-        text_lengths = batch.attention_mask.sum(1, keepdim=True)  # (B, 1)
-        special_positions = text_lengths + torch.arange(special.shape[1], device=special.device)  # (B, N)
-        if reuse_query_cache and batch.input_ids.shape[1] > 0:
-            with torch.no_grad(), self._eager_if_compiled():
-                query = base(
-                    input_ids=batch.input_ids,
-                    attention_mask=batch.attention_mask,
-                    position_ids=_positions(batch.attention_mask),
-                    use_cache=True,
-                )
-            with self._eager_if_compiled():
-                output = base(
-                    inputs_embeds=special,
-                    attention_mask=torch.cat([batch.attention_mask, special_mask], 1),
-                    position_ids=special_positions,
-                    cache=query.cache,
-                    use_cache=True,
-                )
-            return output.last_hidden_state  # (B, N, H)
-        text = self.backbone.get_input_embeddings()(batch.input_ids)  # (B, L, H)
-        mask = torch.cat([batch.attention_mask, special_mask], 1)  # (B, L + N)
-        # Positions count real tokens only, so a text's states do not depend on how much padding its batch needs.
-        output = base(
-            inputs_embeds=torch.cat([text, special], 1), attention_mask=mask, position_ids=_positions(mask),
-            use_cache=False,
-        )
-        return output.last_hidden_state[:, -special.shape[1] :]  # (B, N, H)
-
-    def compression_states(self, special_states: torch.Tensor) -> torch.Tensor:
-        """z = R(h) for the last K special tokens: (B, N, H) final states -> (B, K, H) in the trainable dtype."""
-        return self.reconstruction(special_states[:, -self.num_compression_tokens :].to(self.trainable_dtype))
-
-    def embed(self, compression_states: torch.Tensor) -> torch.Tensor:
-        """The embedding e = mean_k A(z_k), (B, K, H) -> (B, D) in the trainable dtype, not normalised.
-
-        A is affine, so mean_k A(z_k) = A(mean_k z_k): projecting the mean is K times cheaper and equal.
-        """
-        return self.alignment(compression_states.to(self.trainable_dtype).mean(1))
-
-    def forward(
-        self,
-        queries: QueryBatch,
-        responses: ResponseBatch,
-        teacher_embeddings: torch.Tensor,
-        *,
-        num_response_tokens: int | None = None,
-        num_examples: int | None = None,
-    ) -> LossOutput:
-        """The training loss of one tokenised batch (see `loss` for strings).
-
-        Both terms are sums over this batch divided by `num_response_tokens` (cross-entropy) and `num_examples` x D
-        (MSE); by default this batch's own counts, so the result is the batch mean. A trainer that splits one
-        optimizer batch over micro-batches or devices passes the counts of the whole batch, so the summed gradients
-        equal those of one big batch, whatever the split.
-        """
-        weights = self.config.loss
-        num_response_tokens = num_response_tokens or int(responses.attention_mask.sum())
-        num_examples = num_examples or queries.input_ids.shape[0]
-        states = self.compression_states(self.special_states(queries, reuse_query_cache=True))  # (B, K, H)
-        squared_error = alignment_loss(self.embed(states), teacher_embeddings.to(states.device), reduction="sum")
-        alignment = squared_error / (num_examples * self.embedding_dim)
-        if weights.reconstruction_weight:
-            reconstruction = self.reconstruction_loss(states, responses, reduction="sum") / num_response_tokens
-        else:
-            reconstruction = torch.full((), float("nan"), device=states.device)
-        total = combined_loss(reconstruction, alignment, weights.reconstruction_weight, weights.alignment_weight)
-        return LossOutput(total, reconstruction, alignment)
-
-    def reconstruction_loss(
-        self, compression_states: torch.Tensor, responses: ResponseBatch, reduction: Literal["mean", "sum"] = "mean"
-    ) -> torch.Tensor:
-        """Cross-entropy of the frozen LLM reading `[z ; response ; pads]`, on the response tokens only.
-
-        The last prompt position predicts the first response token. The LM head runs only at the M labelled
-        positions, in chunks (DESIGN decision 4).
-        """
-        num_prompt = compression_states.shape[1]
-        response_embeddings = self.backbone.get_input_embeddings()(responses.input_ids)  # (B, T, H)
-        inputs = torch.cat([compression_states.to(self.dtype), response_embeddings], 1)  # (B, K + T, H)
-        # No attention mask: the pads are at the end, so under causal attention no labelled position can see them,
-        # and the backbone may use its plain causal kernel. The pads' own outputs are never scored.
-        with self._checkpointing_layers():
-            hidden = self.backbone.base_model(inputs_embeds=inputs, use_cache=False)
-        predictors = hidden.last_hidden_state[:, num_prompt - 1 : -1]  # (B, T, H): position t predicts token t
-        labelled = responses.attention_mask.bool()  # (B, T)
-        head = self.backbone.get_output_embeddings()
-        return reconstruction_loss(
-            predictors[labelled],  # (M, H)
-            responses.input_ids[labelled],  # (M,)
-            head.weight,
-            head.bias,
-            softcap=getattr(self.backbone.config.get_text_config(), "final_logit_softcapping", None),
-            chunk_size=self.config.loss.logits_chunk_size,
-            reduction=reduction,
-        )
+    # ---------------------------------------------------------------- training inputs
 
     def loss(
         self, queries: list[str], responses: list[str], teacher_embeddings: torch.Tensor | np.ndarray
@@ -464,14 +417,15 @@ class GenVecModel(nn.Module):
         Returns:
             `LossOutput(total, reconstruction, alignment)`, scalar tensors with autograd.
         """
-        batch = self.tokenize_batch(queries, responses)
+        queries_batch, responses_batch = self.tokenize_batch(queries, responses)
         teacher_embeddings = torch.as_tensor(np.asarray(teacher_embeddings), dtype=torch.float32)
-        if teacher_embeddings.shape != (len(batch[0].input_ids), self.embedding_dim):
+        expected = (queries_batch.input_ids.shape[0], self.embedding_dim)
+        if tuple(teacher_embeddings.shape) != expected:
             raise InputError(
-                f"teacher_embeddings has shape {tuple(teacher_embeddings.shape)}; expected "
-                f"({len(batch[0].input_ids)}, {self.embedding_dim}) (one row per query, the model's embedding_dim)."
+                f"teacher_embeddings has shape {tuple(teacher_embeddings.shape)}; expected {expected} (one row per "
+                "query, the model's embedding_dim)."
             )
-        return self(batch[0].to(self.device), batch[1].to(self.device), teacher_embeddings.to(self.device))
+        return self(queries_batch.to(self.device), responses_batch.to(self.device), teacher_embeddings.to(self.device))
 
     def tokenize_batch(self, queries: list[str], responses: list[str]) -> tuple[QueryBatch, ResponseBatch]:
         """Tokenise and pad a training batch (queries left-padded, responses right-padded with EOS)."""
@@ -483,54 +437,116 @@ class GenVecModel(nn.Module):
         response_ids = tokenize_responses(self.tokenizer, responses, max_length, self.eos_token_id)
         return pad_left(query_ids, self.pad_token_id), pad_right(response_ids, self.pad_token_id)
 
-    # ---------------------------------------------------------------- persistence
+    # ---------------------------------------------------------------- facts
+
+    @property
+    def device(self) -> torch.device:
+        return self.special_tokens.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The backbone's dtype (the trainable tensors have `trainable_dtype`)."""
+        return self.backbone.get_input_embeddings().weight.dtype
+
+    @property
+    def trainable_dtype(self) -> torch.dtype:
+        """The dtype of the special vectors and projections, and of the compression states and embeddings."""
+        return self.special_tokens.weight.dtype
+
+    @property
+    def hidden_size(self) -> int:
+        return self.special_tokens.weight.shape[1]
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.alignment.out_features
+
+    @property
+    def num_special_tokens(self) -> int:
+        return self.special_tokens.weight.shape[0]
+
+    @property
+    def num_compression_tokens(self) -> int:
+        return self.config.tokens.num_compression_tokens
+
+    @property
+    def loaded_backbone(self) -> backbones.LoadedBackbone:
+        """The frozen LLM, its tokenizer and its pinned `ModelConfig`, e.g. for `generate_responses`."""
+        return backbones.LoadedBackbone(self.backbone, self.tokenizer, self.config.model)
+
+    @property
+    def _no_split_modules(self) -> list[str]:
+        """The backbone's layer classes: Accelerate's FSDP auto-wrap reads them to shard each decoder layer apart."""
+        return list(getattr(self.backbone, "_no_split_modules", None) or [])
+
+    def train(self, mode: bool = True) -> "GenVecModel":
+        """Set train/eval mode for the trainable parts; the frozen backbone always stays in eval mode."""
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    def compile_layers(self) -> None:
+        """Compile the backbone's decoder layers with `torch.compile` (`train.compile`), in place; see `layers.py`."""
+        self.layers_compiled = layers.compile_layers(self.backbone) or self.layers_compiled
+
+    # ---------------------------------------------------------------- trainable tensors and persistence
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The special vectors and both projections: everything an optimizer should see."""
+        return [*self.special_tokens.parameters(), *self.reconstruction.parameters(), *self.alignment.parameters()]
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The trainable tensors by name (what a checkpoint stores); the backbone is referenced, not copied."""
+        return {
+            "special_tokens.weight": self.special_tokens.weight,
+            "reconstruction.weight": self.reconstruction.weight,
+            "reconstruction.bias": self.reconstruction.bias,
+            "alignment.weight": self.alignment.weight,
+            "alignment.bias": self.alignment.bias,
+        }
+
+    def check_trainable_state_dict(self, weights: dict[str, torch.Tensor], *, source: str) -> None:
+        """Refuse `weights` unless they are exactly the trainable tensors by name and shape; every mismatch listed.
+
+        Raises:
+            CheckpointError: naming `source` and each missing, unexpected or misshapen tensor.
+        """
+        expected = {name: tuple(tensor.shape) for name, tensor in self.trainable_state_dict().items()}
+        problems = [f"missing tensor {name} {shape}" for name, shape in expected.items() if name not in weights]
+        problems += [f"unexpected tensor {name}" for name in weights if name not in expected]
+        problems += [
+            f"tensor {name} has shape {tuple(weights[name].shape)}, the model expects {shape}"
+            for name, shape in expected.items()
+            if name in weights and tuple(weights[name].shape) != shape
+        ]
+        if problems:
+            raise CheckpointError(f"{source} does not fit the model:\n" + "\n".join(problems))
+
+    def load_trainable_state_dict(self, weights: dict[str, torch.Tensor], *, source: str) -> None:
+        """Copy trainable tensors into the model after `check_trainable_state_dict`."""
+        self.check_trainable_state_dict(weights, source=source)
+        with torch.no_grad():
+            for name, target in self.trainable_state_dict().items():
+                target.copy_(weights[name].to(target.device, target.dtype))
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write a native checkpoint: `genvec_config.json` + `trainable.safetensors` (atomically, backbone referenced)."""
         from genvec.checkpoint.native import save_native
 
-        save_native(self, path)
+        save_native(path, self.config, self.trainable_state_dict(), architecture=type(self.backbone).__name__)
 
     # ---------------------------------------------------------------- internals
 
-    def _check_max_length(self, max_length: int | None) -> int:
+    def _tokenize_texts(self, texts: list[str] | str, instruction: str | None, max_length: int | None) -> list[list[int]]:
+        """Token ids of each `instruction + text`, cut to leave room for the special tokens (not padded)."""
+        texts = join_instruction(check_texts(texts), instruction)
         max_length = self.config.model.max_length if max_length is None else max_length
-        if not isinstance(max_length, int) or max_length < self.num_special_tokens + 1:
+        if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < self.num_special_tokens + 1:
             raise InputError(
                 f"max_length={max_length!r} cannot hold one text token plus the {self.num_special_tokens} special "
                 f"tokens; use max_length >= {self.num_special_tokens + 1}."
             )
-        return max_length
-
-    @contextlib.contextmanager
-    def _checkpointing_layers(self) -> Iterator[None]:
-        """Recompute each decoder layer in the backward pass instead of storing its activations, if enabled.
-
-        transformers checkpoints a layer only when that layer is in training mode, and the backbone stays in eval
-        mode. So the flag is set on the layer modules alone (not their children, so no dropout turns on), and
-        only around the reconstruction forward, which uses no KV cache.
-        """
-        layers = self._decoder_layers()
-        if not self.activation_checkpointing or not torch.is_grad_enabled() or not layers:
-            yield
-            return
-        checkpoint = functools.partial(torch.utils.checkpoint.checkpoint, use_reentrant=False)
-        saved = [(layer.gradient_checkpointing, layer.training) for layer in layers]
-        for layer in layers:
-            layer.gradient_checkpointing, layer.training = True, True
-            layer._gradient_checkpointing_func = checkpoint
-        try:
-            yield
-        finally:
-            for layer, (enabled, training) in zip(layers, saved):
-                layer.gradient_checkpointing, layer.training = enabled, training
-
-    def _decoder_layers(self) -> list[nn.Module]:
-        return [m for m in self.backbone.modules() if isinstance(m, GradientCheckpointingLayer)]
-
-    def _eager_if_compiled(self) -> contextlib.AbstractContextManager:
-        """Run compiled layers eagerly inside (passes with a KV cache, see `compile_layers`)."""
-        return torch.compiler.set_stance("force_eager") if self.layers_compiled else contextlib.nullcontext()
+        return tokenize_queries(self.tokenizer, texts, max_length, self.num_special_tokens)
 
     def extra_repr(self) -> str:
         return (

@@ -27,11 +27,12 @@ from typing import Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from genvec import __version__
+from genvec.version import __version__
 from genvec.config import TeacherConfig
 from genvec.data.dataset import ResponseRecord, read_responses
 from genvec.errors import InputError
 from genvec.files import append_synced, write_text_atomic
+from genvec.formats import shard_name
 from genvec.teacher import PinnedTeacher, Teacher, load_teacher, pin_teacher
 
 logger = logging.getLogger(__name__)
@@ -229,7 +230,7 @@ def compute_targets(
         if isinstance(teacher, PinnedTeacher):
             teacher = load_teacher(teacher)
         header = _write_header(store_path, header, teacher, storage_dtype)
-        part = "main" if num_shards == 1 else f"shard-{shard_id:05d}-of-{num_shards:05d}"
+        part = "main" if num_shards == 1 else shard_name(shard_id, num_shards)
         show = show_progress if show_progress is not None else len(todo) >= PROGRESS_MIN_BATCHES * batch_size
         _append_vectors(store_path / f"part-{part}", teacher, todo, header, batch_size, show)
     summary = TargetSummary(

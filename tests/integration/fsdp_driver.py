@@ -19,13 +19,8 @@ from transformers.utils import logging as transformers_logging
 
 from genvec import GenVecModel
 from genvec.config import TrainConfig
-from genvec.train import (
-    _make_optimizer,
-    full_optimizer_state,
-    full_trainables,
-    load_checkpoint,
-    save_checkpoint,
-)
+from genvec.training.checkpoints import full_optimizer_state, full_trainables, load_checkpoint, save_checkpoint
+from genvec.training.optim import make_optimizer
 
 QUERIES = ["where do polar bears live?", "what is a river?", "name a city", "how cold is the arctic?"]
 RESPONSES = ["on the arctic sea ice.", "water that flows.", "paris.", "very cold in winter."]
@@ -40,7 +35,7 @@ def build(backbone: str, shard: bool):
         for layer in model.backbone.base_model.layers:
             fully_shard(layer)
         fully_shard(model)
-    optimizer, scheduler = _make_optimizer(model, TrainConfig(learning_rate=1e-2, warmup_steps=1, max_steps=STEPS))
+    optimizer, scheduler = make_optimizer(model, TrainConfig(learning_rate=1e-2, warmup_steps=1, max_steps=STEPS))
     return model, optimizer, scheduler
 
 

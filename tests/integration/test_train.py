@@ -15,7 +15,7 @@ import torch
 import genvec
 from genvec.config import GenVecConfig
 from genvec.errors import ConfigError, TrainingError
-from genvec.train import TrainingExamples, list_checkpoints, train
+from genvec.training import TrainingExamples, list_checkpoints, train
 
 DRIVER = Path(__file__).with_name("train_driver.py")
 
@@ -250,15 +250,15 @@ def test_compiled_layers_and_bf16_trainables_train(backbone_dirs, tmp_path, fast
 
 
 def test_alignment_projection_can_have_its_own_learning_rate(qwen3_model):
-    from genvec.train import _make_optimizer
+    from genvec.training.optim import make_optimizer
 
     train_config = GenVecConfig().with_overrides({"train.learning_rate": 1e-3, "train.alignment_learning_rate": 2e-2,
                                                   "train.warmup_steps": 0}).train
-    optimizer, scheduler = _make_optimizer(qwen3_model, train_config)
+    optimizer, scheduler = make_optimizer(qwen3_model, train_config)
     others, alignment = optimizer.param_groups
     assert {id(p) for p in alignment["params"]} == {id(p) for p in qwen3_model.alignment.parameters()}
     assert len(others["params"]) + len(alignment["params"]) == len(qwen3_model.trainable_parameters())
     assert scheduler.get_last_lr() == [1e-3, 2e-2]
-    default, _ = _make_optimizer(qwen3_model, GenVecConfig().train)
+    default, _ = make_optimizer(qwen3_model, GenVecConfig().train)
     assert [group["lr"] for group in default.param_groups] == [0.0, 0.0]  # warm-up starts at 0 for both
     assert [group["initial_lr"] for group in default.param_groups] == [3e-4, 3e-4]

@@ -9,7 +9,7 @@ import numpy as np
 from transformers.utils import logging as transformers_logging
 
 from genvec.config import GenVecConfig
-from genvec.train import TrainingExamples, train
+from genvec.training import TrainingExamples, train
 
 
 def main() -> None:

@@ -77,7 +77,7 @@ def test_a_saved_model_reloads_the_commit_it_was_built_on(hub_cache, tmp_path):
 
 def test_responses_resume_across_entry_points_and_refuse_a_moved_repository(hub_cache, tmp_path):
     folder, (first, second) = hub_cache
-    generate_responses(QUERIES, tmp_path / "full.jsonl", tiny_model(), GREEDY)  # a loaded model, as `genvec train`
+    generate_responses(QUERIES, tmp_path / "full.jsonl", tiny_model().loaded_backbone, GREEDY)  # a loaded model, as `genvec train`
     assert json.loads((tmp_path / "full.meta.json").read_text())["backbone"]["revision"] == first
 
     def interrupted_copy():
@@ -92,7 +92,7 @@ def test_responses_resume_across_entry_points_and_refuse_a_moved_repository(hub_
 
     move_main(folder, second)
     interrupted_copy()
-    with pytest.raises(InputError, match=f"backbone revision '{first}' -> '{second}'"):
+    with pytest.raises(InputError, match=f"backbone revision: recorded '{first}', now '{second}'"):
         generate_responses(QUERIES, tmp_path / "part.jsonl", REPO, GREEDY)
     summary = generate_responses(QUERIES, tmp_path / "part.jsonl", ModelConfig(backbone=REPO, revision=first), GREEDY)
     assert (summary.resumed, summary.generated) == (3, 4)

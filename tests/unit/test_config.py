@@ -54,7 +54,7 @@ def test_every_problem_is_reported_together():
     assert len(lines) == 3
     assert any(line.startswith("tokens.num_compression_tokens: must be between 1 and") for line in lines)
     assert any(line.startswith("model.max_length: must hold one text token") for line in lines)
-    assert "loss.alignment_weight: must be >= 0, got -1.0" in lines
+    assert "loss.alignment_weight: must be a finite number >= 0, got -1.0" in lines
 
 
 def test_bad_overrides_and_files(tmp_path):
@@ -83,3 +83,30 @@ def test_performance_switches_default_off_and_parse_from_words():
     assert (config.tokens.trainable_dtype, config.train.compile) == ("bf16", True)
     with pytest.raises(ConfigError, match="tokens.trainable_dtype: must be one of 'fp32', 'bf16', got 'fp16'"):
         GenVecConfig().with_overrides({"tokens.trainable_dtype": "fp16"})
+
+
+def test_non_finite_numbers_seeds_and_list_lengths_are_refused_when_the_config_is_built():
+    with pytest.raises(ConfigError) as caught:
+        GenVecConfig().with_overrides({
+            "train.learning_rate": "nan", "train.alignment_learning_rate": "inf", "train.weight_decay": "nan",
+            "train.max_grad_norm": "nan", "train.adam_epsilon": "inf", "loss.reconstruction_weight": "nan",
+            "train.seed": "-1", "tokens.init_seed": str(2**70), "data.seed": "-7", "data.max_new_tokens": "100000",
+        })
+    lines = str(caught.value).splitlines()[1:]
+    expected = [
+        "train.learning_rate: must be a finite number > 0, got nan",
+        "train.alignment_learning_rate: must be a finite number > 0 or None, got inf",
+        "train.weight_decay: must be a finite number >= 0, got nan",
+        "train.max_grad_norm: must be a finite number >= 0, got nan",
+        "train.adam_epsilon: must be a finite number > 0, got inf",
+        "loss.reconstruction_weight: must be a finite number >= 0, got nan",
+        "train.seed: must be an integer between 0 and 2**63 - 1, got -1",
+        f"tokens.init_seed: must be an integer between 0 and 2**63 - 1, got {2**70}",
+        "data.seed: must be an integer between 0 and 2**63 - 1, got -7",
+        "data.max_new_tokens: must be at most 32768, got 100000",
+    ]
+    assert sorted(lines) == sorted(expected)
+    for betas in ("[0.9]", "[0.9, 0.99, 0.5]"):
+        with pytest.raises(ConfigError, match=r"train.adam_betas: expected a list of 2 items"):
+            GenVecConfig().with_overrides({"train.adam_betas": betas})
+    assert GenVecConfig().with_overrides({"data.seed": "none"}).data.seed is None

@@ -71,7 +71,7 @@ def test_cached_query_pass_equals_single_pass_with_equal_gradients(qwen3_model):
     queries, _ = model.tokenize_batch(TEXTS, ["r"] * 3)
     single = model.special_states(queries)
     (grad_single,) = torch.autograd.grad(single.square().sum(), model.special_tokens.weight)
-    cached = model.special_states(queries, reuse_query_cache=True)
+    cached = model.special_states_with_query_cache(queries)
     (grad_cached,) = torch.autograd.grad(cached.square().sum(), model.special_tokens.weight)
     assert torch.allclose(single, cached, atol=1e-5)
     assert torch.allclose(grad_single, grad_cached, atol=1e-4, rtol=1e-4)

@@ -83,8 +83,6 @@ def test_backbone_with_another_hidden_size_is_refused(qwen3_model, tmp_path):
 def test_tensors_that_do_not_fit_are_all_listed(qwen3_model, tmp_path):
     from safetensors.torch import save_file
 
-    from genvec.checkpoint.native import load_trainable
-
     path = tmp_path / "w.safetensors"
     weights = {k: v.detach().clone() for k, v in qwen3_model.trainable_state_dict().items()}
     weights["alignment.bias"] = torch.zeros(3)
@@ -92,7 +90,7 @@ def test_tensors_that_do_not_fit_are_all_listed(qwen3_model, tmp_path):
     weights["extra"] = torch.zeros(1)
     save_file(weights, str(path))
     with pytest.raises(CheckpointError) as caught:
-        load_trainable(qwen3_model, weights, source=str(path))
+        qwen3_model.load_trainable_state_dict(weights, source=str(path))
     message = str(caught.value)
     assert "missing tensor reconstruction.bias" in message and "unexpected tensor extra" in message
     assert "alignment.bias has shape (3,), the model expects (16,)" in message

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoTokenizer
 
 import genvec
-from genvec.checkpoint import convert
+from genvec.loading import convert
 from genvec.checkpoint.official import parse_run_config, read_official
 from genvec.errors import CheckpointError
 from genvec.testing import save_official_release, save_tiny_backbone

@@ -6,7 +6,7 @@ import warnings
 import pytest
 
 from genvec.config import DataConfig
-from genvec.data import responses as responses_module
+from genvec.data import engines
 from genvec.data.dataset import ResponseRecord, read_responses
 from genvec.data.responses import PromptBuilder, generate_responses, merge_responses
 from genvec.errors import InputError
@@ -52,7 +52,7 @@ def test_no_chat_template_falls_back_to_the_raw_query_with_one_warning(backbone_
                                       dtype="fp32", device="cpu")
     model.tokenizer.chat_template = None
     with pytest.warns(UserWarning, match="has no chat template") as caught:
-        generate_responses(QUERIES[:4], tmp_path / "raw.jsonl", model, GREEDY)
+        generate_responses(QUERIES[:4], tmp_path / "raw.jsonl", model.loaded_backbone, GREEDY)
     assert sum("chat template" in str(item.message) for item in caught) == 1
     with pytest.warns(UserWarning, match="has no chat template"):
         builder = PromptBuilder(model.tokenizer, 1024)
@@ -72,7 +72,7 @@ def test_long_prompts_lose_the_end_of_the_query_not_the_template():
 
 
 def test_records_metadata_and_finish_reasons(qwen3_model, tmp_path):
-    summary = generate_responses(QUERIES, tmp_path / "r.jsonl", qwen3_model, GREEDY)
+    summary = generate_responses(QUERIES, tmp_path / "r.jsonl", qwen3_model.loaded_backbone, GREEDY)
     records = read_responses(tmp_path / "r.jsonl")
     assert [record.id for record in records] == [0, 1, 3, 5, 6, 7, 8]  # row 2 empty, row 4 a duplicate
     # Cut at max_new_tokens means exactly 6 tokens; ended by the backbone means fewer (the EOS is not counted).
@@ -88,7 +88,7 @@ def test_records_metadata_and_finish_reasons(qwen3_model, tmp_path):
     # Declare the third token the backbone emits for the first query an end-of-sequence id: it must stop there.
     qwen3_model.backbone.generation_config.eos_token_id = [*qwen3_model.backbone.generation_config.eos_token_id,
                                                            _third_generated_token(qwen3_model, QUERIES[0])]
-    generate_responses(QUERIES[:1], tmp_path / "eos.jsonl", qwen3_model, GREEDY)
+    generate_responses(QUERIES[:1], tmp_path / "eos.jsonl", qwen3_model.loaded_backbone, GREEDY)
     (stopped,) = read_responses(tmp_path / "eos.jsonl")
     assert stopped.finish_reason == "eos" and stopped.response_tokens == 2
 
@@ -107,7 +107,7 @@ class Interrupt(Exception):
 
 
 def _interrupt_after(monkeypatch, calls):
-    original = responses_module._TransformersEngine.generate
+    original = engines.TransformersEngine.generate
     count = {"n": 0}
 
     def generate(self, prompts, seeds):
@@ -116,31 +116,31 @@ def _interrupt_after(monkeypatch, calls):
             raise Interrupt()
         return original(self, prompts, seeds)
 
-    monkeypatch.setattr(responses_module._TransformersEngine, "generate", generate)
+    monkeypatch.setattr(engines.TransformersEngine, "generate", generate)
 
 
 @pytest.mark.parametrize("config", [GREEDY, DataConfig(max_new_tokens=6, decoding="sample", seed=7,
                                                        generation_batch_size=3)], ids=["greedy", "sampled"])
 def test_resume_after_an_interruption_equals_an_uninterrupted_run(qwen3_model, tmp_path, monkeypatch, config):
-    generate_responses(QUERIES, tmp_path / "full.jsonl", qwen3_model, config)
+    generate_responses(QUERIES, tmp_path / "full.jsonl", qwen3_model.loaded_backbone, config)
     with monkeypatch.context() as patch:
         _interrupt_after(patch, 2)
         with pytest.raises(Interrupt):
-            generate_responses(QUERIES, tmp_path / "cut.jsonl", qwen3_model, config)
+            generate_responses(QUERIES, tmp_path / "cut.jsonl", qwen3_model.loaded_backbone, config)
     with pytest.warns(UserWarning, match=r"cut.jsonl is incomplete \(6 of 7 queries answered\)"):
         assert len(read_responses(tmp_path / "cut.jsonl")) == 6
     assert json.loads((tmp_path / "cut.meta.json").read_text())["complete"] is False
     # A torn write after the last complete batch, as a crash mid-line leaves it.
     with open(tmp_path / "cut.jsonl", "a") as file:
         file.write('{"id": 7, "query": "Train a mo')
-    summary = generate_responses(QUERIES, tmp_path / "cut.jsonl", qwen3_model, config)
+    summary = generate_responses(QUERIES, tmp_path / "cut.jsonl", qwen3_model.loaded_backbone, config)
     assert (summary.resumed, summary.generated) == (6, 1)
     assert (tmp_path / "cut.jsonl").read_bytes() == (tmp_path / "full.jsonl").read_bytes()
 
 
 def test_sampling_is_seeded(qwen3_model, tmp_path):
     def run(name, **settings):
-        generate_responses(QUERIES, tmp_path / name, qwen3_model, DataConfig(max_new_tokens=6, **settings))
+        generate_responses(QUERIES, tmp_path / name, qwen3_model.loaded_backbone, DataConfig(max_new_tokens=6, **settings))
         return [record.response for record in read_responses(tmp_path / name)]
 
     sampled = run("a.jsonl", decoding="sample", seed=1)
@@ -152,24 +152,24 @@ def test_sampling_is_seeded(qwen3_model, tmp_path):
 
 
 def test_resume_drops_a_partly_written_batch_and_a_finished_run_does_nothing(qwen3_model, tmp_path, monkeypatch):
-    generate_responses(QUERIES, tmp_path / "full.jsonl", qwen3_model, GREEDY)
+    generate_responses(QUERIES, tmp_path / "full.jsonl", qwen3_model.loaded_backbone, GREEDY)
     lines = (tmp_path / "full.jsonl").read_text().splitlines(keepends=True)
     (tmp_path / "part.jsonl").write_text("".join(lines[:4]))  # one batch of 3, then 1 of the next batch
-    summary = generate_responses(QUERIES, tmp_path / "part.jsonl", qwen3_model, GREEDY)
+    summary = generate_responses(QUERIES, tmp_path / "part.jsonl", qwen3_model.loaded_backbone, GREEDY)
     assert (summary.resumed, summary.generated) == (3, 4)
     assert (tmp_path / "part.jsonl").read_bytes() == (tmp_path / "full.jsonl").read_bytes()
-    monkeypatch.setattr(responses_module, "_open_engine", lambda *args: pytest.fail("loaded a model for nothing"))
-    again = generate_responses(QUERIES, tmp_path / "part.jsonl", qwen3_model, GREEDY)
+    monkeypatch.setattr("genvec.data.responses.open_engine", lambda *args: pytest.fail("loaded a model for nothing"))
+    again = generate_responses(QUERIES, tmp_path / "part.jsonl", qwen3_model.loaded_backbone, GREEDY)
     assert (again.resumed, again.generated) == (7, 0)
 
 
 def test_resume_refuses_other_settings_and_other_queries(qwen3_model, tmp_path):
-    generate_responses(QUERIES[:4], tmp_path / "r.jsonl", qwen3_model, GREEDY)
+    generate_responses(QUERIES[:4], tmp_path / "r.jsonl", qwen3_model.loaded_backbone, GREEDY)
     other = DataConfig(max_new_tokens=7, decoding="greedy", generation_batch_size=3)
-    with pytest.raises(InputError, match=r"generated with other settings \(max_new_tokens 6 -> 7\)"):
-        generate_responses(QUERIES[:4], tmp_path / "r.jsonl", qwen3_model, other)
+    with pytest.raises(InputError, match=r"generated with other settings \(max_new_tokens: recorded 6, now 7\)"):
+        generate_responses(QUERIES[:4], tmp_path / "r.jsonl", qwen3_model.loaded_backbone, other)
     with pytest.raises(InputError, match="was written for other queries"):
-        generate_responses(["Another question?", *QUERIES], tmp_path / "r.jsonl", qwen3_model, GREEDY)
+        generate_responses(["Another question?", *QUERIES], tmp_path / "r.jsonl", qwen3_model.loaded_backbone, GREEDY)
 
 
 def test_union_of_shards_equals_the_full_run(backbone_dirs, tmp_path):
@@ -189,9 +189,9 @@ def test_union_of_shards_equals_the_full_run(backbone_dirs, tmp_path):
 
 def test_bad_shards_and_queries(qwen3_model, tmp_path):
     with pytest.raises(InputError, match=r"shard_id must be in 0..1 for num_shards=2, got 2"):
-        generate_responses(QUERIES, tmp_path / "r.jsonl", qwen3_model, GREEDY, num_shards=2, shard_id=2)
+        generate_responses(QUERIES, tmp_path / "r.jsonl", qwen3_model.loaded_backbone, GREEDY, num_shards=2, shard_id=2)
     with pytest.raises(InputError, match="no queries to answer"):
-        generate_responses(["", "  "], tmp_path / "r.jsonl", qwen3_model, GREEDY)
+        generate_responses(["", "  "], tmp_path / "r.jsonl", qwen3_model.loaded_backbone, GREEDY)
 
 
 def test_read_responses_errors(tmp_path):

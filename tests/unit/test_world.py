@@ -6,7 +6,8 @@ import dataclasses
 import pytest
 
 from genvec.errors import ConfigError
-from genvec.quickstart.evaluate import neighbour_agreement, tfidf_encoder
+from genvec.evaluate.baselines import tfidf_encoder
+from genvec.evaluate.metrics import neighbour_agreement
 from genvec.quickstart.world import (
     FULL_WORLD,
     HARMFUL_ACTS,

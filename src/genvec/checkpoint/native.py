@@ -6,22 +6,24 @@
   referenced, never copied, and no pickle is ever read.
 
 Writes are atomic per file and the weights file is written first, then the config that names its hash: a crash
-leaves either the old checkpoint or a config whose hash does not match, which `load_native` refuses. Finding the
-directory (local or on the hub) and telling layouts apart is `genvec.checkpoint.load_model`'s job.
+leaves either the old checkpoint or a config whose hash does not match, which `read_native` refuses. This file reads
+and writes files only: building a model from them, finding the directory (local or on the hub) and telling layouts
+apart is `genvec.loading`'s job.
 """
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from genvec import __version__
 from genvec.config import GenVecConfig
-from genvec.errors import CheckpointError, ConfigError
+from genvec.errors import CheckpointError, CheckpointNotFoundError, ConfigError
 from genvec.files import commit_file, sha256_file, temporary_path, write_text_atomic
+from genvec.formats import header, read_document
 
 logger = logging.getLogger(__name__)
 
@@ -31,18 +33,32 @@ FORMAT_NAME = "genvec"
 FORMAT_VERSION = 1
 
 
-def save_native(
-    model: "GenVecModel", path: str | Path, *, tensors: dict[str, torch.Tensor] | None = None  # noqa: F821
-) -> None:
-    """Write `model`'s trainable tensors and config to directory `path` (created if needed).
+@dataclass(frozen=True)
+class NativeCheckpoint:
+    """What a native checkpoint holds, read and checked, before any backbone is loaded."""
 
-    `tensors` replaces the model's own trainable tensors: the trainer passes them gathered from FSDP shards.
+    directory: Path
+    config: GenVecConfig
+    """The saved config with the caller's overrides (device, dtype, backbone) applied."""
+    weights: dict[str, torch.Tensor]
+    """The trainable tensors by name, as saved (fp32)."""
+    backbone: dict
+    """What the checkpoint recorded of its backbone: name_or_path, revision, architecture, hidden_size."""
+
+
+def save_native(path: str | Path, config: GenVecConfig, tensors: dict[str, torch.Tensor], *, architecture: str) -> None:
+    """Write a checkpoint of `tensors` (the trainable tensors by name) and `config` to directory `path`.
+
+    Args:
+        path: the directory, created if needed.
+        config: the model's resolved config (backbone id and pinned revision, N, K, D, instructions, ...).
+        tensors: `GenVecModel.trainable_state_dict()`, or the same gathered from FSDP shards by the trainer.
+        architecture: the backbone's class name, recorded for readers and error messages.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CheckpointError(f"cannot save a checkpoint to {str(path)!r}: it exists and is not a directory.")
     path.mkdir(parents=True, exist_ok=True)
-    tensors = model.trainable_state_dict() if tensors is None else tensors
     tensors = {name: tensor.detach().float().contiguous().cpu() for name, tensor in tensors.items()}
     temporary = temporary_path(path / WEIGHTS_FILE)
     try:
@@ -51,18 +67,15 @@ def save_native(
         commit_file(temporary, path / WEIGHTS_FILE)
     finally:
         temporary.unlink(missing_ok=True)
-    backbone = model.backbone
     document = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "genvec_version": __version__,
+        **header(FORMAT_NAME, FORMAT_VERSION),
         "backbone": {
-            "name_or_path": model.config.model.backbone,
-            "revision": model.config.model.revision,
-            "architecture": type(backbone).__name__,
-            "hidden_size": model.hidden_size,
+            "name_or_path": config.model.backbone,
+            "revision": config.model.revision,
+            "architecture": architecture,
+            "hidden_size": int(tensors["special_tokens.weight"].shape[1]),
         },
-        "config": model.config.to_dict(),
+        "config": config.to_dict(),
         "weights": {"file": WEIGHTS_FILE, "sha256": digest, "tensors": {k: list(v.shape) for k, v in tensors.items()}},
     }
     write_text_atomic(path / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
@@ -74,45 +87,22 @@ def is_native(path: Path) -> bool:
     return (path / CONFIG_FILE).is_file()
 
 
-def load_native(
-    directory: str | Path, *, backbone: str | None = None, device: str = "auto", dtype: str | None = None
-) -> "GenVecModel":  # noqa: F821
-    """Open a native checkpoint directory and its backbone (`genvec.load_model` is the public door).
-
-    Args:
-        directory: a directory written by `save_pretrained` / training.
-        backbone: load the backbone from here instead of the id stored in the checkpoint (e.g. a local copy).
-        device: "auto" | "cpu" | "cuda" | "cuda:N" | "mps".
-        dtype: backbone dtype; None keeps the checkpoint's setting.
+def read_native(directory: str | Path, overrides: dict[str, object] | None = None) -> NativeCheckpoint:
+    """Read and check a native checkpoint directory; `overrides` are dotted config fields (e.g. `model.device`).
 
     Raises:
-        CheckpointError: files are missing or do not fit together, or the backbone's hidden size differs.
+        CheckpointNotFoundError: the config or weights file is missing.
+        CheckpointError: the files are damaged or do not fit together, or an override is invalid.
     """
-    from genvec.model import GenVecModel
-
     directory = Path(directory)
     document = _read_document(directory)
     weights = _read_weights(directory, document)
-    overrides: dict[str, object] = {"model.device": device}
-    if dtype is not None:
-        overrides["model.dtype"] = dtype
-    if backbone is not None:
-        overrides["model.backbone"] = backbone
     try:
         config = GenVecConfig.from_dict(document["config"], source=str(directory / CONFIG_FILE))
-        config = config.with_overrides(overrides)
+        config = config.with_overrides(overrides) if overrides else config
     except ConfigError as err:
         raise CheckpointError(str(err)) from err
-    model = GenVecModel.from_config(config)
-    stored = document["backbone"]["hidden_size"]
-    if model.hidden_size != stored:
-        raise CheckpointError(
-            f"the backbone {config.model.backbone!r} has hidden size {model.hidden_size}, but the checkpoint "
-            f"{str(directory)!r} was trained on a backbone of hidden size {stored} "
-            f"({document['backbone']['name_or_path']!r}); load it with the backbone it was trained on."
-        )
-    load_trainable(model, weights, source=str(directory / WEIGHTS_FILE))
-    return model
+    return NativeCheckpoint(directory, config, weights, document["backbone"])
 
 
 def read_native_weights(directory: str | Path) -> dict[str, torch.Tensor]:
@@ -121,49 +111,17 @@ def read_native_weights(directory: str | Path) -> dict[str, torch.Tensor]:
     return _read_weights(directory, _read_document(directory))
 
 
-def load_trainable(model: "GenVecModel", weights: dict[str, torch.Tensor], *, source: str) -> None:  # noqa: F821
-    """Copy trainable tensors into `model`, after checking names and shapes; all mismatches are listed at once."""
-    check_trainable(model, weights, source=source)
-    with torch.no_grad():
-        for name, target in model.trainable_state_dict().items():
-            target.copy_(weights[name].to(target.device, target.dtype))
-
-
-def check_trainable(model: "GenVecModel", weights: dict[str, torch.Tensor], *, source: str) -> None:  # noqa: F821
-    """Refuse `weights` unless they are exactly the model's trainable tensors by name and shape, listing every
-    mismatch at once."""
-    expected = {name: tuple(tensor.shape) for name, tensor in model.trainable_state_dict().items()}
-    problems = [f"missing tensor {name} {shape}" for name, shape in expected.items() if name not in weights]
-    problems += [f"unexpected tensor {name}" for name in weights if name not in expected]
-    problems += [
-        f"tensor {name} has shape {tuple(weights[name].shape)}, the model expects {shape}"
-        for name, shape in expected.items()
-        if name in weights and tuple(weights[name].shape) != shape
-    ]
-    if problems:
-        raise CheckpointError(f"{source} does not fit the model:\n" + "\n".join(problems))
-
-
 def _read_document(directory: Path) -> dict:
     """Read and check `genvec_config.json`; a missing file lists what the directory holds."""
     config_path = directory / CONFIG_FILE
     if not config_path.is_file():
         found = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
-        raise CheckpointError(
+        raise CheckpointNotFoundError(
             f"{str(directory)!r} is not a genvec checkpoint: expected files {CONFIG_FILE}, {WEIGHTS_FILE}; "
             f"found {found or 'nothing'}."
         )
-    try:
-        document = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{str(config_path)!r} is not valid JSON ({err}); the checkpoint is damaged.") from err
-    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{str(config_path)!r} is not a genvec checkpoint config (no format: {FORMAT_NAME!r}).")
-    if document.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{str(config_path)!r} has format version {document['format_version']}; this genvec ({__version__}) "
-            f"reads up to {FORMAT_VERSION}. Upgrade genvec."
-        )
+    document = read_document(config_path, FORMAT_NAME, FORMAT_VERSION, CheckpointError,
+                             "save the checkpoint again or use an earlier one")
     missing = [key for key in ("backbone", "config", "weights") if key not in document]
     if missing:
         raise CheckpointError(f"{str(config_path)!r} lacks the keys {missing}; the checkpoint is damaged.")
@@ -175,7 +133,7 @@ def _read_weights(directory: Path, document: dict) -> dict[str, torch.Tensor]:
     weights_path = directory / document["weights"]["file"]
     if not weights_path.is_file():
         found = sorted(p.name for p in directory.iterdir())
-        raise CheckpointError(
+        raise CheckpointNotFoundError(
             f"{str(directory)!r} lacks its weights file: expected files {CONFIG_FILE}, "
             f"{document['weights']['file']}; found {found}."
         )

@@ -1,4 +1,4 @@
-"""Open an official LLM2Vec-Gen release (McGill-NLP/LLM2Vec-Gen-*) as a `GenVecModel` (paper section 9).
+"""Read an official LLM2Vec-Gen release (McGill-NLP/LLM2Vec-Gen-*) in genvec terms (paper section 9).
 
 A release stores no backbone weights. Its files, and what genvec takes from each (the table `FILES`):
 
@@ -21,11 +21,11 @@ ids as the release's tokenizer for any text without `<questionN>` strings; the e
 then the special tokens, left padding, final states of the last K, R then A, mean), returned in float32.
 `training_args.bin` (a pickle of arbitrary objects) is never downloaded or read.
 
-All problems (missing files, missing or unexpected keys, shapes that disagree) are reported in one error.
+All problems (missing files, missing or unexpected keys, shapes that disagree) are reported in one error. This file
+reads files and checks a loaded backbone against them; `genvec.loading` builds the model.
 """
 
 import ast
-import dataclasses
 import fnmatch
 import json
 import logging
@@ -33,7 +33,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -41,11 +40,8 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from genvec import backbone as backbones
 from genvec.config import GenVecConfig, ModelConfig, TokensConfig
-from genvec.errors import CheckpointError, ConfigError
+from genvec.errors import CheckpointError
 from genvec.files import list_files
-
-if TYPE_CHECKING:
-    from genvec.model import GenVecModel  # genvec.model imports genvec.checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -147,45 +143,6 @@ class OfficialRelease:
 def is_official(directory: Path) -> bool:
     """Whether a local directory looks like an official release (any of its marker files)."""
     return any((directory / path).is_file() for path in (RUN_CONFIG, ENCODER_DECODER_CONFIG, ADAPTER_CONFIG))
-
-
-def load_official(
-    directory: str | Path, *, backbone: str | None = None, device: str = "auto", dtype: str | None = None
-) -> "GenVecModel":
-    """Open an official LLM2Vec-Gen release directory as a `GenVecModel`.
-
-    Args:
-        directory: a local copy of the release (`genvec.load_model` downloads hub ids first).
-        backbone: load the base model from here (e.g. a local copy) instead of the release's
-            `model_name_or_path`; the config still names the release's base model.
-        device: "auto" | "cpu" | "cuda" | "cuda:N" | "mps".
-        dtype: backbone dtype; None keeps the release's `torch_dtype`.
-
-    Raises:
-        CheckpointError: files or keys are missing or unexpected, shapes disagree, or the backbone does not fit.
-    """
-    from genvec.checkpoint.native import load_trainable
-    from genvec.model import GenVecModel
-
-    release = read_official(directory)
-    config = release.config()
-    overrides: dict[str, object] = {"model.device": device}
-    if dtype is not None:
-        overrides["model.dtype"] = dtype
-    try:
-        config = config.with_overrides(overrides)
-    except ConfigError as err:
-        raise CheckpointError(str(err)) from err
-    # The hub base model is pinned to the commit it points to now, and the config records it (a converted release
-    # then reloads the same weights); a local copy passed as `backbone` has no commit to record.
-    revision = None if backbone else backbones.resolve_revision(release.base_model)
-    config = dataclasses.replace(config, model=dataclasses.replace(config.model, revision=revision))
-    backbone_lm, tokenizer = backbones.load_configured(config.model, backbone)
-    _check_backbone_fits(release, backbone_lm, tokenizer, backbone or release.base_model)
-    model = GenVecModel(backbone_lm, tokenizer, config)
-    load_trainable(model, release.tensors, source=str(release.directory))
-    logger.info("opened official release %s on %s", release.directory, backbone or release.base_model)
-    return model
 
 
 def read_official(directory: str | Path) -> OfficialRelease:
@@ -484,10 +441,10 @@ def _read_special_tokens(
     return tokenizer, ()
 
 
-def _check_backbone_fits(
+def check_backbone_fits(
     release: OfficialRelease, backbone: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, source: str
 ) -> None:
-    """The loaded backbone must have the release's hidden size and tokenise text as the release's tokenizer does."""
+    """Raise a `CheckpointError` unless the loaded backbone must have the release's hidden size and tokenise text as the release's tokenizer does."""
     problems = []
     if backbones.hidden_size(backbone) != release.hidden_size:
         problems.append(

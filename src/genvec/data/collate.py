@@ -82,7 +82,7 @@ def tokenize_queries(
         warnings.warn(
             f"{cut} of {len(texts)} texts reached {max_text_tokens} tokens and were probably cut "
             f"(max_length={max_length} includes {num_special_tokens} special tokens); raise max_length to keep more.",
-            stacklevel=3,
+            stacklevel=4,  # tokenize_queries <- GenVecModel._tokenize_texts <- encode <- the caller
         )
     return ids
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from genvec.errors import InputError
+from genvec.formats import shard_name
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def shard_path(path: str | Path, shard_id: int, num_shards: int) -> Path:
     path = Path(path)
     if num_shards == 1:
         return path
-    return path.with_name(f"{path.stem}.shard-{shard_id:05d}-of-{num_shards:05d}{path.suffix}")
+    return path.with_name(f"{path.stem}.{shard_name(shard_id, num_shards)}{path.suffix}")
 
 
 def metadata_path(path: str | Path) -> Path:

@@ -36,6 +36,7 @@ import numpy as np
 from genvec.config import DEFAULT_INSTRUCTIONS, DataConfig, GenVecConfig, ModelConfig, TeacherConfig, TrainConfig
 from genvec.data.collate import join_instruction
 from genvec.errors import InputError
+from genvec.evaluate.metrics import decoded_match_share, normalize_rows, retrieval_scores
 from genvec.files import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def _run_world(options: QuickstartOptions, run_dir: Path, clock: "_Clock") -> Qu
     heldout = [query.text for query in world.heldout_queries]
     decoded, references = clock.time("decode", lambda: _decode_and_answer(
         model, heldout, config.data, run_dir / "heldout_responses.jsonl", options.show_progress))
-    results[0].scores["decoded_match"] = evaluate.decoded_match_share(decoded, references)
+    results[0].scores["decoded_match"] = decoded_match_share(decoded, references)
     summary = {
         "world": world.stats(),
         "world LM": f"{lm.num_parameters:,} parameters, answers {lm.heldout_accuracy:.1%} of held-out phrasings "
@@ -171,7 +172,7 @@ def _run_real(options: QuickstartOptions, run_dir: Path, clock: "_Clock") -> Qui
     from genvec.data.dataset import read_responses
     from genvec.data.responses import generate_responses
     from genvec.data.sources import read_queries
-    from genvec.quickstart import evaluate, report
+    from genvec.quickstart import report
 
     query_set = read_queries(options.queries)
     if len(query_set) < 20:
@@ -237,9 +238,10 @@ def _train_stages(
     `weights` repeats the examples of some queries in training (see DOCUMENT_WEIGHT); without it training reads the
     data files itself, exactly as `genvec train` does.
     """
-    import genvec
     from genvec.data.responses import generate_responses
+    from genvec.loading import load_model
     from genvec.targets import compute_targets
+    from genvec.training import train
 
     if queries is not None:
         clock.time("responses", lambda: generate_responses(
@@ -248,15 +250,15 @@ def _train_stages(
         config.data.responses, config.teacher, config.data.targets, batch_size=config.teacher.batch_size,
         show_progress=show_progress))
     examples = _weighted_examples(config, weights) if weights else None
-    result = clock.time("train", lambda: genvec.train(config, examples))
-    return genvec.load_model(result.model_dir, device=config.model.device)
+    result = clock.time("train", lambda: train(config, examples))
+    return load_model(result.model_dir, device=config.model.device)
 
 
 def _weighted_examples(config: GenVecConfig, weights: dict[str, int]):
     """The training triples of the data files, each repeated as often as its query's weight says (default 1)."""
     from genvec.data.dataset import read_responses
     from genvec.targets import TargetStore
-    from genvec.train import TrainingExamples
+    from genvec.training import TrainingExamples
 
     records = [r for r in read_responses(config.data.responses) for _ in range(weights.get(r.query, 1))]
     responses = [record.response for record in records]
@@ -267,9 +269,10 @@ def _weighted_examples(config: GenVecConfig, weights: dict[str, int]):
 def _methods(model, minilm) -> list:
     """genvec beside the two input-centric baselines: the same LM mean-pooled, and MiniLM (an encoder) on the raw
     text."""
+    from genvec.evaluate.baselines import mean_pooled_encoder
     from genvec.quickstart import evaluate
 
-    mean_pooled = evaluate.mean_pooled_encoder(model.backbone, model.tokenizer)
+    mean_pooled = mean_pooled_encoder(model.backbone, model.tokenizer)
     return [
         evaluate.Method("genvec", lambda texts: model.encode(texts, normalize=True, show_progress=False),
                         lambda texts: model.encode_document(texts, normalize=True, show_progress=False)),
@@ -280,9 +283,9 @@ def _methods(model, minilm) -> list:
 
 def _minilm(device: str):
     """The MiniLM baseline encoder (normalising), on the CPU unless a device is named."""
-    from genvec.quickstart import evaluate
+    from genvec.evaluate.baselines import load_minilm, sentence_transformer_encoder
 
-    return evaluate.sentence_transformer_encoder(evaluate.load_minilm("cpu" if device == "auto" else device))
+    return sentence_transformer_encoder(load_minilm("cpu" if device == "auto" else device))
 
 
 def _decode_and_answer(
@@ -298,7 +301,7 @@ def _decode_and_answer(
     decoded = []
     for start in tqdm(range(0, len(texts), 64), desc="decode", unit="batch", disable=not show_progress):
         decoded += model.decode(texts[start : start + 64], max_new_tokens=data.max_new_tokens, batch_size=64)
-    generate_responses(texts, output, model, data, show_progress=show_progress)
+    generate_responses(texts, output, model.loaded_backbone, data, show_progress=show_progress)
     answers = {record.query: record.response for record in read_responses(output)}  # one per distinct query
     references = [answers[text.strip()] for text in texts]
     return [text.strip() for text in decoded], references
@@ -308,9 +311,9 @@ def _retrieval_result(method, queries: list[str], corpus: list[str], relevant: l
     from genvec.quickstart import evaluate
 
     query_vectors = method.encode_queries(queries)
-    accuracy, mrr = evaluate.retrieval_scores(query_vectors, method.encode_documents(corpus), relevant)
+    accuracy, mrr = retrieval_scores(query_vectors, method.encode_documents(corpus), relevant)
     scores = {"retrieval_accuracy": accuracy, "retrieval_mrr": mrr}
-    return evaluate.MethodResult(method.name, scores, evaluate.normalize_rows(query_vectors))
+    return evaluate.MethodResult(method.name, scores, normalize_rows(query_vectors))
 
 
 def _decoded_similarity(decoded: list[str], responses: list[str], teacher) -> float:
@@ -373,7 +376,7 @@ def _fresh_run_dir(run_dir: Path) -> Path:
 
 
 def _teacher_path(teacher: str | None) -> str:
-    from genvec.quickstart.evaluate import minilm_path
+    from genvec.evaluate.baselines import minilm_path
 
     return teacher if teacher is not None else minilm_path()
 

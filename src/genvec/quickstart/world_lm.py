@@ -164,7 +164,7 @@ def default_cache_dir() -> Path:
 
 def cache_key(world: World, config: WorldLMConfig) -> str:
     """A short hash of everything that decides the LM's weights."""
-    from genvec import __version__
+    from genvec.version import __version__
 
     content = json.dumps(
         {

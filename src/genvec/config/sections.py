@@ -1,0 +1,278 @@
+"""The sections of `GenVecConfig`: every field with its type, default and attribute docstring, and its checks.
+
+Each section lists its own invalid values (`problems()`, one line each, with the valid range); `GenVecConfig` adds the
+checks that span sections and raises them all in one `ConfigError`. The attribute docstrings are the CLI's help text.
+"""
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+# Most tokens a response may be given; a longer limit would only let a bad value run for hours.
+MAX_NEW_TOKENS = 32_768
+# Seeds are handed to numpy and torch, which take non-negative integers below 2**63 (torch) or 2**64 (numpy).
+MAX_SEED = 2**63 - 1
+
+DEFAULT_INSTRUCTIONS = {
+    "query": "Generate a passage that best answers this question:",
+    "document": "Summarize the following passage:",
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which frozen LLM to use and how it runs."""
+
+    backbone: str = ""
+    """Hub id or local directory of the frozen causal LM, e.g. `Qwen/Qwen3-0.6B`."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) of the backbone; None means the default branch."""
+    embedding_dim: int | None = None
+    """Size of the output embedding; None means the backbone's hidden size. Set it to the teacher's size to train."""
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """Dtype of the frozen backbone: auto is bf16 on GPUs that support it, else fp32 (see tokens.trainable_dtype)."""
+    device: str = "auto"
+    """Device to load the model on: auto, cpu, cuda, cuda:N or mps."""
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "flex_attention"] = "auto"
+    """Attention kernel of the backbone; auto lets transformers choose (SDPA where it can)."""
+    max_length: int = 512
+    """Longest input in tokens, special tokens included; longer texts are cut, never the special tokens."""
+    instructions: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_INSTRUCTIONS))
+    """Instructions by role, used by `encode_query` / `encode_document` (keys `query`, `document`)."""
+
+    def problems(self) -> list[str]:
+        """Every invalid value of this section, one line each."""
+        problems = []
+        if self.embedding_dim is not None and self.embedding_dim <= 0:
+            problems.append(f"model.embedding_dim: must be > 0 or None, got {self.embedding_dim}")
+        return problems
+
+
+@dataclass(frozen=True)
+class TokensConfig:
+    """The trainable special tokens appended to every input."""
+
+    num_special_tokens: int = 10
+    """N: special tokens appended to every input (thought tokens first, then compression tokens)."""
+    num_compression_tokens: int = 10
+    """K: the last K special tokens, whose states become the embedding and the decoder prompt."""
+    init_seed: int = 0
+    """Seed for the initial special vectors and projections, so a new model is reproducible."""
+    trainable_dtype: Literal["fp32", "bf16"] = "fp32"
+    """Dtype of the special vectors, both projections and their outputs; losses and checkpoints stay fp32."""
+
+    def problems(self) -> list[str]:
+        """Every invalid value of this section, one line each."""
+        problems = []
+        if self.num_special_tokens < 1:
+            problems.append(f"tokens.num_special_tokens: must be >= 1, got {self.num_special_tokens}")
+        if not 1 <= self.num_compression_tokens <= max(self.num_special_tokens, 1):
+            problems.append(
+                f"tokens.num_compression_tokens: must be between 1 and tokens.num_special_tokens "
+                f"({self.num_special_tokens}), got {self.num_compression_tokens}"
+            )
+        return problems + _seed_problems("tokens.init_seed", self.init_seed)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The training objective: reconstruction cross-entropy plus alignment MSE."""
+
+    reconstruction_weight: float = 1.0
+    """Weight of the reconstruction cross-entropy (the frozen LLM rebuilds the response from the compression states)."""
+    alignment_weight: float = 1.0
+    """Weight of the alignment MSE between the embedding and the teacher embedding of the response."""
+    logits_chunk_size: int = 256
+    """Response tokens per chunk when the LM head scores them; one chunk's (chunk x vocabulary) logits is the most
+    that exists at once."""
+
+    def problems(self) -> list[str]:
+        """Every invalid value of this section, one line each."""
+        problems = []
+        for name in ("reconstruction_weight", "alignment_weight"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                problems.append(f"loss.{name}: must be a finite number >= 0, got {value}")
+        if self.reconstruction_weight == 0 and self.alignment_weight == 0:
+            problems.append("loss: reconstruction_weight and alignment_weight are both 0; nothing would be trained")
+        if self.logits_chunk_size < 1:
+            problems.append(f"loss.logits_chunk_size: must be >= 1, got {self.logits_chunk_size}")
+        return problems
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Self-supervised training data: where the queries come from, how the backbone answers them, where files go."""
+
+    queries: str = ""
+    """Query source: a .jsonl/.json, .csv, .tsv, .txt (one per line) or .parquet file, or a Hugging Face dataset."""
+    query_field: str | None = None
+    """Field or column holding the query; None finds `query`, `question` or `prompt` (text files have none)."""
+    split: str = "train"
+    """Split of a Hugging Face dataset source (ignored for files)."""
+    max_queries: int | None = None
+    """Use at most this many queries (after skipping empty and duplicate ones); None uses all."""
+    responses: str = ""
+    """Responses JSONL file written by generate-responses; shards are written beside it (NAME.shard-*-of-*.jsonl)."""
+    targets: str = ""
+    """Directory of the teacher-embedding store written by compute-targets and read by training."""
+    prompt_max_length: int = 1024
+    """Longest prompt in tokens (chat template included); longer queries are cut, the template is kept."""
+    max_new_tokens: int = 500
+    """Most tokens the backbone generates per response; a response cut here has finish_reason `length`."""
+    decoding: Literal["model", "greedy", "sample"] = "model"
+    """model: the backbone's generation config (sampling for Qwen3, as in the paper); greedy; or sample with it."""
+    seed: int | None = 0
+    """Seed for sampling, applied per batch so resumed and uninterrupted runs agree; None leaves the RNG unseeded."""
+    generation_batch_size: int = 8
+    """Queries generated together (one padded batch with the KV cache; the vLLM engine schedules them itself)."""
+    engine: Literal["transformers", "vllm"] = "transformers"
+    """Generation engine: transformers `generate`, or vLLM on GPUs (`pip install genvec[vllm]`)."""
+
+    def problems(self) -> list[str]:
+        """Every invalid value of this section, one line each."""
+        problems = []
+        for name in ("prompt_max_length", "max_new_tokens", "generation_batch_size"):
+            if getattr(self, name) < 1:
+                problems.append(f"data.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.max_new_tokens > MAX_NEW_TOKENS:
+            problems.append(f"data.max_new_tokens: must be at most {MAX_NEW_TOKENS}, got {self.max_new_tokens}")
+        if self.max_queries is not None and self.max_queries < 1:
+            problems.append(f"data.max_queries: must be >= 1 or None, got {self.max_queries}")
+        return problems + ([] if self.seed is None else _seed_problems("data.seed", self.seed))
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """The unsupervised embedder whose embeddings of the responses the model learns to match."""
+
+    name: str = ""
+    """Hub id or local directory of the teacher (for llm2vec, the base model or an LLM2Vec PEFT adapter)."""
+    kind: Literal["sentence-transformers", "hf-encoder", "llm2vec"] = "sentence-transformers"
+    """sentence-transformers model; hf-encoder (any AutoModel with mean/CLS pooling); llm2vec (bidirectional LLM)."""
+    pooling: Literal["auto", "mean", "cls"] = "auto"
+    """auto for sentence-transformers (the model's own) and llm2vec (mean); hf-encoder needs mean or cls."""
+    adapters: list[str] = field(default_factory=list)
+    """llm2vec only: PEFT adapters merged on top of `name`, in order (e.g. the unsup-SimCSE one)."""
+    revision: str | None = None
+    """Hub revision of the teacher; None means the default branch."""
+    batch_size: int = 64
+    """Responses embedded per teacher forward pass."""
+    max_length: int | None = None
+    """Longest teacher input in tokens; None is the model's own limit (sentence-transformers) or 512 (the paper)."""
+    storage_dtype: Literal["fp32", "fp16"] = "fp32"
+    """Dtype of the stored teacher embeddings; lookups always return float32."""
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """Dtype the teacher runs in: auto is bf16 on GPUs that support it, else fp32."""
+    device: str = "auto"
+    """Device of the teacher: auto, cpu, cuda, cuda:N or mps."""
+
+    def problems(self) -> list[str]:
+        """Every invalid value of this section, one line each."""
+        problems = []
+        if self.batch_size < 1:
+            problems.append(f"teacher.batch_size: must be >= 1, got {self.batch_size}")
+        if self.max_length is not None and self.max_length < 1:
+            problems.append(f"teacher.max_length: must be >= 1 or None, got {self.max_length}")
+        if self.kind == "sentence-transformers" and self.pooling != "auto":
+            problems.append(
+                f"teacher.pooling: sentence-transformers teachers use the model's own pooling; use 'auto', got "
+                f"{self.pooling!r}"
+            )
+        if self.kind == "hf-encoder" and self.pooling == "auto":
+            problems.append("teacher.pooling: hf-encoder teachers need 'mean' or 'cls' (BGE models use 'cls'), got 'auto'")
+        if self.kind == "llm2vec" and self.pooling == "cls":
+            problems.append("teacher.pooling: llm2vec teachers mean-pool, as in the paper; use 'auto' or 'mean', got 'cls'")
+        if self.adapters and self.kind != "llm2vec":
+            problems.append(f"teacher.adapters: only llm2vec teachers take adapters, got kind {self.kind!r}")
+        return problems
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training loop; defaults are the published recipe (LLM2Vec-Gen v2)."""
+
+    run_dir: str = "runs/genvec"
+    """Directory of the run: resolved config, metrics.jsonl, checkpoints/ and the final model in final/."""
+    seed: int = 42
+    """Seed of the data order (and of every other random choice of the loop)."""
+    max_steps: int = 5000
+    """Optimizer steps to train for."""
+    batch_size: int = 32
+    """Examples per optimizer step over all devices (the effective batch)."""
+    micro_batch_size: int | None = None
+    """Examples per device per forward pass; None means batch_size / devices. Smaller values accumulate gradients."""
+    learning_rate: float = 3e-4
+    """Peak learning rate of AdamW (the paper: 3e-4 for Qwen3, 5e-4 for Qwen2.5 and Llama)."""
+    alignment_learning_rate: float | None = None
+    """Peak learning rate of the alignment projection A alone; None uses learning_rate. A unit-norm teacher (e.g.
+    all-MiniLM-L6-v2) makes the MSE tiny, and A, which only that loss trains, then learns faster with a larger one."""
+    warmup_steps: int = 100
+    """Steps of linear warm-up from 0 to the peak learning rate."""
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    """Learning-rate decay after warm-up (constant keeps the peak)."""
+    schedule_steps: int | None = None
+    """Steps over which the schedule decays to 0; None means max_steps. The official code decays over 20000 and
+    stops at 5000 (set 20000 to reproduce it exactly)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay of the trainable tensors."""
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW beta1 and beta2."""
+    adam_epsilon: float = 1e-8
+    """AdamW epsilon."""
+    max_grad_norm: float = 1.0
+    """Gradients are clipped to this global norm; 0 turns clipping off."""
+    activation_checkpointing: bool = False
+    """Recompute the backbone's layers in the backward pass of reconstruction: less memory, more time."""
+    compile: bool = False
+    """Compile the backbone's decoder layers with torch.compile (same losses; the first steps wait for compilation)."""
+    group_by_length: bool = True
+    """Batch examples of similar length together (less padding); the data order stays seeded."""
+    log_every: int = 10
+    """Steps between lines of metrics.jsonl (and tracker logs)."""
+    save_every: int = 500
+    """Steps between checkpoints (trainable tensors, optimizer, scheduler, RNG states, data position)."""
+    keep_last: int = 3
+    """Checkpoints kept in run_dir/checkpoints; older ones are deleted."""
+    resume: str | None = None
+    """None starts a new run (refused if run_dir has checkpoints); "latest" continues from the newest checkpoint in
+    run_dir; a path continues from that checkpoint."""
+    report_to: Literal["none", "tensorboard", "wandb"] = "none"
+    """Also log metrics to TensorBoard or Weights & Biases (the package must be installed)."""
+
+    def problems(self) -> list[str]:
+        """Every invalid value of this section, one line each."""
+        problems = []
+        for name in ("max_steps", "batch_size", "log_every", "save_every", "keep_last"):
+            if getattr(self, name) < 1:
+                problems.append(f"train.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.micro_batch_size is not None and not 1 <= self.micro_batch_size <= self.batch_size:
+            problems.append(
+                f"train.micro_batch_size: must be between 1 and train.batch_size ({self.batch_size}) or None, "
+                f"got {self.micro_batch_size}"
+            )
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            problems.append(f"train.learning_rate: must be a finite number > 0, got {self.learning_rate}")
+        rate = self.alignment_learning_rate
+        if rate is not None and not (math.isfinite(rate) and rate > 0):
+            problems.append(f"train.alignment_learning_rate: must be a finite number > 0 or None, got {rate}")
+        if self.warmup_steps < 0:
+            problems.append(f"train.warmup_steps: must be >= 0, got {self.warmup_steps}")
+        if self.schedule_steps is not None and self.schedule_steps < self.max_steps:
+            problems.append(
+                f"train.schedule_steps: must be >= train.max_steps ({self.max_steps}) or None, got {self.schedule_steps}"
+            )
+        for name in ("weight_decay", "max_grad_norm"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                problems.append(f"train.{name}: must be a finite number >= 0, got {getattr(self, name)}")
+        if not (math.isfinite(self.adam_epsilon) and self.adam_epsilon > 0):
+            problems.append(f"train.adam_epsilon: must be a finite number > 0, got {self.adam_epsilon}")
+        if not all(0 <= beta < 1 for beta in self.adam_betas):
+            problems.append(f"train.adam_betas: each must be in [0, 1), got {self.adam_betas}")
+        return problems + _seed_problems("train.seed", self.seed)
+
+
+def _seed_problems(name: str, seed: int) -> list[str]:
+    if not 0 <= seed <= MAX_SEED:
+        return [f"{name}: must be an integer between 0 and 2**63 - 1, got {seed}"]
+    return []

@@ -1,0 +1,217 @@
+"""Training checkpoints and resumption: `checkpoints/step-NNNNNNNN/` directories, written whole or not at all.
+
+A checkpoint holds the trainable tensors (a native checkpoint that `genvec.load_model` opens), the optimizer state
+(tensors only, read with `weights_only=True`), `trainer_state.json` (format header, step, scheduler, the run's
+identity) and one RNG file per process. It is written under a temporary name and renamed when complete. Under FSDP
+the trainables and optimizer moments are gathered with torch's state-dict helpers and re-sharded on load.
+"""
+
+import json
+import logging
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genvec.checkpoint.native import read_native_weights, save_native
+from genvec.errors import ConfigError, TrainingError
+from genvec.files import atomic_write, write_text_atomic
+from genvec.formats import differences, header, read_document
+from genvec.model import GenVecModel
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+TRAINER_STATE = "trainer_state.json"
+OPTIMIZER_STATE = "optimizer.pt"
+TRAINER_STATE_FORMAT = "genvec-trainer-state"
+TRAINER_STATE_VERSION = 1
+
+
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    model: GenVecModel,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    accelerator,
+    keep_last: int,
+    identity: dict[str, object],
+) -> Path:
+    """Write `checkpoints/step-NNNNNNNN/` atomically (temporary name, then rename) and drop old checkpoints."""
+    final = run_dir / CHECKPOINTS / f"step-{step:08d}"
+    temporary = final.with_name(final.name + ".tmp")
+    if accelerator.is_main_process:
+        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    write_text_atomic(temporary / f"rng-{accelerator.process_index}.json", json.dumps(_rng_state()))
+    trainables, optimizer_state = full_trainables(model), full_optimizer_state(model, optimizer)  # every process
+    if accelerator.is_main_process:
+        save_model(model, temporary, trainables)
+        torch.save(optimizer_state, temporary / OPTIMIZER_STATE)
+        state = {**header(TRAINER_STATE_FORMAT, TRAINER_STATE_VERSION), "step": step,
+                 "scheduler": scheduler.state_dict(), "num_processes": accelerator.num_processes, "run": identity}
+        write_text_atomic(temporary / TRAINER_STATE, json.dumps(state, indent=2) + "\n")
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(final, ignore_errors=True)
+        temporary.rename(final)
+        for old in list_checkpoints(run_dir)[:-keep_last]:
+            shutil.rmtree(old)
+        logger.info("saved checkpoint %s", final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def save_model(model: GenVecModel, directory: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """A native checkpoint of `model` with `tensors` as its trainables (gathered from FSDP shards by the caller)."""
+    save_native(directory, model.config, tensors, architecture=type(model.backbone).__name__)
+
+
+def read_trainer_state(path: Path) -> dict:
+    """`trainer_state.json` of checkpoint directory `path`; states written before it had a header read as version 0."""
+    file = path / TRAINER_STATE
+    fix = "delete this checkpoint directory to resume from an earlier one"
+    try:
+        document = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise TrainingError(f"{str(file)!r} could not be read ({err}): {fix}.") from err
+    if isinstance(document, dict) and "format" not in document and "step" in document:
+        return document  # written by genvec 0.1.0 before trainer states carried a format header
+    return read_document(file, TRAINER_STATE_FORMAT, TRAINER_STATE_VERSION, TrainingError, fix)
+
+
+def load_checkpoint(
+    path: Path,
+    model: GenVecModel,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    accelerator,
+    identity: dict[str, object],
+) -> int:
+    """Restore trainables, optimizer, scheduler and RNG states from a checkpoint; returns its step.
+
+    Refuses a checkpoint of another run: other data, batch size, seed or length grouping would make its step
+    point at other examples.
+    """
+    state = read_trainer_state(path)
+    changed = differences(state.get("run", {}), identity)
+    if changed:
+        raise TrainingError(
+            f"cannot resume from {str(path)!r}: it belongs to another run (" + "; ".join(changed) + "). Resume "
+            "with the same data and train settings, or start a new run_dir."
+        )
+    load_full_state(model, optimizer, path)
+    scheduler.load_state_dict(state["scheduler"])
+    rng_file = path / f"rng-{accelerator.process_index}.json"
+    if rng_file.is_file():
+        _set_rng_state(json.loads(rng_file.read_text(encoding="utf-8")))
+    logger.info("resumed from %s at step %d", path, state["step"])
+    return int(state["step"])
+
+
+def full_trainables(model: GenVecModel) -> dict[str, torch.Tensor]:
+    """The trainable tensors, whole and on the CPU, in the main process (others get {}); every process must call it.
+
+    Under FSDP each process holds a shard of every parameter; torch's state-dict helpers gather them. Without
+    FSDP they return the tensors as they are.
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
+    state = get_model_state_dict(model, options=options)
+    # Frozen weights tied to another module can still appear; a checkpoint holds the trainables only.
+    return {name: state[name] for name in model.trainable_state_dict() if name in state}
+
+
+def full_optimizer_state(model: GenVecModel, optimizer: torch.optim.Optimizer) -> dict:
+    """The optimizer state keyed by parameter name, whole and on the CPU, in the main process; every process calls it."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_optimizer_state_dict(model, optimizer, options=options)
+
+
+def load_full_state(model: GenVecModel, optimizer: torch.optim.Optimizer, path: Path) -> None:
+    """Put a checkpoint's whole trainable tensors and optimizer state into the model and optimizer; every process
+    calls it. Under FSDP each process keeps its own shard of them."""
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    weights = read_native_weights(path)
+    model.check_trainable_state_dict(weights, source=str(path))
+    options = StateDictOptions(full_state_dict=True, strict=False)  # strict=False: the frozen backbone is not there
+    set_model_state_dict(model, weights, options=options)
+    # weights_only: the optimizer state is tensors and numbers; nothing else is unpickled.
+    optimizer_state = torch.load(path / OPTIMIZER_STATE, map_location="cpu", weights_only=True)
+    set_optimizer_state_dict(model, optimizer, optimizer_state, options=options)
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary directories are ignored)."""
+    directory = Path(run_dir) / CHECKPOINTS
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.is_dir() and p.name.startswith("step-") and "." not in p.name)
+
+
+def find_resume_checkpoint(run_dir: Path, resume: str | None) -> Path | None:
+    """The checkpoint to continue from, by `train.resume`; a new run refuses a run_dir that has checkpoints."""
+    existing = list_checkpoints(run_dir)
+    if resume is None:
+        if existing:
+            raise ConfigError(
+                f"train.run_dir {str(run_dir)!r} already holds {len(existing)} checkpoint(s) (newest "
+                f"{existing[-1].name}); pass --resume to continue it, or choose another run_dir."
+            )
+        return None
+    if resume == "latest":
+        if not existing:
+            logger.warning("no checkpoint in %s to resume from; starting a new run", run_dir)
+            return None
+        return existing[-1]
+    path = Path(resume)
+    if not (path / TRAINER_STATE).is_file():
+        raise ConfigError(f"train.resume: {resume!r} is not a training checkpoint (no {TRAINER_STATE} in it).")
+    return path
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop metric lines logged after the checkpoint (they will be logged again)."""
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+    with atomic_write(path) as file:
+        file.writelines(line + "\n" for line in kept)
+
+
+def _rng_state() -> dict:
+    """Every RNG state as JSON-safe lists (no pickle is written or read)."""
+    version, internal, gauss = random.getstate()
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, list(internal), gauss],
+        "numpy": [kind, keys.tolist(), position, has_gauss, cached],
+        "torch": torch.get_rng_state().tolist(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), position, has_gauss, cached))
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
+

@@ -1,0 +1,210 @@
+"""What training reads, and in which order: examples, their tokens, the seeded batch plan, micro-batches.
+
+`prepare_examples` turns `config.data` into (query, response, teacher embedding) triples, generating the responses
+and teacher embeddings that are missing. `BatchPlan` fixes, from the seed alone, which examples make the global batch
+of every step, whatever the number of devices; `micro_batches` cuts this process's share of it, and `collate`
+pads one micro-batch. `run_identity` is what a checkpoint records so that a resumed run reads the same data.
+"""
+
+import dataclasses
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from genvec.config import GenVecConfig, TrainConfig
+from genvec.data.collate import pad_left, pad_right, tokenize_queries, tokenize_responses
+from genvec.errors import TrainingError
+from genvec.model import GenVecModel
+from genvec.training.optim import batch_split
+
+# Examples per length-sorted group when batches are grouped by length (as in transformers' length grouping).
+LENGTH_GROUP_BATCHES = 50
+
+
+@dataclass
+class TrainingExamples:
+    """What training reads: queries, the backbone's responses to them, and teacher embeddings of the responses."""
+
+    queries: list[str]
+    responses: list[str]
+    teacher_embeddings: np.ndarray  # (N, D) float32 (may be a memory map)
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+
+@dataclass
+class TokenizedExamples:
+    """Token ids of every example (no padding), with the teacher embeddings, kept in host memory."""
+
+    query_ids: list[list[int]]
+    response_ids: list[list[int]]
+    teacher_embeddings: np.ndarray  # (N, D)
+
+    @functools.cached_property
+    def lengths(self) -> np.ndarray:
+        """(N,) query plus response tokens of each example; every step's micro-batching reads it."""
+        return np.array([len(q) + len(r) for q, r in zip(self.query_ids, self.response_ids)])
+
+
+def prepare_examples(config: GenVecConfig, model: GenVecModel, accelerator) -> TrainingExamples:
+    """The training triples from `config.data`, generating responses and teacher embeddings that are missing.
+
+    Each process answers and embeds its own shard; every process then reads the whole dataset. Finished files
+    are reused: generation resumes or returns at once, and the teacher embeds only responses not yet stored.
+    """
+    from genvec.data.dataset import read_responses
+    from genvec.data.responses import generate_responses
+    from genvec.targets import compute_targets
+
+    run_dir = Path(config.train.run_dir)
+    responses_path = Path(config.data.responses or run_dir / "responses.jsonl")
+    targets_path = Path(config.data.targets or run_dir / "targets")
+    shards = {"num_shards": accelerator.num_processes, "shard_id": accelerator.process_index}
+    if config.data.queries:
+        generate_responses(config.data.queries, responses_path, model.loaded_backbone, config.data, **shards)
+        accelerator.wait_for_everyone()
+    elif not _responses_exist(responses_path):
+        raise TrainingError(
+            f"no responses at {str(responses_path)!r} and no queries to generate them from; set data.responses to "
+            "a responses file, or data.queries (and model.backbone) to let the backbone answer them."
+        )
+    records = read_responses(responses_path)
+    texts = [record.response for record in records]
+    if config.teacher.name:
+        teacher = dataclasses.replace(config.teacher, device=str(accelerator.device))
+        compute_targets(texts, teacher, targets_path, batch_size=teacher.batch_size,
+                        storage_dtype=teacher.storage_dtype, **shards)
+        accelerator.wait_for_everyone()
+    store = _open_store(targets_path, len(texts))
+    missing = len(texts) - sum(store.contains(texts))
+    if missing:
+        raise TrainingError(
+            f"the target store {str(targets_path)!r} (teacher {store.teacher_name!r}) lacks {missing} of the "
+            f"{len(texts)} responses in {str(responses_path)!r}: it was made for other responses. Set teacher.name to "
+            "compute the missing ones, or point data.targets at the store made for these responses."
+        )
+    return TrainingExamples([r.query for r in records], texts, store.lookup(texts))
+
+
+def check_examples(examples: TrainingExamples, batch_size: int) -> None:
+    count = len(examples)
+    if count == 0:
+        raise TrainingError("the training data is empty: there is no (query, response, teacher embedding) example.")
+    if not len(examples.responses) == count == len(examples.teacher_embeddings):
+        raise TrainingError(
+            f"training data does not line up: {count} queries, {len(examples.responses)} responses, "
+            f"{len(examples.teacher_embeddings)} teacher embeddings; they must be equal."
+        )
+    if count < batch_size:
+        raise TrainingError(
+            f"the training data has {count} examples, fewer than one batch (train.batch_size {batch_size}); "
+            "lower train.batch_size or add data."
+        )
+
+
+def run_identity(examples: TrainingExamples, train_config: TrainConfig) -> dict[str, object]:
+    """What must not change between a checkpoint and its resumption: the data and the batch plan."""
+    digest = hashlib.sha256()
+    for query, response in zip(examples.queries, examples.responses):
+        digest.update(query.encode("utf-8") + b"\x00" + response.encode("utf-8") + b"\x01")
+    digest.update(np.ascontiguousarray(examples.teacher_embeddings, dtype=np.float32).tobytes())
+    return {
+        "examples": len(examples),
+        "data_sha256": digest.hexdigest(),
+        "batch_size": train_config.batch_size,
+        "seed": train_config.seed,
+        "group_by_length": train_config.group_by_length,
+    }
+
+
+def tokenize_examples(model: GenVecModel, examples: TrainingExamples) -> TokenizedExamples:
+    """Tokenise every example once, in chunks, with a progress bar."""
+    max_length = model.config.model.max_length
+    query_ids: list[list[int]] = []
+    response_ids: list[list[int]] = []
+    chunk = 4096
+    for start in tqdm(range(0, len(examples), chunk), desc="tokenize", unit="chunk", disable=len(examples) <= chunk):
+        queries = [q.strip() for q in examples.queries[start : start + chunk]]
+        query_ids += tokenize_queries(model.tokenizer, queries, max_length, model.num_special_tokens)
+        responses = examples.responses[start : start + chunk]
+        response_ids += tokenize_responses(model.tokenizer, responses, max_length, model.eos_token_id)
+    return TokenizedExamples(query_ids, response_ids, examples.teacher_embeddings)
+
+
+class BatchPlan:
+    """The seeded order of global batches, the same for any number of devices; step s -> example indices.
+
+    Each epoch shuffles the examples; with length grouping, groups of LENGTH_GROUP_BATCHES batches are sorted by
+    length before being cut into batches, and the batches are shuffled again. A final partial batch is dropped.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, group_by_length: bool) -> None:
+        self.lengths, self.batch_size, self.seed, self.group_by_length = lengths, batch_size, seed, group_by_length
+        self.batches_per_epoch = len(lengths) // batch_size
+        self._epoch, self._batches = -1, []
+
+    def batch(self, step: int) -> np.ndarray:
+        epoch, position = divmod(step, self.batches_per_epoch)
+        if epoch != self._epoch:
+            self._epoch, self._batches = epoch, self._plan_epoch(epoch)
+        return self._batches[position]
+
+    def _plan_epoch(self, epoch: int) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(self.lengths))
+        if self.group_by_length:
+            group = self.batch_size * LENGTH_GROUP_BATCHES
+            order = np.concatenate(
+                [chunk[np.argsort(-self.lengths[chunk], kind="stable")] for chunk in np.split(
+                    order, range(group, len(order), group))]
+            )
+        usable = self.batches_per_epoch * self.batch_size
+        batches = np.split(order[:usable], self.batches_per_epoch)
+        if self.group_by_length:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+
+def micro_batches(
+    indices: np.ndarray, tokenized: TokenizedExamples, rank: int, world: int, train_config: TrainConfig
+) -> list[np.ndarray]:
+    """This process's share of a global batch, cut into micro-batches of similar length."""
+    by_length = indices[np.argsort(-tokenized.lengths[indices], kind="stable")]
+    share = by_length[rank::world]  # interleaved, so every process gets long and short examples alike
+    micro, _ = batch_split(train_config, world)
+    return [share[start : start + micro] for start in range(0, len(share), micro)]
+
+
+def collate(micro: np.ndarray, tokenized: TokenizedExamples, model: GenVecModel):
+    """Padded tensors of a micro-batch on the model's device, and its token count."""
+    query_ids = [tokenized.query_ids[i] for i in micro]
+    response_ids = [tokenized.response_ids[i] for i in micro]
+    queries = pad_left(query_ids, model.pad_token_id).to(model.device)
+    responses = pad_right(response_ids, model.pad_token_id).to(model.device)
+    targets = torch.from_numpy(np.asarray(tokenized.teacher_embeddings[micro], dtype=np.float32)).to(model.device)
+    tokens = sum(map(len, query_ids)) + sum(map(len, response_ids))
+    return queries, responses, targets, tokens
+
+
+def _responses_exist(responses_path: Path) -> bool:
+    from genvec.data.dataset import find_shards
+
+    return responses_path.exists() or bool(find_shards(responses_path))
+
+
+def _open_store(targets_path: Path, count: int):
+    from genvec.targets import TargetStore
+
+    if not (targets_path / "store.json").is_file():
+        raise TrainingError(
+            f"no target store at {str(targets_path)!r} for the {count} responses; set teacher.name so that training "
+            "computes it, or data.targets to an existing store (`genvec compute-targets`)."
+        )
+    return TargetStore.open(targets_path)
+

@@ -1,0 +1,334 @@
+"""The training loop of LLM2Vec-Gen (paper section 3, published recipe): `train(config) -> TrainResult`.
+
+Only the special vectors and the two projections train; the backbone stays frozen and is never saved. The loop
+runs on Accelerate: one process on a CPU or GPU, several with DDP under `accelerate launch` or `torchrun`, FSDP when
+Accelerate is configured for it. Each optimizer step takes one *global batch* of `train.batch_size` examples,
+chosen by a seeded plan that does not depend on the number of devices (`examples.py`); its examples are spread over
+devices and micro-batches, and every loss term is normalised by the counts of the whole global batch, so the
+gradient equals that of one big batch whatever the split (and a run can resume on another number of devices).
+Checkpoints and resumption are in `checkpoints.py`, the optimizer and schedule in `optim.py`.
+"""
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from genvec.config import GenVecConfig, TrainConfig
+from genvec.errors import ConfigError, TrainingError
+from genvec.model import GenVecModel
+from genvec.training.checkpoints import (
+    CHECKPOINTS,
+    find_resume_checkpoint,
+    full_trainables,
+    load_checkpoint,
+    save_checkpoint,
+    save_model,
+    truncate_metrics,
+)
+from genvec.training.examples import (
+    BatchPlan,
+    TokenizedExamples,
+    TrainingExamples,
+    check_examples,
+    collate,
+    micro_batches,
+    prepare_examples,
+    run_identity,
+    tokenize_examples,
+)
+from genvec.training.optim import batch_split, clip_gradients, make_optimizer
+
+logger = logging.getLogger(__name__)
+
+FINAL = "final"
+METRICS = "metrics.jsonl"
+RESOLVED_CONFIG = "config.yaml"
+
+
+@dataclass
+class TrainResult:
+    """Where a finished run put its outputs, and its last logged losses."""
+
+    run_dir: Path
+    model_dir: Path
+    steps: int
+    metrics: dict[str, float]
+
+
+@dataclass
+class _LoopState:
+    """Where the loop is: the next step to run, what the run is (data and plan), the last checkpoint written."""
+
+    step: int
+    identity: dict[str, object]
+    last_saved: int | None
+
+
+def train(config: GenVecConfig, examples: TrainingExamples | None = None) -> TrainResult:
+    """Train the special tokens and projections of a model, as `config` says.
+
+    Without `examples` the data comes from `config.data`: the responses file and target store (default paths in
+    the run directory); when `data.queries` is set the backbone first answers the queries (resuming or reusing a
+    finished file), and when `teacher.name` is set the teacher first embeds every response not yet in the store.
+
+    Args:
+        config: every section; `train.run_dir` receives the resolved config, metrics, checkpoints, the final model.
+        examples: (query, response, teacher embedding) triples given directly instead of `config.data`.
+
+    Returns:
+        A `TrainResult`; `result.model_dir` is a native checkpoint for `genvec.load_model`.
+
+    Raises:
+        TrainingError: no or mismatched data, a non-finite loss (the last good checkpoint is kept).
+        ConfigError: a batch split that does not fit the number of devices, a run_dir that already holds a run.
+
+    Example:
+        >>> config = GenVecConfig.from_file("qwen3.yaml")  # data.queries, teacher.name, model.backbone, ...
+        >>> result = genvec.train(config)
+        >>> model = genvec.load_model(result.model_dir)
+    """
+    # Long because it is the table of contents of a run: each line is one stage, each stage one function call.
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    _check_tracker(config.train.report_to)
+    unused = config.loss.alignment_weight == 0  # A gets no gradient then; DDP must be told
+    accelerator = Accelerator(
+        log_with=None if config.train.report_to == "none" else config.train.report_to,
+        project_dir=config.train.run_dir,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=unused)],
+    )
+    _check_launch(accelerator)
+    run_dir = Path(config.train.run_dir)
+    resume_from = find_resume_checkpoint(run_dir, config.train.resume)
+    micro_batch, accumulation = batch_split(config.train, accelerator.num_processes)
+    model = _build_model(config, accelerator)
+    if examples is None:
+        examples = prepare_examples(config, model, accelerator)
+    check_examples(examples, config.train.batch_size)
+    config, model = _fit_embedding_dim(config, model, examples)
+    if accelerator.is_main_process:
+        config.to_file(run_dir / RESOLVED_CONFIG)
+    tokenized = tokenize_examples(model, examples)
+    model.activation_checkpointing = config.train.activation_checkpointing
+    if config.train.compile:
+        model.compile_layers()  # after response generation, which decodes with a KV cache
+    optimizer, scheduler = make_optimizer(model, config.train)
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    identity = run_identity(examples, config.train)
+    step = 0
+    if resume_from is not None:
+        step = load_checkpoint(resume_from, model, optimizer, scheduler, accelerator, identity)
+        truncate_metrics(run_dir / METRICS, step)
+    _report_start(config.train, accelerator, len(examples), micro_batch, accumulation, step)
+    if config.train.report_to != "none":
+        accelerator.init_trackers("genvec", config=_flat(config.to_dict()))
+    plan = BatchPlan(tokenized.lengths, config.train.batch_size, config.train.seed, config.train.group_by_length)
+    state = _LoopState(step=step, identity=identity, last_saved=step or None)
+    metrics = _loop(wrapped, model, optimizer, scheduler, tokenized, plan, accelerator, config.train, run_dir, state)
+    model_dir = run_dir / FINAL
+    trainables = full_trainables(model)  # every process: FSDP gathers the shards
+    if accelerator.is_main_process:
+        save_model(model, model_dir, trainables)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return TrainResult(run_dir, model_dir, config.train.max_steps, metrics)
+
+
+def _loop(
+    wrapped: torch.nn.Module,
+    model: GenVecModel,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    tokenized: TokenizedExamples,
+    plan: "BatchPlan",
+    accelerator,
+    train_config: TrainConfig,
+    run_dir: Path,
+    state: "_LoopState",
+) -> dict[str, float]:
+    """Run optimizer steps from `state.step` to `max_steps`, logging and checkpointing; returns the last metrics."""
+    step = state.step
+    progress = tqdm(
+        total=train_config.max_steps, initial=step, desc="train", unit="step", disable=not accelerator.is_main_process
+    )
+    metrics: dict[str, float] = {}
+    started = time.perf_counter()
+    while step < train_config.max_steps:
+        step_started = time.perf_counter()
+        indices = plan.batch(step)
+        metrics = train_step(wrapped, model, optimizer, scheduler, tokenized, indices, accelerator, train_config)
+        step += 1
+        if not math.isfinite(metrics["loss"]):
+            _stop_on_non_finite(step, metrics, run_dir, state.last_saved)
+        metrics.update(step=step, tokens_per_s=metrics.pop("tokens") / (time.perf_counter() - step_started))
+        metrics["elapsed_s"] = time.perf_counter() - started
+        progress.update(1)
+        progress.set_postfix(_postfix(metrics), refresh=False)
+        if step % train_config.log_every == 0 or step == train_config.max_steps:
+            _log_metrics(run_dir / METRICS, metrics, accelerator)
+        if step % train_config.save_every == 0 or step == train_config.max_steps:
+            save_checkpoint(run_dir, step, model, optimizer, scheduler, accelerator, train_config.keep_last,
+                            state.identity)
+            state.last_saved = step
+    progress.close()
+    return metrics
+
+
+def train_step(
+    wrapped: torch.nn.Module,
+    model: GenVecModel,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    tokenized: TokenizedExamples,
+    indices: np.ndarray,
+    accelerator,
+    train_config: TrainConfig,
+) -> dict[str, float]:
+    """One optimizer step over a global batch: this process's micro-batches, clipping, AdamW, schedule.
+
+    Each micro-batch's loss is normalised by the response tokens and examples of the whole global batch and scaled
+    by the number of processes (DDP averages gradients over processes), so the gradients add up to those of the
+    global batch. Returns the global batch's losses (summed over processes), learning rate and gradient norm.
+    """
+    num_tokens = sum(len(tokenized.response_ids[i]) for i in indices)
+    micros = micro_batches(indices, tokenized, accelerator.process_index, accelerator.num_processes, train_config)
+    sums = torch.zeros(3, device=model.device)  # total, reconstruction, alignment of this process's share
+    local_tokens = 0
+    for position, micro in enumerate(micros):
+        queries, responses, targets, tokens = collate(micro, tokenized, model)
+        local_tokens += tokens
+        is_last = position == len(micros) - 1
+        with _maybe_no_sync(accelerator, wrapped, is_last):
+            output = wrapped(queries, responses, targets, num_response_tokens=num_tokens, num_examples=len(indices))
+            accelerator.backward(output.total * accelerator.num_processes)
+        sums += torch.stack([t.detach() for t in output])
+    grad_norm = clip_gradients(accelerator, model, train_config.max_grad_norm)
+    learning_rate = scheduler.get_last_lr()[0]
+    totals = accelerator.reduce(torch.cat([sums, sums.new_tensor([local_tokens])]), reduction="sum")
+    total, reconstruction, alignment, tokens = totals.tolist()
+    if math.isfinite(total):  # a non-finite loss must not reach the weights; the caller stops the run
+        optimizer.step()
+        scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return {"loss": total, "reconstruction": reconstruction, "alignment": alignment, "learning_rate": learning_rate,
+            "grad_norm": grad_norm, "tokens": tokens}
+
+
+def _check_launch(accelerator) -> None:
+    """A launcher started several processes but Accelerate set up one: each would train alone into one run_dir.
+
+    Accelerate does this for CPU processes under torchrun unless told they are CPU processes.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and accelerator.num_processes == 1:
+        raise ConfigError(
+            f"this process is one of {world_size} (WORLD_SIZE={world_size}), but Accelerate set up a single process "
+            f"(distributed type {accelerator.distributed_type.value}), so each process would train alone and write "
+            "the same run directory. For CPU processes set ACCELERATE_USE_CPU=1 (or use `accelerate launch --cpu`); "
+            "for GPUs check that every process sees CUDA."
+        )
+
+
+def _check_tracker(report_to: str) -> None:
+    """Accelerate ignores a tracker that is not installed; a run asked to report somewhere must say so instead."""
+    import importlib.util
+
+    packages = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}.get(report_to, ())
+    if packages and not any(importlib.util.find_spec(name) for name in packages):
+        raise ConfigError(
+            f"train.report_to: {report_to!r} needs the {packages[0]} package, which is not installed; "
+            f"run `pip install {packages[0]}` or set train.report_to to 'none'."
+        )
+
+
+def _build_model(config: GenVecConfig, accelerator) -> GenVecModel:
+    """The model on this process's device (Accelerate picks it), its backbone frozen."""
+    model_config = dataclasses.replace(config.model, device=str(accelerator.device))
+    return GenVecModel.from_config(dataclasses.replace(config, model=model_config))
+
+
+def _fit_embedding_dim(
+    config: GenVecConfig, model: GenVecModel, examples: TrainingExamples
+) -> tuple[GenVecConfig, GenVecModel]:
+    """Match the embedding size to the teacher's: taken from the teacher when `model.embedding_dim` is None (the
+    new, untrained projections are rebuilt around the same backbone), refused when it was set to another size."""
+    dim = examples.teacher_embeddings.shape[1]
+    if dim == model.embedding_dim:
+        return config, model
+    if config.model.embedding_dim is not None:
+        raise TrainingError(
+            f"teacher embeddings have dimension {dim}, but the model's embedding_dim is {model.embedding_dim}; "
+            f"set model.embedding_dim to {dim} (the teacher's size), or leave it unset, or use targets of the "
+            "right teacher."
+        )
+    logger.info("model.embedding_dim: %d, the teacher's dimension", dim)
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, embedding_dim=dim))
+    resolved = dataclasses.replace(model.config, model=dataclasses.replace(model.config.model, embedding_dim=dim))
+    return config, GenVecModel(model.backbone, model.tokenizer, resolved)
+
+
+def _maybe_no_sync(accelerator, wrapped: torch.nn.Module, is_last: bool):
+    """Skip the DDP gradient all-reduce on every micro-batch but the last of a step."""
+    import contextlib
+
+    return contextlib.nullcontext() if is_last else accelerator.no_sync(wrapped)
+
+
+def _stop_on_non_finite(step: int, metrics: dict[str, float], run_dir: Path, last_saved: int | None) -> None:
+    kept = f"the last good checkpoint is step {last_saved} in {run_dir / CHECKPOINTS}" if last_saved else (
+        "no checkpoint was saved yet")
+    raise TrainingError(
+        f"non-finite loss at step {step} (loss {metrics['loss']}, reconstruction {metrics['reconstruction']}, "
+        f"alignment {metrics['alignment']}); training stopped and the weights were not updated; {kept}. "
+        "Lower train.learning_rate, or check the data and the teacher embeddings for NaN."
+    )
+
+
+def _log_metrics(path: Path, metrics: dict[str, float], accelerator) -> None:
+    if accelerator.is_main_process:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(json.dumps({k: round(v, 8) if isinstance(v, float) else v for k, v in metrics.items()}) + "\n")
+    if accelerator.trackers:
+        accelerator.log({k: v for k, v in metrics.items() if k != "step"}, step=int(metrics["step"]))
+
+
+def _report_start(train_config: TrainConfig, accelerator, count: int, micro: int, accumulation: int, step: int):
+    if accelerator.is_main_process:
+        logger.info(
+            "training on %d examples: effective batch %d = %d per device x %d device(s) x %d accumulation step(s); "
+            "%s steps from step %d; run directory %s",
+            count, train_config.batch_size, micro, accelerator.num_processes, accumulation,
+            train_config.max_steps, step, train_config.run_dir,
+        )
+
+
+def _postfix(metrics: dict[str, float]) -> dict[str, str]:
+    return {
+        "loss": f"{metrics['loss']:.4f}",
+        "rec": f"{metrics['reconstruction']:.4f}",
+        "align": f"{metrics['alignment']:.5f}",
+        "lr": f"{metrics['learning_rate']:.2e}",
+        "tok/s": f"{metrics['tokens_per_s']:.0f}",
+    }
+
+
+def _flat(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return flat
+
