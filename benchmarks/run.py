@@ -341,6 +341,59 @@ def measure_train_step(preset: Preset, args, activation_checkpointing: bool) -> 
             "out_of_memory": False}
 
 
+def measure_train_step_limit(preset: Preset, args) -> dict:
+    """genvec's step against the least any implementation of the method must compute, timed interleaved in one run.
+
+    The limit: the query forward over `[query ; N special tokens]` without autograd, then one forward and backward
+    of the frozen decoder over the same `[z ; response]` batch (z a leaf tensor with the compression states' shape,
+    the LM head on the labelled positions only, gradients to z alone), no optimizer. Every exact implementation
+    does at least this work, so `ratio_to_limit` = limit / step is at most 1 up to noise.
+    """
+    import torch
+
+    from genvec.data.collate import pad_left, tokenize_queries
+
+    model = build_model(preset, args)
+    queries = make_texts(model.tokenizer, args.train_batch, args.query_tokens, seed=2)
+    responses = make_texts(model.tokenizer, args.train_batch, args.response_tokens, seed=3)
+    query_batch, response_batch = model.tokenize_batch(queries, responses)
+    query_batch, response_batch = query_batch.to(model.device), response_batch.to(model.device)
+    targets = torch.randn(args.train_batch, model.embedding_dim, device=model.device)
+    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-4)
+    special_ids = tokenize_queries(model.tokenizer, queries, 512, model.num_special_tokens)
+    with_specials = pad_left([row + [0] * model.num_special_tokens for row in special_ids], 0).to(model.device)
+    base, embeddings, head = model.backbone.base_model, model.backbone.get_input_embeddings(), model.backbone.get_output_embeddings()
+    labelled = response_batch.attention_mask.bool()
+    z = torch.randn(args.train_batch, model.num_compression_tokens, model.hidden_size, device=model.device,
+                    dtype=model.dtype, requires_grad=True)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        model(query_batch, response_batch, targets).total.backward()
+        optimizer.step()
+
+    def limit():
+        with torch.no_grad():
+            base(input_ids=with_specials.input_ids, attention_mask=with_specials.attention_mask, use_cache=False)
+        z.grad = None
+        hidden = base(inputs_embeds=torch.cat([z, embeddings(response_batch.input_ids)], 1), use_cache=False)
+        predictors = hidden.last_hidden_state[:, z.shape[1] - 1 : -1][labelled]  # (M, H)
+        logits = head(predictors).float()  # (M, V): the labelled positions only
+        torch.nn.functional.cross_entropy(logits, response_batch.input_ids[labelled]).backward()
+
+    step()
+    limit()  # warm-up of both
+    seconds = interleaved({"step": step, "limit": limit}, model.device, args.repeats)
+    return {
+        "batch_size": args.train_batch,
+        "query_tokens": int(query_batch.attention_mask.sum()) // args.train_batch,
+        "response_tokens": int(response_batch.attention_mask.sum()) // args.train_batch,
+        "step_s": round(seconds["step"], 4),
+        "limit_s": round(seconds["limit"], 4),
+        "ratio_to_limit": round(seconds["limit"] / seconds["step"], 3),
+    }
+
+
 def measure_reference_train_step(preset: Preset, args, activation_checkpointing: bool) -> dict:
     """The official algorithm's step (reference.py) on the same architecture and batch, for the ratio."""
     from reference import ReferenceTrainStep
@@ -376,7 +429,8 @@ def measure_generate(preset: Preset, args, batch_size: int) -> dict:
 
     from genvec.config import DataConfig
     from genvec.data.collate import pad_left
-    from genvec.data.responses import PromptBuilder, generate_responses
+    from genvec.data.prompts import PromptBuilder
+    from genvec.data.responses import generate_responses
 
     model = build_model(preset, args)
     count = args.generate_queries or max(2 * batch_size, 8)
@@ -392,7 +446,7 @@ def measure_generate(preset: Preset, args, batch_size: int) -> dict:
         # Suppressing EOS until the last token makes every row generate exactly `new_tokens` tokens.
         model.backbone.generation_config.min_new_tokens = new_tokens
         output = Path(directory) / f"run-{next(runs)}.jsonl"  # a fresh file: an existing one would be resumed
-        generate_responses(selected, output, model, dataclasses.replace(config, max_new_tokens=new_tokens),
+        generate_responses(selected, output, model.loaded_backbone, dataclasses.replace(config, max_new_tokens=new_tokens),
                            show_progress=False)
 
     @torch.inference_mode()
@@ -574,6 +628,7 @@ MEASUREMENTS = {
     "encode": measure_encode,
     "train_step": lambda preset, args: measure_train_step(preset, args, activation_checkpointing=False),
     "train_step_checkpointing": lambda preset, args: measure_train_step(preset, args, activation_checkpointing=True),
+    "train_step_limit": measure_train_step_limit,
     "reference_train_step": lambda preset, args: measure_reference_train_step(preset, args, False),
     "reference_train_step_checkpointing": lambda preset, args: measure_reference_train_step(preset, args, True),
     "generate_b1": lambda preset, args: measure_generate(preset, args, batch_size=1),

@@ -1,7 +1,7 @@
 """Load the frozen causal LM and its tokenizer (hub id or local directory), and facts about them.
 
 One `AutoModelForCausalLM` serves both sides of LLM2Vec-Gen: its base model gives the final hidden states, its LM
-head scores the reconstruction (DESIGN decision 1). Loading freezes it: every parameter has `requires_grad=False`
+head scores the reconstruction (design decision 1, docs/design.md). Loading freezes it: every parameter has `requires_grad=False`
 and the module is in eval mode. This file does not add tokens to the tokenizer or resize the vocabulary.
 """
 
@@ -18,6 +18,15 @@ from genvec.device import resolve_device, resolve_dtype
 from genvec.errors import InputError
 
 logger = logging.getLogger(__name__)
+
+# Every `from_pretrained` genvec calls gets this: code shipped inside a model directory or repository (`auto_map` in
+# config.json or tokenizer_config.json) is never imported, and transformers never asks on stdin whether to. A model
+# whose architecture transformers does not have natively cannot be loaded; genvec offers no switch to allow it.
+NO_REMOTE_CODE = {"trust_remote_code": False}
+REMOTE_CODE_HINT = (
+    "genvec never runs code shipped with a model (trust_remote_code is always False); use a model whose "
+    "architecture transformers supports natively."
+)
 
 
 @dataclass(frozen=True)
@@ -48,25 +57,46 @@ def load_backbone(
     """
     if not name_or_path:
         raise InputError("no backbone given; pass a hub id such as 'Qwen/Qwen3-0.6B' or a local model directory.")
-    kwargs: dict[str, object] = {"revision": revision, "dtype": dtype}
+    kwargs: dict[str, object] = {"revision": revision, "dtype": dtype, **NO_REMOTE_CODE}
     if attn_implementation != "auto":
         kwargs["attn_implementation"] = attn_implementation
     if device.type == "cuda":
         kwargs["device_map"] = str(device)  # load straight onto the GPU, no full copy in host memory
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, revision=revision)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, revision=revision, **NO_REMOTE_CODE)
         backbone = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
     except (OSError, ValueError, KeyError) as err:
+        if "trust_remote_code" in str(err):
+            raise InputError(remote_code_message(name_or_path, "backbone")) from err
         raise InputError(
             f"could not load the backbone {name_or_path!r} (revision {revision or 'default'}): {err}\n"
             "Pass a hub id of a causal LM or a local directory saved with save_pretrained; without internet "
-            "access only local directories (or a filled Hugging Face cache with HF_HUB_OFFLINE=1) work."
+            "access only local directories (or a filled Hugging Face cache with HF_HUB_OFFLINE=1) work. "
+            + REMOTE_CODE_HINT
         ) from err
     if device.type != "cuda":
         backbone.to(device)
     freeze(backbone)
     logger.debug("loaded backbone %s (%s, %s)", name_or_path, type(backbone).__name__, dtype)
     return backbone, tokenizer
+
+
+def remote_code_message(name_or_path: str, role: str) -> str:
+    """Why a model that needs its own code is refused, naming the files that ask for it (local directories)."""
+    asking = [name for name in ("config.json", "tokenizer_config.json")
+              if '"auto_map"' in _read_text(Path(name_or_path) / name)]
+    where = f" ({', '.join(str(Path(name_or_path) / name) for name in asking)} name it in auto_map)" if asking else ""
+    return (
+        f"could not load the {role} {name_or_path!r}: it needs Python code shipped with the model{where}, and "
+        + REMOTE_CODE_HINT
+    )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def load_configured(

@@ -1,4 +1,4 @@
-"""The target store: every response's teacher embedding, computed once and read by training (DESIGN decision 5).
+"""The target store: every response's teacher embedding, computed once and read by training (design decision 5, docs/design.md).
 
 A store is a directory:
 - `store.json`: format and version, the teacher (name, dim, pooling), the storage dtype, the key scheme;
@@ -27,12 +27,11 @@ from typing import Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from genvec.version import __version__
+from genvec import formats
 from genvec.config import TeacherConfig
 from genvec.data.dataset import ResponseRecord, read_responses
 from genvec.errors import InputError
 from genvec.files import append_synced, write_text_atomic
-from genvec.formats import shard_name
 from genvec.teacher import PinnedTeacher, Teacher, load_teacher, pin_teacher
 
 logger = logging.getLogger(__name__)
@@ -230,7 +229,7 @@ def compute_targets(
         if isinstance(teacher, PinnedTeacher):
             teacher = load_teacher(teacher)
         header = _write_header(store_path, header, teacher, storage_dtype)
-        part = "main" if num_shards == 1 else shard_name(shard_id, num_shards)
+        part = "main" if num_shards == 1 else formats.shard_name(shard_id, num_shards)
         show = show_progress if show_progress is not None else len(todo) >= PROGRESS_MIN_BATCHES * batch_size
         _append_vectors(store_path / f"part-{part}", teacher, todo, header, batch_size, show)
     summary = TargetSummary(
@@ -293,12 +292,10 @@ def _read_header(path: Path) -> dict | None:
     file = path / STORE_FILE
     if not file.is_file():
         return None
-    try:
-        header = json.loads(file.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise InputError(f"{file}: not valid JSON ({err}); the store is damaged.") from err
-    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME or header.get("dtype") not in STORAGE_DTYPES:
-        raise InputError(f"{file} is not a genvec target store header; choose another directory.")
+    header = formats.read_document(file, FORMAT_NAME, FORMAT_VERSION, InputError,
+                                   "the store is damaged or foreign; choose another directory")
+    if header.get("dtype") not in STORAGE_DTYPES or not isinstance(header.get("teacher"), dict):
+        raise InputError(f"{file} is not a complete genvec target store header; choose another directory.")
     return header
 
 
@@ -307,9 +304,7 @@ def _write_header(path: Path, header: dict | None, teacher: Teacher, storage_dty
         _check_header(path, header, teacher.name, teacher, storage_dtype)
         return header
     header = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "genvec_version": __version__,
+        **formats.header(FORMAT_NAME, FORMAT_VERSION),
         "teacher": {"name": teacher.name, "dim": int(teacher.dim), "pooling": teacher.pooling},
         "dtype": storage_dtype,
         "key": "sha256(teacher name + NUL + response text)[:16]",

@@ -165,7 +165,7 @@ class SentenceTransformerTeacher:
         resolved = resolve_device(device)
         try:
             self.model = SentenceTransformer(
-                name_or_path, device=str(resolved), revision=revision,
+                name_or_path, device=str(resolved), revision=revision, **backbones.NO_REMOTE_CODE,
                 model_kwargs={"dtype": resolve_dtype(dtype, resolved)},
             )
         except (OSError, ValueError) as err:
@@ -439,7 +439,7 @@ def _first_tokenizer(candidates: list[_Part]):
     errors = []
     for candidate in candidates:
         try:
-            return AutoTokenizer.from_pretrained(candidate.source, revision=candidate.revision)
+            return AutoTokenizer.from_pretrained(candidate.source, revision=candidate.revision, **backbones.NO_REMOTE_CODE)
         except (OSError, ValueError) as err:
             errors.append(f"{candidate.name}: {err}")
     raise InputError("no tokenizer found for the teacher; tried " + "; ".join(errors))
@@ -458,12 +458,20 @@ def _load_auto_model(name_or_path: str, revision: str | None, device: str, dtype
 
     resolved = resolve_device(device)
     try:
-        model = AutoModel.from_pretrained(name_or_path, revision=revision, dtype=resolve_dtype(dtype, resolved))
-        loaded_tokenizer = AutoTokenizer.from_pretrained(name_or_path, revision=revision) if tokenizer else None
+        model = AutoModel.from_pretrained(
+            name_or_path, revision=revision, dtype=resolve_dtype(dtype, resolved), **backbones.NO_REMOTE_CODE
+        )
+        loaded_tokenizer = (
+            AutoTokenizer.from_pretrained(name_or_path, revision=revision, **backbones.NO_REMOTE_CODE)
+            if tokenizer else None
+        )
     except (OSError, ValueError, KeyError) as err:
+        if "trust_remote_code" in str(err):
+            raise InputError(backbones.remote_code_message(name_or_path, "teacher model")) from err
         raise InputError(
             f"could not load the teacher model {name_or_path!r} (revision {revision or 'default'}): {err}\nPass a hub "
-            "id or a local directory saved with save_pretrained; offline, only local directories work."
+            "id or a local directory saved with save_pretrained; offline, only local directories work. "
+            + backbones.REMOTE_CODE_HINT
         ) from err
     return model.to(resolved), loaded_tokenizer
 

@@ -62,3 +62,21 @@ def test_quickstart_guards(tmp_path):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     with pytest.raises(InputError, match="needs both --backbone and --queries"):
         run_quickstart(QuickstartOptions(run_dir=tmp_path / "run", backbone="some/model"))
+
+
+def test_real_backbone_with_fewer_queries_than_a_batch_trains_on_a_batch_that_fits(backbone_dirs, tmp_path):
+    """24 queries: 8 are held out, so the 16 left make the batch (32 would not fit); nothing fails after generation."""
+    queries = [f"question number {i} about the arctic?" for i in range(24)]
+    (tmp_path / "queries.txt").write_text("\n".join(queries) + "\n")
+    status = main(["quickstart", "--backbone", str(backbone_dirs["qwen3"]), "--queries", str(tmp_path / "queries.txt"),
+                   "--steps", "2", "--run-dir", str(tmp_path / "run"), "--device", "cpu"])
+    assert status == 0
+    resolved = (tmp_path / "run" / "train" / "config.yaml").read_text()
+    assert "batch_size: 16\n" in resolved
+    assert len((tmp_path / "run" / "responses.jsonl").read_text().splitlines()) == 16
+
+
+def test_quickstart_refuses_zero_steps_before_any_work(tmp_path):
+    with pytest.raises(InputError, match="steps must be a positive integer"):
+        run_quickstart(QuickstartOptions(run_dir=tmp_path / "run", steps=0))
+    assert not (tmp_path / "run").exists()

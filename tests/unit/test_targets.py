@@ -133,7 +133,7 @@ def test_store_errors(tmp_path):
     with pytest.raises(InputError, match="no target store at"):
         TargetStore.open(tmp_path / "missing")
     (tmp_path / "t" / "store.json").write_text(json.dumps({"format": "something else"}))
-    with pytest.raises(InputError, match="is not a genvec target store header"):
+    with pytest.raises(InputError, match="is not a genvec-targets file"):
         TargetStore.open(tmp_path / "t")
     with pytest.raises(InputError, match="no responses to embed"):
         compute_targets([], HashTeacher(), tmp_path / "u")

@@ -93,6 +93,18 @@ def test_the_world_lm_is_cached_atomically_and_reused(world, tmp_path):
     assert model.eos_token_id == model.tokenizer.convert_tokens_to_ids("<|im_end|>")
 
 
+def test_a_damaged_cached_world_lm_is_trained_again(world, tmp_path):
+    first = load_or_train_world_lm(world, TINY_LM, tmp_path, show_progress=False)
+    weights = first.path / "model.safetensors"
+    intact = weights.read_bytes()
+    weights.write_bytes(intact[: len(intact) // 2])  # a truncated copy
+    again = load_or_train_world_lm(world, TINY_LM, tmp_path, show_progress=False)
+    assert not again.reused and again.path == first.path
+    assert weights.read_bytes() == intact  # rebuilt from the same seed, byte for byte
+    (first.path / INFO_FILE).write_text("{not json")
+    assert not load_or_train_world_lm(world, TINY_LM, tmp_path, show_progress=False).reused
+
+
 def test_a_reduced_world_lm_learns_the_world(world, tmp_path):
     """The CI-sized LM (about 10 s on two idle cores) answers held-out phrasings: it learnt the world compositionally."""
     trained = load_or_train_world_lm(world, SMALL_LM, tmp_path, show_progress=False)

@@ -1,4 +1,4 @@
-"""genvec's native checkpoint: `genvec_config.json` + `trainable.safetensors` (DESIGN decision 8).
+"""genvec's native checkpoint: `genvec_config.json` + `trainable.safetensors` (design decision 8, docs/design.md).
 
 - `genvec_config.json`: format and version, the backbone (id or path, revision, architecture, hidden size), the
   resolved `GenVecConfig`, and the name, size and SHA-256 of the weights file.

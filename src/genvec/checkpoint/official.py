@@ -418,7 +418,7 @@ def _read_special_tokens(
     if not (directory / TOKENIZER_CONFIG).is_file():
         return None, ()  # already reported as a missing file
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(directory))
+        tokenizer = AutoTokenizer.from_pretrained(str(directory), **backbones.NO_REMOTE_CODE)
     except (OSError, ValueError, KeyError) as err:
         problems.append(f"tokenizer: the release's tokenizer could not be loaded ({err})")
         return None, ()

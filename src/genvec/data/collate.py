@@ -5,7 +5,7 @@
   every row (paper section 3.2). The text is cut, never the special tokens.
 - Responses are tokenised without special tokens and followed by the tokenizer's real end-of-sequence token
   (never a literal string), then right-padded: the decoder input is `[z ; response ; pads]` and every row puts its
-  prompt at the same positions (DESIGN decision 3).
+  prompt at the same positions (design decision 3, docs/design.md).
 
 Shapes: B batch, L query length, T response length.
 """

@@ -28,7 +28,7 @@ def open_engine(backbone: LoadedBackbone | ModelConfig, config: DataConfig):
     if config.engine == "vllm":
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(backbone.backbone, revision=backbone.revision)
+        tokenizer = AutoTokenizer.from_pretrained(backbone.backbone, revision=backbone.revision, **backbones.NO_REMOTE_CODE)
         return VLLMEngine(backbone, tokenizer, config), tokenizer
     loaded, tokenizer = backbones.load_configured(backbone)
     return TransformersEngine(loaded, tokenizer, config), tokenizer
@@ -76,7 +76,8 @@ class VLLMEngine:
         self.settings = _resolved_settings(self.generation_config, "vllm")
         dtype = {"auto": "auto", "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[model.dtype]
         self.vllm = vllm
-        self.llm = vllm.LLM(model=model.backbone, revision=model.revision, dtype=dtype, seed=config.seed or 0)
+        self.llm = vllm.LLM(model=model.backbone, revision=model.revision, dtype=dtype, seed=config.seed or 0,
+                             trust_remote_code=False)
 
     def generate(self, prompts: list[list[int]], seeds: list[int] | None) -> list[tuple[list[int], bool]]:
         settings = self.generation_config

@@ -74,7 +74,7 @@ def load_minilm(device: str = "cpu"):
             f"the quickstart's MiniLM baseline needs sentence-transformers ({err}); install it with "
             "`pip install 'genvec[quickstart]'`."
         ) from err
-    return SentenceTransformer(path, device=device)
+    return SentenceTransformer(path, device=device, trust_remote_code=False)
 
 
 def tfidf_encoder(fit_texts: Sequence[str]) -> Encoder:

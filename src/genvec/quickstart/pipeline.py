@@ -95,6 +95,8 @@ def run_quickstart(options: QuickstartOptions = QuickstartOptions()) -> Quicksta
     """
     if (options.backbone is None) != (options.queries is None):
         raise InputError("quickstart on a real backbone needs both --backbone and --queries (or neither).")
+    if options.steps is not None and (not isinstance(options.steps, int) or options.steps < 1):
+        raise InputError(f"steps must be a positive integer (or None for the default), got {options.steps!r}.")
     run_dir = _fresh_run_dir(Path(options.run_dir))
     clock = _Clock()
     if options.backbone is not None:
@@ -179,7 +181,8 @@ def _run_real(options: QuickstartOptions, run_dir: Path, clock: "_Clock") -> Qui
         raise InputError(f"{options.queries!r} holds {len(query_set)} usable queries; the quickstart needs >= 20.")
     heldout_positions = _heldout_positions(len(query_set))
     steps = options.steps or 1000
-    config = _real_config(options, run_dir, steps)
+    # Counted before any response is generated: the batch must fit the training queries that remain.
+    config = _real_config(options, run_dir, steps, len(query_set) - len(heldout_positions))
     all_responses = run_dir / "all_responses.jsonl"
     clock.time("responses", lambda: generate_responses(query_set, all_responses, config.model, config.data,
                                                          show_progress=options.show_progress))
@@ -211,15 +214,17 @@ def _run_real(options: QuickstartOptions, run_dir: Path, clock: "_Clock") -> Qui
     return _finish(run_dir, results, paths, clock)
 
 
-def _real_config(options: QuickstartOptions, run_dir: Path, steps: int) -> GenVecConfig:
-    """The published recipe (Qwen3 learning rate, N = K = 10, batch 32) for `steps` steps, MiniLM as the teacher."""
+def _real_config(options: QuickstartOptions, run_dir: Path, steps: int, training_queries: int) -> GenVecConfig:
+    """The published recipe (Qwen3 learning rate, N = K = 10, batch 32, or every training query when there are
+    fewer) for `steps` steps, MiniLM as the teacher."""
     return GenVecConfig(
         model=ModelConfig(backbone=options.backbone, embedding_dim=TEACHER_DIM, device=options.device),
         data=DataConfig(responses=str(run_dir / "responses.jsonl"), targets=str(run_dir / "targets"),
                         max_new_tokens=300, generation_batch_size=32),
         teacher=TeacherConfig(name=_teacher_path(options.teacher), device=options.device),
-        train=TrainConfig(run_dir=str(run_dir / "train"), max_steps=steps, alignment_learning_rate=1e-2,
-                          log_every=max(1, steps // 50), save_every=max(1, steps // 4), keep_last=1),
+        train=TrainConfig(run_dir=str(run_dir / "train"), max_steps=steps, batch_size=min(32, training_queries),
+                          alignment_learning_rate=1e-2, log_every=max(1, steps // 50), save_every=max(1, steps // 4),
+                          keep_last=1),
     )
 
 

@@ -38,7 +38,9 @@ from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokeni
 
 from genvec.config import DEFAULT_INSTRUCTIONS
 from genvec.data.collate import join_instruction, pad_right
-from genvec.files import write_text_atomic
+from genvec.errors import InputError
+from genvec.files import sha256_file, write_text_atomic
+from genvec.formats import header, read_document
 from genvec.quickstart.world import Query, World
 from genvec.testing import CHAT_TEMPLATE, backbone_config, untrained_bpe
 
@@ -48,6 +50,8 @@ logger = logging.getLogger(__name__)
 RECIPE_VERSION = 1
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
 INFO_FILE = "world_lm.json"
+INFO_FORMAT = "genvec-world-lm"
+INFO_VERSION = 1
 IGNORE_INDEX = -100
 # One training example: token ids and labels (IGNORE_INDEX outside the assistant's turn).
 Example = tuple[list[int], list[int]]
@@ -134,13 +138,13 @@ def load_or_train_world_lm(
     """
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     directory = root / cache_key(world, config)
-    if (directory / INFO_FILE).is_file():
-        info = json.loads((directory / INFO_FILE).read_text(encoding="utf-8"))
+    info, problem = _read_cached(directory)
+    if info is not None:
         logger.info("reusing the world LM in %s", directory)
         return _world_lm(directory, info, reused=True)
     if directory.exists():
-        # Not written by this module (whose writes are atomic): an interrupted copy or a hand-made directory.
-        logger.warning("removing %s: it has no %s, so it is not a complete world LM", directory, INFO_FILE)
+        # Not what this module writes (its writes are atomic): an interrupted copy, damage, or a hand-made directory.
+        logger.warning("removing %s and training the world LM again: %s", directory, problem)
         shutil.rmtree(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
@@ -155,6 +159,22 @@ def load_or_train_world_lm(
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     return _world_lm(directory, info, reused=False)
+
+
+def _read_cached(directory: Path) -> tuple[dict | None, str]:
+    """The record of a complete cached LM whose files are intact, or (None, why not)."""
+    if not (directory / INFO_FILE).is_file():
+        return None, f"it has no {INFO_FILE}, so it is not a complete world LM"
+    try:
+        info = read_document(directory / INFO_FILE, INFO_FORMAT, INFO_VERSION, InputError, "it is rebuilt")
+    except InputError as err:
+        return None, str(err)
+    for name, digest in info.get("files", {}).items():
+        if not (directory / name).is_file() or sha256_file(directory / name) != digest:
+            return None, f"{name} is missing or does not match the hash recorded in {INFO_FILE} (a damaged copy)"
+    if not info.get("files"):
+        return None, f"{INFO_FILE} records no file hashes (written by an older genvec)"
+    return info, ""
 
 
 def default_cache_dir() -> Path:
@@ -206,6 +226,8 @@ def train_world_lm(
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     info = {
+        **header(INFO_FORMAT, INFO_VERSION),
+        "files": {path.name: sha256_file(path) for path in sorted(directory.iterdir()) if path.is_file()},
         "heldout_accuracy": heldout_accuracy,
         "train_accuracy": train_accuracy,
         "train_seconds": train_seconds,
