@@ -307,7 +307,8 @@ def _run_train(args: argparse.Namespace) -> int:
     if not config.model.backbone:
         raise InputError("no backbone given; pass --backbone ID_OR_DIR (or model.backbone in the config file).")
     result = train(config)
-    losses = ", ".join(f"{key} {result.metrics[key]:.4f}" for key in ("loss", "reconstruction", "alignment"))
+    losses = ", ".join(f"{key} {result.metrics[key]:.4f}" for key in ("loss", "reconstruction", "alignment")
+                       if key in result.metrics)
     print(f"trained {result.steps} steps ({losses}); model saved to {result.model_dir}", file=sys.stderr)
 # ------------------------------------------------------------------------------------------------------ decode
 

@@ -28,3 +28,7 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
 
 class TrainingError(GenVecError, RuntimeError):
     """Training cannot start or cannot go on (empty data, mismatched targets, a non-finite loss)."""
+
+
+class BusyError(GenVecError, RuntimeError):
+    """Another process is writing the same artefact (a response file, target store, run directory or cache)."""

@@ -1,16 +1,23 @@
-"""Atomic file writes, content hashes and file listings, shared by checkpoints, data files and run directories.
+"""Atomic file writes, exclusive locks, content hashes and file listings, shared by every artefact genvec writes.
 
 A file is written beside its final name, flushed to disk, then renamed over it: readers see the old file or the
 new one, never half of one. `sha256_file` lets a reader tell a complete artefact from a mixed or corrupted one.
+`exclusive_lock` keeps a second writer away from an artefact another process is writing (an OS lock, released when
+the holder exits or dies; local file systems, where `flock` is reliable).
 """
 
 import contextlib
 import hashlib
 import os
+import socket
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from genvec.errors import BusyError
 
 
 @contextlib.contextmanager
@@ -77,3 +84,43 @@ def list_files(directory: str | Path) -> list[str]:
     """Every file under `directory`, as sorted paths relative to it (for errors that show what a directory holds)."""
     directory = Path(directory)
     return sorted(str(path.relative_to(directory)) for path in directory.rglob("*") if path.is_file())
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_file: str | Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_file` (created if needed) while the block runs.
+
+    The file records who holds it (process id, host, start time, command), so a second writer's error names the
+    holder. The lock is the operating system's: it is released when the block ends or the holder dies, and a lock
+    file left behind by a killed run does not block the next one.
+
+    Raises:
+        BusyError: another process holds the lock; `what` names the artefact in the message.
+    """
+    import fcntl
+
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise BusyError(
+                f"{what} is being written by {holder} (lock file {lock_file}); two writers would corrupt it. Wait "
+                "for that process to finish (or stop it), or write somewhere else."
+            ) from err
+        handle.seek(0)
+        handle.truncate()
+        command = " ".join(sys.argv)[:200]
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        handle.write(f"process {os.getpid()} on {socket.gethostname()} since {started} ({command})\n")
+        handle.flush()
+        yield  # closing the file at the end of the with-block releases the lock
+
+
+def lock_file_for(path: str | Path) -> Path:
+    """The lock file of an artefact: a hidden `.NAME.lock` beside it (it survives the artefact being replaced)."""
+    path = Path(path)
+    return path.parent / f".{path.name}.lock"

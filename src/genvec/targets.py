@@ -31,7 +31,7 @@ from genvec import formats
 from genvec.config import TeacherConfig
 from genvec.data.dataset import ResponseRecord, read_responses
 from genvec.errors import InputError
-from genvec.files import append_synced, write_text_atomic
+from genvec.files import append_synced, exclusive_lock, write_text_atomic
 from genvec.teacher import PinnedTeacher, Teacher, load_teacher, pin_teacher
 
 logger = logging.getLogger(__name__)
@@ -217,21 +217,23 @@ def compute_targets(
         teacher = pin_teacher(teacher)  # resolved once: the teacher loaded below is the one named here
     name = teacher.name
     store_path = Path(store_path)
-    header = _read_header(store_path)
-    if header is not None:
-        _check_header(store_path, header, name, None, storage_dtype)
+    part = "main" if num_shards == 1 else formats.shard_name(shard_id, num_shards)
     mine = unique[shard_id::num_shards]
-    present = TargetStore.open(store_path).contains(mine) if header is not None else [False] * len(mine)
-    # Longest first: batches of similar lengths pad less, and content keys make the store's row order irrelevant.
-    todo = sorted((text for text, done in zip(mine, present) if not done), key=len, reverse=True)
     start = time.perf_counter()
-    if todo:
-        if isinstance(teacher, PinnedTeacher):
-            teacher = load_teacher(teacher)
-        header = _write_header(store_path, header, teacher, storage_dtype)
-        part = "main" if num_shards == 1 else formats.shard_name(shard_id, num_shards)
-        show = show_progress if show_progress is not None else len(todo) >= PROGRESS_MIN_BATCHES * batch_size
-        _append_vectors(store_path / f"part-{part}", teacher, todo, header, batch_size, show)
+    # Shards write parts of their own; two runs of the same part would interleave rows and keys.
+    with exclusive_lock(store_path / f".part-{part}.lock", f"the target store {store_path} (part {part})"):
+        header = _read_header(store_path)
+        if header is not None:
+            _check_header(store_path, header, name, None, storage_dtype)
+        present = TargetStore.open(store_path).contains(mine) if header is not None else [False] * len(mine)
+        # Longest first: batches of similar lengths pad less, and content keys make the store's row order irrelevant.
+        todo = sorted((text for text, done in zip(mine, present) if not done), key=len, reverse=True)
+        if todo:
+            if isinstance(teacher, PinnedTeacher):
+                teacher = load_teacher(teacher)
+            header = _write_header(store_path, header, teacher, storage_dtype)
+            show = show_progress if show_progress is not None else len(todo) >= PROGRESS_MIN_BATCHES * batch_size
+            _append_vectors(store_path / f"part-{part}", teacher, todo, header, batch_size, show)
     summary = TargetSummary(
         store=store_path, teacher=name, responses=len(texts), unique=len(unique), shard_unique=len(mine),
         already_stored=len(mine) - len(todo), embedded=len(todo), seconds=time.perf_counter() - start,

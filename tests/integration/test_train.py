@@ -262,3 +262,46 @@ def test_alignment_projection_can_have_its_own_learning_rate(qwen3_model):
     default, _ = make_optimizer(qwen3_model, GenVecConfig().train)
     assert [group["lr"] for group in default.param_groups] == [0.0, 0.0]  # warm-up starts at 0 for both
     assert [group["initial_lr"] for group in default.param_groups] == [3e-4, 3e-4]
+
+
+def test_resuming_a_finished_run_returns_its_final_losses(backbone_dirs, tmp_path):
+    config = make_config(backbone_dirs["qwen3"], tmp_path / "run", **{"train.max_steps": 3})
+    first = train(config, make_examples())
+    again = train(config.with_overrides({"train.resume": "latest"}), make_examples())
+    assert again.metrics["loss"] == pytest.approx(first.metrics["loss"], rel=1e-6)
+    assert [m["step"] for m in read_metrics(tmp_path / "run")] == [1, 2, 3]
+
+
+def test_a_torn_metrics_line_and_stale_temporary_files_do_not_block_a_resume(backbone_dirs, tmp_path):
+    config = make_config(backbone_dirs["qwen3"], tmp_path / "run", **{"train.max_steps": 4, "train.save_every": 2})
+    train(config, make_examples())
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    lines = metrics.read_text().splitlines(keepends=True)
+    metrics.write_text("".join(lines[:2]) + lines[2][:15])  # killed while writing the step-3 line
+    (tmp_path / "run" / "final" / ".trainable.safetensors.abc123.tmp").write_bytes(b"half a file")  # killed save
+    result = train(config.with_overrides({"train.resume": str(tmp_path / "run" / "checkpoints" / "step-00000002")}),
+                   make_examples())
+    assert [m["step"] for m in read_metrics(tmp_path / "run")] == [1, 2, 3, 4]
+    assert sorted(p.name for p in (tmp_path / "run" / "final").iterdir()) == ["genvec_config.json",
+                                                                              "trainable.safetensors"]
+    assert genvec.load_model(result.model_dir, device="cpu").encode(["ice?"]).shape == (1, 16)
+
+
+def test_a_new_run_over_a_run_killed_before_its_first_checkpoint_starts_fresh_metrics(backbone_dirs, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.jsonl").write_text('{"step": 1, "loss": 9.0}\n{"step": 2, "loss": 8.0}\n')
+    train(make_config(backbone_dirs["qwen3"], tmp_path / "run", **{"train.max_steps": 3}), make_examples())
+    metrics = read_metrics(tmp_path / "run")
+    assert [m["step"] for m in metrics] == [1, 2, 3] and metrics[0]["loss"] != 9.0
+
+
+def test_a_second_run_into_a_run_directory_in_use_is_refused(backbone_dirs, tmp_path):
+    from genvec.errors import BusyError
+    from genvec.files import exclusive_lock, lock_file_for
+
+    config = make_config(backbone_dirs["qwen3"], tmp_path / "run", **{"train.max_steps": 2})
+    with exclusive_lock(lock_file_for(tmp_path / "run"), "the run directory"):
+        with pytest.raises(BusyError, match=r"the run directory .*run is being written by process"):
+            train(config, make_examples())
+    assert not (tmp_path / "run" / "config.yaml").exists()  # nothing written by the refused run
+    train(config, make_examples())

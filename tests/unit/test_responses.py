@@ -1,6 +1,8 @@
 """Response generation on a tiny backbone: chat-template prompts, records, resume, shards, merge, and file errors."""
 
 import json
+import os
+import shutil
 import warnings
 
 import pytest
@@ -155,6 +157,9 @@ def test_resume_drops_a_partly_written_batch_and_a_finished_run_does_nothing(qwe
     generate_responses(QUERIES, tmp_path / "full.jsonl", qwen3_model.loaded_backbone, GREEDY)
     lines = (tmp_path / "full.jsonl").read_text().splitlines(keepends=True)
     (tmp_path / "part.jsonl").write_text("".join(lines[:4]))  # one batch of 3, then 1 of the next batch
+    with pytest.raises(InputError, match=r"part.jsonl holds responses but has no part.meta.json beside it"):
+        generate_responses(QUERIES, tmp_path / "part.jsonl", qwen3_model.loaded_backbone, GREEDY)
+    shutil.copy(tmp_path / "full.meta.json", tmp_path / "part.meta.json")
     summary = generate_responses(QUERIES, tmp_path / "part.jsonl", qwen3_model.loaded_backbone, GREEDY)
     assert (summary.resumed, summary.generated) == (3, 4)
     assert (tmp_path / "part.jsonl").read_bytes() == (tmp_path / "full.jsonl").read_bytes()
@@ -219,3 +224,16 @@ def test_read_responses_errors(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_responses(str(tmp_path / "dir" / "a.*")) == [record]
+
+
+def test_a_second_writer_of_one_response_file_is_refused_naming_the_holder(qwen3_model, tmp_path):
+    from genvec.errors import BusyError
+    from genvec.files import exclusive_lock, lock_file_for
+
+    output = tmp_path / "r.jsonl"
+    with exclusive_lock(lock_file_for(output), "the response file"):  # another run is writing it
+        with pytest.raises(BusyError, match=rf"r.jsonl is being written by process {os.getpid()} on "):
+            generate_responses(QUERIES, output, qwen3_model.loaded_backbone, GREEDY)
+    assert not output.exists()
+    summary = generate_responses(QUERIES, output, qwen3_model.loaded_backbone, GREEDY)  # released: it runs
+    assert summary.generated == summary.queries

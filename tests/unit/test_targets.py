@@ -139,3 +139,16 @@ def test_store_errors(tmp_path):
         compute_targets([], HashTeacher(), tmp_path / "u")
     with pytest.raises(InputError, match="need num_shards >= 1 and shard_id in 0..num_shards-1, got 2 of 2"):
         compute_targets(RESPONSES, HashTeacher(), tmp_path / "u", num_shards=2, shard_id=2)
+
+
+def test_a_second_writer_of_one_store_part_is_refused_and_shards_write_apart(tmp_path):
+    from genvec.errors import BusyError
+    from genvec.files import exclusive_lock
+
+    with exclusive_lock(tmp_path / "t" / ".part-main.lock", "the store"):  # another run is writing part main
+        with pytest.raises(BusyError, match=r"the target store .*t \(part main\) is being written by process"):
+            compute_targets(RESPONSES, HashTeacher(), tmp_path / "t", batch_size=4)
+        # A shard writes a part of its own, so it is not held up.
+        compute_targets(RESPONSES, HashTeacher(), tmp_path / "t", batch_size=4, num_shards=2, shard_id=1)
+    compute_targets(RESPONSES, HashTeacher(), tmp_path / "t", batch_size=4)
+    assert TargetStore.open(tmp_path / "t").contains(RESPONSES) == [True] * len(RESPONSES)

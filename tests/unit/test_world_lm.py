@@ -79,7 +79,8 @@ def test_the_world_lm_is_cached_atomically_and_reused(world, tmp_path):
     first = load_or_train_world_lm(world, TINY_LM, tmp_path, show_progress=False)
     assert not first.reused
     assert first.path.parent == tmp_path and first.path.name == cache_key(world, TINY_LM)
-    assert [p.name for p in tmp_path.iterdir()] == [first.path.name]  # no temporary directory left behind
+    # No temporary directory left behind: the LM and its lock file only.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".{first.path.name}.lock", first.path.name]
     info = json.loads((first.path / INFO_FILE).read_text())
     assert info["world_fingerprint"] == world.fingerprint()
     second = load_or_train_world_lm(world, TINY_LM, tmp_path, show_progress=False)

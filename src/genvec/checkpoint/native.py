@@ -59,6 +59,8 @@ def save_native(path: str | Path, config: GenVecConfig, tensors: dict[str, torch
     if path.exists() and not path.is_dir():
         raise CheckpointError(f"cannot save a checkpoint to {str(path)!r}: it exists and is not a directory.")
     path.mkdir(parents=True, exist_ok=True)
+    for stale in [*path.glob(f".{WEIGHTS_FILE}.*.tmp"), *path.glob(f".{CONFIG_FILE}.*.tmp")]:
+        stale.unlink(missing_ok=True)  # left by a save that was killed: never part of the checkpoint
     tensors = {name: tensor.detach().float().contiguous().cpu() for name, tensor in tensors.items()}
     temporary = temporary_path(path / WEIGHTS_FILE)
     try:

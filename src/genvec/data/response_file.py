@@ -115,8 +115,15 @@ def resume_file(path: Path, previous: dict | None, query_set: QuerySet, position
     """
     if not path.exists():
         return []
-    if previous is not None:
-        _check_compatible(path, previous, identity, requested)
+    if previous is None:
+        if path.stat().st_size == 0:
+            return []
+        raise InputError(
+            f"{path} holds responses but has no {metadata_path(path).name} beside it, so which backbone and settings "
+            "wrote them cannot be checked, and resuming could mix two runs in one file. Restore the .meta.json "
+            "file, or delete the responses file (or choose another output) to start over."
+        )
+    _check_compatible(path, previous, identity, requested)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a torn line is expected here, and is repaired below
         records, complete_bytes = read_response_file(path)

@@ -38,7 +38,7 @@ from genvec.data.prompts import PromptBuilder
 from genvec.data.response_file import GenerationSummary, ResponseRun, merged_metadata, read_metadata, resume_file
 from genvec.data.sources import QuerySet, queries_from_texts, read_queries
 from genvec.errors import InputError
-from genvec.files import append_synced, atomic_write, write_text_atomic
+from genvec.files import append_synced, atomic_write, exclusive_lock, lock_file_for, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -90,42 +90,54 @@ def generate_responses(
     backbone = _pinned_backbone(backbone)
     identity = _backbone_identity(backbone)
     requested = _requested_settings(config)
-    previous = read_metadata(path)  # the sidecar of an earlier run into this file, if any
-    done = resume_file(path, previous, query_set, positions, identity, requested, config.generation_batch_size)
-    run = ResponseRun(path, previous, query_set, positions, done, identity, requested, config, shard_id, num_shards)
-    if len(done) == len(positions):
-        logger.info("%s already holds all %d responses of shard %d/%d", path, len(done), shard_id, num_shards)
-        run.write_metadata(complete=True)
-        return run.summary(0.0)
-    engine, tokenizer = open_engine(backbone, config)
-    prompts = PromptBuilder(tokenizer, config.prompt_max_length)
-    run.settings = {**engine.settings, "chat_template": prompts.uses_template, "thinking_disabled": prompts.no_thinking,
-                    "batch_size": config.generation_batch_size}
-    show = show_progress
-    if show is None:
-        show = len(positions) - len(done) >= PROGRESS_MIN_BATCHES * config.generation_batch_size
-    start = time.perf_counter()
-    try:
-        run.write_metadata(complete=False)
-        with open(path, "a", encoding="utf-8") as file, tqdm(
-            total=len(run.positions), initial=run.written, desc="generate", unit="query", disable=not show,
-            dynamic_ncols=True,
-        ) as bar:
-            for batch_positions in _batches(positions, len(done), config.generation_batch_size):
-                records = _generate_batch(engine, tokenizer, prompts, query_set, batch_positions, config.seed)
-                append_synced(file, "".join(record.to_json() + "\n" for record in records))  # whole lines
-                run.add(records)
-                _advance(bar, run, records, time.perf_counter() - start)
-    finally:
-        run.prompts_cut = prompts.cut
-        run.write_metadata(complete=run.written == len(positions))
-    summary = run.summary(time.perf_counter() - start)
+    with exclusive_lock(lock_file_for(path), f"the response file {path}"):
+        run = _prepare_run(path, query_set, positions, identity, requested, config, shard_id, num_shards)
+        if run.written == len(positions):
+            logger.info("%s already holds all %d responses of shard %d/%d", path, run.written, shard_id, num_shards)
+            run.write_metadata(complete=True)
+            return run.summary(0.0)
+        summary = _generate_rest(run, backbone, show_progress)
     logger.info(
         "shard %d/%d: %d responses generated (%d resumed) in %.1f s, %.2f queries/s, %.1f tokens/s -> %s",
         shard_id, num_shards, summary.generated, summary.resumed, summary.seconds, summary.queries_per_s,
         summary.tokens_per_s, path,
     )
     return summary
+
+
+def _prepare_run(path, query_set, positions, identity, requested, config, shard_id, num_shards) -> ResponseRun:
+    """The shard's run, after checking and trimming what an earlier run left in `path` (held under its lock)."""
+    previous = read_metadata(path)  # the sidecar of an earlier run into this file, if any
+    done = resume_file(path, previous, query_set, positions, identity, requested, config.generation_batch_size)
+    return ResponseRun(path, previous, query_set, positions, done, identity, requested, config, shard_id, num_shards)
+
+
+def _generate_rest(run: ResponseRun, backbone: LoadedBackbone | ModelConfig, show_progress: bool | None):
+    """Answer the shard's remaining queries batch by batch, each batch appended and synced before the next."""
+    config, positions = run.config, run.positions
+    engine, tokenizer = open_engine(backbone, config)
+    prompts = PromptBuilder(tokenizer, config.prompt_max_length)
+    run.settings = {**engine.settings, "chat_template": prompts.uses_template, "thinking_disabled": prompts.no_thinking,
+                    "batch_size": config.generation_batch_size}
+    show = show_progress
+    if show is None:
+        show = len(positions) - run.written >= PROGRESS_MIN_BATCHES * config.generation_batch_size
+    start = time.perf_counter()
+    try:
+        run.write_metadata(complete=False)
+        with open(run.path, "a", encoding="utf-8") as file, tqdm(
+            total=len(positions), initial=run.written, desc="generate", unit="query", disable=not show,
+            dynamic_ncols=True,
+        ) as bar:
+            for batch_positions in _batches(positions, run.written, config.generation_batch_size):
+                records = _generate_batch(engine, tokenizer, prompts, run.query_set, batch_positions, config.seed)
+                append_synced(file, "".join(record.to_json() + "\n" for record in records))  # whole lines
+                run.add(records)
+                _advance(bar, run, records, time.perf_counter() - start)
+    finally:
+        run.prompts_cut = prompts.cut
+        run.write_metadata(complete=run.written == len(positions))
+    return run.summary(time.perf_counter() - start)
 
 
 def merge_responses(path: str | Path, output: str | Path | None = None) -> tuple[Path, int]:

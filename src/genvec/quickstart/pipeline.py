@@ -37,7 +37,7 @@ from genvec.config import DEFAULT_INSTRUCTIONS, DataConfig, GenVecConfig, ModelC
 from genvec.data.collate import join_instruction
 from genvec.errors import InputError
 from genvec.evaluate.metrics import decoded_match_share, normalize_rows, retrieval_scores
-from genvec.files import write_text_atomic
+from genvec.files import exclusive_lock, lock_file_for, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -97,11 +97,12 @@ def run_quickstart(options: QuickstartOptions = QuickstartOptions()) -> Quicksta
         raise InputError("quickstart on a real backbone needs both --backbone and --queries (or neither).")
     if options.steps is not None and (not isinstance(options.steps, int) or options.steps < 1):
         raise InputError(f"steps must be a positive integer (or None for the default), got {options.steps!r}.")
-    run_dir = _fresh_run_dir(Path(options.run_dir))
-    clock = _Clock()
-    if options.backbone is not None:
-        return _run_real(options, run_dir, clock)
-    return _run_world(options, run_dir, clock)
+    with exclusive_lock(lock_file_for(Path(options.run_dir)), f"the quickstart run directory {options.run_dir}"):
+        run_dir = _fresh_run_dir(Path(options.run_dir))
+        clock = _Clock()
+        if options.backbone is not None:
+            return _run_real(options, run_dir, clock)
+        return _run_world(options, run_dir, clock)
 
 
 # ------------------------------------------------------------------------------------------------ world mode

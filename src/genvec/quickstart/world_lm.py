@@ -39,7 +39,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokeni
 from genvec.config import DEFAULT_INSTRUCTIONS
 from genvec.data.collate import join_instruction, pad_right
 from genvec.errors import InputError
-from genvec.files import sha256_file, write_text_atomic
+from genvec.files import exclusive_lock, lock_file_for, sha256_file, write_text_atomic
 from genvec.formats import header, read_document
 from genvec.quickstart.world import Query, World
 from genvec.testing import CHAT_TEMPLATE, backbone_config, untrained_bpe
@@ -138,6 +138,13 @@ def load_or_train_world_lm(
     """
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     directory = root / cache_key(world, config)
+    root.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(lock_file_for(directory), f"the cached world LM {directory}"):
+        return _load_or_train(world, config, directory, show_progress)
+
+
+def _load_or_train(world: World, config: WorldLMConfig, directory: Path, show_progress: bool) -> "WorldLM":
+    """`load_or_train_world_lm` with the cache entry held."""
     info, problem = _read_cached(directory)
     if info is not None:
         logger.info("reusing the world LM in %s", directory)

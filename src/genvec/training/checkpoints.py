@@ -183,13 +183,31 @@ def find_resume_checkpoint(run_dir: Path, resume: str | None) -> Path | None:
 
 
 def truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop metric lines logged after the checkpoint (they will be logged again)."""
+    """Keep the metric lines of steps up to `step` (0: none); a torn last line of a killed run is dropped too."""
     if not path.is_file():
         return
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+    kept = [line for line, record in _metric_lines(path) if record.get("step", 0) <= step]
     with atomic_write(path) as file:
         file.writelines(line + "\n" for line in kept)
+
+
+def last_metrics(path: Path) -> dict[str, float]:
+    """The last complete line of metrics.jsonl, or {} when there is none."""
+    lines = _metric_lines(path) if path.is_file() else []
+    return lines[-1][1] if lines else {}
+
+
+def _metric_lines(path: Path) -> list[tuple[str, dict]]:
+    """(line, record) of every complete JSON line; a line cut by a kill is skipped."""
+    lines = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            lines.append((line, record))
+    return lines
 
 
 def _rng_state() -> dict:

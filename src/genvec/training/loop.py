@@ -9,6 +9,7 @@ gradient equals that of one big batch whatever the split (and a run can resume o
 Checkpoints and resumption are in `checkpoints.py`, the optimizer and schedule in `optim.py`.
 """
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 
 from genvec.config import GenVecConfig, TrainConfig
 from genvec.errors import ConfigError, TrainingError
+from genvec.files import exclusive_lock, lock_file_for
 from genvec.model import GenVecModel
 from genvec.training.checkpoints import (
     CHECKPOINTS,
@@ -32,6 +34,7 @@ from genvec.training.checkpoints import (
     load_checkpoint,
     save_checkpoint,
     save_model,
+    last_metrics,
     truncate_metrics,
 )
 from genvec.training.examples import (
@@ -109,6 +112,14 @@ def train(config: GenVecConfig, examples: TrainingExamples | None = None) -> Tra
     )
     _check_launch(accelerator)
     run_dir = Path(config.train.run_dir)
+    # The main process owns the run directory: a second run into it is refused while this one lives.
+    owner = exclusive_lock(lock_file_for(run_dir), f"the run directory {run_dir}")
+    with owner if accelerator.is_main_process else contextlib.nullcontext():
+        return _train(config, examples, accelerator, run_dir)
+
+
+def _train(config: GenVecConfig, examples: TrainingExamples | None, accelerator, run_dir: Path) -> TrainResult:
+    """The stages of a run, one call each, with the run directory held (see `train`)."""
     resume_from = find_resume_checkpoint(run_dir, config.train.resume)
     micro_batch, accumulation = batch_split(config.train, accelerator.num_processes)
     model = _build_model(config, accelerator)
@@ -128,6 +139,9 @@ def train(config: GenVecConfig, examples: TrainingExamples | None = None) -> Tra
     step = 0
     if resume_from is not None:
         step = load_checkpoint(resume_from, model, optimizer, scheduler, accelerator, identity)
+    if accelerator.is_main_process:
+        # Lines after the checkpoint are logged again; a new run drops the lines of a run killed before its first
+        # checkpoint, so metrics.jsonl never holds two runs.
         truncate_metrics(run_dir / METRICS, step)
     _report_start(config.train, accelerator, len(examples), micro_batch, accumulation, step)
     if config.train.report_to != "none":
@@ -135,6 +149,8 @@ def train(config: GenVecConfig, examples: TrainingExamples | None = None) -> Tra
     plan = BatchPlan(tokenized.lengths, config.train.batch_size, config.train.seed, config.train.group_by_length)
     state = _LoopState(step=step, identity=identity, last_saved=step or None)
     metrics = _loop(wrapped, model, optimizer, scheduler, tokenized, plan, accelerator, config.train, run_dir, state)
+    if not metrics:  # resumed from the last checkpoint: no step ran, the last logged line holds the final losses
+        metrics = last_metrics(run_dir / METRICS)
     model_dir = run_dir / FINAL
     trainables = full_trainables(model)  # every process: FSDP gathers the shards
     if accelerator.is_main_process:
