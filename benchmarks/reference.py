@@ -1,7 +1,7 @@
 """Reference-style baselines: the official LLM2Vec-Gen code's algorithms, re-written for timing comparisons only.
 
-Written from the description in `shared/research/paper.md` (sections 3 and 11), not from the official source, so
-that `run.py` can measure genvec and the official approach in the same run on the same random backbone:
+Written from the paper's description of the official code (its method and training sections), not from the official
+source, so that `run.py` can measure genvec and the official approach in the same run on the same random backbone:
 
 - `ReferenceTrainStep`: a separate encoder copy (`AutoModel`) whose N new vocabulary rows train through peft's
   TrainableTokens; a second full copy of the LLM as decoder (the backbone given); the teacher run on every step

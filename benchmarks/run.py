@@ -301,20 +301,34 @@ def measure_encode(preset: Preset, args) -> dict:
     }
 
 
-def measure_train_step(preset: Preset, args, activation_checkpointing: bool) -> dict:
-    """Seconds per optimizer step (forward, backward, AdamW) on the published loss, batch of queries + responses."""
+def train_step_of(model, args):
+    """The benchmark's training batch for `model` (queries, their batch, the response batch) and one optimizer step
+    on it (forward, backward, AdamW) as a function of no arguments."""
     import torch
 
-    model = build_model(preset, args)
-    model.activation_checkpointing = activation_checkpointing
-    if args.compile:
-        model.compile_layers()
     queries = make_texts(model.tokenizer, args.train_batch, args.query_tokens, seed=2)
     responses = make_texts(model.tokenizer, args.train_batch, args.response_tokens, seed=3)
     query_batch, response_batch = model.tokenize_batch(queries, responses)
     query_batch, response_batch = query_batch.to(model.device), response_batch.to(model.device)
     targets = torch.randn(args.train_batch, model.embedding_dim, device=model.device)
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-4)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        model(query_batch, response_batch, targets).total.backward()
+        optimizer.step()
+
+    return queries, query_batch, response_batch, step
+
+
+def measure_train_step(preset: Preset, args, activation_checkpointing: bool) -> dict:
+    """Seconds per optimizer step (forward, backward, AdamW) on the published loss, batch of queries + responses."""
+
+    model = build_model(preset, args)
+    model.activation_checkpointing = activation_checkpointing
+    if args.compile:
+        model.compile_layers()
+    _, query_batch, response_batch, step = train_step_of(model, args)
     result = {
         "batch_size": args.train_batch,
         "query_tokens": int(query_batch.attention_mask.sum()) // args.train_batch,
@@ -326,11 +340,6 @@ def measure_train_step(preset: Preset, args, activation_checkpointing: bool) -> 
     }
     if model.device.type == "cuda":
         result["weights_gpu_mb"] = gpu_memory_mb()
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        model(query_batch, response_batch, targets).total.backward()
-        optimizer.step()
 
     started = time.perf_counter()
     step()  # warm-up, and compilation with --compile
@@ -354,23 +363,13 @@ def measure_train_step_limit(preset: Preset, args) -> dict:
     from genvec.data.collate import pad_left, tokenize_queries
 
     model = build_model(preset, args)
-    queries = make_texts(model.tokenizer, args.train_batch, args.query_tokens, seed=2)
-    responses = make_texts(model.tokenizer, args.train_batch, args.response_tokens, seed=3)
-    query_batch, response_batch = model.tokenize_batch(queries, responses)
-    query_batch, response_batch = query_batch.to(model.device), response_batch.to(model.device)
-    targets = torch.randn(args.train_batch, model.embedding_dim, device=model.device)
-    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-4)
+    queries, query_batch, response_batch, step = train_step_of(model, args)
     special_ids = tokenize_queries(model.tokenizer, queries, 512, model.num_special_tokens)
     with_specials = pad_left([row + [0] * model.num_special_tokens for row in special_ids], 0).to(model.device)
     base, embeddings, head = model.backbone.base_model, model.backbone.get_input_embeddings(), model.backbone.get_output_embeddings()
     labelled = response_batch.attention_mask.bool()
     z = torch.randn(args.train_batch, model.num_compression_tokens, model.hidden_size, device=model.device,
                     dtype=model.dtype, requires_grad=True)
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        model(query_batch, response_batch, targets).total.backward()
-        optimizer.step()
 
     def limit():
         with torch.no_grad():
@@ -742,7 +741,7 @@ def import_code(preset: Preset) -> None:
     import importlib
 
     import genvec.model  # noqa: F401
-    import genvec.train  # noqa: F401
+    import genvec.training  # noqa: F401
     import reference  # noqa: F401
 
     importlib.import_module(f"transformers.models.{preset.architecture}.modeling_{preset.architecture}")

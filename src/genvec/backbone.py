@@ -5,12 +5,16 @@ head scores the reconstruction (design decision 1, docs/design.md). Loading free
 and the module is in eval mode. This file does not add tokens to the tokenizer or resize the vocabulary.
 """
 
+import hashlib
+import json
 import logging
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import huggingface_hub
 import torch
+from safetensors import SafetensorError
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from genvec.config import ModelConfig
@@ -62,23 +66,57 @@ def load_backbone(
         kwargs["attn_implementation"] = attn_implementation
     if device.type == "cuda":
         kwargs["device_map"] = str(device)  # load straight onto the GPU, no full copy in host memory
+    if not Path(name_or_path).exists() and not _could_be_hub_id(name_or_path):
+        raise InputError(
+            f"the backbone directory {name_or_path!r} does not exist (relative paths start at {Path.cwd()}); pass an "
+            "existing model directory or a hub id (org/name)."
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, revision=revision, **NO_REMOTE_CODE)
         backbone = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, SafetensorError, pickle.UnpicklingError) as err:
         if "trust_remote_code" in str(err):
             raise InputError(remote_code_message(name_or_path, "backbone")) from err
+        local = "" if Path(name_or_path).exists() else f" (there is no local directory {name_or_path!r} either)"
         raise InputError(
-            f"could not load the backbone {name_or_path!r} (revision {revision or 'default'}): {err}\n"
-            "Pass a hub id of a causal LM or a local directory saved with save_pretrained; without internet "
-            "access only local directories (or a filled Hugging Face cache with HF_HUB_OFFLINE=1) work. "
-            + REMOTE_CODE_HINT
+            f"could not load the backbone {name_or_path!r}{local} (revision {revision or 'default'}): "
+            f"{type(err).__name__}: {err}\n"
+            "Pass a hub id of a causal LM or a complete local directory saved with save_pretrained (a damaged or "
+            "truncated weights file cannot be read); without internet access only local directories (or a filled "
+            "Hugging Face cache with HF_HUB_OFFLINE=1) work. " + REMOTE_CODE_HINT
         ) from err
     if device.type != "cuda":
         backbone.to(device)
     freeze(backbone)
     logger.debug("loaded backbone %s (%s, %s)", name_or_path, type(backbone).__name__, dtype)
     return backbone, tokenizer
+
+
+def fingerprint(backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> dict[str, str]:
+    """Short hashes that tell one backbone from another without reading its weights: its architecture and shape
+    (class, text config without names and versions) and its tokenizer (vocabulary and special tokens)."""
+    config = backbone.config.get_text_config().to_dict()
+    for key in ("_name_or_path", "transformers_version", "torch_dtype", "dtype", "_commit_hash", "name_or_path"):
+        config.pop(key, None)
+    shape = json.dumps({"class": type(backbone).__name__, "config": config}, sort_keys=True, default=str)
+    vocabulary = json.dumps(
+        {"vocab": sorted(tokenizer.get_vocab().items()), "special": sorted(map(str, tokenizer.all_special_tokens))},
+        sort_keys=True,
+    )
+    return {name: hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+            for name, text in (("architecture", shape), ("tokenizer", vocabulary))}
+
+
+def local_path(name_or_path: str) -> str:
+    """An existing local directory as an absolute path (so a checkpoint finds it from any working directory); a hub
+    id as it is."""
+    path = Path(name_or_path).expanduser()
+    return str(path.resolve()) if name_or_path and path.exists() else name_or_path
+
+
+def _could_be_hub_id(name: str) -> bool:
+    """`name` has the form of a hub repository id (`org/name` or `name`), not of a path."""
+    return not name.startswith((".", "/", "~")) and name.count("/") <= 1 and "\\" not in name
 
 
 def remote_code_message(name_or_path: str, role: str) -> str:

@@ -30,14 +30,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.run(args) or 0
-    except GenVecError as err:
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # one line for the user; --debug shows the traceback
+        if args.debug:
+            raise
+        print(f"error: {_describe(err)}", file=sys.stderr)
+        return 2 if isinstance(err, (GenVecError, OSError)) else 1
+
+
+def _describe(err: Exception) -> str:
+    """The message of a genvec error as it is; what went wrong, for anything else (files, damaged inputs)."""
+    if isinstance(err, GenVecError):
+        return str(err)
+    if isinstance(err, OSError) and err.filename is not None:
+        reason = err.strerror or type(err).__name__
+        return f"{err.filename}: {reason}. Check the path, that it is not a directory, and that you may write there."
+    detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return (
+        f"{type(err).__name__}: {detail}" + (" " if detail else "")
+        + "(an input file may be damaged; run again with --debug for the traceback, and report it if the inputs "
+        "were valid)"
+    )
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -110,6 +125,12 @@ def _run_encode(args: argparse.Namespace) -> int:
     embeddings = model.encode(
         texts, instruction=instruction, batch_size=args.batch_size, max_length=args.max_length, normalize=args.normalize
     )
+    bad = int((~np.isfinite(embeddings).all(1)).sum())
+    if bad:
+        raise InputError(
+            f"{bad} of {len(texts)} embeddings hold NaN or infinite values, so nothing was written; the model "
+            "produced them (check the checkpoint, and try --dtype fp32 if it ran in fp16)."
+        )
     if args.output is None:
         _write_records(sys.stdout, texts, embeddings)
     elif args.output.suffix == ".npy":
@@ -134,6 +155,8 @@ def _input_texts(args: argparse.Namespace) -> list[str]:
 
 
 def _read_lines(path: Path) -> list[str]:
+    if path.is_dir():
+        raise InputError(f"--input {str(path)!r} is a directory; pass a text file with one text per line.")
     if not path.is_file():
         raise InputError(f"--input {str(path)!r} does not exist; pass a text file with one text per line.")
     try:
@@ -196,7 +219,7 @@ def _add_shard_flags(parser: argparse.ArgumentParser) -> None:
 def _shard(args: argparse.Namespace) -> tuple[int, int]:
     """(num_shards, shard_id): the flags, else the launcher's WORLD_SIZE / RANK (torchrun, accelerate launch)."""
     if args.num_shards is not None or args.shard_id is not None:
-        return args.num_shards or 1, args.shard_id or 0
+        return (1 if args.num_shards is None else args.num_shards), (0 if args.shard_id is None else args.shard_id)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size > 1:
         return world_size, int(os.environ.get("RANK", "0"))

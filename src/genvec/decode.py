@@ -21,6 +21,7 @@ Shapes: B batch, K compression tokens, N special tokens, H hidden size, V vocabu
 
 import dataclasses
 import logging
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -165,6 +166,13 @@ def check_decode_arguments(
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
     if sampling is not None:
+        for name in ("temperature", "top_p"):
+            value = getattr(sampling, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise InputError(f"{name} must be a finite number, got {value!r}.")
+        seed = sampling.seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
+            raise InputError(f"seed must be an integer between 0 and 2**63 - 1 (or None), got {seed!r}.")
         if not sampling.temperature > 0:
             raise InputError(f"temperature must be > 0, got {sampling.temperature!r}; use do_sample=False for greedy.")
         if not 0 < sampling.top_p <= 1:
@@ -184,6 +192,9 @@ def check_states(states: torch.Tensor | np.ndarray, hidden_size: int) -> torch.T
             f"states has shape {tuple(states.shape)}; expected (B, K, {hidden_size}) compression states "
             "(as returned by model.compress) with B, K >= 1."
         )
+    if not torch.isfinite(states).all():
+        rows = (~torch.isfinite(states).flatten(1).all(1)).nonzero().flatten().tolist()
+        raise InputError(f"states rows {rows[:8]} hold NaN or infinite values; the LLM cannot read them as a prompt.")
     return states
 
 

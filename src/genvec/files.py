@@ -51,9 +51,14 @@ def temporary_path(path: str | Path) -> Path:
 
 
 def commit_file(temporary: Path, path: str | Path) -> None:
-    """Flush a file written by name to disk and rename it over `path`."""
+    """Flush a file written by name to disk and rename it over `path`, with the permissions any file gets here.
+
+    The mode is set again because a library that writes by name may replace the file (safetensors writes its own
+    temporary file with mode 0600, which would make a shared checkpoint unreadable to others).
+    """
     with open(temporary, "rb+") as file:
         os.fsync(file.fileno())
+    os.chmod(temporary, _default_mode())
     os.replace(temporary, path)
 
 

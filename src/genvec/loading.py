@@ -98,8 +98,23 @@ def _open_native(directory: Path, backbone: str | None, device: str, dtype: str 
             f"checkpoint {str(directory)!r} was trained on a backbone of hidden size {stored} "
             f"({checkpoint.backbone['name_or_path']!r}); load it with the backbone it was trained on."
         )
+    _check_same_backbone(model, checkpoint, directory)
     model.load_trainable_state_dict(checkpoint.weights, source=str(directory / native.WEIGHTS_FILE))
     return model
+
+
+def _check_same_backbone(model: GenVecModel, checkpoint: native.NativeCheckpoint, directory: Path) -> None:
+    """Refuse a backbone whose architecture or tokenizer differs from the one the checkpoint recorded (checkpoints
+    written before fingerprints existed are not checked)."""
+    recorded = checkpoint.backbone.get("fingerprint") or {}
+    now = model.backbone_record["fingerprint"]
+    differing = [part for part in ("architecture", "tokenizer") if part in recorded and recorded[part] != now[part]]
+    if differing:
+        raise CheckpointError(
+            f"the backbone {model.config.model.backbone!r} is not the one {str(directory)!r} was trained on "
+            f"({checkpoint.backbone.get('name_or_path')!r}): its {' and its '.join(differing)} differ. Load the "
+            "checkpoint with that backbone (--backbone pointing to a copy of it)."
+        )
 
 
 def _open_official(directory: Path, backbone: str | None, device: str, dtype: str | None) -> GenVecModel:
@@ -126,6 +141,10 @@ def _open_official(directory: Path, backbone: str | None, device: str, dtype: st
 
 def _local_directory(path_or_repo: str | Path, revision: str | None) -> Path:
     """The local directory of a checkpoint; a hub repo id is downloaded (checkpoint files of both layouts only)."""
+    if not isinstance(path_or_repo, (str, Path)) or not str(path_or_repo):
+        raise CheckpointNotFoundError(
+            f"load_model() takes a checkpoint directory or a hub repo id (a string or a Path), got {path_or_repo!r}."
+        )
     path = Path(path_or_repo)
     if path.is_dir():
         return path

@@ -23,6 +23,7 @@ of its length is the docstrings users read; split across files, one object would
 """
 
 import dataclasses
+import functools
 import logging
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -150,7 +151,8 @@ class GenVecModel(nn.Module):
     def from_config(cls, config: GenVecConfig) -> "GenVecModel":
         """A new, untrained model as `config` describes it (loads the backbone, pinned to a commit on the hub)."""
         revision = backbones.resolve_revision(config.model.backbone, config.model.revision)
-        config = dataclasses.replace(config, model=dataclasses.replace(config.model, revision=revision))
+        source = backbones.local_path(config.model.backbone)  # a directory by its absolute path: found from anywhere
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model, backbone=source, revision=revision))
         backbone, tokenizer = backbones.load_configured(config.model)
         return cls(backbone, tokenizer, config)
 
@@ -276,12 +278,27 @@ class GenVecModel(nn.Module):
 
     @torch.no_grad()  # not inference_mode: callers may feed the states to autograd code (decoding, probes)
     def compress(
-        self, texts: list[str] | str, *, instruction: str | None = None, max_length: int | None = None
+        self,
+        texts: list[str] | str,
+        *,
+        instruction: str | None = None,
+        max_length: int | None = None,
+        batch_size: int = 32,
     ) -> torch.Tensor:
-        """Compression states z = R(h) of each text: the decoder prompt, (B, K, H) fp32 on the model's device."""
+        """Compression states z = R(h) of each text: the decoder prompt, (B, K, H) fp32 on the model's device.
+
+        Texts run `batch_size` at a time, longest first (as in `encode`), so memory stays bounded by one batch.
+        """
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
         ids = self._tokenize_texts(texts, instruction, max_length)
-        batch = pad_left(ids, self.pad_token_id).to(self.device)
-        return self.compression_states(self.special_states(batch)).float()
+        order = np.argsort([-len(row) for row in ids], kind="stable")
+        states = torch.empty(len(ids), self.num_compression_tokens, self.hidden_size, device=self.device)  # (B, K, H)
+        for start in range(0, len(ids), batch_size):
+            indices = order[start : start + batch_size]
+            batch = pad_left([ids[i] for i in indices], self.pad_token_id).to(self.device)
+            states[torch.as_tensor(indices, device=self.device)] = self.compression_states(self.special_states(batch)).float()
+        return states
 
     @torch.inference_mode()
     def encode(
@@ -313,6 +330,8 @@ class GenVecModel(nn.Module):
         """
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        if not isinstance(normalize, bool):
+            raise InputError(f"normalize must be True or False, got {normalize!r}.")
         ids = self._tokenize_texts(texts, instruction, max_length)
         order = np.argsort([-len(row) for row in ids], kind="stable")  # longest first: memory errors show early
         num_batches = -(-len(ids) // batch_size)
@@ -379,7 +398,7 @@ class GenVecModel(nn.Module):
         else:
             texts = check_texts(texts)
             batches = (
-                self.compress(texts[start : start + batch_size], instruction=instruction)
+                self.compress(texts[start : start + batch_size], instruction=instruction, batch_size=batch_size)
                 for start in range(0, len(texts), batch_size)
             )
         with layers.eager(self.layers_compiled):
@@ -474,6 +493,18 @@ class GenVecModel(nn.Module):
         """The frozen LLM, its tokenizer and its pinned `ModelConfig`, e.g. for `generate_responses`."""
         return backbones.LoadedBackbone(self.backbone, self.tokenizer, self.config.model)
 
+    @functools.cached_property
+    def backbone_record(self) -> dict[str, object]:
+        """What a checkpoint records of the backbone: id or absolute path, pinned revision, class, hidden size, and
+        the fingerprint of its architecture and tokenizer (to refuse another backbone at load time)."""
+        return {
+            "name_or_path": self.config.model.backbone,
+            "revision": self.config.model.revision,
+            "architecture": type(self.backbone).__name__,
+            "hidden_size": self.hidden_size,
+            "fingerprint": backbones.fingerprint(self.backbone, self.tokenizer),
+        }
+
     @property
     def _no_split_modules(self) -> list[str]:
         """The backbone's layer classes: Accelerate's FSDP auto-wrap reads them to shard each decoder layer apart."""
@@ -519,6 +550,11 @@ class GenVecModel(nn.Module):
             for name, shape in expected.items()
             if name in weights and tuple(weights[name].shape) != shape
         ]
+        problems += [
+            f"tensor {name} holds NaN or infinite values (the checkpoint is damaged, or its training diverged)"
+            for name in expected
+            if name in weights and weights[name].is_floating_point() and not torch.isfinite(weights[name]).all()
+        ]
         if problems:
             raise CheckpointError(f"{source} does not fit the model:\n" + "\n".join(problems))
 
@@ -533,7 +569,7 @@ class GenVecModel(nn.Module):
         """Write a native checkpoint: `genvec_config.json` + `trainable.safetensors` (atomically, backbone referenced)."""
         from genvec.checkpoint.native import save_native
 
-        save_native(path, self.config, self.trainable_state_dict(), architecture=type(self.backbone).__name__)
+        save_native(path, self.config, self.trainable_state_dict(), self.backbone_record)
 
     # ---------------------------------------------------------------- internals
 
@@ -541,7 +577,9 @@ class GenVecModel(nn.Module):
         """Token ids of each `instruction + text`, cut to leave room for the special tokens (not padded)."""
         texts = join_instruction(check_texts(texts), instruction)
         max_length = self.config.model.max_length if max_length is None else max_length
-        if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < self.num_special_tokens + 1:
+        if not isinstance(max_length, int) or isinstance(max_length, bool):
+            raise InputError(f"max_length must be an integer number of tokens, got {max_length!r}.")
+        if max_length < self.num_special_tokens + 1:
             raise InputError(
                 f"max_length={max_length!r} cannot hold one text token plus the {self.num_special_tokens} special "
                 f"tokens; use max_length >= {self.num_special_tokens + 1}."

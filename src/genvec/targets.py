@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from genvec import formats
 from genvec.config import TeacherConfig
+from genvec.data.collate import check_texts
 from genvec.data.dataset import ResponseRecord, read_responses
 from genvec.errors import InputError
 from genvec.files import append_synced, exclusive_lock, write_text_atomic
@@ -132,6 +133,7 @@ class TargetStore:
         Raises:
             InputError: some texts have no stored embedding (the message counts them and shows one).
         """
+        texts = check_texts(texts, "texts")
         found = self._find(texts)
         missing = np.flatnonzero(found < 0)
         if len(missing):
@@ -213,6 +215,9 @@ def compute_targets(
         raise InputError(f"need num_shards >= 1 and shard_id in 0..num_shards-1, got {shard_id!r} of {num_shards!r}.")
     texts = _response_texts(responses)
     unique = list(dict.fromkeys(texts))
+    if isinstance(teacher, str):
+        raise InputError(f"teacher must be a TeacherConfig (or a Teacher), got the string {teacher!r}; pass "
+                         f"TeacherConfig(name={teacher!r}).")
     if isinstance(teacher, TeacherConfig):
         teacher = pin_teacher(teacher)  # resolved once: the teacher loaded below is the one named here
     name = teacher.name

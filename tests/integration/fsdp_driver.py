@@ -57,7 +57,7 @@ def main() -> None:
     saved = save_checkpoint(run_dir, STEPS, model, optimizer, scheduler, accelerator, keep_last=1, identity={})
     before = full_trainables(model), full_optimizer_state(model, optimizer)
     model, optimizer, scheduler = build(backbone, shard)
-    step = load_checkpoint(saved, model, optimizer, scheduler, accelerator, identity={})
+    step = load_checkpoint(saved, model, optimizer, scheduler, accelerator, identity={}, max_steps=STEPS)
     after = full_trainables(model), full_optimizer_state(model, optimizer)
     if accelerator.is_main_process:
         same_trainables = all(torch.equal(before[0][name], after[0][name]) for name in before[0])

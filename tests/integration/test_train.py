@@ -305,3 +305,34 @@ def test_a_second_run_into_a_run_directory_in_use_is_refused(backbone_dirs, tmp_
             train(config, make_examples())
     assert not (tmp_path / "run" / "config.yaml").exists()  # nothing written by the refused run
     train(config, make_examples())
+
+
+def test_damaged_training_checkpoints_and_a_checkpoint_past_max_steps_are_refused_clearly(backbone_dirs, tmp_path):
+    config = make_config(backbone_dirs["qwen3"], tmp_path / "run", **{"train.max_steps": 4, "train.save_every": 2})
+    train(config, make_examples())
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-00000004"
+    with pytest.raises(TrainingError, match=r"is at step 4, past train.max_steps 2"):
+        train(config.with_overrides({"train.resume": "latest", "train.max_steps": 2}), make_examples())
+    (checkpoint / "optimizer.pt").write_bytes(b"not a torch file")
+    with pytest.raises(TrainingError, match=r"optimizer state .* is missing or damaged"):
+        train(config.with_overrides({"train.resume": "latest"}), make_examples())
+    (checkpoint / "trainer_state.json").write_text('{"step": ')
+    with pytest.raises(TrainingError, match=r"trainer_state.json' could not be read .*delete this checkpoint"):
+        train(config.with_overrides({"train.resume": "latest"}), make_examples())
+
+
+def test_training_refuses_unfinished_responses(backbone_dirs, tmp_path):
+    from genvec.config import DataConfig
+    from genvec.data.responses import generate_responses
+
+    model = genvec.GenVecModel.from_backbone(str(backbone_dirs["qwen3"]), num_special_tokens=4,
+                                             num_compression_tokens=2, embedding_dim=16, dtype="fp32", device="cpu")
+    responses = tmp_path / "responses.jsonl"
+    generate_responses([f"question {i}?" for i in range(6)], responses, model.loaded_backbone,
+                       DataConfig(max_new_tokens=4, decoding="greedy"))
+    meta = json.loads(responses.with_suffix(".meta.json").read_text())
+    responses.with_suffix(".meta.json").write_text(json.dumps({**meta, "complete": False}))
+    config = make_config(backbone_dirs["qwen3"], tmp_path / "run", **{"train.max_steps": 2,
+                                                                      "data.responses": str(responses)})
+    with pytest.raises(TrainingError, match=r"the responses are unfinished: .*responses.jsonl is incomplete \(6 of 6"):
+        train(config)

@@ -85,3 +85,24 @@ def test_quickstart_takes_its_cache_from_the_flag_then_genvec_cache_and_prints_t
     assert main(["quickstart", "--run-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "flag")]) == 0
     assert seen[1].cache_dir == tmp_path / "flag"
     assert "genvec does NOT beat both" in capsys.readouterr().out
+
+
+def test_file_system_problems_and_bad_arguments_are_one_error_line(qwen3_model, tmp_path, capsys):
+    import os
+
+    qwen3_model.save_pretrained(tmp_path / "ckpt")
+    model = ["--model", str(tmp_path / "ckpt"), "--device", "cpu"]
+    (tmp_path / "out.npy").mkdir()
+    cases = [
+        (["encode", *model, "hello", "--output", str(tmp_path / "out.npy")], "out.npy"),  # an existing directory
+        (["encode", *model, "--input", str(tmp_path)], "is a directory"),
+        (["encode", *model, os.fsdecode(b"caf\xe9")], "is not valid Unicode text"),  # bytes that are not UTF-8
+        (["decode", *model, "hello", "--sample", "--seed", str(2**70)], "seed must be an integer"),
+        (["generate-responses", "--queries", "q.txt", "--responses", "r.jsonl", "--num-shards", "0",
+          "--backbone", "x"], "num_shards must be a positive integer, got 0"),
+    ]
+    for argv, message in cases:
+        status = main(argv)
+        err = capsys.readouterr().err
+        assert status == 2, (argv, err)
+        assert err.startswith("error: ") and message in err and "Traceback" not in err, (argv, err)

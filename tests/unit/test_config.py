@@ -1,5 +1,7 @@
 """GenVecConfig: defaults, files, overrides, and errors that list every problem at once."""
 
+import re
+
 import pytest
 
 from genvec.config import (
@@ -110,3 +112,19 @@ def test_non_finite_numbers_seeds_and_list_lengths_are_refused_when_the_config_i
         with pytest.raises(ConfigError, match=r"train.adam_betas: expected a list of 2 items"):
             GenVecConfig().with_overrides({"train.adam_betas": betas})
     assert GenVecConfig().with_overrides({"data.seed": "none"}).data.seed is None
+
+
+def test_a_config_built_in_python_with_wrong_types_gets_a_config_error():
+    from genvec.config import ModelConfig, TrainConfig
+
+    cases = [
+        (lambda: GenVecConfig(train=TrainConfig(max_steps="5")), "train.max_steps: expected int, got '5'"),
+        (lambda: GenVecConfig(train=TrainConfig(learning_rate=None)), "train.learning_rate: expected float, got None"),
+        (lambda: GenVecConfig(model={"backbone": "x"}), "model: expected a ModelConfig, got {'backbone': 'x'}"),
+        (lambda: GenVecConfig(model=ModelConfig(embedding_dim=2.5)), "model.embedding_dim: expected int | None, got 2.5"),
+        (lambda: GenVecConfig(train=TrainConfig(adam_betas=(0.9,))), "train.adam_betas: expected"),
+    ]
+    for build, message in cases:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            build()
+    assert GenVecConfig(train=TrainConfig(learning_rate=1)).train.learning_rate == 1  # an int is a valid float

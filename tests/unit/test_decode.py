@@ -184,3 +184,15 @@ def test_logit_lens_serialises_and_prints(qwen3_model):
     assert len(table.splitlines()) == 1 + 4 * 6  # text line; per token: blank, title, header, 3 ranks
     with pytest.raises(InputError, match="top_k must be an integer between 1 and the vocabulary size"):
         qwen3_model.inspect("polar bears", top_k=0)
+
+
+def test_non_finite_states_and_bad_sampling_arguments_are_refused(qwen3_model):
+    states = torch.full((1, 2, qwen3_model.hidden_size), float("nan"))
+    with pytest.raises(InputError, match=r"states rows \[0\] hold NaN or infinite values"):
+        qwen3_model.decode(states=states, max_new_tokens=4)
+    good = qwen3_model.compress(["a question"])
+    for arguments, message in (({"seed": "abc"}, "seed must be an integer"), ({"seed": 2**70}, "seed must be an integer"),
+                               ({"temperature": "1.0"}, "temperature must be a finite number"),
+                               ({"top_p": float("nan")}, "top_p must be a finite number")):
+        with pytest.raises(InputError, match=message):
+            qwen3_model.decode(states=good, max_new_tokens=4, do_sample=True, **arguments)

@@ -218,3 +218,23 @@ def test_fsdp_auto_wrap_finds_the_decoder_layer_class(tiny_model):
     classes = [get_module_class_from_name(tiny_model, name) for name in tiny_model._no_split_modules]
     assert classes and None not in classes
     assert all(isinstance(layer, tuple(classes)) for layer in tiny_model.backbone.base_model.layers)
+
+
+def test_bad_arguments_of_encode_and_compress_are_refused_with_their_reason(qwen3_model):
+    with pytest.raises(InputError, match="batch_size must be a positive integer, got True"):
+        qwen3_model.encode(["a"], batch_size=True)
+    with pytest.raises(InputError, match="normalize must be True or False, got 'no'"):
+        qwen3_model.encode(["a"], normalize="no")
+    with pytest.raises(InputError, match="max_length must be an integer number of tokens, got 5.0"):
+        qwen3_model.encode(["a"], max_length=5.0)
+    with pytest.raises(InputError, match="instruction must be a string or None, got int"):
+        qwen3_model.encode(["a"], instruction=123)
+    with pytest.raises(InputError, match=r"texts\[0\] .* is not valid Unicode text"):
+        qwen3_model.encode(["bad \ud800 surrogate"])
+
+
+def test_compress_in_batches_equals_one_batch(qwen3_model):
+    texts = [f"text number {i} " * (i % 5 + 1) for i in range(7)]
+    whole = qwen3_model.compress(texts, batch_size=7)
+    assert torch.allclose(qwen3_model.compress(texts, batch_size=2), whole, atol=1e-5)
+    assert whole.shape == (7, qwen3_model.num_compression_tokens, qwen3_model.hidden_size)

@@ -1,6 +1,8 @@
 """Native checkpoints: bit-exact round trip, atomic writes, and errors that list files and sizes."""
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -94,3 +96,45 @@ def test_tensors_that_do_not_fit_are_all_listed(qwen3_model, tmp_path):
     message = str(caught.value)
     assert "missing tensor reconstruction.bias" in message and "unexpected tensor extra" in message
     assert "alignment.bias has shape (3,), the model expects (16,)" in message
+
+
+def test_checkpoint_files_follow_the_umask_like_every_other_file(qwen3_model, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        qwen3_model.save_pretrained(tmp_path / "ckpt")
+    finally:
+        os.umask(previous)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in (tmp_path / "ckpt").iterdir()}
+    assert modes == {CONFIG_FILE: 0o644, WEIGHTS_FILE: 0o644}
+
+
+def test_non_finite_trainable_tensors_are_refused_at_load(qwen3_model, tmp_path):
+    with torch.no_grad():
+        qwen3_model.reconstruction.bias[0] = float("nan")
+    qwen3_model.save_pretrained(tmp_path / "ckpt")
+    with pytest.raises(CheckpointError, match="tensor reconstruction.bias holds NaN or infinite values"):
+        genvec.load_model(tmp_path / "ckpt", device="cpu")
+
+
+def test_a_checkpoint_names_its_backbone_by_absolute_path_and_refuses_another_backbone(backbone_dirs, tmp_path,
+                                                                                       monkeypatch):
+    monkeypatch.chdir(backbone_dirs["qwen3"].parent)
+    relative = backbone_dirs["qwen3"].name
+    model = genvec.GenVecModel.from_backbone(relative, num_special_tokens=4, num_compression_tokens=2,
+                                             embedding_dim=16, dtype="fp32", device="cpu")
+    model.save_pretrained(tmp_path / "ckpt")
+    document = json.loads((tmp_path / "ckpt" / CONFIG_FILE).read_text())
+    assert document["backbone"]["name_or_path"] == str(backbone_dirs["qwen3"].resolve())
+    assert set(document["backbone"]["fingerprint"]) == {"architecture", "tokenizer"}
+    monkeypatch.chdir(tmp_path)  # another working directory: the backbone is still found
+    assert genvec.load_model(tmp_path / "ckpt", device="cpu").encode(["ice"]).shape == (1, 16)
+    with pytest.raises(CheckpointError, match=r"is not the one .* was trained on .*its architecture and its tokenizer "
+                                              r"differ"):
+        genvec.load_model(tmp_path / "ckpt", backbone=str(backbone_dirs["llama"]), device="cpu")
+
+
+def test_a_missing_backbone_directory_is_named_as_such(tmp_path):
+    from genvec.errors import InputError
+
+    with pytest.raises(InputError, match=r"the backbone directory './nowhere/model' does not exist"):
+        genvec.GenVecModel.from_backbone("./nowhere/model", device="cpu")

@@ -105,3 +105,28 @@ def test_file_that_is_not_what_its_name_says(tmp_path):
         read_queries(tmp_path / "q.jsonl")
     with pytest.raises(InputError, match="text file holds one query per line and has no fields"):
         read_queries(tmp_path / "q.txt", field="query")
+
+
+def test_tsv_keeps_quotes_and_lines_as_written(tmp_path):
+    path = tmp_path / "q.tsv"
+    path.write_text('query\tid\n"Hello" she said\t1\n"multi\t2\nline"\t3\n', encoding="utf-8")
+    # TSV has no quoting: quotes stay, each line is one row (a CSV reader would drop the quotes and merge 2 lines).
+    assert read_queries(path).queries == ['"Hello" she said', '"multi', 'line"']
+    path.write_text('query\tid\n"Hello" she said\t1\nit\'s "quoted"\t2\n', encoding="utf-8")
+    assert read_queries(path).queries == ['"Hello" she said', 'it\'s "quoted"']
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_query(tmp_path):
+    for name, text in (("q.txt", "first\nsecond\n"), ("q.csv", "query\nfirst\nsecond\n"),
+                       ("q.jsonl", '{"query": "first"}\n{"query": "second"}\n')):
+        (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+        assert read_queries(tmp_path / name).queries == ["first", "second"], name
+
+
+def test_json_documents_however_laid_out_and_old_mac_line_endings(tmp_path):
+    (tmp_path / "a.json").write_text('\n[\n  {"query": "one"},\n  {"query": "two"}\n]\n')
+    assert read_queries(tmp_path / "a.json").queries == ["one", "two"]
+    (tmp_path / "o.json").write_text('{\n  "query": "alone"\n}\n')
+    assert read_queries(tmp_path / "o.json").queries == ["alone"]
+    (tmp_path / "r.txt").write_bytes(b"one\rtwo\rthree")
+    assert read_queries(tmp_path / "r.txt").queries == ["one", "two", "three"]

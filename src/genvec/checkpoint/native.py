@@ -1,6 +1,7 @@
 """genvec's native checkpoint: `genvec_config.json` + `trainable.safetensors` (design decision 8, docs/design.md).
 
-- `genvec_config.json`: format and version, the backbone (id or path, revision, architecture, hidden size), the
+- `genvec_config.json`: format and version, the backbone (id or absolute path, revision, architecture, hidden size,
+  and a fingerprint of its architecture and tokenizer), the
   resolved `GenVecConfig`, and the name, size and SHA-256 of the weights file.
 - `trainable.safetensors`: only the trainable tensors (special vectors, R, A) in fp32. The backbone is
   referenced, never copied, and no pickle is ever read.
@@ -46,14 +47,14 @@ class NativeCheckpoint:
     """What the checkpoint recorded of its backbone: name_or_path, revision, architecture, hidden_size."""
 
 
-def save_native(path: str | Path, config: GenVecConfig, tensors: dict[str, torch.Tensor], *, architecture: str) -> None:
+def save_native(path: str | Path, config: GenVecConfig, tensors: dict[str, torch.Tensor], backbone: dict) -> None:
     """Write a checkpoint of `tensors` (the trainable tensors by name) and `config` to directory `path`.
 
     Args:
         path: the directory, created if needed.
         config: the model's resolved config (backbone id and pinned revision, N, K, D, instructions, ...).
         tensors: `GenVecModel.trainable_state_dict()`, or the same gathered from FSDP shards by the trainer.
-        architecture: the backbone's class name, recorded for readers and error messages.
+        backbone: `GenVecModel.backbone_record`: id or path, revision, class, hidden size, fingerprint.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -71,12 +72,7 @@ def save_native(path: str | Path, config: GenVecConfig, tensors: dict[str, torch
         temporary.unlink(missing_ok=True)
     document = {
         **header(FORMAT_NAME, FORMAT_VERSION),
-        "backbone": {
-            "name_or_path": config.model.backbone,
-            "revision": config.model.revision,
-            "architecture": architecture,
-            "hidden_size": int(tensors["special_tokens.weight"].shape[1]),
-        },
+        "backbone": backbone,
         "config": config.to_dict(),
         "weights": {"file": WEIGHTS_FILE, "sha256": digest, "tensors": {k: list(v.shape) for k, v in tensors.items()}},
     }

@@ -13,11 +13,12 @@ text to the field types, is `parsing.py`.
 
 import dataclasses
 import json
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genvec.config.parsing import field_docs, field_names, parse_override_words, read_fields
+from genvec.config.parsing import field_docs, field_names, parse_override_words, read_fields, type_problems
 from genvec.config.sections import (
     DEFAULT_INSTRUCTIONS,
     DataConfig,
@@ -103,8 +104,12 @@ class GenVecConfig:
         return dataclasses.asdict(self)
 
     def to_file(self, path: str | Path) -> None:
-        """Write the config as YAML or JSON (by extension), atomically."""
+        """Write the config as YAML (`.yaml`/`.yml`) or JSON (`.json`), atomically: the files `from_file` reads."""
         path = Path(path)
+        if path.suffix not in (".yaml", ".yml", ".json"):
+            raise ConfigError(f"config file {str(path)!r}: unknown extension; use .yaml, .yml or .json.")
+        if path.is_dir():
+            raise ConfigError(f"config file {str(path)!r} is a directory; pass a file name ending in .yaml or .json.")
         if path.suffix == ".json":
             text = json.dumps(self.to_dict(), indent=2) + "\n"
         else:
@@ -118,6 +123,11 @@ class GenVecConfig:
 
         String values are converted to the field's type; every problem is reported in one `ConfigError`.
         """
+        if isinstance(overrides, str):
+            raise ConfigError(
+                f"overrides must be a mapping such as {{'train.max_steps': 5}} or a list of words such as "
+                f"['--train.max_steps', '5'], got the string {overrides!r}."
+            )
         if not isinstance(overrides, Mapping):
             overrides = parse_override_words(overrides)
         data = self.to_dict()
@@ -134,7 +144,18 @@ class GenVecConfig:
 
 
 def _problems(config: GenVecConfig) -> list[str]:
-    """Every problem of every section, one line each, then the checks that span sections."""
+    """Every problem of every section, one line each, then the checks that span sections. Values of the wrong type
+    (a config built in Python) are reported alone: range checks need the right types."""
+    hints = typing.get_type_hints(GenVecConfig)
+    problems = []
+    for section in dataclasses.fields(config):
+        value = getattr(config, section.name)
+        if not isinstance(value, hints[section.name]):
+            problems.append(f"{section.name}: expected a {hints[section.name].__name__}, got {value!r:.60}")
+        else:
+            problems += type_problems(value, f"{section.name}.")
+    if problems:
+        return problems
     problems = [line for section in dataclasses.fields(config) for line in getattr(config, section.name).problems()]
     tokens = config.tokens.num_special_tokens
     if config.model.max_length < tokens + 1:

@@ -148,3 +148,43 @@ def _convert(value: object, hint: object) -> object:
     raise TypeError(f"unsupported field type {hint!r}")
 
 
+
+
+def type_problems(instance: object, prefix: str) -> list[str]:
+    """`prefix.field: expected TYPE, got VALUE` for every field of a dataclass instance whose value does not have
+    its annotated type (values built in Python, not parsed from text: `TrainConfig(max_steps="5")`)."""
+    hints = typing.get_type_hints(type(instance))
+    return [
+        f"{prefix}{item.name}: expected {_type_name(hints[item.name])}, got {getattr(instance, item.name)!r}"
+        for item in dataclasses.fields(instance)
+        if not _matches(getattr(instance, item.name), hints[item.name])
+    ]
+
+
+def _matches(value: object, hint: object) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in args)
+    if origin is Literal:
+        return value in args
+    if origin is dict:
+        return isinstance(value, dict) and all(_matches(k, args[0]) and _matches(v, args[1]) for k, v in value.items())
+    if origin in (list, tuple):
+        if not isinstance(value, origin):
+            return False
+        if origin is tuple and Ellipsis not in args and len(value) != len(args):
+            return False
+        return all(_matches(item, args[0]) for item in value)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def _type_name(hint: object) -> str:
+    if typing.get_origin(hint) is Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(hint)))
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

@@ -55,11 +55,26 @@ def check_texts(texts: object, what: str = "texts") -> list[str]:
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise InputError(f"{what}[{index}] is {type(text).__name__} ({text!r:.40}); every item must be a string.")
+        if not _is_encodable(text):
+            raise InputError(
+                f"{what}[{index}] ({text!r:.40}) is not valid Unicode text (it holds a lone surrogate, e.g. from "
+                "bytes that were not UTF-8); decode your input as UTF-8 first."
+            )
     return list(texts)
+
+
+def _is_encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def join_instruction(texts: list[str], instruction: str | None) -> list[str]:
     """`instruction.strip() + " " + text.strip()` for each text; texts are only stripped without an instruction."""
+    if instruction is not None and not isinstance(instruction, str):
+        raise InputError(f"instruction must be a string or None, got {type(instruction).__name__} ({instruction!r:.40}).")
     if instruction is None or not instruction.strip():
         return [text.strip() for text in texts]
     prefix = instruction.strip() + " "

@@ -203,18 +203,23 @@ def parse_record(line: bytes | str, where: str) -> ResponseRecord:
     return ResponseRecord(**{name: value[name] for name in RECORD_FIELDS})
 
 
+def incomplete_files(path: str | Path) -> list[str]:
+    """`FILE is incomplete (W of Q queries answered)` for each response file at `path` whose sidecar says so."""
+    found = []
+    for file in response_files(path):
+        meta = metadata_path(file)
+        try:
+            document = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else None
+        except (OSError, ValueError):
+            continue
+        if isinstance(document, dict) and document.get("complete") is False:
+            counts = document.get("counts", {})
+            found.append(
+                f"{file} is incomplete ({counts.get('written', '?')} of {counts.get('queries', '?')} queries answered)"
+            )
+    return found
+
+
 def _warn_if_incomplete(path: Path) -> None:
-    meta = metadata_path(path)
-    if not meta.is_file():
-        return
-    try:
-        document = json.loads(meta.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    if isinstance(document, dict) and document.get("complete") is False:
-        counts = document.get("counts", {})
-        warnings.warn(
-            f"{path} is incomplete ({counts.get('written', '?')} of {counts.get('queries', '?')} queries answered); "
-            "rerun the same generate-responses command to finish it.",
-            stacklevel=3,
-        )
+    for description in incomplete_files(path):
+        warnings.warn(f"{description}; rerun the same generate-responses command to finish it.", stacklevel=3)

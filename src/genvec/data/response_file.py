@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from genvec.backbone import local_path
 from genvec.data.dataset import ResponseRecord, metadata_path, read_response_file
 from genvec.data.sources import QuerySet
 from genvec.errors import InputError
@@ -145,7 +146,10 @@ def resume_file(path: Path, previous: dict | None, query_set: QuerySet, position
 
 
 def _check_compatible(path: Path, previous: dict, identity: dict, requested: dict) -> None:
-    changed = [f"backbone {line}" for line in differences(previous.get("backbone", {}), identity)]
+    recorded = dict(previous.get("backbone", {}))
+    if isinstance(recorded.get("name_or_path"), str):  # files of earlier versions may name a directory relatively
+        recorded["name_or_path"] = local_path(recorded["name_or_path"])
+    changed = [f"backbone {line}" for line in differences(recorded, identity)]
     changed += differences(previous.get("requested", {}), requested)
     if changed:
         raise InputError(

@@ -82,7 +82,10 @@ def generate_responses(
     Example:
         >>> generate_responses("prompts.jsonl", "responses.jsonl", "Qwen/Qwen3-0.6B", DataConfig(max_new_tokens=300))
     """
-    config = config or DataConfig()
+    config = DataConfig() if config is None else config
+    if not isinstance(config, DataConfig):
+        raise InputError(f"config must be a DataConfig (or None for the defaults), got {type(config).__name__}; e.g. "
+                         "DataConfig(max_new_tokens=300).")
     _check_shard(num_shards, shard_id)
     query_set = _query_set(queries, config)
     positions = list(range(shard_id, len(query_set), num_shards))
@@ -94,7 +97,8 @@ def generate_responses(
         run = _prepare_run(path, query_set, positions, identity, requested, config, shard_id, num_shards)
         if run.written == len(positions):
             logger.info("%s already holds all %d responses of shard %d/%d", path, run.written, shard_id, num_shards)
-            run.write_metadata(complete=True)
+            if not run.previous.get("complete"):  # a finished file is not written again (it may be read-only)
+                run.write_metadata(complete=True)
             return run.summary(0.0)
         summary = _generate_rest(run, backbone, show_progress)
     logger.info(
@@ -201,9 +205,9 @@ def _advance(bar, run: ResponseRun, records: list[ResponseRecord], seconds: floa
 
 
 def _check_shard(num_shards: int, shard_id: int) -> None:
-    if not isinstance(num_shards, int) or num_shards < 1:
+    if not isinstance(num_shards, int) or isinstance(num_shards, bool) or num_shards < 1:
         raise InputError(f"num_shards must be a positive integer, got {num_shards!r}.")
-    if not isinstance(shard_id, int) or not 0 <= shard_id < num_shards:
+    if not isinstance(shard_id, int) or isinstance(shard_id, bool) or not 0 <= shard_id < num_shards:
         raise InputError(f"shard_id must be in 0..{num_shards - 1} for num_shards={num_shards}, got {shard_id!r}.")
 
 
@@ -241,7 +245,8 @@ def _pinned_backbone(backbone: str | ModelConfig | LoadedBackbone) -> LoadedBack
         )
     if not model.backbone:
         raise InputError("no backbone given; set model.backbone to a hub id or a local model directory.")
-    pinned = dataclasses.replace(model, revision=backbones.resolve_revision(model.backbone, model.revision))
+    pinned = dataclasses.replace(model, backbone=backbones.local_path(model.backbone),
+                                 revision=backbones.resolve_revision(model.backbone, model.revision))
     return dataclasses.replace(backbone, config=pinned) if isinstance(backbone, LoadedBackbone) else pinned
 
 

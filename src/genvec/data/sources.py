@@ -160,6 +160,8 @@ def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise InputError(f"{path}: cannot be read ({err.strerror}); check the path and its permissions.") from err
     with file:
         for number, raw in enumerate(file, 1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte-order mark is not part of the first query or header
             try:
                 yield number, raw.decode("utf-8")
             except UnicodeDecodeError as err:
@@ -173,19 +175,19 @@ def _text_rows(path: Path) -> Iterator[tuple[str, object]]:
     for number, line in _text_lines(path):
         if "\x00" in line:
             raise InputError(f"{path}: line {number} holds NUL bytes; expected plain text, one query per line.")
-        yield f"line {number}", line.rstrip("\r\n")
+        # A line with carriage returns inside was written with old Mac line endings (CR alone): each is a line.
+        for part in line.rstrip("\r\n").split("\r"):
+            yield f"line {number}", part
 
 
 def _json_rows(path: Path, field: str | None) -> Iterator[tuple[str, object]]:
-    lines = _text_lines(path)
-    first = next(lines, None)
-    if first is None:
-        return
-    if path.suffix.lower() == ".json" and first[1].lstrip().startswith("["):
-        yield from _json_array_rows(path, field)
-        return
+    if path.suffix.lower() == ".json":
+        whole = _whole_json(path)
+        if whole is not None:  # one JSON document (an array of records, or a single record), however laid out
+            yield from _json_array_rows(path, whole if isinstance(whole, list) else [whole], field)
+            return
     chosen = field
-    for number, line in [first, *lines]:
+    for number, line in _text_lines(path):
         if not line.strip():
             continue
         try:
@@ -199,11 +201,18 @@ def _json_rows(path: Path, field: str | None) -> Iterator[tuple[str, object]]:
         yield f"line {number}", record.get(chosen) if isinstance(record, dict) else record
 
 
-def _json_array_rows(path: Path, field: str | None) -> Iterator[tuple[str, object]]:
+def _whole_json(path: Path) -> object | None:
+    """The document of a .json file that is one JSON value, or None (then it is read as JSON Lines)."""
+    text = "".join(line for _, line in _text_lines(path))
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(text)
     except json.JSONDecodeError as err:
-        raise InputError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); expected a JSON array.") from err
+        if text.lstrip().startswith("["):
+            raise InputError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); expected a JSON array.") from err
+        return None  # several documents, one per line, or broken: the JSON Lines reader names the line
+
+
+def _json_array_rows(path: Path, records: list, field: str | None) -> Iterator[tuple[str, object]]:
     chosen = field
     for index, record in enumerate(records):
         chosen = _check_record(path, f"item {index}", record, chosen)
@@ -246,7 +255,9 @@ def _find_field(path: Path | str, where: str, names: list[str]) -> str:
 
 def _table_rows(path: Path, field: str | None, delimiter: str) -> Iterator[tuple[str, object]]:
     lines = (line for _, line in _text_lines(path))
-    reader = csv.reader(lines, delimiter=delimiter)
+    # TSV has no quoting: a quote is part of the text and a row ends at its line end (CSV keeps its quoting rules).
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    reader = csv.reader(lines, delimiter=delimiter, quoting=quoting)
     try:
         header = next(reader, None)
         if header is None:

@@ -20,6 +20,9 @@ The world is built so that an encoder of the *input* is misled by construction:
   composition, not memory of the string.
 
 What it does not do: train anything, tokenise, or touch files; `World` is plain data.
+
+Why over 450 lines: about half of it is the world's tables (relations, templates, harmful acts, answers), which read
+best beside the code that combines them.
 """
 
 import dataclasses

@@ -8,6 +8,7 @@ the trainables and optimizer moments are gathered with torch's state-dict helper
 
 import json
 import logging
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -68,7 +69,7 @@ def save_checkpoint(
 
 def save_model(model: GenVecModel, directory: Path, tensors: dict[str, torch.Tensor]) -> None:
     """A native checkpoint of `model` with `tensors` as its trainables (gathered from FSDP shards by the caller)."""
-    save_native(directory, model.config, tensors, architecture=type(model.backbone).__name__)
+    save_native(directory, model.config, tensors, model.backbone_record)
 
 
 def read_trainer_state(path: Path) -> dict:
@@ -91,13 +92,23 @@ def load_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     accelerator,
     identity: dict[str, object],
+    max_steps: int,
 ) -> int:
     """Restore trainables, optimizer, scheduler and RNG states from a checkpoint; returns its step.
 
-    Refuses a checkpoint of another run: other data, batch size, seed or length grouping would make its step
-    point at other examples.
+    Refuses a checkpoint of another run (other data, batch size, seed or length grouping would make its step point
+    at other examples), a damaged state, and a checkpoint past `max_steps`.
     """
     state = read_trainer_state(path)
+    step = state.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0 or "scheduler" not in state:
+        raise TrainingError(f"{str(path / TRAINER_STATE)!r} is damaged (step {step!r}); delete {str(path)!r} to resume "
+                            "from an earlier checkpoint.")
+    if step > max_steps:
+        raise TrainingError(
+            f"the checkpoint {str(path)!r} is at step {step}, past train.max_steps {max_steps}; raise max_steps to "
+            f"at least {step}, or resume from an earlier checkpoint."
+        )
     changed = differences(state.get("run", {}), identity)
     if changed:
         raise TrainingError(
@@ -105,12 +116,16 @@ def load_checkpoint(
             "with the same data and train settings, or start a new run_dir."
         )
     load_full_state(model, optimizer, path)
-    scheduler.load_state_dict(state["scheduler"])
-    rng_file = path / f"rng-{accelerator.process_index}.json"
-    if rng_file.is_file():
-        _set_rng_state(json.loads(rng_file.read_text(encoding="utf-8")))
-    logger.info("resumed from %s at step %d", path, state["step"])
-    return int(state["step"])
+    try:
+        scheduler.load_state_dict(state["scheduler"])
+        rng_file = path / f"rng-{accelerator.process_index}.json"
+        if rng_file.is_file():
+            _set_rng_state(json.loads(rng_file.read_text(encoding="utf-8")))
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        raise TrainingError(f"the scheduler or RNG state in {str(path)!r} is damaged ({type(err).__name__}: {err}); "
+                            f"delete {str(path)!r} to resume from an earlier checkpoint.") from err
+    logger.info("resumed from %s at step %d", path, step)
+    return step
 
 
 def full_trainables(model: GenVecModel) -> dict[str, torch.Tensor]:
@@ -149,8 +164,15 @@ def load_full_state(model: GenVecModel, optimizer: torch.optim.Optimizer, path: 
     options = StateDictOptions(full_state_dict=True, strict=False)  # strict=False: the frozen backbone is not there
     set_model_state_dict(model, weights, options=options)
     # weights_only: the optimizer state is tensors and numbers; nothing else is unpickled.
-    optimizer_state = torch.load(path / OPTIMIZER_STATE, map_location="cpu", weights_only=True)
-    set_optimizer_state_dict(model, optimizer, optimizer_state, options=options)
+    try:
+        optimizer_state = torch.load(path / OPTIMIZER_STATE, map_location="cpu", weights_only=True)
+        set_optimizer_state_dict(model, optimizer, optimizer_state, options=options)
+    except (OSError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError) as err:
+        raise TrainingError(
+            f"the optimizer state {str(path / OPTIMIZER_STATE)!r} is missing or damaged ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); delete the checkpoint directory {str(path)!r} to "
+            "resume from an earlier one."
+        ) from err
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:

@@ -58,7 +58,7 @@ def prepare_examples(config: GenVecConfig, model: GenVecModel, accelerator) -> T
     Each process answers and embeds its own shard; every process then reads the whole dataset. Finished files
     are reused: generation resumes or returns at once, and the teacher embeds only responses not yet stored.
     """
-    from genvec.data.dataset import read_responses
+    from genvec.data.dataset import incomplete_files, read_responses
     from genvec.data.responses import generate_responses
     from genvec.targets import compute_targets
 
@@ -73,6 +73,12 @@ def prepare_examples(config: GenVecConfig, model: GenVecModel, accelerator) -> T
         raise TrainingError(
             f"no responses at {str(responses_path)!r} and no queries to generate them from; set data.responses to "
             "a responses file, or data.queries (and model.backbone) to let the backbone answer them."
+        )
+    unfinished = incomplete_files(responses_path)
+    if unfinished:
+        raise TrainingError(
+            f"the responses are unfinished: {'; '.join(unfinished)}. Training on them would silently use a part of the "
+            "queries; finish them first (rerun the same generate-responses command, or set data.queries)."
         )
     records = read_responses(responses_path)
     texts = [record.response for record in records]

@@ -99,7 +99,9 @@ def train(config: GenVecConfig, examples: TrainingExamples | None = None) -> Tra
         >>> result = genvec.train(config)
         >>> model = genvec.load_model(result.model_dir)
     """
-    # Long because it is the table of contents of a run: each line is one stage, each stage one function call.
+    if not isinstance(config, GenVecConfig):
+        raise ConfigError(f"train() takes a GenVecConfig, got {type(config).__name__} ({config!r:.60}); read a file "
+                          "with GenVecConfig.from_file(path).")
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
 
@@ -138,7 +140,7 @@ def _train(config: GenVecConfig, examples: TrainingExamples | None, accelerator,
     identity = run_identity(examples, config.train)
     step = 0
     if resume_from is not None:
-        step = load_checkpoint(resume_from, model, optimizer, scheduler, accelerator, identity)
+        step = load_checkpoint(resume_from, model, optimizer, scheduler, accelerator, identity, config.train.max_steps)
     if accelerator.is_main_process:
         # Lines after the checkpoint are logged again; a new run drops the lines of a run killed before its first
         # checkpoint, so metrics.jsonl never holds two runs.
