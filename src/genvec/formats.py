@@ -41,7 +41,9 @@ def read_document(path: Path, name: str, version: int, error: type[GenVecError],
     if not isinstance(document, dict) or document.get("format") != name:
         raise error(f"{str(path)!r} is not a {name} file (its format is not {name!r}): {fix}.")
     found = document.get("format_version", 0)
-    if not isinstance(found, int) or found > version:
+    if isinstance(found, bool) or not isinstance(found, int):
+        raise error(f"{str(path)!r} has format_version {found!r}, not an integer; it is damaged: {fix}.")
+    if found > version:
         raise error(
             f"{str(path)!r} has format version {found!r}; this genvec ({__version__}) reads {name} files up to version "
             f"{version}. Upgrade genvec."

@@ -437,7 +437,10 @@ class GenVecModel(nn.Module):
             `LossOutput(total, reconstruction, alignment)`, scalar tensors with autograd.
         """
         queries_batch, responses_batch = self.tokenize_batch(queries, responses)
-        teacher_embeddings = torch.as_tensor(np.asarray(teacher_embeddings), dtype=torch.float32)
+        try:
+            teacher_embeddings = torch.as_tensor(np.asarray(teacher_embeddings, dtype=np.float32))
+        except (TypeError, ValueError) as err:
+            raise InputError(f"teacher_embeddings must be a (B, D) array of numbers ({err}).") from err
         expected = (queries_batch.input_ids.shape[0], self.embedding_dim)
         if tuple(teacher_embeddings.shape) != expected:
             raise InputError(

@@ -301,7 +301,9 @@ def _read_header(path: Path) -> dict | None:
         return None
     header = formats.read_document(file, FORMAT_NAME, FORMAT_VERSION, InputError,
                                    "the store is damaged or foreign; choose another directory")
-    if header.get("dtype") not in STORAGE_DTYPES or not isinstance(header.get("teacher"), dict):
+    teacher = header.get("teacher")
+    if (header.get("dtype") not in STORAGE_DTYPES or not isinstance(teacher, dict) or not isinstance(teacher.get("dim"), int)
+            or isinstance(teacher.get("dim"), bool) or teacher["dim"] < 1 or not isinstance(teacher.get("name"), str)):
         raise InputError(f"{file} is not a complete genvec target store header; choose another directory.")
     return header
 

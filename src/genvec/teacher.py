@@ -26,6 +26,7 @@ moved out without the shared path moving with it.
 
 import dataclasses
 import logging
+import pickle
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -415,8 +416,11 @@ def _merge_adapter(model, part: _Part):
     try:
         config = PeftConfig.from_pretrained(part.source, revision=part.revision)
         weights = load_peft_weights(part.source, device=str(model.device), revision=part.revision)
-    except (OSError, ValueError) as err:
-        raise InputError(f"could not load the PEFT adapter {part.name!r}: {err}") from err
+    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as err:
+        raise InputError(
+            f"could not load the PEFT adapter {part.name!r} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+            "genvec reads adapter weights as safetensors or as tensor-only pickles (weights_only), nothing else."
+        ) from err
     try:
         with warnings.catch_warnings():
             # peft 0.21 reads transformers' deprecated `is_gradient_checkpointing` on every wrap: not the user's doing.

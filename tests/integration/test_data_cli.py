@@ -56,3 +56,34 @@ def test_data_verbs_report_user_errors(tmp_path, capsys):
     assert "no responses at" in capsys.readouterr().err
     assert main(["merge-responses", str(tmp_path / "none.jsonl")]) == 2
     assert "no responses at" in capsys.readouterr().err
+
+
+def test_two_generate_responses_processes_on_one_file_one_is_refused(backbone_dirs, tmp_path):
+    """Two real processes: the second stops at once naming the first; the first's file stays whole and resumable."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "queries.txt").write_text("".join(f"question number {i} about rivers?\n" for i in range(3000)))
+    command = [sys.executable, "-m", "genvec", "generate-responses", "--backbone", str(backbone_dirs["qwen3"]),
+               "--queries", str(tmp_path / "queries.txt"), "--responses", str(tmp_path / "r.jsonl"),
+               "--model.device", "cpu", "--data.max_new_tokens", "16", "--data.decoding", "greedy",
+               "--data.generation_batch_size", "4"]
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    first = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        lock = tmp_path / ".r.jsonl.lock"
+        deadline = time.monotonic() + 120
+        while not (lock.is_file() and lock.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)
+        assert first.poll() is None, "the first process ended before the second started; the test needs more work"
+        assert second.returncode == 2
+        assert f"r.jsonl is being written by process {first.pid} on " in second.stderr
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    records = read_responses(tmp_path / "r.jsonl") if (tmp_path / "r.jsonl").stat().st_size else []
+    assert [record.id for record in records] == list(range(len(records)))  # one writer: in order, no repeats

@@ -336,3 +336,22 @@ def test_training_refuses_unfinished_responses(backbone_dirs, tmp_path):
                                                                       "data.responses": str(responses)})
     with pytest.raises(TrainingError, match=r"the responses are unfinished: .*responses.jsonl is incomplete \(6 of 6"):
         train(config)
+
+
+def test_examples_of_the_wrong_kind_and_a_run_dir_that_is_a_file_are_refused(backbone_dirs, tmp_path):
+    config = make_config(backbone_dirs["qwen3"], tmp_path / "run", **{"train.max_steps": 2})
+    good = make_examples()
+    cases = [
+        (TrainingExamples(good.queries, good.responses, good.teacher_embeddings[:, 0]), "must be a 2-D numpy array"),
+        (TrainingExamples([1, *good.queries[1:]], good.responses, good.teacher_embeddings), "queries must be a list"),
+        (TrainingExamples(good.queries, good.responses, np.full_like(good.teacher_embeddings, np.nan)),
+         "24 teacher embeddings hold NaN or infinite values"),
+    ]
+    for examples, message in cases:
+        with pytest.raises(TrainingError, match=message):
+            train(config, examples)
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ConfigError, match="train.run_dir .* is a file"):
+        train(make_config(backbone_dirs["qwen3"], tmp_path / "a-file"), good)
+    with pytest.raises(ConfigError, match="train\\(\\) takes a GenVecConfig, got str"):
+        train("train.yaml")

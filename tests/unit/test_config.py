@@ -128,3 +128,18 @@ def test_a_config_built_in_python_with_wrong_types_gets_a_config_error():
         with pytest.raises(ConfigError, match=re.escape(message)):
             build()
     assert GenVecConfig(train=TrainConfig(learning_rate=1)).train.learning_rate == 1  # an int is a valid float
+
+
+def test_bad_files_and_override_shapes_are_config_errors(tmp_path):
+    (tmp_path / "binary.yaml").write_bytes(bytes(range(128, 256)))
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        GenVecConfig.from_file(tmp_path / "binary.yaml")
+    with pytest.raises(ConfigError, match="unknown extension; use .yaml, .yml or .json"):
+        GenVecConfig().to_file(tmp_path / "config.txt")
+    (tmp_path / "dir.yaml").mkdir()
+    with pytest.raises(ConfigError, match="is a directory"):
+        GenVecConfig().to_file(tmp_path / "dir.yaml")
+    with pytest.raises(ConfigError, match="overrides must be a mapping .* got the string 'train.max_steps=5'"):
+        GenVecConfig().with_overrides("train.max_steps=5")
+    with pytest.raises(ConfigError, match="model.embedding_dim: must be between 1 and 65536 or None, got 1000000000"):
+        GenVecConfig().with_overrides({"model.embedding_dim": 10**9})

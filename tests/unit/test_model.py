@@ -238,3 +238,8 @@ def test_compress_in_batches_equals_one_batch(qwen3_model):
     whole = qwen3_model.compress(texts, batch_size=7)
     assert torch.allclose(qwen3_model.compress(texts, batch_size=2), whole, atol=1e-5)
     assert whole.shape == (7, qwen3_model.num_compression_tokens, qwen3_model.hidden_size)
+
+
+def test_loss_refuses_teacher_embeddings_that_are_not_numbers(qwen3_model):
+    with pytest.raises(InputError, match=r"teacher_embeddings must be a \(B, D\) array of numbers"):
+        qwen3_model.loss(["q"], ["r"], [["a"] * 16])

@@ -138,3 +138,31 @@ def test_a_missing_backbone_directory_is_named_as_such(tmp_path):
 
     with pytest.raises(InputError, match=r"the backbone directory './nowhere/model' does not exist"):
         genvec.GenVecModel.from_backbone("./nowhere/model", device="cpu")
+
+
+def test_edited_or_malformed_checkpoint_configs_are_refused_as_damaged(qwen3_model, tmp_path):
+    qwen3_model.save_pretrained(tmp_path / "ckpt")
+    path = tmp_path / "ckpt" / CONFIG_FILE
+    intact = json.loads(path.read_text())
+
+    def write(document):
+        path.write_text(json.dumps(document))
+
+    edited = json.loads(json.dumps(intact))
+    edited["config"]["tokens"]["num_compression_tokens"] = 3
+    write(edited)
+    with pytest.raises(CheckpointError, match=r"tokens.num_compression_tokens is 3 in genvec_config.json but 2 in the "
+                                              r"weights; the config was edited after training"):
+        genvec.load_model(tmp_path / "ckpt", device="cpu")
+    for change, message in (({"format_version": "1"}, "has format_version '1', not an integer"),
+                            ({"weights": 5}, "lacks \\(or has malformed\\) weights"),
+                            ({"backbone": {"name_or_path": "x"}}, "backbone.hidden_size")):
+        write({**intact, **change})
+        with pytest.raises(CheckpointError, match=message):
+            genvec.load_model(tmp_path / "ckpt", device="cpu")
+
+
+def test_a_checkpoint_that_cannot_be_written_is_a_checkpoint_error(qwen3_model, tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CheckpointError, match="cannot save a checkpoint to .*Not a directory"):
+        qwen3_model.save_pretrained(tmp_path / "file" / "ckpt")

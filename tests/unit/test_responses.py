@@ -237,3 +237,11 @@ def test_a_second_writer_of_one_response_file_is_refused_naming_the_holder(qwen3
     assert not output.exists()
     summary = generate_responses(QUERIES, output, qwen3_model.loaded_backbone, GREEDY)  # released: it runs
     assert summary.generated == summary.queries
+
+
+def test_a_duplicated_record_is_named_as_such(qwen3_model, tmp_path):
+    generate_responses(QUERIES[:3], tmp_path / "r.jsonl", qwen3_model.loaded_backbone, GREEDY)
+    lines = (tmp_path / "r.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "r.jsonl").write_text("".join(lines + lines[:1]))
+    with pytest.raises(InputError, match=r"response id 0 appears twice in .*r.jsonl: the file holds a duplicated record"):
+        read_responses(tmp_path / "r.jsonl")

@@ -130,3 +130,9 @@ def test_json_documents_however_laid_out_and_old_mac_line_endings(tmp_path):
     assert read_queries(tmp_path / "o.json").queries == ["alone"]
     (tmp_path / "r.txt").write_bytes(b"one\rtwo\rthree")
     assert read_queries(tmp_path / "r.txt").queries == ["one", "two", "three"]
+
+
+def test_an_unclosed_csv_quote_is_named_as_the_likely_cause(tmp_path):
+    (tmp_path / "q.csv").write_text('query,id\n"unterminated quote,2\nnext,3\nlast,4\n')
+    with pytest.raises(InputError, match="If an earlier line opens a double quote it never closes"):
+        read_queries(tmp_path / "q.csv")

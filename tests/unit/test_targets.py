@@ -152,3 +152,17 @@ def test_a_second_writer_of_one_store_part_is_refused_and_shards_write_apart(tmp
         compute_targets(RESPONSES, HashTeacher(), tmp_path / "t", batch_size=4, num_shards=2, shard_id=1)
     compute_targets(RESPONSES, HashTeacher(), tmp_path / "t", batch_size=4)
     assert TargetStore.open(tmp_path / "t").contains(RESPONSES) == [True] * len(RESPONSES)
+
+
+def test_a_malformed_store_header_and_non_text_lookups_are_refused(tmp_path):
+    compute_targets(RESPONSES, HashTeacher(), tmp_path / "t", batch_size=4)
+    store = TargetStore.open(tmp_path / "t")
+    with pytest.raises(InputError, match=r"texts\[0\] is NoneType"):
+        store.lookup([None])
+    header = json.loads((tmp_path / "t" / "store.json").read_text())
+    header["teacher"]["dim"] = "abc"
+    (tmp_path / "t" / "store.json").write_text(json.dumps(header))
+    with pytest.raises(InputError, match="is not a complete genvec target store header"):
+        TargetStore.open(tmp_path / "t")
+    with pytest.raises(InputError, match="teacher must be a TeacherConfig .* got the string 'some/teacher'"):
+        compute_targets(RESPONSES, "some/teacher", tmp_path / "u")

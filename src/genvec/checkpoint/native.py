@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from genvec.config import GenVecConfig
@@ -59,13 +59,20 @@ def save_native(path: str | Path, config: GenVecConfig, tensors: dict[str, torch
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CheckpointError(f"cannot save a checkpoint to {str(path)!r}: it exists and is not a directory.")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CheckpointError(f"cannot save a checkpoint to {str(path)!r}: {err.strerror or err}.") from err
     for stale in [*path.glob(f".{WEIGHTS_FILE}.*.tmp"), *path.glob(f".{CONFIG_FILE}.*.tmp")]:
         stale.unlink(missing_ok=True)  # left by a save that was killed: never part of the checkpoint
     tensors = {name: tensor.detach().float().contiguous().cpu() for name, tensor in tensors.items()}
     temporary = temporary_path(path / WEIGHTS_FILE)
     try:
-        save_file(tensors, str(temporary), metadata={"format": "pt", "genvec_format_version": str(FORMAT_VERSION)})
+        tokens = config.tokens  # in the weights file, which the config's hash covers: an edit of N or K is noticed
+        metadata = {"format": "pt", "genvec_format_version": str(FORMAT_VERSION),
+                    "num_special_tokens": str(tokens.num_special_tokens),
+                    "num_compression_tokens": str(tokens.num_compression_tokens)}
+        save_file(tensors, str(temporary), metadata=metadata)
         digest = sha256_file(temporary)
         commit_file(temporary, path / WEIGHTS_FILE)
     finally:
@@ -120,9 +127,17 @@ def _read_document(directory: Path) -> dict:
         )
     document = read_document(config_path, FORMAT_NAME, FORMAT_VERSION, CheckpointError,
                              "save the checkpoint again or use an earlier one")
-    missing = [key for key in ("backbone", "config", "weights") if key not in document]
+    missing = [key for key in ("backbone", "config", "weights") if not isinstance(document.get(key), dict)]
+    weights = document.get("weights") or {}
+    if not missing and not (isinstance(weights.get("file"), str) and isinstance(weights.get("sha256"), str)):
+        missing.append("weights.file / weights.sha256")
+    if not missing and not isinstance(document["backbone"].get("hidden_size"), int):
+        missing.append("backbone.hidden_size")
     if missing:
-        raise CheckpointError(f"{str(config_path)!r} lacks the keys {missing}; the checkpoint is damaged.")
+        raise CheckpointError(
+            f"{str(config_path)!r} lacks (or has malformed) {', '.join(missing)}; the checkpoint is damaged. Save it "
+            "again or use an earlier checkpoint."
+        )
     return document
 
 
@@ -141,6 +156,18 @@ def _read_weights(directory: Path, document: dict) -> dict[str, torch.Tensor]:
             "interrupted while being written or was modified. Save it again or use an earlier checkpoint."
         )
     try:
-        return load_file(str(weights_path))
+        with safe_open(str(weights_path), "pt") as file:
+            metadata = file.metadata() or {}
+        tensors = load_file(str(weights_path))
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{str(weights_path)!r} could not be read as safetensors: {err}") from err
+    tokens = document["config"].get("tokens", {}) if isinstance(document["config"], dict) else {}
+    edited = [
+        f"tokens.{name} is {tokens.get(name)!r} in {CONFIG_FILE} but {metadata[name]} in the weights"
+        for name in ("num_special_tokens", "num_compression_tokens")
+        if name in metadata and str(tokens.get(name)) != metadata[name]
+    ]
+    if edited:
+        raise CheckpointError(f"{str(directory)!r}: {'; '.join(edited)}; the config was edited after training. Restore "
+                              "it: these sizes are part of what the weights were trained for.")
+    return tensors

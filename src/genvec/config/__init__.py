@@ -90,7 +90,10 @@ class GenVecConfig:
             raise ConfigError(f"config file {str(path)!r}: unknown extension; use .yaml, .yml or .json.")
         import yaml
 
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"config file {str(path)!r} is not UTF-8 text ({err.reason}); pass a YAML or JSON file.") from err
         try:
             data = json.loads(text) if path.suffix == ".json" else (yaml.safe_load(text) or {})
         except (ValueError, yaml.YAMLError) as err:

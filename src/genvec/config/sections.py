@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+# The largest embedding genvec builds (hidden sizes of today's LLMs are at most a few tens of thousands).
+MAX_EMBEDDING_DIM = 65_536
 # Most tokens a response may be given; a longer limit would only let a bad value run for hours.
 MAX_NEW_TOKENS = 32_768
 # Seeds are handed to numpy and torch, which take non-negative integers below 2**63 (torch) or 2**64 (numpy).
@@ -43,8 +45,9 @@ class ModelConfig:
     def problems(self) -> list[str]:
         """Every invalid value of this section, one line each."""
         problems = []
-        if self.embedding_dim is not None and self.embedding_dim <= 0:
-            problems.append(f"model.embedding_dim: must be > 0 or None, got {self.embedding_dim}")
+        if self.embedding_dim is not None and not 0 < self.embedding_dim <= MAX_EMBEDDING_DIM:
+            problems.append(f"model.embedding_dim: must be between 1 and {MAX_EMBEDDING_DIM} or None, got "
+                            f"{self.embedding_dim}")
         return problems
 
 

@@ -70,6 +70,11 @@ def read_responses(path: str | Path) -> list[ResponseRecord]:
     for file in files:
         _warn_if_incomplete(file)
         for record in read_response_file(file)[0]:
+            if record.id in owner and owner[record.id] == file:
+                raise InputError(
+                    f"response id {record.id} appears twice in {file}: the file holds a duplicated record (two runs "
+                    "appended to it?). Generate it again into a new file."
+                )
             if record.id in owner:
                 raise InputError(
                     f"response id {record.id} appears in {owner[record.id]} and {file}; the files are not shards "

@@ -268,9 +268,13 @@ def _table_rows(path: Path, field: str | None, delimiter: str) -> Iterator[tuple
             if not row:
                 continue
             if len(row) != len(header):
+                hint = "" if quoting == csv.QUOTE_NONE else (
+                    " If an earlier line opens a double quote it never closes, every line up to here was read as "
+                    "one field: close the quote, or double the quote characters inside the text."
+                )
                 raise InputError(
                     f"{path}: {where} has {len(row)} columns, the header has {len(header)}; expected "
-                    f"{'tab' if delimiter == chr(9) else 'comma'}-separated values with one header line."
+                    f"{'tab' if delimiter == chr(9) else 'comma'}-separated values with one header line.{hint}"
                 )
             yield where, row[column]
     except csv.Error as err:

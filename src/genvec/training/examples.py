@@ -92,13 +92,35 @@ def prepare_examples(config: GenVecConfig, model: GenVecModel, accelerator) -> T
     if missing:
         raise TrainingError(
             f"the target store {str(targets_path)!r} (teacher {store.teacher_name!r}) lacks {missing} of the "
-            f"{len(texts)} responses in {str(responses_path)!r}: it was made for other responses. Set teacher.name to "
-            "compute the missing ones, or point data.targets at the store made for these responses."
+            f"{len(texts)} responses in {str(responses_path)!r}: it was made for other responses, or it is damaged. Set "
+            "teacher.name to compute the missing ones, or point data.targets at the store made for these responses."
         )
     return TrainingExamples([r.query for r in records], texts, store.lookup(texts))
 
 
 def check_examples(examples: TrainingExamples, batch_size: int) -> None:
+    """Refuse training data that is not strings and a (N, D) array of finite numbers, or smaller than one batch."""
+    if not isinstance(examples, TrainingExamples):
+        raise TrainingError(f"examples must be TrainingExamples(queries, responses, teacher_embeddings), got "
+                            f"{type(examples).__name__}.")
+    for name in ("queries", "responses"):
+        items = getattr(examples, name)
+        bad = next((i for i, item in enumerate(items) if not isinstance(item, str)), None)
+        if not isinstance(items, list) or bad is not None:
+            raise TrainingError(f"examples.{name} must be a list of strings; item {bad} is "
+                                f"{type(items[bad]).__name__ if bad is not None else type(items).__name__}.")
+    embeddings = examples.teacher_embeddings
+    if not isinstance(embeddings, np.ndarray) or embeddings.ndim != 2 or not np.issubdtype(embeddings.dtype, np.number):
+        raise TrainingError(
+            "examples.teacher_embeddings must be a 2-D numpy array of numbers (one row per example), got "
+            f"{type(embeddings).__name__} of shape {getattr(embeddings, 'shape', '?')}."
+        )
+    non_finite = int((~np.isfinite(embeddings).all(1)).sum())
+    if non_finite:
+        raise TrainingError(
+            f"{non_finite} teacher embeddings hold NaN or infinite values (a damaged target store, or a teacher that "
+            "overflowed in fp16); recompute them (compute-targets into a new store) before training."
+        )
     count = len(examples)
     if count == 0:
         raise TrainingError("the training data is empty: there is no (query, response, teacher embedding) example.")

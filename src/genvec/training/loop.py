@@ -114,6 +114,8 @@ def train(config: GenVecConfig, examples: TrainingExamples | None = None) -> Tra
     )
     _check_launch(accelerator)
     run_dir = Path(config.train.run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"train.run_dir {str(run_dir)!r} is a file; choose a directory for the run.")
     # The main process owns the run directory: a second run into it is refused while this one lives.
     owner = exclusive_lock(lock_file_for(run_dir), f"the run directory {run_dir}")
     with owner if accelerator.is_main_process else contextlib.nullcontext():
