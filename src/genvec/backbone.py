@@ -1,8 +1,9 @@
 """Load the frozen causal LM and its tokenizer (hub id or local directory), and facts about them.
 
 One `AutoModelForCausalLM` serves both sides of LLM2Vec-Gen: its base model gives the final hidden states, its LM
-head scores the reconstruction (design decision 1, docs/design.md). Loading freezes it: every parameter has `requires_grad=False`
-and the module is in eval mode. This file does not add tokens to the tokenizer or resize the vocabulary.
+head scores the reconstruction (design decision 1, docs/design.md). Loading freezes it: every parameter has
+`requires_grad=False` and the module is in eval mode. This file does not add tokens to the tokenizer or resize the
+vocabulary.
 """
 
 import hashlib

@@ -1,6 +1,7 @@
 """Read what an embedding holds: decode compression states to text, and the logit lens of the special tokens.
 
-Decoding (paper section 3.6, design decision 7 (docs/design.md)): the compression states z (B, K, H) are the frozen LLM's input
+Decoding (paper section 3.6, design decision 7 in docs/design.md): the compression states z (B, K, H) are the
+frozen LLM's input
 embeddings, its decoder prompt; the LLM then generates a response from them. Here generation keeps a KV cache (the
 reference implementation re-runs the whole sequence for every token), runs batched, computes logits only for the
 last position, and stops each row at any end-of-sequence id the backbone declares (generation config and

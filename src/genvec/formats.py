@@ -4,7 +4,7 @@ Each artefact (checkpoint config, trainer state, responses sidecar, target store
 with `header(NAME, VERSION)`; a reader calls `read_document`, which refuses another format or a newer version with
 a message that names the file and what to do. Resuming compares what a file recorded with what the caller would
 write now through `differences`, so every "made with other settings" message reads the same way. Shard file names
-come from `shard_name`.
+come from `shard_name`, and every long loop decides whether to show a progress bar with `shows_progress`.
 
 What this file does not do: write files (`files.py`) or decide what identifies a run (each artefact's own module).
 """
@@ -58,6 +58,16 @@ def differences(recorded: Mapping[str, object], current: Mapping[str, object]) -
         for key, value in current.items()
         if recorded.get(key) != value
     ]
+
+
+# `show_progress=None` shows a progress bar for work of at least this many batches (encode, generation, targets).
+PROGRESS_MIN_BATCHES = 4
+
+
+def shows_progress(requested: bool | None, items: int, batch_size: int) -> bool:
+    """Whether a loop over `items` in batches of `batch_size` shows a progress bar: as requested, else from
+    PROGRESS_MIN_BATCHES batches on."""
+    return items >= PROGRESS_MIN_BATCHES * batch_size if requested is None else bool(requested)
 
 
 def shard_name(shard_id: int, num_shards: int) -> str:

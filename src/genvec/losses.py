@@ -2,9 +2,9 @@
 
 - `reconstruction_loss`: token cross-entropy of the frozen LLM's next-token predictions on the response tokens.
   It takes only the hidden states at labelled positions and applies the LM head to them in chunks, so the full
-  (batch x length x vocabulary) logits tensor never exists (design decision 4, docs/design.md). Each chunk's gradient is computed
-  as soon as its logits are, in the forward pass, and the logits are dropped: one chunk of logits is the most that
-  ever exists, and nothing is recomputed in the backward pass.
+  (batch x length x vocabulary) logits tensor never exists (design decision 4, docs/design.md). Each chunk's
+  gradient is computed as soon as its logits are, in the forward pass, and the logits are dropped: one chunk of
+  logits is the most that ever exists, and nothing is recomputed in the backward pass.
 - `alignment_loss`: mean squared error between embeddings and teacher embeddings (mean over batch and dims).
 - `combined_loss`: the weighted sum.
 

@@ -50,14 +50,11 @@ from genvec.data.collate import (
 )
 from genvec.device import DTYPE_NAMES, DTYPES
 from genvec.errors import CheckpointError, InputError
+from genvec.formats import shows_progress
 from genvec.projections import AlignmentProjection, ReconstructionProjection
 from genvec.tokens import SpecialTokens
 
 logger = logging.getLogger(__name__)
-
-# `encode(show_progress=None)` shows a progress bar from this many batches on.
-PROGRESS_MIN_BATCHES = 8
-
 
 class LossOutput(NamedTuple):
     """Scalar fp32 tensors of one training batch.
@@ -297,7 +294,8 @@ class GenVecModel(nn.Module):
         for start in range(0, len(ids), batch_size):
             indices = order[start : start + batch_size]
             batch = pad_left([ids[i] for i in indices], self.pad_token_id).to(self.device)
-            states[torch.as_tensor(indices, device=self.device)] = self.compression_states(self.special_states(batch)).float()
+            rows = torch.as_tensor(indices, device=self.device)
+            states[rows] = self.compression_states(self.special_states(batch)).float()
         return states
 
     @torch.inference_mode()
@@ -323,7 +321,7 @@ class GenVecModel(nn.Module):
             batch_size: texts per forward pass.
             max_length: tokens per input, special tokens included; None means `config.model.max_length`.
             normalize: L2-normalise each embedding (for cosine similarity by dot product).
-            show_progress: progress bar; None shows one from PROGRESS_MIN_BATCHES batches on.
+            show_progress: progress bar; None shows one from `formats.PROGRESS_MIN_BATCHES` batches on.
 
         Raises:
             InputError: empty input, a non-string item, a bad batch size or max_length.
@@ -334,8 +332,7 @@ class GenVecModel(nn.Module):
             raise InputError(f"normalize must be True or False, got {normalize!r}.")
         ids = self._tokenize_texts(texts, instruction, max_length)
         order = np.argsort([-len(row) for row in ids], kind="stable")  # longest first: memory errors show early
-        num_batches = -(-len(ids) // batch_size)
-        show = num_batches >= PROGRESS_MIN_BATCHES if show_progress is None else show_progress
+        show = shows_progress(show_progress, len(ids), batch_size)
         embeddings = np.empty((len(ids), self.embedding_dim), dtype=np.float32)
         for start in tqdm(range(0, len(ids), batch_size), desc="encode", unit="batch", disable=not show):
             indices = order[start : start + batch_size]
@@ -576,7 +573,9 @@ class GenVecModel(nn.Module):
 
     # ---------------------------------------------------------------- internals
 
-    def _tokenize_texts(self, texts: list[str] | str, instruction: str | None, max_length: int | None) -> list[list[int]]:
+    def _tokenize_texts(
+        self, texts: list[str] | str, instruction: str | None, max_length: int | None
+    ) -> list[list[int]]:
         """Token ids of each `instruction + text`, cut to leave room for the special tokens (not padded)."""
         texts = join_instruction(check_texts(texts), instruction)
         max_length = self.config.model.max_length if max_length is None else max_length

@@ -1,4 +1,5 @@
-"""The target store: every response's teacher embedding, computed once and read by training (design decision 5, docs/design.md).
+"""The target store: every response's teacher embedding, computed once and read by training (design decision 5 in
+docs/design.md).
 
 A store is a directory:
 - `store.json`: format and version, the teacher (name, dim, pooling), the storage dtype, the key scheme;
@@ -42,8 +43,6 @@ FORMAT_VERSION = 1
 STORE_FILE = "store.json"
 KEY_BYTES = 16
 STORAGE_DTYPES = {"fp32": np.dtype("<f4"), "fp16": np.dtype("<f2")}
-# A progress bar is shown by default from this many batches on.
-PROGRESS_MIN_BATCHES = 4
 
 
 @dataclass(frozen=True)
@@ -195,7 +194,7 @@ def compute_targets(
         storage_dtype: "fp32" or "fp16" for a new store; an existing store keeps its own and must match.
         num_shards, shard_id: this process embeds the unique responses at positions shard_id, shard_id +
             num_shards, ... into its own part of the store.
-        show_progress: progress bar; None shows one from PROGRESS_MIN_BATCHES batches on.
+        show_progress: progress bar; None shows one from `formats.PROGRESS_MIN_BATCHES` batches on.
 
     Returns:
         A `TargetSummary`.
@@ -237,7 +236,7 @@ def compute_targets(
             if isinstance(teacher, PinnedTeacher):
                 teacher = load_teacher(teacher)
             header = _write_header(store_path, header, teacher, storage_dtype)
-            show = show_progress if show_progress is not None else len(todo) >= PROGRESS_MIN_BATCHES * batch_size
+            show = formats.shows_progress(show_progress, len(todo), batch_size)
             _append_vectors(store_path / f"part-{part}", teacher, todo, header, batch_size, show)
     summary = TargetSummary(
         store=store_path, teacher=name, responses=len(texts), unique=len(unique), shard_unique=len(mine),

@@ -418,8 +418,9 @@ def _merge_adapter(model, part: _Part):
         weights = load_peft_weights(part.source, device=str(model.device), revision=part.revision)
     except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as err:
         raise InputError(
-            f"could not load the PEFT adapter {part.name!r} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
-            "genvec reads adapter weights as safetensors or as tensor-only pickles (weights_only), nothing else."
+            f"could not load the PEFT adapter {part.name!r} ({type(err).__name__}: "
+            f"{(str(err) or ' ').splitlines()[0]}); genvec reads adapter weights as safetensors or as tensor-only "
+            "pickles (weights_only), nothing else."
         ) from err
     try:
         with warnings.catch_warnings():
@@ -447,7 +448,9 @@ def _first_tokenizer(candidates: list[_Part]):
     errors = []
     for candidate in candidates:
         try:
-            return AutoTokenizer.from_pretrained(candidate.source, revision=candidate.revision, **backbones.NO_REMOTE_CODE)
+            return AutoTokenizer.from_pretrained(
+                candidate.source, revision=candidate.revision, **backbones.NO_REMOTE_CODE
+            )
         except (OSError, ValueError) as err:
             errors.append(f"{candidate.name}: {err}")
     raise InputError("no tokenizer found for the teacher; tried " + "; ".join(errors))

@@ -93,7 +93,9 @@ class GenVecConfig:
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as err:
-            raise ConfigError(f"config file {str(path)!r} is not UTF-8 text ({err.reason}); pass a YAML or JSON file.") from err
+            raise ConfigError(
+                f"config file {str(path)!r} is not UTF-8 text ({err.reason}); pass a YAML or JSON file."
+            ) from err
         try:
             data = json.loads(text) if path.suffix == ".json" else (yaml.safe_load(text) or {})
         except (ValueError, yaml.YAMLError) as err:

@@ -28,7 +28,9 @@ def open_engine(backbone: LoadedBackbone | ModelConfig, config: DataConfig):
     if config.engine == "vllm":
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(backbone.backbone, revision=backbone.revision, **backbones.NO_REMOTE_CODE)
+        tokenizer = AutoTokenizer.from_pretrained(
+            backbone.backbone, revision=backbone.revision, **backbones.NO_REMOTE_CODE
+        )
         return VLLMEngine(backbone, tokenizer, config), tokenizer
     loaded, tokenizer = backbones.load_configured(backbone)
     return TransformersEngine(loaded, tokenizer, config), tokenizer

@@ -38,12 +38,11 @@ from genvec.data.prompts import PromptBuilder
 from genvec.data.response_file import GenerationSummary, ResponseRun, merged_metadata, read_metadata, resume_file
 from genvec.data.sources import QuerySet, queries_from_texts, read_queries
 from genvec.errors import InputError
+from genvec.formats import shows_progress
 from genvec.files import append_synced, atomic_write, exclusive_lock, lock_file_for, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
-# A progress bar is shown by default from this many batches on.
-PROGRESS_MIN_BATCHES = 4
 # Sampling seeds of batch b: seed * SEED_STRIDE + position of its first query (distinct per batch and per seed).
 SEED_STRIDE = 1_000_003
 
@@ -70,7 +69,8 @@ def generate_responses(
         config: prompt length, decoding, seed, batch size, engine; None uses the defaults.
         num_shards: how many processes share the queries.
         shard_id: which share this call answers, 0 <= shard_id < num_shards.
-        show_progress: progress bar with queries/s and tokens/s; None shows it from PROGRESS_MIN_BATCHES batches.
+        show_progress: progress bar with queries/s and tokens/s; None shows it from
+            `formats.PROGRESS_MIN_BATCHES` batches on.
 
     Returns:
         A `GenerationSummary` (counts for this shard, throughput of this call).
@@ -123,9 +123,7 @@ def _generate_rest(run: ResponseRun, backbone: LoadedBackbone | ModelConfig, sho
     prompts = PromptBuilder(tokenizer, config.prompt_max_length)
     run.settings = {**engine.settings, "chat_template": prompts.uses_template, "thinking_disabled": prompts.no_thinking,
                     "batch_size": config.generation_batch_size}
-    show = show_progress
-    if show is None:
-        show = len(positions) - run.written >= PROGRESS_MIN_BATCHES * config.generation_batch_size
+    show = shows_progress(show_progress, len(positions) - run.written, config.generation_batch_size)
     start = time.perf_counter()
     try:
         run.write_metadata(complete=False)

@@ -92,8 +92,8 @@ def prepare_examples(config: GenVecConfig, model: GenVecModel, accelerator) -> T
     if missing:
         raise TrainingError(
             f"the target store {str(targets_path)!r} (teacher {store.teacher_name!r}) lacks {missing} of the "
-            f"{len(texts)} responses in {str(responses_path)!r}: it was made for other responses, or it is damaged. Set "
-            "teacher.name to compute the missing ones, or point data.targets at the store made for these responses."
+            f"{len(texts)} responses in {str(responses_path)!r}: it was made for other responses, or it is "
+            "damaged. Set teacher.name to compute the missing ones, or point data.targets at the store made for these responses."
         )
     return TrainingExamples([r.query for r in records], texts, store.lookup(texts))
 
