@@ -36,6 +36,10 @@ from genvec.errors import InputError
 
 logger = logging.getLogger(__name__)
 
+# The most tokens one decode may generate (as `data.max_new_tokens`): a larger value would only let a typo run for
+# hours.
+MAX_NEW_TOKENS = 32_768
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -164,6 +168,8 @@ def check_decode_arguments(
         raise InputError("decode() needs exactly one of texts (strings to compress) or states ((B, K, H) tensor).")
     if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
         raise InputError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}.")
+    if max_new_tokens > MAX_NEW_TOKENS:
+        raise InputError(f"max_new_tokens must be at most {MAX_NEW_TOKENS}, got {max_new_tokens}.")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
     if sampling is not None:

@@ -112,6 +112,7 @@ class TargetStore:
         row_bytes = int(header["teacher"]["dim"]) * STORAGE_DTYPES[header["dtype"]].itemsize
         parts = []
         for keys_file in sorted(path.glob("part-*.keys")):
+            _check_part_layout(keys_file, header)
             count = _complete_rows(keys_file, keys_file.with_suffix(".vectors"), row_bytes)
             if count:
                 parts.append(_map_part(keys_file, count, header))
@@ -254,6 +255,9 @@ def _append_vectors(stem: Path, teacher: Teacher, texts: list[str], header: dict
     """Embed `texts` batch by batch; append vectors then keys, each forced to disk (keys mark complete rows)."""
     dtype = STORAGE_DTYPES[header["dtype"]]
     keys_file, vectors_file = stem.with_suffix(".keys"), stem.with_suffix(".vectors")
+    if not keys_file.exists():  # a new part records the layout its rows are written in
+        write_text_atomic(stem.with_suffix(".json"), json.dumps(_part_layout(header)) + "\n")
+    _check_part_layout(keys_file, header)
     _repair(keys_file, vectors_file, teacher.dim * dtype.itemsize)
     with open(vectors_file, "ab") as vectors_out, open(keys_file, "ab") as keys_out, tqdm(
         total=len(texts), desc="targets", unit="response", disable=not show, dynamic_ncols=True
@@ -264,6 +268,28 @@ def _append_vectors(stem: Path, teacher: Teacher, texts: list[str], header: dict
             append_synced(vectors_out, vectors.astype(dtype).tobytes())
             append_synced(keys_out, b"".join(target_key(teacher.name, text) for text in batch))
             bar.update(len(batch))
+
+
+def _part_layout(header: dict) -> dict[str, object]:
+    return {"dim": int(header["teacher"]["dim"]), "dtype": header["dtype"]}
+
+
+def _check_part_layout(keys_file: Path, header: dict) -> None:
+    """A part's rows are read with the layout they were written in: store.json must agree with the part's record
+    (parts written before these records existed are not checked)."""
+    record_file = keys_file.with_suffix(".json")
+    if not record_file.is_file():
+        return
+    try:
+        recorded = json.loads(record_file.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise InputError(f"{record_file}: not valid JSON ({err}); the store is damaged.") from err
+    if recorded != _part_layout(header):
+        raise InputError(
+            f"the target store {str(keys_file.parent)!r} is damaged: {STORE_FILE} says dim {header['teacher']['dim']} "
+            f"and dtype {header['dtype']!r}, but {keys_file.stem} was written with {recorded}; restore {STORE_FILE} or "
+            "compute the store again."
+        )
 
 
 def _repair(keys_file: Path, vectors_file: Path, row_bytes: int) -> None:

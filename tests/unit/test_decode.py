@@ -196,3 +196,8 @@ def test_non_finite_states_and_bad_sampling_arguments_are_refused(qwen3_model):
                                ({"top_p": float("nan")}, "top_p must be a finite number")):
         with pytest.raises(InputError, match=message):
             qwen3_model.decode(states=good, max_new_tokens=4, do_sample=True, **arguments)
+
+
+def test_max_new_tokens_is_bounded(qwen3_model):
+    with pytest.raises(InputError, match="max_new_tokens must be at most 32768, got 100000"):
+        qwen3_model.decode(["a question"], max_new_tokens=100_000)

@@ -166,3 +166,18 @@ def test_a_malformed_store_header_and_non_text_lookups_are_refused(tmp_path):
         TargetStore.open(tmp_path / "t")
     with pytest.raises(InputError, match="teacher must be a TeacherConfig .* got the string 'some/teacher'"):
         compute_targets(RESPONSES, "some/teacher", tmp_path / "u")
+
+
+def test_a_store_header_edited_after_writing_is_refused_as_damaged(tmp_path):
+    compute_targets(RESPONSES, HashTeacher(), tmp_path / "t", batch_size=4)
+    path = tmp_path / "t" / "store.json"
+    intact = json.loads(path.read_text())
+    for change in ({"dim": 4}, {"dtype": "fp16"}):
+        header = json.loads(json.dumps(intact))
+        if "dim" in change:
+            header["teacher"]["dim"] = change["dim"]  # halves the rows: every vector would be read as two
+        else:
+            header["dtype"] = change["dtype"]  # fp32 bytes read as fp16 numbers
+        path.write_text(json.dumps(header))
+        with pytest.raises(InputError, match=r"is damaged: store.json says .* but part-main was written with"):
+            TargetStore.open(tmp_path / "t")
