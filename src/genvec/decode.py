@@ -32,13 +32,10 @@ import torch
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from genvec import backbone as backbones
+from genvec.config.sections import MAX_NEW_TOKENS
 from genvec.errors import InputError
 
 logger = logging.getLogger(__name__)
-
-# The most tokens one decode may generate (as `data.max_new_tokens`): a larger value would only let a typo run for
-# hours.
-MAX_NEW_TOKENS = 32_768
 
 
 @dataclass(frozen=True)
