@@ -166,3 +166,18 @@ def test_a_checkpoint_that_cannot_be_written_is_a_checkpoint_error(qwen3_model, 
     (tmp_path / "file").write_text("x")
     with pytest.raises(CheckpointError, match="cannot save a checkpoint to .*Not a directory"):
         qwen3_model.save_pretrained(tmp_path / "file" / "ckpt")
+
+
+def test_load_model_of_nothing_and_a_truncated_backbone_are_clear_errors(backbone_dirs, tmp_path):
+    import shutil
+
+    from genvec.errors import InputError
+
+    with pytest.raises(CheckpointError, match="takes a checkpoint directory or a hub repo id .* got None"):
+        genvec.load_model(None)
+    damaged = tmp_path / "damaged"
+    shutil.copytree(backbone_dirs["qwen3"], damaged)
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(InputError, match="(?s)could not load the backbone .*SafetensorError.*a damaged or truncated weights file"):
+        genvec.GenVecModel.from_backbone(str(damaged), device="cpu")

@@ -245,3 +245,17 @@ def test_a_duplicated_record_is_named_as_such(qwen3_model, tmp_path):
     (tmp_path / "r.jsonl").write_text("".join(lines + lines[:1]))
     with pytest.raises(InputError, match=r"response id 0 appears twice in .*r.jsonl: the file holds a duplicated record"):
         read_responses(tmp_path / "r.jsonl")
+
+
+def test_bad_arguments_and_a_finished_file_left_as_it_is(qwen3_model, tmp_path, backbone_dirs, monkeypatch):
+    with pytest.raises(InputError, match="config must be a DataConfig .* got dict"):
+        generate_responses(["a"], tmp_path / "x.jsonl", qwen3_model.loaded_backbone, {"max_new_tokens": 2})
+    with pytest.raises(InputError, match="num_shards must be a positive integer, got True"):
+        generate_responses(["a"], tmp_path / "x.jsonl", qwen3_model.loaded_backbone, GREEDY, num_shards=True)
+    # Generated through a relative path, resumed through the absolute one: the same directory, the same backbone.
+    monkeypatch.chdir(backbone_dirs["qwen3"].parent)
+    generate_responses(QUERIES[:4], tmp_path / "r.jsonl", backbone_dirs["qwen3"].name, GREEDY)
+    meta = tmp_path / "r.meta.json"
+    written = meta.stat().st_mtime_ns
+    summary = generate_responses(QUERIES[:4], tmp_path / "r.jsonl", str(backbone_dirs["qwen3"]), GREEDY)
+    assert summary.generated == 0 and meta.stat().st_mtime_ns == written  # nothing to do: nothing written
