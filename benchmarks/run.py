@@ -301,6 +301,44 @@ def measure_encode(preset: Preset, args) -> dict:
     }
 
 
+def measure_encode_shared_prefix(preset: Preset, args) -> dict:
+    """encode() with an instruction every text shares, computed once (the prefix cache), against the plain path
+    that runs the instruction in every row, timed interleaved in one process; texts of ~16 tokens after an
+    instruction of ~20, as in an evaluation task."""
+    import numpy as np
+
+    import genvec.model as model_module
+
+    model = build_model(preset, args)
+    (instruction,) = make_texts(model.tokenizer, 1, 20, seed=5)
+    texts = make_texts(model.tokenizer, args.encode_texts, 16, seed=6)
+    default = model_module.MIN_SHARED_PREFIX
+    outputs = {}
+
+    def run(name: str, minimum: int):
+        model_module.MIN_SHARED_PREFIX = minimum
+        try:
+            outputs[name] = model.encode(texts, instruction=instruction, batch_size=args.encode_batch,
+                                         show_progress=False)
+        finally:
+            model_module.MIN_SHARED_PREFIX = default
+
+    run("prefix", default)  # warm-up of both
+    run("plain", 10**9)
+    seconds = interleaved({"prefix": lambda: run("prefix", default), "plain": lambda: run("plain", 10**9)},
+                          model.device, args.repeats)
+    prefix_tokens = len(os.path.commonprefix(model._tokenize_texts(texts, instruction, None)))
+    return {
+        "texts": len(texts),
+        "batch_size": args.encode_batch,
+        "shared_prefix_tokens": prefix_tokens,
+        "prefix_texts_per_s": round(len(texts) / seconds["prefix"], 1),
+        "plain_texts_per_s": round(len(texts) / seconds["plain"], 1),
+        "ratio_to_plain": round(seconds["plain"] / seconds["prefix"], 3),
+        "max_abs_diff": float(np.abs(outputs["prefix"] - outputs["plain"]).max()),
+    }
+
+
 def train_step_of(model, args):
     """The benchmark's training batch for `model` (queries, their batch, the response batch) and one optimizer step
     on it (forward, backward, AdamW) as a function of no arguments."""
@@ -625,6 +663,7 @@ def _time_decode(methods: dict, num_tokens: int, args, device, outputs: dict, se
 
 MEASUREMENTS = {
     "encode": measure_encode,
+    "encode_shared_prefix": measure_encode_shared_prefix,
     "train_step": lambda preset, args: measure_train_step(preset, args, activation_checkpointing=False),
     "train_step_checkpointing": lambda preset, args: measure_train_step(preset, args, activation_checkpointing=True),
     "train_step_limit": measure_train_step_limit,

@@ -22,9 +22,11 @@ Why over 450 lines: it is one class, the method and its public API (encode, deco
 of its length is the docstrings users read; split across files, one object would have to be read in several.
 """
 
+import copy
 import dataclasses
 import functools
 import logging
+import os
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -55,6 +57,9 @@ from genvec.projections import AlignmentProjection, ReconstructionProjection
 from genvec.tokens import SpecialTokens
 
 logger = logging.getLogger(__name__)
+
+# Shortest shared prefix (in tokens) that `encode` computes once; below it the copy of the cache costs more.
+MIN_SHARED_PREFIX = 4
 
 class LossOutput(NamedTuple):
     """Scalar fp32 tensors of one training batch.
@@ -271,6 +276,26 @@ class GenVecModel(nn.Module):
             )
         return output.last_hidden_state  # (B, N, H)
 
+    def special_states_after_prefix(self, prefix: "SharedPrefix", rests: list[list[int]]) -> torch.Tensor:
+        """`special_states` of texts that all start with `prefix`, given the rest of each text's token ids.
+
+        The prefix's keys and values are computed once (`SharedPrefix`); each row then runs only its own tokens and
+        the special tokens on top. Rows are padded on the left of their own tokens, after the prefix; the pads are
+        masked and positions count real tokens only, so every state equals the plain path's (tested, fp32).
+        """
+        batch = pad_left(rests, self.pad_token_id).to(self.device)  # (b, L')
+        special = self.special_tokens(batch.input_ids.shape[0], self.dtype)  # (b, N, H)
+        text = self.backbone.get_input_embeddings()(batch.input_ids)  # (b, L', H)
+        rest_mask = torch.cat([batch.attention_mask, batch.attention_mask.new_ones(special.shape[:2])], 1)
+        mask = torch.cat([rest_mask.new_ones(rest_mask.shape[0], prefix.length), rest_mask], 1)  # (b, P + L' + N)
+        positions = prefix.length + _positions(rest_mask)  # the prefix holds positions 0 .. P - 1
+        with layers.eager(self.layers_compiled):
+            output = self.backbone.base_model(
+                inputs_embeds=torch.cat([text, special], 1), attention_mask=mask, position_ids=positions,
+                cache=prefix.cache_for(batch.input_ids.shape[0]), use_cache=True,
+            )
+        return output.last_hidden_state[:, -special.shape[1] :]  # (b, N, H)
+
     # ---------------------------------------------------------------- inference
 
     @torch.no_grad()  # not inference_mode: callers may feed the states to autograd code (decoding, probes)
@@ -331,13 +356,19 @@ class GenVecModel(nn.Module):
         if not isinstance(normalize, bool):
             raise InputError(f"normalize must be True or False, got {normalize!r}.")
         ids = self._tokenize_texts(texts, instruction, max_length)
+        # Every text starts with the instruction's tokens: their keys and values are computed once (decision 10).
+        prefix = self._shared_prefix(ids) if instruction is not None and len(ids) > 1 else None
         order = np.argsort([-len(row) for row in ids], kind="stable")  # longest first: memory errors show early
         show = shows_progress(show_progress, len(ids), batch_size)
         embeddings = np.empty((len(ids), self.embedding_dim), dtype=np.float32)
         for start in tqdm(range(0, len(ids), batch_size), desc="encode", unit="batch", disable=not show):
             indices = order[start : start + batch_size]
-            batch = pad_left([ids[i] for i in indices], self.pad_token_id).to(self.device)
-            vectors = self.embed(self.compression_states(self.special_states(batch)))  # (b, D)
+            if prefix is None:
+                batch = pad_left([ids[i] for i in indices], self.pad_token_id).to(self.device)
+                special = self.special_states(batch)
+            else:
+                special = self.special_states_after_prefix(prefix, [ids[i][prefix.length :] for i in indices])
+            vectors = self.embed(self.compression_states(special))  # (b, D)
             if normalize:
                 vectors = nn.functional.normalize(vectors, dim=-1)
             embeddings[indices] = vectors.float().cpu().numpy()
@@ -573,6 +604,16 @@ class GenVecModel(nn.Module):
 
     # ---------------------------------------------------------------- internals
 
+    def _shared_prefix(self, ids: list[list[int]]) -> "SharedPrefix | None":
+        """The tokens every text starts with, run once; None when too few to be worth a cache."""
+        length = len(os.path.commonprefix(ids))
+        if length < MIN_SHARED_PREFIX:
+            return None
+        prefix_ids = torch.tensor([ids[0][:length]], device=self.device)  # (1, P)
+        with layers.eager(self.layers_compiled):
+            cache = self.backbone.base_model(input_ids=prefix_ids, use_cache=True).cache
+        return SharedPrefix(length, cache)
+
     def _tokenize_texts(
         self, texts: list[str] | str, instruction: str | None, max_length: int | None
     ) -> list[list[int]]:
@@ -593,6 +634,20 @@ class GenVecModel(nn.Module):
             f"backbone={self.config.model.backbone!r}, N={self.num_special_tokens}, K={self.num_compression_tokens}, "
             f"H={self.hidden_size}, D={self.embedding_dim}, dtype={DTYPE_NAMES.get(self.dtype, self.dtype)}"
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedPrefix:
+    """The keys and values of token ids that every text of a call starts with (an instruction), for a batch of one."""
+
+    length: int
+    cache: object  # the backbone's cache object after reading the prefix
+
+    def cache_for(self, batch_size: int):
+        """A fresh copy of the cache for `batch_size` rows (a forward pass appends to the cache it is given)."""
+        cache = copy.deepcopy(self.cache)
+        cache.batch_repeat_interleave(batch_size)
+        return cache
 
 
 def _positions(attention_mask: torch.Tensor) -> torch.Tensor:

@@ -243,3 +243,26 @@ def test_compress_in_batches_equals_one_batch(qwen3_model):
 def test_loss_refuses_teacher_embeddings_that_are_not_numbers(qwen3_model):
     with pytest.raises(InputError, match=r"teacher_embeddings must be a \(B, D\) array of numbers"):
         qwen3_model.loss(["q"], ["r"], [["a"] * 16])
+
+
+def test_a_shared_instruction_prefix_is_computed_once_and_changes_no_embedding(tiny_model, monkeypatch):
+    import genvec.model as model_module
+
+    texts = [f"text {i} about rivers and ice " * (i % 4) for i in range(11)]  # "" among them
+    instruction = "Given a question, retrieve the passages that answer the question:"
+    calls = []
+    original = model_module.GenVecModel.special_states_after_prefix
+
+    def counted(self, prefix, rests):
+        calls.append((prefix.length, len(rests)))
+        return original(self, prefix, rests)
+
+    monkeypatch.setattr(model_module.GenVecModel, "special_states_after_prefix", counted)
+    fast = tiny_model.encode(texts, instruction=instruction, batch_size=4)
+    assert len(calls) == 3 and all(length >= 10 for length, _ in calls)  # 11 texts in batches of 4, one prefix
+    monkeypatch.setattr(model_module, "MIN_SHARED_PREFIX", 10**9)  # the plain path
+    plain = tiny_model.encode(texts, instruction=instruction, batch_size=4)
+    assert len(calls) == 3
+    assert np.abs(fast - plain).max() < 1e-5
+    one_batch = tiny_model.encode(texts, instruction=instruction, batch_size=11)
+    assert np.abs(one_batch - plain).max() < 1e-5
