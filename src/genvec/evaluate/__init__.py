@@ -1,5 +1,7 @@
-"""Evaluation: metrics over embeddings (`metrics.py`) and the input-centric baselines (`baselines.py`).
+"""Evaluation: metrics over embeddings (`metrics.py`), the input-centric baselines (`baselines.py`), and the
+instruction every task gives genvec (`instructions.py`: the paper's table for MTEB(eng, v2), BRIGHT(v1.1) and
+AdvBench-IR, or a user's own).
 
-The quickstart's measurements and `genvec evaluate` are built on these; nothing here encodes with a genvec model by
-itself or reads benchmark files.
+The quickstart's measurements are built on these; nothing here encodes with a genvec model by itself or reads
+benchmark files.
 """
