@@ -612,6 +612,8 @@ class GenVecModel(nn.Module):
         prefix_ids = torch.tensor([ids[0][:length]], device=self.device)  # (1, P)
         with layers.eager(self.layers_compiled):
             cache = self.backbone.base_model(input_ids=prefix_ids, use_cache=True).cache
+        if not hasattr(cache, "batch_repeat_interleave"):  # a cache type that cannot be copied per row: plain path
+            return None
         return SharedPrefix(length, cache)
 
     def _tokenize_texts(
