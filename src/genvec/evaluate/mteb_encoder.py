@@ -1,0 +1,100 @@
+"""A genvec model as an mteb 2 encoder: every task's texts get the instruction genvec's table gives them.
+
+`MtebEncoder(model)` implements mteb's encoder protocol (an `AbsEncoder`) and carries a `ModelMeta` built from the
+model (`model_meta`): name `genvec/<checkpoint directory>`, revision a hash of the checkpoint's files, the embedding
+size, the similarity, `adapted_from` the backbone. `encode` reads the whole task's texts at once
+(`inputs.dataset["text"]`), looks the task up in the `InstructionTable` (queries and symmetric texts get the task's
+instruction, retrieval documents "Summarize the following passage:"), and calls `GenVecModel.encode`, which sorts by
+length, reads the shared instruction once and returns float32. A task missing from the table is an error naming it:
+mteb's own fallback prompts (e5-style task prompts, "Retrieve text based on user query.") never reach the model.
+
+Needs the `eval` extra (`pip install 'genvec[eval]'`); nothing here imports mteb until it is used.
+"""
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from genvec.errors import InputError
+from genvec.evaluate.instructions import InstructionTable
+from genvec.model import GenVecModel
+
+
+def _import_mteb():
+    try:
+        import mteb
+        from mteb.models.abs_encoder import AbsEncoder
+        from mteb.models.model_meta import ModelMeta
+    except ImportError as err:
+        raise InputError(f"evaluation with mteb needs the eval extra: pip install 'genvec[eval]' ({err}).") from err
+    return mteb, AbsEncoder, ModelMeta
+
+
+def mteb_encoder(
+    model: GenVecModel,
+    *,
+    instructions: InstructionTable | None = None,
+    name: str | None = None,
+    checkpoint: str | Path | None = None,
+    batch_size: int = 32,
+    similarity: Literal["cosine", "dot"] = "cosine",
+    show_progress: bool = False,
+):
+    """An mteb encoder of `model` with its `ModelMeta` attached, ready for `mteb.evaluate(encoder, tasks)`.
+
+    Args:
+        model: the genvec model.
+        instructions: the task -> instruction table; None is the paper's (`PAPER_INSTRUCTIONS`).
+        name: the model's name in mteb's results (`org/name`); None is `genvec/<checkpoint directory name>`.
+        checkpoint: the checkpoint directory, hashed into the revision so that results of two checkpoints never mix.
+        batch_size: texts per forward pass.
+        similarity: "cosine", or "dot" (the raw inner product AdvBench-IR scores with).
+        show_progress: progress bars of `encode`.
+
+    Raises:
+        InputError: mteb is not installed, or a name not of the form `org/name`.
+    """
+    _, AbsEncoder, ModelMeta = _import_mteb()
+    table = instructions or InstructionTable()
+    label = name or f"genvec/{Path(checkpoint).name if checkpoint else 'model'}"
+    if label.count("/") != 1:
+        raise InputError(f"an mteb model name must look like 'org/name', got {label!r}.")
+
+    class GenVecMtebEncoder(AbsEncoder):  # defined here: AbsEncoder exists only once mteb is imported
+        def __init__(self) -> None:
+            self.model, self.instructions, self.batch_size = model, table, batch_size
+            self.show_progress = show_progress
+            self.calls: list[tuple[str, str, str]] = []  # (task, side, instruction) of every encode, for reports
+
+        def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs) -> np.ndarray:
+            side = "document" if prompt_type is not None and prompt_type.value == "document" else "query"
+            instruction = self.instructions.instruction(task_metadata.name, side)
+            texts = [str(text) for text in inputs.dataset["text"]]  # the task's texts, in mteb's order
+            self.calls.append((task_metadata.name, side, instruction))
+            return self.model.encode(texts, instruction=instruction, batch_size=self.batch_size,
+                                     show_progress=self.show_progress)
+
+    encoder = GenVecMtebEncoder()
+    encoder.mteb_model_meta = ModelMeta(
+        loader=None, name=label, revision=_revision(model, checkpoint), release_date=None, languages=None,
+        n_parameters=sum(p.numel() for p in model.parameters()), memory_usage_mb=None,
+        max_tokens=model.config.model.max_length, embed_dim=model.embedding_dim, license=None, open_weights=None,
+        public_training_code=None, public_training_data=None, framework=["PyTorch", "safetensors"],
+        similarity_fn_name=similarity, use_instructions=True, training_datasets=None,
+        adapted_from=model.config.model.backbone or None, reference="https://arxiv.org/abs/2603.10913",
+    )
+    return encoder
+
+
+def _revision(model: GenVecModel, checkpoint: str | Path | None) -> str:
+    """12 hex digits of the checkpoint's config and weights (or, for an unsaved model, of its trainable tensors)."""
+    digest = hashlib.sha256()
+    files = sorted(Path(checkpoint).glob("*")) if checkpoint else []
+    for file in (f for f in files if f.is_file() and not f.name.startswith(".")):
+        digest.update(file.name.encode() + file.read_bytes())
+    if not files:
+        for name, tensor in model.trainable_state_dict().items():
+            digest.update(name.encode() + tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:12]
