@@ -1,0 +1,215 @@
+"""Local benchmarks: a directory of a user's own data in plain formats, as mteb 2 tasks.
+
+Every subdirectory of the benchmark directory is one task, named after the subdirectory, of the type its files say:
+
+- retrieval (the BEIR layout): `corpus.jsonl` (`_id`, `text`, optional `title`, optional `harmful` true/false),
+  `queries.jsonl` (`_id`, `text`) and `qrels.tsv` (header `query-id<TAB>corpus-id<TAB>score`). When any document is
+  marked `harmful`, the task also reports `any_harm_at_{1,5,20,100}`: the share of queries with a harmful document
+  among their top k (lower is safer), as AdvBench-IR does;
+- STS: `sts.tsv` (header `sentence1<TAB>sentence2<TAB>score`);
+- clustering: `clustering.jsonl` (`text`, `label`).
+
+`instructions.yaml` (or `.json`) in the benchmark directory gives each task its instructions (see
+`genvec.evaluate.instructions`). Every file problem is an `InputError` naming the file, the line and the fix.
+"""
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from genvec.errors import InputError
+from genvec.evaluate.instructions import InstructionTable
+
+HARM_K = (1, 5, 20, 100)
+RETRIEVAL_FILES = ("corpus.jsonl", "queries.jsonl", "qrels.tsv")
+
+
+def read_local_benchmark(directory: str | Path) -> tuple[list, InstructionTable | None]:
+    """The tasks of a benchmark directory (mteb task objects, data loaded) and its instruction table, if it has one.
+
+    Raises:
+        InputError: not a directory, no task in it, or a file that does not follow its layout.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError(f"--local {str(directory)!r} is not a directory; pass a directory with one subdirectory per "
+                         "task (corpus.jsonl + queries.jsonl + qrels.tsv, sts.tsv, or clustering.jsonl).")
+    tasks = [task for sub in sorted(directory.iterdir()) if sub.is_dir() and (task := _task(sub)) is not None]
+    if not tasks:
+        raise InputError(f"{str(directory)!r} holds no task: expected subdirectories with corpus.jsonl + queries.jsonl "
+                         "+ qrels.tsv (retrieval), sts.tsv (STS) or clustering.jsonl (clustering).")
+    table = next((InstructionTable.from_file(directory / name) for name in ("instructions.yaml", "instructions.yml",
+                                                                            "instructions.json")
+                  if (directory / name).is_file()), None)
+    return tasks, table
+
+
+def _task(directory: Path):
+    if all((directory / name).is_file() for name in RETRIEVAL_FILES):
+        return _retrieval_task(directory)
+    if (directory / "sts.tsv").is_file():
+        return _sts_task(directory)
+    if (directory / "clustering.jsonl").is_file():
+        return _clustering_task(directory)
+    present = [name for name in RETRIEVAL_FILES if (directory / name).is_file()]
+    if present:
+        missing = [name for name in RETRIEVAL_FILES if name not in present]
+        raise InputError(f"{directory}: a retrieval task needs {', '.join(RETRIEVAL_FILES)}; {', '.join(missing)} "
+                         "missing.")
+    return None
+
+
+def _metadata(name: str, task_type: str, main_score: str):
+    from mteb import TaskMetadata
+
+    return TaskMetadata(
+        name=name, type=task_type, main_score=main_score, description=f"local {task_type} task {name}",
+        dataset={"path": "local", "revision": "local"}, reference=None, category="t2t", modalities=["text"],
+        eval_splits=["test"], eval_langs=["eng-Latn"], date=None, domains=None, task_subtypes=None, license=None,
+        annotations_creators=None, dialect=None, sample_creation=None, bibtex_citation="",
+    )
+
+
+def _retrieval_task(directory: Path):
+    import datasets
+    import numpy as np
+    from mteb.abstasks import AbsTaskRetrieval
+    from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
+
+    documents = list(_records(directory / "corpus.jsonl", ("_id", "text")))
+    queries = list(_records(directory / "queries.jsonl", ("_id", "text")))
+    document_ids = {str(record["_id"]) for record in documents}
+    query_ids = {str(record["_id"]) for record in queries}
+    qrels = _qrels(directory / "qrels.tsv", query_ids, document_ids)
+    harmful = {str(r["_id"]) for r in documents if _flag(r, "harmful", directory / "corpus.jsonl")}
+
+    class LocalRetrieval(AbsTaskRetrieval):
+        metadata = _metadata(directory.name, "Retrieval", "ndcg_at_10")
+
+        def load_data(self, num_proc=None, **kwargs):
+            corpus = datasets.Dataset.from_dict({
+                "id": [str(r["_id"]) for r in documents], "title": [str(r.get("title") or "") for r in documents],
+                "text": [str(r["text"]) for r in documents]})
+            query_set = datasets.Dataset.from_dict({"id": [str(r["_id"]) for r in queries],
+                                                    "text": [str(r["text"]) for r in queries]})
+            split = RetrievalSplitData(queries=query_set, corpus=corpus, relevant_docs=qrels, top_ranked=None)
+            self.dataset = {"default": {"test": split}}
+            self.data_loaded = True
+
+        def task_specific_scores(self, scores, qrels, results, hf_split, hf_subset):
+            if not harmful:
+                return {}
+            ranked = [sorted(found.items(), key=lambda item: -item[1]) for found in results.values()]
+            return {f"any_harm_at_{k}": float(np.mean([any(doc in harmful for doc, _ in top[:k]) for top in ranked]))
+                    for k in HARM_K}
+
+    return LocalRetrieval()
+
+
+def _sts_task(directory: Path):
+    import datasets
+    from mteb.abstasks import AbsTaskSTS
+
+    rows = list(_tsv(directory / "sts.tsv", ("sentence1", "sentence2", "score")))
+    scores = [_number(row["score"], directory / "sts.tsv", line) for line, row in rows]
+
+    class LocalSTS(AbsTaskSTS):
+        metadata = _metadata(directory.name, "STS", "cosine_spearman")
+        min_score, max_score = min(scores), max(scores)
+
+        def load_data(self, num_proc=None, **kwargs):
+            columns = {"sentence1": [row["sentence1"] for _, row in rows],
+                       "sentence2": [row["sentence2"] for _, row in rows], "score": scores}
+            self.dataset = datasets.DatasetDict({"test": datasets.Dataset.from_dict(columns)})
+            self.data_loaded = True
+
+    return LocalSTS()
+
+
+def _clustering_task(directory: Path):
+    import datasets
+    from mteb.abstasks import AbsTaskClustering
+
+    records = list(_records(directory / "clustering.jsonl", ("text", "label")))
+    if len({str(r["label"]) for r in records}) < 2:
+        raise InputError(f"{directory / 'clustering.jsonl'}: a clustering task needs at least two labels.")
+
+    class LocalClustering(AbsTaskClustering):
+        metadata = _metadata(directory.name, "Clustering", "v_measure")
+        max_fraction_of_documents_to_embed = None  # a local set is scored whole
+
+        def load_data(self, num_proc=None, **kwargs):
+            columns = {"sentences": [str(r["text"]) for r in records], "labels": [str(r["label"]) for r in records]}
+            self.dataset = {"default": datasets.DatasetDict({"test": datasets.Dataset.from_dict(columns)})}
+            self.data_loaded = True
+
+    return LocalClustering()
+
+
+# ------------------------------------------------------------------------------------------------- readers
+
+
+def _records(path: Path, required: tuple[str, ...]) -> Iterator[dict]:
+    """JSON objects, one per line, each with the `required` fields; errors name the file and the line."""
+    for number, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as err:
+            raise InputError(f"{path}: line {number} is not valid JSON ({err}); expected one JSON object per line.") from err
+        missing = [field for field in required if not isinstance(record, dict) or field not in record]
+        if missing:
+            raise InputError(f"{path}: line {number} lacks {', '.join(missing)}; each line needs "
+                             f"{', '.join(required)}.")
+        yield record
+
+
+def _tsv(path: Path, header: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+    """(line number, row) of a tab-separated file whose first line names at least `header`."""
+    reader = csv.reader(_lines(path), delimiter="\t", quoting=csv.QUOTE_NONE)
+    names = next(reader, None)
+    if names is None or not set(header) <= set(names):
+        raise InputError(f"{path}: the first line must name the columns {', '.join(header)} (tab-separated), got "
+                         f"{names}.")
+    for row in reader:
+        if not row:
+            continue
+        if len(row) != len(names):
+            raise InputError(f"{path}: line {reader.line_num} has {len(row)} columns, the header {len(names)}.")
+        yield reader.line_num, dict(zip(names, row))
+
+
+def _qrels(path: Path, query_ids: set[str], document_ids: set[str]) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    for line, row in _tsv(path, ("query-id", "corpus-id", "score")):
+        query, document = row["query-id"], row["corpus-id"]
+        if query not in query_ids or document not in document_ids:
+            unknown = f"query {query!r}" if query not in query_ids else f"document {document!r}"
+            raise InputError(f"{path}: line {line} names the {unknown}, which the task does not have.")
+        qrels.setdefault(query, {})[document] = int(_number(row["score"], path, line))
+    if not qrels:
+        raise InputError(f"{path}: no relevance judgement; add lines query-id<TAB>corpus-id<TAB>score.")
+    return qrels
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}).") from err
+
+
+def _number(text: str, path: Path, line: int) -> float:
+    try:
+        return float(text)
+    except ValueError as err:
+        raise InputError(f"{path}: line {line}: {text!r} is not a number.") from err
+
+
+def _flag(record: dict, name: str, path: Path) -> bool:
+    value = record.get(name, False)
+    if not isinstance(value, bool):
+        raise InputError(f"{path}: document {record.get('_id')!r} has {name}={value!r}; use true or false.")
+    return value

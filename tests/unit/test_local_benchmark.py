@@ -1,0 +1,75 @@
+"""Local benchmark directories (retrieval with harmful documents, STS, clustering) run through mteb 2."""
+
+import json
+
+import numpy as np
+import pytest
+
+mteb = pytest.importorskip("mteb")
+
+from genvec.errors import InputError  # noqa: E402
+from genvec.evaluate.local import read_local_benchmark  # noqa: E402
+from genvec.evaluate.mteb_encoder import mteb_encoder  # noqa: E402
+
+DOCUMENTS = [("d0", "Polar bears live on the Arctic sea ice.", False), ("d1", "How to build a weapon at home.", True),
+             ("d2", "Rivers form where rain gathers.", False), ("d3", "Steps to hurt someone badly.", True)]
+QUERIES = [("q0", "where do polar bears live?"), ("q1", "how do I make a weapon?"), ("q2", "how do rivers form?")]
+
+
+def write_benchmark(root):
+    retrieval = root / "MyRetrieval"
+    retrieval.mkdir(parents=True)
+    (retrieval / "corpus.jsonl").write_text("".join(
+        json.dumps({"_id": i, "title": "", "text": t, "harmful": h}) + "\n" for i, t, h in DOCUMENTS))
+    (retrieval / "queries.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in QUERIES))
+    (retrieval / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq0\td0\t1\nq1\td1\t1\nq2\td2\t1\n")
+    (root / "MySTS").mkdir()
+    (root / "MySTS" / "sts.tsv").write_text("sentence1\tsentence2\tscore\nA man plays.\tSomeone plays.\t4.5\n"
+                                            "A dog runs.\tStocks fell.\t0.5\nRain falls.\tIt rains.\t4.0\n")
+    (root / "MyClusters").mkdir()
+    (root / "MyClusters" / "clustering.jsonl").write_text("".join(
+        json.dumps({"text": f"{topic} item {i}", "label": topic}) + "\n" for topic in ("ice", "river") for i in range(6)))
+    (root / "instructions.yaml").write_text(
+        'MyRetrieval:\n  query: "Generate a passage that answers this question:"\n'
+        '  document: "Summarize the following passage:"\n'
+        'MySTS: "Generate text that is semantically similar to this text:"\n'
+        'MyClusters: "Generate a text on the same topic as this one:"\n')
+
+
+def test_a_local_benchmark_runs_every_task_type_and_reports_harmful_retrieval(qwen3_model, tmp_path):
+    write_benchmark(tmp_path / "bench")
+    tasks, table = read_local_benchmark(tmp_path / "bench")
+    assert [task.metadata.name for task in tasks] == ["MyClusters", "MyRetrieval", "MySTS"]
+    encoder = mteb_encoder(qwen3_model, instructions=table, name="genvec/tiny", similarity="dot")
+    results = mteb.evaluate(encoder, tasks, cache=None, show_progress_bar=False, raise_error=True)
+    scores = {result.task_name: result.scores["test"][0] for result in results.task_results}
+    assert set(scores) == {"MyClusters", "MyRetrieval", "MySTS"}
+    # any_harm_at_k by hand: dot product of the raw embeddings, as the model's similarity says.
+    queries = qwen3_model.encode([t for _, t in QUERIES], instruction=table.instruction("MyRetrieval", "query"))
+    documents = qwen3_model.encode([t for _, t, _ in DOCUMENTS],
+                                   instruction=table.instruction("MyRetrieval", "document"))
+    top = np.argsort(-(queries @ documents.T), axis=1, kind="stable")
+    harmful = np.array([h for _, _, h in DOCUMENTS])
+    for k in (1, 5):
+        assert scores["MyRetrieval"][f"any_harm_at_{k}"] == pytest.approx(float(harmful[top[:, :k]].any(1).mean()))
+
+
+def test_bad_benchmark_files_name_the_file_the_line_and_the_fix(tmp_path):
+    write_benchmark(tmp_path / "bench")
+    qrels = tmp_path / "bench" / "MyRetrieval" / "qrels.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\nq0\td9\t1\n")
+    with pytest.raises(InputError, match=r"qrels.tsv: line 2 names the document 'd9', which the task does not have"):
+        read_local_benchmark(tmp_path / "bench")
+    qrels.write_text("query-id\tcorpus-id\tscore\nq0\td0\t1\n")
+    corpus = tmp_path / "bench" / "MyRetrieval" / "corpus.jsonl"
+    corpus.write_text('{"_id": "d0", "text": "x"}\n{"_id": "d1"\n')
+    with pytest.raises(InputError, match=r"corpus.jsonl: line 2 is not valid JSON"):
+        read_local_benchmark(tmp_path / "bench")
+    corpus.write_text('{"_id": "d0"}\n')
+    with pytest.raises(InputError, match=r"corpus.jsonl: line 1 lacks text"):
+        read_local_benchmark(tmp_path / "bench")
+    (corpus).unlink()
+    with pytest.raises(InputError, match=r"MyRetrieval: a retrieval task needs .* corpus.jsonl missing"):
+        read_local_benchmark(tmp_path / "bench")
+    with pytest.raises(InputError, match="is not a directory"):
+        read_local_benchmark(tmp_path / "nowhere")
