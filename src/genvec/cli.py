@@ -402,6 +402,41 @@ def _run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------- evaluate
+
+
+def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_model_arguments(parser)
+    what = parser.add_argument_group("what to evaluate (exactly one)")
+    what.add_argument("--local", type=Path, help="a benchmark directory of your own data: one subdirectory per task "
+                      "(corpus.jsonl + queries.jsonl + qrels.tsv, sts.tsv, or clustering.jsonl) and instructions.yaml")
+    what.add_argument("--tasks", nargs="+", help="mteb task names, e.g. ArguAna STS12 (needs the hub or a filled cache)")
+    what.add_argument("--benchmark", help='an mteb benchmark, e.g. "MTEB(eng, v2)" or "BRIGHT(v1.1)"')
+    parser.add_argument("--instructions", type=Path, help="YAML or JSON table task -> instruction (default: the "
+                        "paper's table; a --local directory's instructions.yaml)")
+    parser.add_argument("--output", type=Path, default=Path("runs/evaluate"),
+                        help="results directory: mteb's layout under mteb/, scores.json, summary.md; tasks already "
+                        "scored there are not run again (default: runs/evaluate)")
+    parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default: 32)")
+    parser.add_argument("--similarity", choices=["cosine", "dot"], default="cosine",
+                        help="how embeddings are compared (AdvBench-IR uses dot; default: cosine)")
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from genvec.evaluate.instructions import InstructionTable
+    from genvec.evaluate.run import evaluate_model, select_tasks
+
+    tasks, local_table = select_tasks(local=args.local, tasks=args.tasks, benchmark=args.benchmark)
+    table = InstructionTable.from_file(args.instructions) if args.instructions else local_table
+    model = _load_model(args)
+    result = evaluate_model(model, tasks, args.output, instructions=table, checkpoint=args.model,
+                            batch_size=args.batch_size, similarity=args.similarity)
+    print(result.table)
+    print(f"results: {result.output / 'scores.json'}, {result.output / 'summary.md'}, mteb's files under "
+          f"{result.output / 'mteb'}", file=sys.stderr)
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------- quickstart
 
 
@@ -451,5 +486,6 @@ VERBS: dict[str, tuple[Callable, Callable, str]] = {
     "decode": (_add_decode_arguments, _run_decode, "turn texts' embeddings back into text (the LLM reads them)"),
     "inspect": (_add_inspect_arguments, _run_inspect, "logit lens: top tokens at each special-token position"),
     "convert": (_add_convert_arguments, _run_convert, "write an official LLM2Vec-Gen release as a genvec checkpoint"),
+    "evaluate": (_add_evaluate_arguments, _run_evaluate, "score a model on mteb tasks or your own benchmark directory"),
     "quickstart": (_add_quickstart_arguments, _run_quickstart, "the method end to end on a small world, offline"),
 }

@@ -73,3 +73,26 @@ def test_bad_benchmark_files_name_the_file_the_line_and_the_fix(tmp_path):
         read_local_benchmark(tmp_path / "bench")
     with pytest.raises(InputError, match="is not a directory"):
         read_local_benchmark(tmp_path / "nowhere")
+
+
+def test_genvec_evaluate_on_a_local_directory_writes_scores_and_skips_scored_tasks(qwen3_model, tmp_path, capsys):
+    from genvec.cli import main
+
+    write_benchmark(tmp_path / "bench")
+    qwen3_model.save_pretrained(tmp_path / "ckpt")
+    argv = ["evaluate", "--model", str(tmp_path / "ckpt"), "--device", "cpu", "--local", str(tmp_path / "bench"),
+            "--output", str(tmp_path / "out")]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "| MyRetrieval |" in table and "| average (3 tasks) |" in table
+    scores = json.loads((tmp_path / "out" / "scores.json").read_text())
+    assert set(scores["tasks"]) == {"MyClusters", "MyRetrieval", "MySTS"}
+    task_files = sorted((tmp_path / "out" / "mteb").rglob("MyRetrieval.json"))
+    assert len(task_files) == 1
+    written = task_files[0].stat().st_mtime_ns
+    assert main(argv) == 0  # a second run finds every task scored: nothing is run again
+    assert task_files[0].stat().st_mtime_ns == written
+    assert json.loads((tmp_path / "out" / "scores.json").read_text())["tasks"] == scores["tasks"]
+    assert main(["evaluate", "--model", str(tmp_path / "ckpt"), "--device", "cpu", "--local", str(tmp_path / "bench"),
+                 "--tasks", "ArguAna"]) == 2
+    assert "exactly one of --local DIR, --tasks NAME..., --benchmark NAME" in capsys.readouterr().err
