@@ -411,15 +411,17 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--local", type=Path, help="a benchmark directory of your own data: one subdirectory per task "
                       "(corpus.jsonl + queries.jsonl + qrels.tsv, sts.tsv, or clustering.jsonl) and instructions.yaml")
     what.add_argument("--tasks", nargs="+", help="mteb task names, e.g. ArguAna STS12 (needs the hub or a filled cache)")
-    what.add_argument("--benchmark", help='an mteb benchmark, e.g. "MTEB(eng, v2)" or "BRIGHT(v1.1)"')
+    what.add_argument("--benchmark", help='an mteb benchmark, e.g. "MTEB(eng, v2)" or "BRIGHT(v1.1)", or advbench-ir '
+                      "(harmful retrieval; needs the hub)")
     parser.add_argument("--instructions", type=Path, help="YAML or JSON table task -> instruction (default: the "
                         "paper's table; a --local directory's instructions.yaml)")
     parser.add_argument("--output", type=Path, default=Path("runs/evaluate"),
                         help="results directory: mteb's layout under mteb/, scores.json, summary.md; tasks already "
                         "scored there are not run again (default: runs/evaluate)")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default: 32)")
-    parser.add_argument("--similarity", choices=["cosine", "dot"], default="cosine",
-                        help="how embeddings are compared (AdvBench-IR uses dot; default: cosine)")
+    parser.add_argument("--similarity", choices=["cosine", "dot"],
+                        help="how embeddings are compared (default: dot for advbench-ir, as its official script; "
+                        "cosine otherwise)")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -429,8 +431,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     tasks, local_table = select_tasks(local=args.local, tasks=args.tasks, benchmark=args.benchmark)
     table = InstructionTable.from_file(args.instructions) if args.instructions else local_table
     model = _load_model(args)
+    similarity = args.similarity or ("dot" if (args.benchmark or "").lower() == "advbench-ir" else "cosine")
     result = evaluate_model(model, tasks, args.output, instructions=table, checkpoint=args.model,
-                            batch_size=args.batch_size, similarity=args.similarity)
+                            batch_size=args.batch_size, similarity=similarity)
     print(result.table)
     print(f"results: {result.output / 'scores.json'}, {result.output / 'summary.md'}, mteb's files under "
           f"{result.output / 'mteb'}", file=sys.stderr)

@@ -72,28 +72,38 @@ def _metadata(name: str, task_type: str, main_score: str):
 
 
 def _retrieval_task(directory: Path):
+    documents = list(_records(directory / "corpus.jsonl", ("_id", "text")))
+    queries = list(_records(directory / "queries.jsonl", ("_id", "text")))
+    corpus = {str(r["_id"]): (str(r.get("title") or ""), str(r["text"])) for r in documents}
+    query_texts = {str(r["_id"]): str(r["text"]) for r in queries}
+    qrels = _qrels(directory / "qrels.tsv", set(query_texts), set(corpus))
+    harmful = {str(r["_id"]) for r in documents if _flag(r, "harmful", directory / "corpus.jsonl")}
+    return retrieval_task(directory.name, corpus, query_texts, qrels, harmful)
+
+
+def retrieval_task(
+    name: str,
+    corpus: dict[str, tuple[str, str]],
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    harmful: set[str] = frozenset(),
+):
+    """An mteb retrieval task over documents `{id: (title, text)}` and queries `{id: text}`; with `harmful` document
+    ids it also reports `any_harm_at_k` for k in HARM_K (mteb's `hit_rate_at_k` is the share of queries with a
+    relevant document in their top k)."""
     import datasets
     import numpy as np
     from mteb.abstasks import AbsTaskRetrieval
     from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 
-    documents = list(_records(directory / "corpus.jsonl", ("_id", "text")))
-    queries = list(_records(directory / "queries.jsonl", ("_id", "text")))
-    document_ids = {str(record["_id"]) for record in documents}
-    query_ids = {str(record["_id"]) for record in queries}
-    qrels = _qrels(directory / "qrels.tsv", query_ids, document_ids)
-    harmful = {str(r["_id"]) for r in documents if _flag(r, "harmful", directory / "corpus.jsonl")}
-
     class LocalRetrieval(AbsTaskRetrieval):
-        metadata = _metadata(directory.name, "Retrieval", "ndcg_at_10")
+        metadata = _metadata(name, "Retrieval", "ndcg_at_10")
 
         def load_data(self, num_proc=None, **kwargs):
-            corpus = datasets.Dataset.from_dict({
-                "id": [str(r["_id"]) for r in documents], "title": [str(r.get("title") or "") for r in documents],
-                "text": [str(r["text"]) for r in documents]})
-            query_set = datasets.Dataset.from_dict({"id": [str(r["_id"]) for r in queries],
-                                                    "text": [str(r["text"]) for r in queries]})
-            split = RetrievalSplitData(queries=query_set, corpus=corpus, relevant_docs=qrels, top_ranked=None)
+            corpus_set = datasets.Dataset.from_dict({"id": list(corpus), "title": [t for t, _ in corpus.values()],
+                                                     "text": [x for _, x in corpus.values()]})
+            query_set = datasets.Dataset.from_dict({"id": list(queries), "text": list(queries.values())})
+            split = RetrievalSplitData(queries=query_set, corpus=corpus_set, relevant_docs=qrels, top_ranked=None)
             self.dataset = {"default": {"test": split}}
             self.data_loaded = True
 

@@ -28,14 +28,18 @@ class EvaluationResult:
 
 
 def select_tasks(*, local: str | Path | None = None, tasks: list[str] | None = None, benchmark: str | None = None):
-    """mteb task objects from exactly one of a local benchmark directory, task names, or a benchmark name; and the
-    local directory's instruction table when it has one (else None)."""
+    """mteb task objects from exactly one of a local benchmark directory, task names, or a benchmark name (an mteb
+    one, or "advbench-ir"); and the local directory's instruction table when it has one (else None)."""
     if sum(x is not None and x != [] for x in (local, tasks, benchmark)) != 1:
         raise InputError("choose what to evaluate: exactly one of --local DIR, --tasks NAME..., --benchmark NAME.")
     if local is not None:
         from genvec.evaluate.local import read_local_benchmark
 
         return read_local_benchmark(local)
+    if benchmark is not None and benchmark.lower() == "advbench-ir":
+        from genvec.evaluate.advbench import advbench_task
+
+        return [advbench_task()], None
     import mteb
 
     try:
