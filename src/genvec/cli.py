@@ -418,6 +418,9 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, default=Path("runs/evaluate"),
                         help="results directory: mteb's layout under mteb/, scores.json, summary.md; tasks already "
                         "scored there are not run again (default: runs/evaluate)")
+    parser.add_argument("--baseline", action="append", metavar="NAME_OR_DIR",
+                        help="also score an input-centric baseline through the same protocol: mean-pool (the "
+                        "backbone's mean-pooled states) or a sentence-transformers model; repeatable")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default: 32)")
     parser.add_argument("--similarity", choices=["cosine", "dot"],
                         help="how embeddings are compared (default: dot for advbench-ir, as its official script; "
@@ -433,7 +436,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     model = _load_model(args)
     similarity = args.similarity or ("dot" if (args.benchmark or "").lower() == "advbench-ir" else "cosine")
     result = evaluate_model(model, tasks, args.output, instructions=table, checkpoint=args.model,
-                            batch_size=args.batch_size, similarity=similarity)
+                            baselines=args.baseline, batch_size=args.batch_size, similarity=similarity)
     print(result.table)
     print(f"results: {result.output / 'scores.json'}, {result.output / 'summary.md'}, mteb's files under "
           f"{result.output / 'mteb'}", file=sys.stderr)

@@ -81,18 +81,36 @@ def test_genvec_evaluate_on_a_local_directory_writes_scores_and_skips_scored_tas
     write_benchmark(tmp_path / "bench")
     qwen3_model.save_pretrained(tmp_path / "ckpt")
     argv = ["evaluate", "--model", str(tmp_path / "ckpt"), "--device", "cpu", "--local", str(tmp_path / "bench"),
-            "--output", str(tmp_path / "out")]
+            "--output", str(tmp_path / "out"), "--baseline", "mean-pool"]
     assert main(argv) == 0
     table = capsys.readouterr().out
-    assert "| MyRetrieval |" in table and "| average (3 tasks) |" in table
+    assert "| task | genvec/ckpt | baseline/mean-pool | vs baseline/mean-pool |" in table
+    assert "| MyRetrieval |" in table and "| average (3 tasks) |" in table and "| STS (1) |" in table
     scores = json.loads((tmp_path / "out" / "scores.json").read_text())
-    assert set(scores["tasks"]) == {"MyClusters", "MyRetrieval", "MySTS"}
+    assert set(scores["methods"]) == {"genvec/ckpt", "baseline/mean-pool"}
+    assert set(scores["methods"]["genvec/ckpt"]) == {"MyClusters", "MyRetrieval", "MySTS"}
     task_files = sorted((tmp_path / "out" / "mteb").rglob("MyRetrieval.json"))
-    assert len(task_files) == 1
-    written = task_files[0].stat().st_mtime_ns
+    assert [path.parts[-3] for path in task_files] == ["baseline__mean-pool", "genvec__ckpt"]  # mteb's layout
+    written = [path.stat().st_mtime_ns for path in task_files]
     assert main(argv) == 0  # a second run finds every task scored: nothing is run again
-    assert task_files[0].stat().st_mtime_ns == written
-    assert json.loads((tmp_path / "out" / "scores.json").read_text())["tasks"] == scores["tasks"]
+    assert [path.stat().st_mtime_ns for path in task_files] == written
+    assert json.loads((tmp_path / "out" / "scores.json").read_text())["methods"] == scores["methods"]
     assert main(["evaluate", "--model", str(tmp_path / "ckpt"), "--device", "cpu", "--local", str(tmp_path / "bench"),
                  "--tasks", "ArguAna"]) == 2
     assert "exactly one of --local DIR, --tasks NAME..., --benchmark NAME" in capsys.readouterr().err
+
+
+def test_relative_differences_and_the_summary_on_known_numbers():
+    from genvec.evaluate.run import relative_differences, summary_table
+
+    def scores(**tasks):
+        return {task: {"main_score": value} for task, value in tasks.items()}
+
+    methods = {"genvec/m": scores(A=0.6, B=0.3, C=0.8), "baseline/b": scores(A=0.5, B=0.4, C=0.8)}
+    assert relative_differences(methods["genvec/m"], methods["baseline/b"]) == pytest.approx(
+        {"A": 0.2, "B": -0.25, "C": 0.0})
+    table = summary_table(methods, {"A": "Retrieval", "B": "Retrieval", "C": "STS"}, "genvec/m").splitlines()
+    assert table[0] == "| task | genvec/m | baseline/b | vs baseline/b |"
+    assert "| A | 0.6000 | 0.5000 | +20.0% |" in table and "| B | 0.3000 | 0.4000 | -25.0% |" in table
+    assert "| Retrieval (2) | 0.4500 | 0.4500 | +0.0% |" in table
+    assert "| average (3 tasks) | 0.5667 | 0.5667 | +0.0% |" in table

@@ -98,3 +98,34 @@ def _revision(model: GenVecModel, checkpoint: str | Path | None) -> str:
         for name, tensor in model.trainable_state_dict().items():
             digest.update(name.encode() + tensor.detach().float().cpu().numpy().tobytes())
     return digest.hexdigest()[:12]
+
+
+def baseline_encoder(
+    name: str, encode, *, embed_dim: int, revision: str, similarity: Literal["cosine", "dot"] = "cosine"
+):
+    """An input-centric baseline as an mteb encoder: `encode(texts) -> (n, D)` reads every text as it is (no
+    instruction), e.g. the backbone's mean-pooled states or a sentence-transformers model on the raw input.
+
+    Args:
+        name: its name in mteb's results, `org/name` (e.g. `baseline/mean-pool`).
+        encode: the encoder function (see `genvec.evaluate.baselines`).
+        embed_dim: D.
+        revision: what tells two baselines of one name apart in mteb's result cache (e.g. a backbone fingerprint).
+        similarity: "cosine" or "dot".
+    """
+    _, AbsEncoder, ModelMeta = _import_mteb()
+    if name.count("/") != 1:
+        raise InputError(f"an mteb model name must look like 'org/name', got {name!r}.")
+
+    class BaselineEncoder(AbsEncoder):
+        def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs) -> np.ndarray:
+            return np.asarray(encode([str(text) for text in inputs.dataset["text"]]), dtype=np.float32)
+
+    encoder = BaselineEncoder()
+    encoder.mteb_model_meta = ModelMeta(
+        loader=None, name=name, revision=revision, release_date=None, languages=None, n_parameters=None,
+        memory_usage_mb=None, max_tokens=None, embed_dim=embed_dim, license=None, open_weights=None,
+        public_training_code=None, public_training_data=None, framework=["PyTorch"], similarity_fn_name=similarity,
+        use_instructions=False, training_datasets=None,
+    )
+    return encoder

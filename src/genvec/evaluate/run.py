@@ -2,10 +2,12 @@
 
 mteb writes its own result layout under `OUTPUT/mteb/` (one JSON per task, the model's metadata); a task already
 scored there for this checkpoint is not run again, so an interrupted evaluation loses at most the task in progress.
-genvec adds `OUTPUT/scores.json` (main score and every score of each task) and `OUTPUT/summary.md` (a table), both
-written atomically after every run.
+genvec adds `OUTPUT/scores.json` (every score of each task for the model and each baseline, and the model's
+relative difference to each baseline) and `OUTPUT/summary.md` (per task, per task type, average), both written
+atomically after every run. Baselines are input-centric and read every text as it is.
 """
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -56,14 +58,20 @@ def evaluate_model(
     *,
     instructions: InstructionTable | None = None,
     checkpoint: str | Path | None = None,
+    baselines: list[str] | None = None,
     batch_size: int = 32,
     similarity: str = "cosine",
     show_progress: bool = True,
 ) -> EvaluationResult:
-    """Score `model` on mteb `tasks` with genvec's instructions; results under `output` (see the module docstring).
+    """Score `model` (and each baseline) on mteb `tasks`; results under `output` (see the module docstring).
+
+    Args:
+        baselines: input-centric encoders scored through the same protocol: "mean-pool" (the backbone's mean-pooled
+            final states on the raw text) or a sentence-transformers model name or directory.
 
     Raises:
-        InputError: a task without an instruction in the table (before any task runs), or mteb missing.
+        InputError: a task without an instruction in the table (before any task runs), a baseline that cannot be
+            loaded, or mteb missing.
     """
     import mteb
 
@@ -73,20 +81,87 @@ def evaluate_model(
     output = Path(output)
     encoder = mteb_encoder(model, instructions=table, checkpoint=checkpoint, batch_size=batch_size,
                            similarity=similarity, show_progress=show_progress)
-    results = mteb.evaluate(encoder, tasks, cache=mteb.ResultCache(output / "mteb"), overwrite_strategy="only-missing",
-                            show_progress_bar=show_progress, raise_error=True)
+    encoders = [encoder] + [_baseline(name, model, similarity) for name in baselines or []]
+    cache = mteb.ResultCache(output / "mteb")
+    methods: dict[str, dict[str, dict]] = {}
+    for each in encoders:
+        results = mteb.evaluate(each, tasks, cache=cache, overwrite_strategy="only-missing",
+                                show_progress_bar=show_progress, raise_error=True)
+        methods[each.mteb_model_meta.name] = _scores(results)
+    types = {task.metadata.name: task.metadata.type for task in tasks}
+    name = encoder.mteb_model_meta.name
+    document = {"model": name, "revision": encoder.mteb_model_meta.revision, "similarity": similarity,
+                "task_types": types, "methods": methods,
+                "relative_difference": {other: relative_differences(methods[name], methods[other])
+                                        for other in methods if other != name}}
+    write_text_atomic(output / "scores.json", json.dumps(document, indent=2, allow_nan=False) + "\n")
+    table_text = summary_table(methods, types, name)
+    write_text_atomic(output / "summary.md", f"# {name} ({document['revision']})\n\n{table_text}\n")
+    return EvaluationResult(output, {task: entry["main_score"] for task, entry in methods[name].items()}, table_text)
+
+
+def relative_differences(model: dict[str, dict], baseline: dict[str, dict]) -> dict[str, float]:
+    """(model - baseline) / |baseline| of each task's main score, as the paper reports gains (0.093 = +9.3%)."""
+    return {task: (model[task]["main_score"] - baseline[task]["main_score"]) / abs(baseline[task]["main_score"])
+            for task in model if task in baseline and baseline[task]["main_score"] != 0}
+
+
+def summary_table(methods: dict[str, dict[str, dict]], types: dict[str, str], model: str) -> str:
+    """Markdown: one row per task, then one per task type and the average; a column per method, and the relative
+    difference of `model` to each other method."""
+    names = [model] + [name for name in methods if name != model]
+    rows = [(task, {name: methods[name][task]["main_score"] for name in names if task in methods[name]})
+            for task in sorted(methods[model])]
+    by_type: dict[str, list[str]] = {}
+    for task, _ in rows:
+        by_type.setdefault(types.get(task, "?"), []).append(task)
+    averages = [(f"{kind} ({len(tasks)})", tasks) for kind, tasks in sorted(by_type.items())]
+    averages.append((f"average ({len(rows)} tasks)", [task for task, _ in rows]))
+    for label, tasks in averages:
+        rows.append((label, {name: sum(methods[name][t]["main_score"] for t in tasks) / len(tasks)
+                             for name in names if all(t in methods[name] for t in tasks)}))
+    header = ["task", *names, *[f"vs {name}" for name in names[1:]]]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for label, values in rows:
+        cells = [f"{values[name]:.4f}" if name in values else "-" for name in names]
+        for other in names[1:]:
+            ok = model in values and other in values and values[other] != 0
+            difference = round((values[model] - values[other]) / abs(values[other]), 9) + 0.0 if ok else None
+            cells.append("-" if difference is None else f"{difference:+.1%}")  # + 0.0: no "-0.0%" from rounding
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _scores(results) -> dict[str, dict]:
     scores = {}
     for result in results.task_results:
         splits = result.scores
         split = "test" if "test" in splits else next(iter(splits))
         scores[result.task_name] = {"main_score": round(float(result.get_score()), 6), "split": split,
                                     "scores": _finite(splits[split][0])}
-    document = {"model": encoder.mteb_model_meta.name, "revision": encoder.mteb_model_meta.revision,
-                "similarity": similarity, "tasks": scores}
-    write_text_atomic(output / "scores.json", json.dumps(document, indent=2, allow_nan=False) + "\n")
-    table_text = _table(scores)
-    write_text_atomic(output / "summary.md", f"# {document['model']} ({document['revision']})\n\n{table_text}\n")
-    return EvaluationResult(output, {name: entry["main_score"] for name, entry in scores.items()}, table_text)
+    return scores
+
+
+def _baseline(name: str, model: GenVecModel, similarity: str):
+    from genvec.evaluate.baselines import mean_pooled_encoder, sentence_transformer_encoder
+    from genvec.evaluate.mteb_encoder import baseline_encoder
+
+    if name == "mean-pool":
+        encode = mean_pooled_encoder(model.backbone, model.tokenizer)
+        fingerprint = model.backbone_record["fingerprint"]
+        revision = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
+        return baseline_encoder("baseline/mean-pool", encode, embed_dim=model.hidden_size, revision=revision,
+                                similarity=similarity)
+    try:
+        from sentence_transformers import SentenceTransformer
+
+        loaded = SentenceTransformer(name, device=str(model.device), trust_remote_code=False)
+    except (ImportError, OSError, ValueError) as err:
+        raise InputError(f"could not load the baseline {name!r} as a sentence-transformers model: {err}") from err
+    label = "baseline/" + Path(name).name.replace("/", "-")
+    source = str(Path(name).resolve()) if Path(name).exists() else name
+    return baseline_encoder(label, sentence_transformer_encoder(loaded), embed_dim=loaded.get_embedding_dimension(),
+                            revision=hashlib.sha256(source.encode()).hexdigest()[:12], similarity=similarity)
 
 
 def _finite(scores: dict) -> dict[str, float]:
@@ -96,10 +171,3 @@ def _finite(scores: dict) -> dict[str, float]:
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)}
 
 
-def _table(scores: dict[str, dict]) -> str:
-    lines = ["| task | main score |", "| --- | --- |"]
-    lines += [f"| {name} | {entry['main_score']:.4f} |" for name, entry in sorted(scores.items())]
-    if scores:
-        average = sum(entry["main_score"] for entry in scores.values()) / len(scores)
-        lines.append(f"| average ({len(scores)} tasks) | {average:.4f} |")
-    return "\n".join(lines)
