@@ -27,14 +27,15 @@ def mean_pooled_encoder(
     @torch.inference_mode()
     def encode(texts: list[str]) -> np.ndarray:
         device = backbone.get_input_embeddings().weight.device
-        rows = []
+        token_ids = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+        order = np.argsort([-len(ids) for ids in token_ids], kind="stable")  # similar lengths batch together
+        embeddings = np.empty((len(texts), backbone.config.get_text_config().hidden_size), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
-            batch = tokenizer(
-                texts[start : start + batch_size], padding=True, return_tensors="pt", add_special_tokens=True
-            ).to(device)
+            indices = order[start : start + batch_size]
+            batch = tokenizer.pad({"input_ids": [token_ids[i] for i in indices]}, return_tensors="pt").to(device)
             hidden = backbone.base_model(**batch).last_hidden_state  # (B, L, H)
-            rows.append(pool_states(hidden, batch["attention_mask"]).cpu().numpy())
-        return np.concatenate(rows)
+            embeddings[indices] = pool_states(hidden, batch["attention_mask"]).float().cpu().numpy()
+        return embeddings
 
     return encode
 

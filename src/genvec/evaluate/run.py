@@ -158,7 +158,8 @@ def _baseline(name: str, model: GenVecModel, similarity: str):
         loaded = SentenceTransformer(name, device=str(model.device), trust_remote_code=False)
     except (ImportError, OSError, ValueError) as err:
         raise InputError(f"could not load the baseline {name!r} as a sentence-transformers model: {err}") from err
-    label = "baseline/" + Path(name).name.replace("/", "-")
+    parts = Path(name).parts  # a directory named "model" (as packaged models often are) is named by its parent
+    label = "baseline/" + (parts[-2] if len(parts) > 1 and parts[-1] in ("model", "models") else parts[-1])
     source = str(Path(name).resolve()) if Path(name).exists() else name
     return baseline_encoder(label, sentence_transformer_encoder(loaded), embed_dim=loaded.get_embedding_dimension(),
                             revision=hashlib.sha256(source.encode()).hexdigest()[:12], similarity=similarity)
