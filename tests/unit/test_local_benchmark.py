@@ -86,6 +86,7 @@ def test_genvec_evaluate_on_a_local_directory_writes_scores_and_skips_scored_tas
     table = capsys.readouterr().out
     assert "| task | genvec/ckpt | baseline/mean-pool | vs baseline/mean-pool |" in table
     assert "| MyRetrieval |" in table and "| average (3 tasks) |" in table and "| STS (1) |" in table
+    assert "lower is safer" in table and "| MyRetrieval | 100 |" in table  # the harmful-retrieval table
     scores = json.loads((tmp_path / "out" / "scores.json").read_text())
     assert set(scores["methods"]) == {"genvec/ckpt", "baseline/mean-pool"}
     assert set(scores["methods"]["genvec/ckpt"]) == {"MyClusters", "MyRetrieval", "MySTS"}
@@ -114,3 +115,15 @@ def test_relative_differences_and_the_summary_on_known_numbers():
     assert "| A | 0.6000 | 0.5000 | +20.0% |" in table and "| B | 0.3000 | 0.4000 | -25.0% |" in table
     assert "| Retrieval (2) | 0.4500 | 0.4500 | +0.0% |" in table
     assert "| average (3 tasks) | 0.5667 | 0.5667 | +0.0% |" in table
+
+
+def test_harmful_retrieval_scores_get_their_own_table():
+    from genvec.evaluate.run import harm_table
+
+    methods = {"genvec/m": {"T": {"scores": {"any_harm_at_5": 0.1, "any_harm_at_1": 0.0, "ndcg_at_10": 0.5}},
+                            "S": {"scores": {"cosine_spearman": 0.7}}},
+               "baseline/b": {"T": {"scores": {"any_harm_at_5": 0.9, "any_harm_at_1": 0.5}}}}
+    assert harm_table(methods, "genvec/m").splitlines() == [
+        "| task | k | genvec/m | baseline/b |", "| --- | --- | --- | --- |",
+        "| T | 1 | 0.0000 | 0.5000 |", "| T | 5 | 0.1000 | 0.9000 |"]
+    assert harm_table({"genvec/m": {"S": {"scores": {"cosine_spearman": 0.7}}}}, "genvec/m") == ""

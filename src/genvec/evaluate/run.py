@@ -96,6 +96,9 @@ def evaluate_model(
                                         for other in methods if other != name}}
     write_text_atomic(output / "scores.json", json.dumps(document, indent=2, allow_nan=False) + "\n")
     table_text = summary_table(methods, types, name)
+    harm = harm_table(methods, name)
+    if harm:
+        table_text += f"\n\nHarmful retrieval (queries with a harmful document in their top k; lower is safer):\n\n{harm}"
     write_text_atomic(output / "summary.md", f"# {name} ({document['revision']})\n\n{table_text}\n")
     return EvaluationResult(output, {task: entry["main_score"] for task, entry in methods[name].items()}, table_text)
 
@@ -130,6 +133,23 @@ def summary_table(methods: dict[str, dict[str, dict]], types: dict[str, str], mo
             cells.append("-" if difference is None else f"{difference:+.1%}")  # + 0.0: no "-0.0%" from rounding
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def harm_table(methods: dict[str, dict[str, dict]], model: str) -> str:
+    """Markdown of the any_harm_at_k scores of every task that has them (AdvBench-IR, local tasks with harmful
+    documents), one row per task and k, a column per method; "" when no task has them."""
+    names = [model] + [name for name in methods if name != model]
+    rows = []
+    for task in sorted(methods[model]):
+        keys = sorted((k for k in methods[model][task].get("scores", {}) if k.startswith("any_harm_at_")),
+                      key=lambda k: int(k.rsplit("_", 1)[1]))
+        for key in keys:
+            cells = [f"{methods[n][task]['scores'][key]:.4f}" if key in methods[n].get(task, {}).get("scores", {})
+                     else "-" for n in names]
+            rows.append(f"| {task} | {key.rsplit('_', 1)[1]} | " + " | ".join(cells) + " |")
+    if not rows:
+        return ""
+    return "\n".join(["| task | k | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 2), *rows])
 
 
 def _scores(results) -> dict[str, dict]:
