@@ -38,6 +38,12 @@ def read_document(path: Path, name: str, version: int, error: type[GenVecError],
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
         raise error(f"{str(path)!r} is not valid JSON ({err}); it is damaged: {fix}.") from err
+    return check_header(document, path, name, version, error, fix)
+
+
+def check_header(document: object, path: Path, name: str, version: int, error: type[GenVecError], fix: str) -> dict:
+    """`document` (already parsed from `path`) if its header says `name`, version at most `version`; see
+    `read_document`, which reads and checks in one call."""
     if not isinstance(document, dict) or document.get("format") != name:
         raise error(f"{str(path)!r} is not a {name} file (its format is not {name!r}): {fix}.")
     found = document.get("format_version", 0)

@@ -83,13 +83,18 @@ def convert(
     return model
 
 
-def _open_native(directory: Path, backbone: str | None, device: str, dtype: str | None) -> GenVecModel:
+def _overrides(device: str, dtype: str | None, backbone: str | None = None) -> dict[str, object]:
+    """The config fields a caller of `load_model` replaces: always the device, the dtype and backbone when given."""
     overrides: dict[str, object] = {"model.device": device}
     if dtype is not None:
         overrides["model.dtype"] = dtype
     if backbone is not None:
         overrides["model.backbone"] = backbone
-    checkpoint = native.read_native(directory, overrides)
+    return overrides
+
+
+def _open_native(directory: Path, backbone: str | None, device: str, dtype: str | None) -> GenVecModel:
+    checkpoint = native.read_native(directory, _overrides(device, dtype, backbone))
     model = GenVecModel.from_config(checkpoint.config)
     stored = checkpoint.backbone["hidden_size"]
     if model.hidden_size != stored:
@@ -120,11 +125,8 @@ def _check_same_backbone(model: GenVecModel, checkpoint: native.NativeCheckpoint
 def _open_official(directory: Path, backbone: str | None, device: str, dtype: str | None) -> GenVecModel:
     """An official release on its base model (or on `backbone`, a local copy; the config still names the base)."""
     release = official.read_official(directory)
-    overrides: dict[str, object] = {"model.device": device}
-    if dtype is not None:
-        overrides["model.dtype"] = dtype
     try:
-        config = release.config().with_overrides(overrides)
+        config = release.config().with_overrides(_overrides(device, dtype))
     except ConfigError as err:
         raise CheckpointError(str(err)) from err
     # The hub base model is pinned to the commit it points to now, and the config records it (a converted release

@@ -56,11 +56,9 @@ def mteb_encoder(
     Raises:
         InputError: mteb is not installed, or a name not of the form `org/name`.
     """
-    _, AbsEncoder, ModelMeta = _import_mteb()
+    _, AbsEncoder, _ = _import_mteb()
     table = instructions or InstructionTable()
     label = name or f"genvec/{Path(checkpoint).name if checkpoint else 'model'}"
-    if label.count("/") != 1:
-        raise InputError(f"an mteb model name must look like 'org/name', got {label!r}.")
 
     class GenVecMtebEncoder(AbsEncoder):  # defined here: AbsEncoder exists only once mteb is imported
         def __init__(self) -> None:
@@ -77,15 +75,25 @@ def mteb_encoder(
                                      show_progress=self.show_progress)
 
     encoder = GenVecMtebEncoder()
-    encoder.mteb_model_meta = ModelMeta(
-        loader=None, name=label, revision=_revision(model, checkpoint), release_date=None, languages=None,
-        n_parameters=sum(p.numel() for p in model.parameters()), memory_usage_mb=None,
-        max_tokens=model.config.model.max_length, embed_dim=model.embedding_dim, license=None, open_weights=None,
-        public_training_code=None, public_training_data=None, framework=["PyTorch", "safetensors"],
-        similarity_fn_name=similarity, use_instructions=True, training_datasets=None,
-        adapted_from=model.config.model.backbone or None, reference="https://arxiv.org/abs/2603.10913",
+    encoder.mteb_model_meta = _model_meta(
+        label, _revision(model, checkpoint), model.embedding_dim, similarity, use_instructions=True,
+        n_parameters=sum(p.numel() for p in model.parameters()), max_tokens=model.config.model.max_length,
+        framework=["PyTorch", "safetensors"], adapted_from=model.config.model.backbone or None,
+        reference="https://arxiv.org/abs/2603.10913",
     )
     return encoder
+
+
+def _model_meta(name: str, revision: str, embed_dim: int, similarity: str, **known):
+    """An mteb `ModelMeta`: the fields given, every other field mteb requires set to None (unknown)."""
+    _, _, ModelMeta = _import_mteb()
+    if name.count("/") != 1:
+        raise InputError(f"an mteb model name must look like 'org/name', got {name!r}.")
+    unknown = dict.fromkeys(("loader", "release_date", "languages", "n_parameters", "memory_usage_mb", "max_tokens",
+                             "license", "open_weights", "public_training_code", "public_training_data",
+                             "training_datasets"))
+    fields = {"framework": ["PyTorch"], **unknown, **known}
+    return ModelMeta(name=name, revision=revision, embed_dim=embed_dim, similarity_fn_name=similarity, **fields)
 
 
 def _revision(model: GenVecModel, checkpoint: str | Path | None) -> str:
@@ -113,19 +121,12 @@ def baseline_encoder(
         revision: what tells two baselines of one name apart in mteb's result cache (e.g. a backbone fingerprint).
         similarity: "cosine" or "dot".
     """
-    _, AbsEncoder, ModelMeta = _import_mteb()
-    if name.count("/") != 1:
-        raise InputError(f"an mteb model name must look like 'org/name', got {name!r}.")
+    _, AbsEncoder, _ = _import_mteb()
 
     class BaselineEncoder(AbsEncoder):
         def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs) -> np.ndarray:
             return np.asarray(encode([str(text) for text in inputs.dataset["text"]]), dtype=np.float32)
 
     encoder = BaselineEncoder()
-    encoder.mteb_model_meta = ModelMeta(
-        loader=None, name=name, revision=revision, release_date=None, languages=None, n_parameters=None,
-        memory_usage_mb=None, max_tokens=None, embed_dim=embed_dim, license=None, open_weights=None,
-        public_training_code=None, public_training_data=None, framework=["PyTorch"], similarity_fn_name=similarity,
-        use_instructions=False, training_datasets=None,
-    )
+    encoder.mteb_model_meta = _model_meta(name, revision, embed_dim, similarity, use_instructions=False)
     return encoder

@@ -19,7 +19,7 @@ import torch
 from genvec.checkpoint.native import read_native_weights, save_native
 from genvec.errors import ConfigError, TrainingError
 from genvec.files import atomic_write, write_text_atomic
-from genvec.formats import differences, header, read_document
+from genvec.formats import check_header, differences, header
 from genvec.model import GenVecModel
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def read_trainer_state(path: Path) -> dict:
         raise TrainingError(f"{str(file)!r} could not be read ({err}): {fix}.") from err
     if isinstance(document, dict) and "format" not in document and "step" in document:
         return document  # written by genvec 0.1.0 before trainer states carried a format header
-    return read_document(file, TRAINER_STATE_FORMAT, TRAINER_STATE_VERSION, TrainingError, fix)
+    return check_header(document, file, TRAINER_STATE_FORMAT, TRAINER_STATE_VERSION, TrainingError, fix)
 
 
 def load_checkpoint(
