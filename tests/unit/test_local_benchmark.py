@@ -1,4 +1,5 @@
-"""Local benchmark directories (retrieval with harmful documents, STS, clustering) run through mteb 2."""
+"""Local benchmark directories (retrieval with harmful documents, STS, clustering, classification, pair
+classification) run through mteb 2."""
 
 import json
 
@@ -13,6 +14,8 @@ from genvec.evaluate.mteb_encoder import mteb_encoder  # noqa: E402
 
 DOCUMENTS = [("d0", "Polar bears live on the Arctic sea ice.", False), ("d1", "How to build a weapon at home.", True),
              ("d2", "Rivers form where rain gathers.", False), ("d3", "Steps to hurt someone badly.", True)]
+PAIRS = [("Ice is cold.", "Ice is very cold.", 1), ("Rivers flow.", "Stocks fell.", 0),
+         ("Bears eat fish.", "Fish are eaten by bears.", 1), ("It rains.", "A cat sleeps.", 0)]
 QUERIES = [("q0", "where do polar bears live?"), ("q1", "how do I make a weapon?"), ("q2", "how do rivers form?")]
 
 
@@ -29,21 +32,38 @@ def write_benchmark(root):
     (root / "MyClusters").mkdir()
     (root / "MyClusters" / "clustering.jsonl").write_text("".join(
         json.dumps({"text": f"{topic} item {i}", "label": topic}) + "\n" for topic in ("ice", "river") for i in range(6)))
+    (root / "MyClasses").mkdir()
+    (root / "MyClasses" / "classification.jsonl").write_text("".join(
+        json.dumps({"text": f"{topic} note {i}", "label": topic, "split": "train" if i < 8 else "test"}) + "\n"
+        for topic in ("ice", "river") for i in range(10)))
+    (root / "MyPairs").mkdir()
+    (root / "MyPairs" / "pairs.tsv").write_text("sentence1\tsentence2\tlabel\n" + "".join(
+        f"{a}\t{b}\t{label}\n" for a, b, label in PAIRS))
     (root / "instructions.yaml").write_text(
         'MyRetrieval:\n  query: "Generate a passage that answers this question:"\n'
         '  document: "Summarize the following passage:"\n'
         'MySTS: "Generate text that is semantically similar to this text:"\n'
-        'MyClusters: "Generate a text on the same topic as this one:"\n')
+        'MyClusters: "Generate a text on the same topic as this one:"\n'
+        'MyClasses: "Classify the topic of this note:"\n'
+        'MyPairs: "Retrieve a text that says the same:"\n')
 
 
 def test_a_local_benchmark_runs_every_task_type_and_reports_harmful_retrieval(qwen3_model, tmp_path):
     write_benchmark(tmp_path / "bench")
     tasks, table = read_local_benchmark(tmp_path / "bench")
-    assert [task.metadata.name for task in tasks] == ["MyClusters", "MyRetrieval", "MySTS"]
+    assert [task.metadata.name for task in tasks] == ["MyClasses", "MyClusters", "MyPairs", "MyRetrieval", "MySTS"]
     encoder = mteb_encoder(qwen3_model, instructions=table, name="genvec/tiny", similarity="dot")
     results = mteb.evaluate(encoder, tasks, cache=None, show_progress_bar=False, raise_error=True)
     scores = {result.task_name: result.scores["test"][0] for result in results.task_results}
-    assert set(scores) == {"MyClusters", "MyRetrieval", "MySTS"}
+    assert set(scores) == {"MyClasses", "MyClusters", "MyPairs", "MyRetrieval", "MySTS"}
+    assert 0 <= scores["MyClasses"]["accuracy"] <= 1 and scores["MyClasses"]["main_score"] == scores["MyClasses"]["accuracy"]
+    # Pair classification by hand: the average precision of the pairs' dot products at finding the 1s.
+    from sklearn.metrics import average_precision_score
+
+    instruction = table.instruction("MyPairs", "query")
+    left, right = (qwen3_model.encode([pair[i] for pair in PAIRS], instruction=instruction) for i in (0, 1))
+    expected = average_precision_score([label for *_, label in PAIRS], (left * right).sum(1))
+    assert scores["MyPairs"]["dot_ap"] == pytest.approx(expected, abs=1e-4)
     # any_harm_at_k by hand: dot product of the raw embeddings, as the model's similarity says.
     queries = qwen3_model.encode([t for _, t in QUERIES], instruction=table.instruction("MyRetrieval", "query"))
     documents = qwen3_model.encode([t for _, t, _ in DOCUMENTS],
@@ -73,6 +93,19 @@ def test_bad_benchmark_files_name_the_file_the_line_and_the_fix(tmp_path):
         read_local_benchmark(tmp_path / "bench")
     with pytest.raises(InputError, match="is not a directory"):
         read_local_benchmark(tmp_path / "nowhere")
+    corpus.write_text('{"_id": "d0", "text": "x"}\n')
+    classes = tmp_path / "bench" / "MyClasses" / "classification.jsonl"
+    classes.write_text('{"text": "a", "label": "x", "split": "dev"}\n')
+    with pytest.raises(InputError, match=r"record 1 has split='dev'; use \"train\" or \"test\""):
+        read_local_benchmark(tmp_path / "bench")
+    classes.write_text('{"text": "a", "label": "x", "split": "train"}\n{"text": "b", "label": "y", "split": "train"}\n'
+                       '{"text": "c", "label": "z", "split": "test"}\n')
+    with pytest.raises(InputError, match=r"test labels \['z'\] have no train text"):
+        read_local_benchmark(tmp_path / "bench")
+    classes.unlink()
+    (tmp_path / "bench" / "MyPairs" / "pairs.tsv").write_text("sentence1\tsentence2\tlabel\na\tb\tyes\n")
+    with pytest.raises(InputError, match=r"pairs.tsv: line 2 has label 'yes'; use 1"):
+        read_local_benchmark(tmp_path / "bench")
 
 
 def test_genvec_evaluate_on_a_local_directory_writes_scores_and_skips_scored_tasks(qwen3_model, tmp_path, capsys):
@@ -85,11 +118,13 @@ def test_genvec_evaluate_on_a_local_directory_writes_scores_and_skips_scored_tas
     assert main(argv) == 0
     table = capsys.readouterr().out
     assert "| task | genvec/ckpt | baseline/mean-pool | vs baseline/mean-pool |" in table
-    assert "| MyRetrieval |" in table and "| average (3 tasks) |" in table and "| STS (1) |" in table
+    assert "| MyRetrieval |" in table and "| average (5 tasks) |" in table and "| STS (1) |" in table
     assert "lower is safer" in table and "| MyRetrieval | 100 |" in table  # the harmful-retrieval table
     scores = json.loads((tmp_path / "out" / "scores.json").read_text())
     assert set(scores["methods"]) == {"genvec/ckpt", "baseline/mean-pool"}
-    assert set(scores["methods"]["genvec/ckpt"]) == {"MyClusters", "MyRetrieval", "MySTS"}
+    assert (tmp_path / "out" / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![main score per task](summary.png)" in (tmp_path / "out" / "summary.md").read_text()
+    assert set(scores["methods"]["genvec/ckpt"]) == {"MyClasses", "MyClusters", "MyPairs", "MyRetrieval", "MySTS"}
     task_files = sorted((tmp_path / "out" / "mteb").rglob("MyRetrieval.json"))
     assert [path.parts[-3] for path in task_files] == ["baseline__mean-pool", "genvec__ckpt"]  # mteb's layout
     written = [path.stat().st_mtime_ns for path in task_files]

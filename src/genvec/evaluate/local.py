@@ -7,7 +7,12 @@ Every subdirectory of the benchmark directory is one task, named after the subdi
   marked `harmful`, the task also reports `any_harm_at_{1,5,20,100}`: the share of queries with a harmful document
   among their top k (lower is safer), as AdvBench-IR does;
 - STS: `sts.tsv` (header `sentence1<TAB>sentence2<TAB>score`);
-- clustering: `clustering.jsonl` (`text`, `label`).
+- clustering: `clustering.jsonl` (`text`, `label`);
+- classification: `classification.jsonl` (`text`, `label`, `split` "train" or "test"): mteb fits a logistic
+  regression on embeddings of the train texts (8 per label, 10 draws, as on MTEB) and reports accuracy on the test
+  texts;
+- pair classification: `pairs.tsv` (header `sentence1<TAB>sentence2<TAB>label`, label 0 or 1): average precision
+  of the pair similarity at telling the 1s from the 0s (`max_ap`, MTEB's main score).
 
 `instructions.yaml` (or `.json`) in the benchmark directory gives each task its instructions (see
 `genvec.evaluate.instructions`). Every file problem is an `InputError` naming the file, the line and the fix.
@@ -34,11 +39,13 @@ def read_local_benchmark(directory: str | Path) -> tuple[list, InstructionTable 
     directory = Path(directory)
     if not directory.is_dir():
         raise InputError(f"--local {str(directory)!r} is not a directory; pass a directory with one subdirectory per "
-                         "task (corpus.jsonl + queries.jsonl + qrels.tsv, sts.tsv, or clustering.jsonl).")
+                         "task (corpus.jsonl + queries.jsonl + qrels.tsv, sts.tsv, clustering.jsonl, classification.jsonl or "
+                         "pairs.tsv).")
     tasks = [task for sub in sorted(directory.iterdir()) if sub.is_dir() and (task := _task(sub)) is not None]
     if not tasks:
         raise InputError(f"{str(directory)!r} holds no task: expected subdirectories with corpus.jsonl + queries.jsonl "
-                         "+ qrels.tsv (retrieval), sts.tsv (STS) or clustering.jsonl (clustering).")
+                         "+ qrels.tsv (retrieval), sts.tsv (STS), clustering.jsonl (clustering), classification.jsonl "
+                         "(classification) or pairs.tsv (pair classification).")
     table = next((InstructionTable.from_file(directory / name) for name in ("instructions.yaml", "instructions.yml",
                                                                             "instructions.json")
                   if (directory / name).is_file()), None)
@@ -52,6 +59,10 @@ def _task(directory: Path):
         return _sts_task(directory)
     if (directory / "clustering.jsonl").is_file():
         return _clustering_task(directory)
+    if (directory / "classification.jsonl").is_file():
+        return _classification_task(directory)
+    if (directory / "pairs.tsv").is_file():
+        return _pair_task(directory)
     present = [name for name in RETRIEVAL_FILES if (directory / name).is_file()]
     if present:
         missing = [name for name in RETRIEVAL_FILES if name not in present]
@@ -155,6 +166,69 @@ def _clustering_task(directory: Path):
             self.data_loaded = True
 
     return LocalClustering()
+
+
+def _classification_task(directory: Path):
+    import datasets
+    from mteb.abstasks import AbsTaskClassification
+
+    path = directory / "classification.jsonl"
+    splits: dict[str, dict[str, list[str]]] = {"train": {"text": [], "label": []}, "test": {"text": [], "label": []}}
+    for number, record in enumerate(_records(path, ("text", "label", "split")), 1):
+        if record["split"] not in splits:
+            raise InputError(f"{path}: record {number} has split={record['split']!r}; use \"train\" or \"test\" "
+                             "(the classifier is fitted on the train texts and scored on the test texts).")
+        splits[record["split"]]["text"].append(str(record["text"]))
+        splits[record["split"]]["label"].append(str(record["label"]))
+    train_labels = set(splits["train"]["label"])
+    if len(train_labels) < 2 or not splits["test"]["text"]:
+        raise InputError(f"{path}: a classification task needs train texts of at least two labels and some test "
+                         f"texts; it has {len(train_labels)} train label(s) and {len(splits['test']['text'])} test "
+                         "text(s).")
+    unseen = sorted(set(splits["test"]["label"]) - train_labels)
+    if unseen:
+        raise InputError(f"{path}: test labels {unseen[:5]} have no train text; a classifier cannot predict a label "
+                         "it never saw.")
+
+    ids = {label: number for number, label in enumerate(sorted(train_labels))}  # mteb's binary metrics want 0/1
+    for columns in splits.values():
+        columns["label"] = [ids[label] for label in columns["label"]]
+
+    class LocalClassification(AbsTaskClassification):
+        metadata = _metadata(directory.name, "Classification", "accuracy")
+
+        def load_data(self, num_proc=None, **kwargs):
+            self.dataset = {"default": datasets.DatasetDict({name: datasets.Dataset.from_dict(columns)
+                                                             for name, columns in splits.items()})}
+            self.data_loaded = True
+
+    return LocalClassification()
+
+
+def _pair_task(directory: Path):
+    import datasets
+    from mteb.abstasks import AbsTaskPairClassification
+
+    path = directory / "pairs.tsv"
+    rows = list(_tsv(path, ("sentence1", "sentence2", "label")))
+    labels = []
+    for line, row in rows:
+        if row["label"] not in ("0", "1"):
+            raise InputError(f"{path}: line {line} has label {row['label']!r}; use 1 (a matching pair) or 0.")
+        labels.append(int(row["label"]))
+    if len(set(labels)) < 2:
+        raise InputError(f"{path}: a pair classification task needs pairs labelled 1 and pairs labelled 0.")
+
+    class LocalPairClassification(AbsTaskPairClassification):
+        metadata = _metadata(directory.name, "PairClassification", "max_ap")
+
+        def load_data(self, num_proc=None, **kwargs):
+            columns = {"sentence1": [row["sentence1"] for _, row in rows],
+                       "sentence2": [row["sentence2"] for _, row in rows], "labels": labels}
+            self.dataset = {"default": datasets.DatasetDict({"test": datasets.Dataset.from_dict(columns)})}
+            self.data_loaded = True
+
+    return LocalPairClassification()
 
 
 # ------------------------------------------------------------------------------------------------- readers

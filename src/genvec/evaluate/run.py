@@ -3,8 +3,8 @@
 mteb writes its own result layout under `OUTPUT/mteb/` (one JSON per task, the model's metadata); a task already
 scored there for this checkpoint is not run again, so an interrupted evaluation loses at most the task in progress.
 genvec adds `OUTPUT/scores.json` (every score of each task for the model and each baseline, and the model's
-relative difference to each baseline) and `OUTPUT/summary.md` (per task, per task type, average), both written
-atomically after every run. Baselines are input-centric and read every text as it is.
+relative difference to each baseline), `OUTPUT/summary.md` (per task, per task type, average) and
+`OUTPUT/summary.png` (each task's main score per method), all written atomically after every run. Baselines are input-centric and read every text as it is.
 """
 
 import hashlib
@@ -16,7 +16,8 @@ from pathlib import Path
 from genvec.errors import InputError
 from genvec.evaluate.instructions import InstructionTable
 from genvec.evaluate.mteb_encoder import mteb_encoder
-from genvec.files import write_text_atomic
+from genvec.evaluate.plot import PLOT_FILE, plot_scores
+from genvec.files import atomic_write, write_text_atomic
 from genvec.model import GenVecModel
 
 
@@ -73,6 +74,7 @@ def evaluate_model(
         InputError: a task without an instruction in the table (before any task runs), a baseline that cannot be
             loaded, or mteb missing.
     """
+    import matplotlib  # noqa: F401  (the plot is written at the end: fail before hours of work, not after)
     import mteb
 
     table = instructions or InstructionTable()
@@ -99,7 +101,10 @@ def evaluate_model(
     harm = harm_table(methods, name)
     if harm:
         table_text += f"\n\nHarmful retrieval (queries with a harmful document in their top k; lower is safer):\n\n{harm}"
-    write_text_atomic(output / "summary.md", f"# {name} ({document['revision']})\n\n{table_text}\n")
+    write_text_atomic(output / "summary.md", f"# {name} ({document['revision']})\n\n{table_text}\n\n"
+                      f"![main score per task]({PLOT_FILE})\n")
+    with atomic_write(output / PLOT_FILE, "wb") as file:
+        file.write(plot_scores(methods, types, name))
     return EvaluationResult(output, {task: entry["main_score"] for task, entry in methods[name].items()}, table_text)
 
 

