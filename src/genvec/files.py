@@ -46,7 +46,7 @@ def temporary_path(path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
-    os.chmod(temporary, _default_mode())  # mkstemp makes 0600; the file should look like any other one
+    os.chmod(temporary, default_mode())  # mkstemp makes 0600; the file should look like any other one
     return Path(temporary)
 
 
@@ -58,7 +58,7 @@ def commit_file(temporary: Path, path: str | Path) -> None:
     """
     with open(temporary, "rb+") as file:
         os.fsync(file.fileno())
-    os.chmod(temporary, _default_mode())
+    os.chmod(temporary, default_mode())
     os.replace(temporary, path)
 
 
@@ -69,11 +69,11 @@ def append_synced(file: IO, data: str | bytes) -> None:
     os.fsync(file.fileno())
 
 
-def _default_mode() -> int:
-    """The permissions a plain `open(path, "w")` would give: 0o666 less the process's umask."""
+def default_mode(directory: bool = False) -> int:
+    """The permissions a plain `open(path, "w")` (or `mkdir`) would give: 0o666 (0o777) less the process's umask."""
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return (0o777 if directory else 0o666) & ~umask
 
 
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:

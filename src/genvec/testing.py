@@ -295,3 +295,79 @@ def save_official_release(
     (directory / "encoder_decoder_config.json").write_text(json.dumps(encoding))
     tokenizer.save_pretrained(str(directory))
     return directory
+
+
+def save_tiny_gguf(path: str | Path, *, vocab_size: int = 300, architecture: str = "llama", seed: int = 0,
+                   quantization: str = "Q8_0") -> Path:
+    """A tiny random Llama written as a GGUF file with its BPE tokenizer and a chat template, as llama.cpp's
+    converter lays one out; the attention and MLP matrices quantised to `quantization` (F32 keeps them dense).
+
+    `architecture` is the name written into the file (another name makes an unsupported file for error tests).
+    """
+    import gguf
+    import numpy as np
+
+    tokenizer = build_tokenizer(vocab_size, flavour="qwen3", seed=seed)
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    vocab = sorted(state["model"]["vocab"].items(), key=lambda item: item[1])
+    tokens = [token for token, _ in vocab]
+    merges = [merge if isinstance(merge, str) else " ".join(merge) for merge in state["model"]["merges"]]
+    special = {token: tokens.index(token) for token in SPECIAL_TOKENS}
+    hidden, layers, heads, kv_heads, intermediate = 64, 2, 4, 2, 128
+    generator = np.random.default_rng(seed)
+
+    def matrix(rows: int, cols: int) -> np.ndarray:
+        return (generator.standard_normal((rows, cols)) * 0.05).astype(np.float32)
+
+    writer = gguf.GGUFWriter(str(path), architecture)
+    writer.add_name("tiny-random-llama")
+    writer.add_context_length(512)
+    writer.add_embedding_length(hidden)
+    writer.add_block_count(layers)
+    writer.add_feed_forward_length(intermediate)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    writer.add_layer_norm_rms_eps(1e-6)
+    writer.add_rope_freq_base(10000.0)
+    writer.add_vocab_size(len(tokens))
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_types([gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL for t in tokens])
+    writer.add_token_merges(merges)
+    writer.add_bos_token_id(special["<|im_start|>"])
+    writer.add_eos_token_id(special["<|im_end|>"])
+    writer.add_pad_token_id(special["<|endoftext|>"])
+    writer.add_chat_template(CHAT_TEMPLATE)
+    kind = gguf.GGMLQuantizationType[quantization]
+
+    def add(name: str, array: np.ndarray, quantize: bool = False) -> None:
+        if quantize and kind != gguf.GGMLQuantizationType.F32:
+            try:
+                blocks = gguf.quants.quantize(array, kind)
+            except NotImplementedError:  # a type gguf cannot write (nor read): zero blocks of the right size
+                block, size = gguf.GGML_QUANT_SIZES[kind]
+                blocks = np.zeros((array.shape[0], array.shape[1] // block * size), dtype=np.uint8)
+            writer.add_tensor(name, blocks, raw_dtype=kind)
+        else:
+            writer.add_tensor(name, array)
+
+    head_dim = hidden // heads
+    add("token_embd.weight", matrix(len(tokens), hidden))
+    add("output_norm.weight", np.ones(hidden, dtype=np.float32))
+    for layer in range(layers):
+        block = f"blk.{layer}"
+        add(f"{block}.attn_norm.weight", np.ones(hidden, dtype=np.float32))
+        add(f"{block}.ffn_norm.weight", np.ones(hidden, dtype=np.float32))
+        add(f"{block}.attn_q.weight", matrix(heads * head_dim, hidden), quantize=True)
+        add(f"{block}.attn_k.weight", matrix(kv_heads * head_dim, hidden), quantize=True)
+        add(f"{block}.attn_v.weight", matrix(kv_heads * head_dim, hidden), quantize=True)
+        add(f"{block}.attn_output.weight", matrix(hidden, heads * head_dim), quantize=True)
+        add(f"{block}.ffn_gate.weight", matrix(intermediate, hidden), quantize=True)
+        add(f"{block}.ffn_up.weight", matrix(intermediate, hidden), quantize=True)
+        add(f"{block}.ffn_down.weight", matrix(hidden, intermediate), quantize=True)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return Path(path)

