@@ -419,6 +419,45 @@ def _run_convert_gguf(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------------ serve
+
+
+def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    from genvec.config.sections import ServeConfig
+
+    _add_model_arguments(parser)
+    docs = {"host": "address to bind (default 127.0.0.1: this machine only; 0.0.0.0: everyone)",
+            "port": "TCP port (default 8000)"}
+    defaults = ServeConfig()
+    for name in ("host", "port", "model_name", "max_batch_tokens", "max_batch_texts", "max_inputs", "max_body_bytes",
+                 "max_queue_texts", "max_new_tokens", "max_decode_inputs"):
+        value = getattr(defaults, name)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int if isinstance(value, int) else str,
+                            help=docs.get(name, f"serve.{name} (default: {value}; env GENVEC_SERVE_{name.upper()})"))
+    parser.add_argument("--truncate", choices=["error", "cut"],
+                        help="an input longer than the model reads: error answers 422, cut keeps its first tokens "
+                        "(default: error; a request may override it with truncate: true/false)")
+    parser.add_argument("--api-key", help="require Authorization: Bearer KEY on every route but /health, /ready, "
+                        "/metrics (default: $GENVEC_API_KEY; none: open)")
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from genvec.serve import API_KEY_VARIABLE, check_serve_config, serve, serve_config_from_env
+
+    config = serve_config_from_env()
+    flags = {field.name: getattr(args, field.name) for field in dataclasses.fields(config)
+             if getattr(args, field.name, None) is not None}
+    config = check_serve_config(dataclasses.replace(config, **flags))
+    api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or None
+    if config.host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+        print(f"warning: serving on {config.host} without an API key; anyone who reaches this port can use it "
+              f"(set --api-key or {API_KEY_VARIABLE})", file=sys.stderr)
+    serve(args.model, config, device=args.device, dtype=args.dtype, backbone=args.backbone, api_key=api_key)
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------- evaluate
 
 
@@ -540,6 +579,7 @@ VERBS: dict[str, tuple[Callable, Callable, str]] = {
     "convert": (_add_convert_arguments, _run_convert, "write an official LLM2Vec-Gen release as a genvec checkpoint"),
     "convert-gguf": (_add_convert_gguf_arguments, _run_convert_gguf,
                      "turn a GGUF file (llama.cpp) into a backbone directory, once"),
+    "serve": (_add_serve_arguments, _run_serve, "an OpenAI-compatible embedding server that also decodes"),
     "evaluate": (_add_evaluate_arguments, _run_evaluate, "score a model on mteb tasks or your own benchmark directory"),
     "quickstart": (_add_quickstart_arguments, _run_quickstart, "the method end to end on a small world, offline"),
 }

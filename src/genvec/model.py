@@ -374,6 +374,31 @@ class GenVecModel(nn.Module):
             embeddings[indices] = vectors.float().cpu().numpy()
         return embeddings
 
+    def tokenize(self, texts: list[str] | str, *, instruction: str | None = None) -> list[list[int]]:
+        """Token ids of each `instruction + text` as `encode` reads them, not cut (a caller that enforces its own
+        length policy, such as `genvec serve`, compares them with `max_text_tokens`)."""
+        return self.tokenizer(join_instruction(check_texts(texts), instruction), add_special_tokens=True)["input_ids"]
+
+    @property
+    def max_text_tokens(self) -> int:
+        """The most tokens of instruction + text `encode` reads (`model.max_length` less the special tokens)."""
+        return self.config.model.max_length - self.num_special_tokens
+
+    @torch.inference_mode()
+    def embed_token_ids(self, ids: list[list[int]], *, batch_size: int = 32) -> np.ndarray:
+        """Embeddings (float32, not normalised) of texts already tokenised by `tokenize` (each at most
+        `max_text_tokens` long): the plain path of `encode`, for callers that batch texts of different instructions
+        together."""
+        if not ids or any(not row or len(row) > self.max_text_tokens for row in ids):
+            raise InputError(f"each row of ids must hold 1 to {self.max_text_tokens} token ids.")
+        order = np.argsort([-len(row) for row in ids], kind="stable")
+        embeddings = np.empty((len(ids), self.embedding_dim), dtype=np.float32)
+        for start in range(0, len(ids), batch_size):
+            indices = order[start : start + batch_size]
+            batch = pad_left([ids[i] for i in indices], self.pad_token_id).to(self.device)
+            embeddings[indices] = self.embed(self.compression_states(self.special_states(batch))).float().cpu().numpy()
+        return embeddings
+
     def encode_query(self, texts: list[str] | str, **kwargs) -> np.ndarray:
         """`encode` with the model's `query` instruction (see `config.model.instructions`)."""
         return self.encode(texts, instruction=self.config.model.instructions.get("query"), **kwargs)

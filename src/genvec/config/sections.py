@@ -275,6 +275,52 @@ class TrainConfig:
         return problems + _seed_problems("train.seed", self.seed)
 
 
+@dataclass(frozen=True)
+class ServeConfig:
+    """`genvec serve`: where it listens, what it accepts, how it batches. Every field can also come from the
+    environment as `GENVEC_SERVE_<FIELD>` (upper case), e.g. `GENVEC_SERVE_PORT=8080`; the API key from
+    `GENVEC_API_KEY`."""
+
+    host: str = "127.0.0.1"
+    """Address to bind; 127.0.0.1 (the default) is reachable from this machine only, 0.0.0.0 from anywhere."""
+    port: int = 8000
+    """TCP port."""
+    model_name: str | None = None
+    """The model id the API reports; None: the checkpoint directory's name."""
+    max_batch_tokens: int = 8192
+    """Model batches are filled up to this many (padded) tokens: requests are coalesced and long requests split."""
+    max_batch_texts: int = 64
+    """The most texts in one model batch."""
+    max_inputs: int = 2048
+    """The most inputs one request may hold (more: 422)."""
+    max_body_bytes: int = 4_000_000
+    """The largest request body (more: 413)."""
+    max_queue_texts: int = 16384
+    """Texts waiting for the model beyond which new requests get 429 with Retry-After."""
+    truncate: Literal["error", "cut"] = "error"
+    """An input longer than the model's limit: "error" answers 422 naming the limit, "cut" keeps its first tokens
+    (counted on /metrics); a request's own `truncate` field overrides it."""
+    max_new_tokens: int = 512
+    """The most tokens /v1/decode may generate per text."""
+    max_decode_inputs: int = 64
+    """The most texts or states one /v1/decode request may hold."""
+
+    def problems(self) -> list[str]:
+        """Every invalid value of this section, one line each."""
+        problems = []
+        if not 0 <= self.port <= 65535:
+            problems.append(f"serve.port: must be between 0 and 65535, got {self.port}")
+        for name in ("max_batch_tokens", "max_batch_texts", "max_inputs", "max_body_bytes", "max_queue_texts",
+                     "max_new_tokens", "max_decode_inputs"):
+            if getattr(self, name) < 1:
+                problems.append(f"serve.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.truncate not in ("error", "cut"):
+            problems.append(f"serve.truncate: must be error or cut, got {self.truncate!r}")
+        if not self.host:
+            problems.append("serve.host: must not be empty")
+        return problems
+
+
 def _seed_problems(name: str, seed: int) -> list[str]:
     if not 0 <= seed <= MAX_SEED:
         return [f"{name}: must be an integer between 0 and 2**63 - 1, got {seed}"]

@@ -1,0 +1,140 @@
+"""`genvec serve` under concurrency against a direct `model.encode`, one command, figures from one run.
+
+    python benchmarks/serve.py                      # the small preset's random backbone, 16 clients
+    python benchmarks/serve.py --clients 16 --requests 1600 --tokens 16
+
+It saves a genvec checkpoint over the preset's random backbone (benchmarks/run.py's `small`: hidden 512, 8 layers),
+then, in one run:
+1. direct: `model.encode` over the same texts at the server's batch size (16: the most 16 one-text clients can fill),
+   texts/s, best of three;
+2. server: `genvec serve` in its own process on 127.0.0.1; `--clients` threads, each with a keep-alive connection,
+   send one text per request (the `openai` client's request shape, `encoding_format: float`) until `--requests`
+   are done; texts/s, and p50 / p99 latency per request.
+The ratio server / direct is the figure (goal >= 0.8). Results go to `benchmarks/results/serve/<preset>-cpu.json`
+and `.md`. Figures are printed, never asserted; on a shared machine compare ratios from one run only.
+"""
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import run as bench  # noqa: E402  (benchmarks/run.py: presets, random backbones, texts)
+
+RESULTS = Path(__file__).parent / "results" / "serve"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="small", choices=[n for n, p in bench.PRESETS.items() if p.device == "cpu"])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=1600, help="requests in all (one text each)")
+    parser.add_argument("--tokens", type=int, default=16, help="tokens per text")
+    parser.add_argument("--batch", type=int, default=16, help="the server's (and the direct path's) batch size")
+    args = parser.parse_args()
+
+    import httpx2 as httpx
+    import numpy as np
+    import torch
+
+    from genvec import GenVecModel
+
+    preset = bench.PRESETS[args.preset]
+    backbone = bench.save_backbone(preset)
+    torch.manual_seed(0)
+    model = GenVecModel.from_backbone(backbone, embedding_dim=384, dtype=preset.dtype, device="cpu")
+    texts = bench.make_texts(model.tokenizer, 256, args.tokens, seed=7)
+    work = [texts[i % len(texts)] for i in range(args.requests)]
+
+    direct = []
+    for _ in range(3):
+        start = time.perf_counter()
+        model.encode(work, batch_size=args.batch, normalize=True, show_progress=False)
+        direct.append(len(work) / (time.perf_counter() - start))
+    direct_rate = max(direct)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        checkpoint = Path(scratch) / "model"
+        model.save_pretrained(checkpoint)
+        del model
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server = subprocess.Popen(
+            [sys.executable, "-m", "genvec", "serve", "--model", str(checkpoint), "--device", "cpu", "--port",
+             str(port), "--max-batch-texts", str(args.batch)],
+            env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if httpx.get(url + "/ready").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("the server did not become ready")
+                time.sleep(0.2)
+            latencies, errors = _load(url, work[: args.clients * 4], args.clients)  # warm the connections
+            start = time.perf_counter()
+            latencies, errors = _load(url, work, args.clients)
+            seconds = time.perf_counter() - start
+        finally:
+            server.terminate()
+            server.wait(30)
+    server_rate = len(work) / seconds
+    latencies.sort()
+    result = {
+        "preset": args.preset, "clients": args.clients, "requests": len(work), "tokens_per_text": args.tokens,
+        "batch": args.batch, "direct_texts_per_s": round(direct_rate, 1), "server_texts_per_s": round(server_rate, 1),
+        "ratio": round(server_rate / direct_rate, 3), "errors": errors,
+        "latency_ms_p50": round(1000 * statistics.median(latencies), 1),
+        "latency_ms_p99": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1),
+        "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "command": "python benchmarks/serve.py " + " ".join(sys.argv[1:]),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.preset}-cpu.json").write_text(json.dumps(result, indent=2) + "\n")
+    table = "\n".join([
+        f"Command: `{result['command'].strip()}`", "",
+        "| direct encode texts/s | server texts/s | ratio | p50 ms | p99 ms | errors |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| {result['direct_texts_per_s']} | {result['server_texts_per_s']} | {result['ratio']} | "
+        f"{result['latency_ms_p50']} | {result['latency_ms_p99']} | {errors} |",
+    ])
+    (RESULTS / f"{args.preset}-cpu.md").write_text(table + "\n")
+    print(table)
+    return 0 if not np.isnan(result["ratio"]) else 1
+
+
+def _load(url: str, work: list[str], clients: int) -> tuple[list[float], int]:
+    """Send every text of `work` as its own request from `clients` threads; latencies and the error count."""
+    import httpx2 as httpx
+
+    def one_client(index: int) -> tuple[list[float], int]:
+        latencies, errors = [], 0
+        with httpx.Client(base_url=url, timeout=60) as session:
+            for text in work[index::clients]:
+                start = time.perf_counter()
+                response = session.post("/v1/embeddings", json={"model": "m", "input": text,
+                                                                "encoding_format": "float"})
+                latencies.append(time.perf_counter() - start)
+                errors += response.status_code != 200
+        return latencies, errors
+
+    with ThreadPoolExecutor(clients) as pool:
+        parts = list(pool.map(one_client, range(clients)))
+    return [x for part, _ in parts for x in part], sum(errors for _, errors in parts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+"""The genvec HTTP server: OpenAI-compatible embeddings, plus decoding and the logit lens (FastAPI).
+
+Routes: `POST /v1/embeddings` (and `/embeddings`), `POST /v1/decode`, `POST /v1/inspect`, `GET /v1/models`,
+`GET /info`, and the open probes `GET /health` (alive), `GET /ready` (model loaded and warm; 503 before) and
+`GET /metrics` (Prometheus). With an API key every other route needs `Authorization: Bearer KEY` (compared in
+constant time).
+
+Requests are parsed and bounded before any tokenisation (body size, number of inputs, characters per input);
+texts are tokenised in a small thread pool, queued and coalesced into model batches (`batcher.py`); the model runs
+in one thread of its own, never on the event loop. Errors always have the OpenAI shape (`protocol.ApiError`).
+Every request is logged as one JSON line on the `genvec.serve.access` logger.
+
+What it does not do: load files or models a client names (the `model` field is reported, never followed), or
+keep anything between requests.
+"""
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+import numpy as np
+
+from genvec.config.sections import ServeConfig
+from genvec.model import GenVecModel
+from genvec.serve import protocol
+from genvec.serve.batcher import Batcher, Overloaded
+from genvec.serve.protocol import ApiError
+from genvec.version import __version__
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("genvec.serve.access")
+
+OPEN_ROUTES = {"/health", "/ready", "/metrics"}
+CHARS_PER_TOKEN_LIMIT = 32  # an input over max_text_tokens x this many characters is refused before tokenising
+MAX_TOP_K = 100
+
+
+def create_app(load: Callable[[], GenVecModel] | GenVecModel, config: ServeConfig | None = None, *,
+               api_key: str | None = None, model_name: str = "genvec"):
+    """The FastAPI application. `load` is a loaded model, or a function that loads one (run in a thread at
+    startup, while /health already answers and /ready says 503)."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import Response
+    from starlette.exceptions import HTTPException
+
+    config = config or ServeConfig()
+    state = _ServerState(config, api_key, model_name)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        loading = asyncio.get_running_loop().create_task(state.start(load))
+        yield
+        loading.cancel()
+        await state.stop()
+
+    app = FastAPI(title="genvec", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+
+    @app.middleware("http")
+    async def around(request: Request, call_next):
+        started = time.perf_counter()
+        request.state.inputs = 0
+        try:
+            if request.url.path not in OPEN_ROUTES:
+                state.authorize(request.headers.get("authorization"))
+            response = await call_next(request)
+        except ApiError as err:
+            response = _error_response(err)
+        route = request.scope.get("route")  # set once routed; a request refused before (401) is named by its path
+        known = request.url.path if request.url.path in {r.path for r in app.routes} else "unmatched"
+        label = route.path if route is not None else known
+        seconds = time.perf_counter() - started
+        state.metrics.observe(label, response.status_code, seconds)
+        access_logger.info(json.dumps({
+            "time": round(time.time(), 3), "method": request.method, "path": request.url.path,
+            "status": response.status_code, "ms": round(seconds * 1000, 1), "inputs": request.state.inputs,
+            "client": request.client.host if request.client else None,
+        }))
+        return response
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, err: ApiError):
+        return _error_response(err)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException):
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return _error_response(ApiError(err.status_code, f"{request.method} {request.url.path}: {err.detail}",
+                                        code=codes.get(err.status_code)))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, err: Exception):
+        logger.exception("request %s %s failed", request.method, request.url.path)
+        return _error_response(ApiError(500, "the server failed on this request; its log has the details.",
+                                        kind="server_error", code="internal_error"))
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready():
+        if not state.ready:
+            raise state.not_ready()
+        return {"status": "ready", "model": state.model_name}
+
+    @app.get("/metrics")
+    async def metrics():
+        return Response(state.metrics.render(state), media_type="text/plain; version=0.0.4")
+
+    @app.get("/info")
+    async def info():
+        return state.info()
+
+    @app.get("/v1/models")
+    async def models():
+        return {"object": "list", "data": [{"id": state.model_name, "object": "model", "created": 0,
+                                            "owned_by": "genvec"}]}
+
+    async def embeddings(request: Request):
+        body = protocol.parse_json(await state.read_body(request))
+        model = state.require_model()
+        parsed = protocol.embedding_request(body, instructions=state.instructions, max_inputs=config.max_inputs,
+                                            embedding_dim=model.embedding_dim,
+                                            default_truncate=config.truncate == "cut")
+        request.state.inputs = len(parsed.texts)
+        ids = await state.tokenize(parsed.texts, parsed.options)
+        try:
+            vectors = await state.batcher.submit(ids)
+        except Overloaded as err:
+            raise ApiError(429, f"the server is busy ({err}); retry after a second.", kind="overloaded",
+                           code="overloaded", headers={"Retry-After": "1"}) from err
+        if parsed.normalize:
+            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        tokens = sum(len(row) for row in ids)
+        state.metrics.tokens.inc(tokens)
+        return {"object": "list", "model": state.model_name,
+                "data": [{"object": "embedding", "index": index,
+                          "embedding": protocol.encode_vector(vector, parsed.base64)}
+                         for index, vector in enumerate(vectors)],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    app.post("/v1/embeddings")(embeddings)
+    app.post("/embeddings")(embeddings)
+
+    @app.post("/v1/decode")
+    async def decode(request: Request):
+        body = protocol.parse_json(await state.read_body(request))
+        model = state.require_model()
+        parsed = protocol.decode_request(
+            body, instructions=state.instructions, max_inputs=config.max_decode_inputs,
+            max_new_tokens=config.max_new_tokens, default_truncate=config.truncate == "cut",
+            states_shape=(model.num_compression_tokens, model.hidden_size))
+        request.state.inputs = len(parsed.texts) if parsed.texts is not None else parsed.states.shape[0]
+        if parsed.texts is not None:
+            await state.tokenize(parsed.texts, parsed.options)  # the length policy, before the model is busy
+        texts = await state.run_model(lambda: model.decode(
+            parsed.texts, states=parsed.states, instruction=parsed.options.instruction,
+            max_new_tokens=parsed.max_new_tokens, do_sample=parsed.do_sample, temperature=parsed.temperature,
+            top_p=parsed.top_p, seed=parsed.seed), weight=request.state.inputs)
+        return {"object": "list", "model": state.model_name,
+                "data": [{"object": "decoded", "index": i, "text": text} for i, text in enumerate(texts)]}
+
+    @app.post("/v1/inspect")
+    async def inspect(request: Request):
+        body = protocol.parse_json(await state.read_body(request))
+        model = state.require_model()
+        text, top_k = protocol.inspect_request(body, max_top_k=MAX_TOP_K)
+        request.state.inputs = 1
+        await state.tokenize([text], protocol.TextOptions(None, truncate=config.truncate == "cut"))
+        lens = await state.run_model(lambda: model.inspect(text, top_k=top_k), weight=1)
+        return {"object": "inspection", "model": state.model_name, **lens.to_dict()}
+
+    app.state.genvec = state
+    return app
+
+
+def _error_response(err: ApiError):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+
+
+class _ServerState:
+    """The model, its thread, the batcher, the limits and the metrics of one server."""
+
+    def __init__(self, config: ServeConfig, api_key: str | None, model_name: str) -> None:
+        self.config, self.model_name = config, model_name
+        self.key_digest = hashlib.sha256(api_key.encode()).digest() if api_key else None
+        self.model: GenVecModel | None = None
+        self.ready = False
+        self.failed: str | None = None
+        self.instructions: dict[str, str] = {}
+        self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="genvec-model")
+        self.tokenizer_threads = ThreadPoolExecutor(2, thread_name_prefix="genvec-tokenize")
+        self.metrics = _Metrics()
+        self.batcher: Batcher | None = None
+        self.model_waiting = 0
+
+    async def start(self, load) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            model = load if isinstance(load, GenVecModel) else await loop.run_in_executor(self.model_thread, load)
+            self.instructions = {k: v for k, v in model.config.model.instructions.items() if v}
+            await loop.run_in_executor(self.model_thread, lambda: model.encode(["warm up"], show_progress=False))
+        except Exception as err:
+            logger.exception("the model could not be loaded")
+            self.failed = f"{type(err).__name__}: {err}"
+            return
+        self.model = model
+        self.batcher = Batcher(lambda ids: model.embed_token_ids(ids, batch_size=len(ids)), self.model_thread,
+                               max_batch_tokens=self.config.max_batch_tokens,
+                               max_batch_texts=self.config.max_batch_texts,
+                               max_queue_texts=self.config.max_queue_texts, on_batch=self.metrics.batch)
+        self.batcher.start()
+        self.ready = True
+        logger.info("genvec serve: %s ready (%s)", self.model_name, model.extra_repr())
+
+    async def stop(self) -> None:
+        if self.batcher is not None:
+            await self.batcher.stop()
+        self.model_thread.shutdown(wait=True)
+        self.tokenizer_threads.shutdown(wait=True)
+
+    def not_ready(self) -> ApiError:
+        if self.failed:
+            return ApiError(503, f"the model failed to load ({self.failed}).", kind="server_error",
+                            code="model_failed")
+        return ApiError(503, "the model is loading; retry shortly.", kind="server_error", code="loading",
+                        headers={"Retry-After": "2"})
+
+    def require_model(self) -> GenVecModel:
+        if not self.ready:
+            raise self.not_ready()
+        return self.model
+
+    def authorize(self, header: str | None) -> None:
+        if self.key_digest is None:
+            return
+        scheme, _, given = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            raise ApiError(401, "missing API key: send the header Authorization: Bearer YOUR_KEY.",
+                           kind="authentication_error", code="missing_api_key")
+        if not hmac.compare_digest(hashlib.sha256(given.strip().encode()).digest(), self.key_digest):
+            raise ApiError(401, "invalid API key.", kind="authentication_error", code="invalid_api_key")
+
+    async def read_body(self, request) -> bytes:
+        """The body, refused with 413 as soon as it passes the limit (announced or streamed)."""
+        limit = self.config.max_body_bytes
+        announced = request.headers.get("content-length")
+        if announced is not None and announced.isdigit() and int(announced) > limit:
+            raise ApiError(413, f"the request body has {int(announced):,} bytes; the limit is {limit:,}. Send fewer "
+                           "or shorter inputs per request.", code="request_too_large")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"the request body passed the limit of {limit:,} bytes. Send fewer or shorter "
+                               "inputs per request.", code="request_too_large")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def tokenize(self, texts: list[str], options: protocol.TextOptions) -> list[list[int]]:
+        """Token ids under the length policy: too long is a 422 naming the limit, or cut (and counted)."""
+        model = self.model
+        limit = model.max_text_tokens
+        characters = limit * CHARS_PER_TOKEN_LIMIT
+        for index, text in enumerate(texts):
+            if len(text) > characters and not options.truncate:
+                raise ApiError(422, f"input[{index}] has {len(text):,} characters, far more than this model reads "
+                               f"({limit} tokens); shorten it, or send truncate: true to keep its first {limit} "
+                               "tokens.", param="input", code="input_too_long")
+        texts = [text[:characters] for text in texts]
+        ids = await asyncio.get_running_loop().run_in_executor(
+            self.tokenizer_threads, lambda: model.tokenize(texts, instruction=options.instruction))
+        for index, row in enumerate(ids):
+            if len(row) > limit:
+                if not options.truncate:
+                    raise ApiError(422, f"input[{index}] has {len(row)} tokens (instruction included); this model "
+                                   f"reads at most {limit} (max_length {model.config.model.max_length} less "
+                                   f"{model.num_special_tokens} special tokens). Shorten it, or send truncate: true "
+                                   "to keep its first tokens.", param="input", code="input_too_long")
+                self.metrics.truncations.inc()
+                ids[index] = row[:limit]
+        return ids
+
+    async def run_model(self, work: Callable, weight: int):
+        """Run `work` in the model thread (after the batches ahead of it); 429 when too much is waiting."""
+        if self.model_waiting + weight > 4 * self.config.max_decode_inputs:
+            raise ApiError(429, "too many decode and inspect requests are waiting; retry after a second.",
+                           kind="overloaded", code="overloaded", headers={"Retry-After": "1"})
+        self.model_waiting += weight
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.model_thread, work)
+        except Exception as err:
+            from genvec.errors import InputError
+
+            if isinstance(err, InputError):
+                raise ApiError(400, str(err), code="invalid_value") from err
+            raise
+        finally:
+            self.model_waiting -= weight
+
+    def info(self) -> dict:
+        model = self.require_model()
+        config = self.config
+        return {
+            "model": self.model_name, "backbone": model.config.model.backbone, "genvec_version": __version__,
+            "embedding_dim": model.embedding_dim, "hidden_size": model.hidden_size,
+            "num_special_tokens": model.num_special_tokens, "num_compression_tokens": model.num_compression_tokens,
+            "max_length": model.config.model.max_length, "max_input_tokens": model.max_text_tokens,
+            "instructions": self.instructions, "dtype": str(model.dtype).removeprefix("torch."),
+            "device": str(model.device), "truncate": config.truncate, "normalize_default": True,
+            "limits": {"max_inputs": config.max_inputs, "max_body_bytes": config.max_body_bytes,
+                       "max_batch_tokens": config.max_batch_tokens, "max_batch_texts": config.max_batch_texts,
+                       "max_queue_texts": config.max_queue_texts, "max_new_tokens": config.max_new_tokens,
+                       "max_decode_inputs": config.max_decode_inputs},
+            "auth": self.key_digest is not None,
+        }
+
+
+class _Metrics:
+    """Prometheus metrics in a registry of this server's own."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("genvec_requests", "HTTP requests by route and status", ["route", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("genvec_request_seconds", "request latency by route", ["route"],
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+                                 registry=self.registry)
+        self.batch_texts = Histogram("genvec_batch_texts", "texts per model batch",
+                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=self.registry)
+        self.batch_tokens = Histogram("genvec_batch_padded_tokens", "padded tokens per model batch",
+                                      buckets=(64, 256, 1024, 2048, 4096, 8192, 16384, 32768), registry=self.registry)
+        self.queue = Gauge("genvec_queue_texts", "texts waiting for the model", registry=self.registry)
+        self.tokens = Counter("genvec_input_tokens", "tokens embedded (instruction + text)", registry=self.registry)
+        self.truncations = Counter("genvec_truncations", "inputs cut to the model's limit", registry=self.registry)
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def batch(self, texts: int, padded_tokens: int) -> None:
+        self.batch_texts.observe(texts)
+        self.batch_tokens.observe(padded_tokens)
+
+    def render(self, state: "_ServerState") -> bytes:
+        from prometheus_client import generate_latest
+
+        self.queue.set(state.batcher.queued if state.batcher is not None else 0)
+        return generate_latest(self.registry)

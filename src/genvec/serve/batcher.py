@@ -1,0 +1,125 @@
+"""Coalesce texts from concurrent requests into model batches, length-aware, with a bounded queue.
+
+Every request's texts (already tokenised) join one queue. A single worker task takes the oldest texts (up to four
+batches' worth), sorts them longest first and fills a batch until its padded size (texts x longest) would pass
+`max_batch_tokens` or it holds `max_batch_texts`; the model runs it in the model thread, off the event loop, while
+new requests queue up behind it and join the next batch. A large request is thereby split into model batches by the
+server, and small requests share them. When more than `max_queue_texts` texts wait, `submit` raises `Overloaded`.
+
+What it does not do: tokenise, normalise or know HTTP (`genvec.serve.app` does).
+"""
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class Overloaded(Exception):
+    """The queue is full; the caller should answer 429 with Retry-After."""
+
+
+@dataclass
+class _Job:
+    """One request's texts: its future, and the rows computed so far."""
+
+    future: asyncio.Future
+    size: int
+    vectors: np.ndarray | None = None
+    remaining: int = 0
+
+
+class Batcher:
+    def __init__(
+        self,
+        run: Callable[[list[list[int]]], np.ndarray],
+        executor: Executor,
+        *,
+        max_batch_tokens: int,
+        max_batch_texts: int,
+        max_queue_texts: int,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """`run(ids) -> (len(ids), D)` runs in `executor`; `on_batch(texts, padded_tokens)` after every batch."""
+        self.run, self.executor = run, executor
+        self.max_batch_tokens, self.max_batch_texts, self.max_queue_texts = (
+            max_batch_tokens, max_batch_texts, max_queue_texts)
+        self.on_batch = on_batch
+        self.pending: deque[tuple[_Job, int, list[int]]] = deque()
+        self.wakeup = asyncio.Event()
+        self.worker: asyncio.Task | None = None
+
+    @property
+    def queued(self) -> int:
+        """Texts waiting for the model (not those in the batch being computed)."""
+        return len(self.pending)
+
+    def start(self) -> None:
+        self.worker = asyncio.get_running_loop().create_task(self._work(), name="genvec-batcher")
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            try:
+                await self.worker
+            except asyncio.CancelledError:
+                pass
+
+    async def submit(self, ids: list[list[int]]) -> np.ndarray:
+        """The embeddings (rows in the order of `ids`) once every text has been through a batch.
+
+        Raises:
+            Overloaded: the queue would pass `max_queue_texts`.
+        """
+        if self.pending and self.queued + len(ids) > self.max_queue_texts:
+            raise Overloaded(f"{self.queued} texts are waiting (limit {self.max_queue_texts})")
+        job = _Job(asyncio.get_running_loop().create_future(), len(ids), remaining=len(ids))
+        self.pending.extend((job, index, row) for index, row in enumerate(ids))
+        self.wakeup.set()
+        return await job.future
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.wakeup.wait()
+            if not self.pending:
+                self.wakeup.clear()
+                continue
+            batch = self._take()
+            rows = [row for _, _, row in batch]
+            try:
+                vectors = await loop.run_in_executor(self.executor, self.run, rows)
+            except Exception as err:  # the model failed: every request of the batch learns it
+                for job, _, _ in batch:
+                    if not job.future.done():
+                        job.future.set_exception(err)
+                continue
+            if self.on_batch is not None:
+                self.on_batch(len(rows), len(rows) * max(len(row) for row in rows))
+            for (job, index, _), vector in zip(batch, vectors):
+                if job.future.done():  # the client went away, or an earlier batch failed
+                    continue
+                if job.vectors is None:
+                    job.vectors = np.empty((job.size, vectors.shape[1]), dtype=np.float32)
+                job.vectors[index] = vector
+                job.remaining -= 1
+                if job.remaining == 0:
+                    job.future.set_result(job.vectors)
+
+    def _take(self) -> list[tuple[_Job, int, list[int]]]:
+        """The next batch: from the oldest texts, longest first, within the token and text bounds."""
+        window = [self.pending.popleft() for _ in range(min(len(self.pending), 4 * self.max_batch_texts))]
+        window.sort(key=lambda item: -len(item[2]))
+        batch, longest = [], 0
+        for item in window:
+            size = max(longest, len(item[2]))
+            if batch and (len(batch) >= self.max_batch_texts or (len(batch) + 1) * size > self.max_batch_tokens):
+                break
+            batch.append(item)
+            longest = size
+        for item in reversed(window[len(batch):]):  # the rest go back to the front of the queue
+            self.pending.appendleft(item)
+        return batch

@@ -1,0 +1,267 @@
+"""The HTTP API's request bodies, checked by hand so every mistake gets the OpenAI error shape with the field named.
+
+OpenAI's clients read `{"error": {"message", "type", "param", "code"}}` and retry 429 and 5xx, so a client's mistake
+is always a 4xx: 400 for a malformed body or a wrong value, 413 for an oversized body (the app), 422 for a limit
+(too many inputs, an input too long with truncation off), 401 for a missing or wrong key (the app).
+
+What it does not do: tokenise or run the model (`genvec.serve.app` does).
+"""
+
+import base64
+import binascii
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+EMBEDDING_FIELDS = {"input", "model", "encoding_format", "dimensions", "user", "input_type", "instruction",
+                    "normalize", "truncate"}
+DECODE_FIELDS = {"input", "states", "model", "input_type", "instruction", "max_new_tokens", "do_sample",
+                 "temperature", "top_p", "seed", "truncate"}
+INSPECT_FIELDS = {"input", "model", "top_k"}
+
+
+class ApiError(Exception):
+    """A request the server refuses: HTTP status and the OpenAI error fields."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
+                 kind: str = "invalid_request_error", headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    """How a request's texts are turned into model input: the instruction, and whether long ones may be cut."""
+
+    instruction: str | None
+    truncate: bool
+
+
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    texts: list[str]
+    options: TextOptions
+    base64: bool
+    normalize: bool
+
+
+@dataclass(frozen=True)
+class DecodeRequest:
+    texts: list[str] | None
+    states: np.ndarray | None  # (B, K, H) float32
+    options: TextOptions
+    max_new_tokens: int
+    do_sample: bool
+    temperature: float
+    top_p: float
+    seed: int | None
+
+
+def parse_json(raw: bytes) -> dict:
+    """The request body as a JSON object; 400 when it is not UTF-8 JSON or not an object."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ApiError(400, f"the request body is not UTF-8 ({err.reason} at byte {err.start}).",
+                       code="invalid_json") from err
+    try:
+        body = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as err:
+        raise ApiError(400, f"the request body is not valid JSON ({err}).", code="invalid_json") from err
+    if not isinstance(body, dict):
+        raise ApiError(400, f"the request body must be a JSON object, got {type(body).__name__}.", code="invalid_json")
+    return body
+
+
+def embedding_request(body: dict, *, instructions: dict[str, str], max_inputs: int, embedding_dim: int,
+                      default_truncate: bool) -> EmbeddingRequest:
+    _known(body, EMBEDDING_FIELDS)
+    texts = _texts(body, max_inputs)
+    encoding = body.get("encoding_format", "float")
+    if encoding not in ("float", "base64"):
+        raise ApiError(400, f"encoding_format must be \"float\" or \"base64\", got {encoding!r}.",
+                       param="encoding_format", code="invalid_value")
+    dimensions = body.get("dimensions")
+    if dimensions is not None and (not _is_int(dimensions) or dimensions != embedding_dim):
+        raise ApiError(400, f"dimensions={dimensions!r} is not supported: this model's embeddings have "
+                       f"{embedding_dim} dimensions and are not truncatable; leave dimensions out (or pass "
+                       f"{embedding_dim}).", param="dimensions", code="unsupported_value")
+    normalize = _bool(body, "normalize", True)
+    _string(body, "model")
+    _string(body, "user")
+    return EmbeddingRequest(texts, _options(body, instructions, default_truncate), encoding == "base64", normalize)
+
+
+def decode_request(body: dict, *, instructions: dict[str, str], max_inputs: int, max_new_tokens: int,
+                   states_shape: tuple[int, int], default_truncate: bool) -> DecodeRequest:
+    _known(body, DECODE_FIELDS)
+    if ("input" in body) == ("states" in body):
+        raise ApiError(400, "give exactly one of input (texts to embed and decode) and states (compression states, "
+                       "K x H each).", param="input", code="invalid_value")
+    texts = _texts(body, max_inputs) if "input" in body else None
+    states = _states(body["states"], max_inputs, states_shape) if "states" in body else None
+    limit = body.get("max_new_tokens", 128)
+    if not _is_int(limit) or not 1 <= limit <= max_new_tokens:
+        raise ApiError(400, f"max_new_tokens must be an integer from 1 to {max_new_tokens}, got {limit!r}.",
+                       param="max_new_tokens", code="invalid_value")
+    do_sample = _bool(body, "do_sample", False)
+    temperature = _number(body, "temperature", 1.0)
+    if temperature <= 0:
+        raise ApiError(400, f"temperature must be > 0, got {temperature}.", param="temperature", code="invalid_value")
+    top_p = _number(body, "top_p", 1.0)
+    if not 0 < top_p <= 1:
+        raise ApiError(400, f"top_p must be in (0, 1], got {top_p}.", param="top_p", code="invalid_value")
+    seed = body.get("seed")
+    if seed is not None and (not _is_int(seed) or not 0 <= seed < 2**63):
+        raise ApiError(400, f"seed must be an integer from 0 to 2**63 - 1, got {seed!r}.", param="seed",
+                       code="invalid_value")
+    _string(body, "model")
+    return DecodeRequest(texts, states, _options(body, instructions, default_truncate), limit, do_sample,
+                         temperature, top_p, seed)
+
+
+def inspect_request(body: dict, *, max_top_k: int) -> tuple[str, int]:
+    _known(body, INSPECT_FIELDS)
+    text = body.get("input")
+    if not isinstance(text, str) or not text.strip():
+        raise ApiError(400, "input must be one non-empty string.", param="input", code="invalid_value")
+    top_k = body.get("top_k", 10)
+    if not _is_int(top_k) or not 1 <= top_k <= max_top_k:
+        raise ApiError(400, f"top_k must be an integer from 1 to {max_top_k}, got {top_k!r}.", param="top_k",
+                       code="invalid_value")
+    _string(body, "model")
+    return text, top_k
+
+
+def encode_vector(vector: np.ndarray, as_base64: bool) -> list[float] | str:
+    """An embedding in the response: a list of floats, or base64 of its little-endian float32 bytes."""
+    if as_base64:
+        return base64.b64encode(np.ascontiguousarray(vector, dtype="<f4").tobytes()).decode("ascii")
+    return vector.astype(np.float32).tolist()
+
+
+# ------------------------------------------------------------------------------------------------- fields
+
+
+def _known(body: dict, allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ApiError(400, f"unrecognized request argument supplied: {', '.join(unknown)} (this route takes "
+                       f"{', '.join(sorted(allowed))}).", param=unknown[0], code="unknown_parameter")
+
+
+def _texts(body: dict, max_inputs: int) -> list[str]:
+    if "input" not in body:
+        raise ApiError(400, "input is required: a string or a list of strings.", param="input", code="missing_input")
+    value = body["input"]
+    texts = [value] if isinstance(value, str) else value
+    if not isinstance(texts, list):
+        raise ApiError(400, f"input must be a string or a list of strings, got {type(value).__name__}.",
+                       param="input", code="invalid_type")
+    if not texts:
+        raise ApiError(400, "input is an empty list; send at least one text.", param="input", code="empty_input")
+    if len(texts) > max_inputs:
+        raise ApiError(422, f"input holds {len(texts)} texts; this server takes at most {max_inputs} per request "
+                       "(it batches them itself); send the rest in further requests.", param="input",
+                       code="too_many_inputs")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            hint = (" Token ids are not accepted (the server tokenises with the model's own tokenizer); with "
+                    "LangChain's OpenAIEmbeddings pass check_embedding_ctx_length=False.") if _is_int(text) or (
+                isinstance(text, list) and all(_is_int(x) for x in text)) else ""
+            raise ApiError(400, f"input[{index}] is {type(text).__name__}, not a string.{hint}", param="input",
+                           code="invalid_type")
+        if not text.strip():
+            raise ApiError(400, f"input[{index}] is empty or only whitespace; every text needs content.",
+                           param="input", code="empty_input")
+    return texts
+
+
+def _states(value: Any, max_inputs: int, shape: tuple[int, int]) -> np.ndarray:
+    """Compression states: a list of K x H nested lists, or of base64 strings of K*H little-endian float32."""
+    if not isinstance(value, list) or not value:
+        raise ApiError(400, "states must be a non-empty list (one K x H state per item).", param="states",
+                       code="invalid_type")
+    if len(value) > max_inputs:
+        raise ApiError(422, f"states holds {len(value)} items; at most {max_inputs} per request.", param="states",
+                       code="too_many_inputs")
+    rows = []
+    for index, item in enumerate(value):
+        if isinstance(item, str):
+            try:
+                array = np.frombuffer(base64.b64decode(item, validate=True), dtype="<f4")
+            except (binascii.Error, ValueError) as err:
+                raise ApiError(400, f"states[{index}] is not base64 of float32 values ({err}).", param="states",
+                               code="invalid_value") from err
+            if array.size != shape[0] * shape[1]:
+                raise ApiError(400, f"states[{index}] holds {array.size} float32 values; this model's states are "
+                               f"{shape[0]} x {shape[1]} = {shape[0] * shape[1]}.", param="states",
+                               code="invalid_value")
+            array = array.reshape(shape)
+        else:
+            try:
+                array = np.asarray(item, dtype=np.float32)
+            except (TypeError, ValueError) as err:
+                raise ApiError(400, f"states[{index}] is not a K x H array of numbers ({err}).", param="states",
+                               code="invalid_value") from err
+            if array.shape != shape:
+                raise ApiError(400, f"states[{index}] has shape {list(array.shape)}; this model's states are "
+                               f"{list(shape)} (K compression tokens x hidden size).", param="states",
+                               code="invalid_value")
+        if not np.isfinite(array).all():
+            raise ApiError(400, f"states[{index}] holds NaN or infinite values.", param="states", code="invalid_value")
+        rows.append(array)
+    return np.stack(rows).astype(np.float32)
+
+
+def _options(body: dict, instructions: dict[str, str], default_truncate: bool) -> TextOptions:
+    kind = body.get("input_type")
+    instruction = body.get("instruction")
+    if kind is not None and instruction is not None:
+        raise ApiError(400, "give input_type or instruction, not both.", param="instruction", code="invalid_value")
+    if kind is not None:
+        if kind not in ("query", "document"):
+            raise ApiError(400, f"input_type must be \"query\" or \"document\", got {kind!r}.", param="input_type",
+                           code="invalid_value")
+        instruction = instructions.get(kind)
+        if instruction is None:
+            raise ApiError(400, f"this model has no saved {kind} instruction; pass instruction instead.",
+                           param="input_type", code="invalid_value")
+    elif instruction is not None and (not isinstance(instruction, str) or not instruction.strip()):
+        raise ApiError(400, "instruction must be a non-empty string.", param="instruction", code="invalid_value")
+    return TextOptions(instruction, _bool(body, "truncate", default_truncate))
+
+
+def _bool(body: dict, name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise ApiError(400, f"{name} must be true or false, got {value!r}.", param=name, code="invalid_type")
+    return value
+
+
+def _number(body: dict, name: str, default: float) -> float:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ApiError(400, f"{name} must be a finite number, got {value!r}.", param=name, code="invalid_type")
+    return float(value)
+
+
+def _string(body: dict, name: str) -> None:
+    if name in body and body[name] is not None and not isinstance(body[name], str):
+        raise ApiError(400, f"{name} must be a string, got {type(body[name]).__name__}.", param=name,
+                       code="invalid_type")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")

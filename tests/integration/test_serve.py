@@ -1,0 +1,352 @@
+"""`genvec serve` as users meet it: a real uvicorn server on 127.0.0.1, the real `openai` client, bad requests."""
+
+import asyncio
+import base64
+import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+uvicorn = pytest.importorskip("uvicorn")
+openai = pytest.importorskip("openai")
+httpx = pytest.importorskip("httpx2")
+
+from genvec.config.sections import ServeConfig
+from genvec.serve.app import create_app
+
+KEY = "s3cret-key"
+
+
+class Server:
+    """A uvicorn server in a thread, for the length of a test (or a module)."""
+
+    def __init__(self, load, config: ServeConfig | None = None, api_key: str | None = None):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        app = create_app(load, config, api_key=api_key, model_name="tiny-genvec")
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
+                                                    access_log=False, timeout_graceful_shutdown=10))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 30
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def wait_ready(self, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while httpx.get(self.url + "/ready").status_code != 200:
+            assert time.monotonic() < deadline, "the server never became ready"
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(20)
+
+
+@pytest.fixture(scope="module")
+def served_model(backbone_dirs):
+    import torch
+
+    from genvec import GenVecModel
+
+    torch.manual_seed(0)
+    return GenVecModel.from_backbone(str(backbone_dirs["qwen3"]), num_special_tokens=4, num_compression_tokens=2,
+                                     embedding_dim=16, dtype="fp32", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def served(served_model):
+    server = Server(served_model, api_key=KEY)
+    server.wait_ready()
+    yield server
+    server.close()
+
+
+def client(server: Server, key: str = KEY):
+    return openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
+
+
+TEXTS = ["where do polar bears live?", "How do rivers form?", "a third, longer text about the arctic sea ice"]
+
+
+def test_the_openai_client_gets_the_embeddings_of_model_encode(served, served_model):
+    api = client(served)
+    expected = served_model.encode(TEXTS, normalize=True)
+    floats = api.embeddings.create(model="tiny-genvec", input=TEXTS, encoding_format="float")
+    assert [item.index for item in floats.data] == [0, 1, 2] and floats.model == "tiny-genvec"
+    assert np.abs(np.array([item.embedding for item in floats.data]) - expected).max() < 1e-5
+    default = api.embeddings.create(model="tiny-genvec", input=TEXTS)  # the client asks for base64 and decodes it
+    assert np.abs(np.array([item.embedding for item in default.data]) - expected).max() < 1e-5
+    raw = api.embeddings.create(model="tiny-genvec", input=TEXTS[0], encoding_format="base64")
+    vector = np.frombuffer(base64.b64decode(raw.data[0].embedding), dtype="<f4")
+    assert np.abs(vector - expected[0]).max() < 1e-5
+    tokens = sum(len(row) for row in served_model.tokenize(TEXTS))
+    assert floats.usage.prompt_tokens == floats.usage.total_tokens == tokens  # honest counts
+    query = api.embeddings.create(model="m", input=TEXTS, extra_body={"input_type": "query"})
+    assert np.abs(np.array([d.embedding for d in query.data]) - served_model.encode_query(TEXTS, normalize=True)).max() < 1e-5
+    document = api.embeddings.create(model="m", input=TEXTS, extra_body={"input_type": "document"})
+    assert np.abs(np.array([d.embedding for d in document.data])
+                  - served_model.encode_document(TEXTS, normalize=True)).max() < 1e-5
+    instructed = api.embeddings.create(model="m", input=TEXTS, extra_body={"instruction": "Answer:", "normalize": False})
+    assert np.abs(np.array([d.embedding for d in instructed.data])
+                  - served_model.encode(TEXTS, instruction="Answer:")).max() < 1e-5
+
+
+def test_decode_and_inspect_give_what_the_model_gives(served, served_model):
+    headers = {"Authorization": f"Bearer {KEY}"}
+    answer = httpx.post(served.url + "/v1/decode", headers=headers,
+                        json={"input": TEXTS[:2], "max_new_tokens": 8, "input_type": "query"}).json()
+    expected = served_model.decode(TEXTS[:2], max_new_tokens=8,
+                                  instruction=served_model.config.model.instructions["query"])
+    assert [item["text"] for item in answer["data"]] == expected
+    states = served_model.compress(TEXTS[:1]).cpu().numpy()
+    encoded = base64.b64encode(states[0].astype("<f4").tobytes()).decode()
+    for payload in (states.tolist(), [encoded]):
+        answer = httpx.post(served.url + "/v1/decode", headers=headers, json={"states": payload, "max_new_tokens": 8})
+        assert answer.status_code == 200, answer.text
+        assert [item["text"] for item in answer.json()["data"]] == served_model.decode(states=states, max_new_tokens=8)
+    lens = httpx.post(served.url + "/v1/inspect", headers=headers, json={"input": TEXTS[0], "top_k": 3}).json()
+    expected_lens = json.loads(json.dumps(served_model.inspect(TEXTS[0], top_k=3).to_dict()))
+    assert lens["special_tokens"] == expected_lens["special_tokens"]
+
+
+def bad_requests(model) -> list[tuple[str, str, object, dict, int, str | None]]:
+    """(name, path, body (bytes or JSON), headers, expected status, expected param)."""
+    k, h = model.num_compression_tokens, model.hidden_size
+    auth = {"Authorization": f"Bearer {KEY}"}
+    long_text = "river " * 600
+    nan_state = base64.b64encode(np.full(k * h, np.nan, dtype="<f4").tobytes()).decode()
+    return [
+        ("malformed JSON", "/v1/embeddings", b'{"input": ', auth, 400, None),
+        ("not an object", "/v1/embeddings", [1, 2], auth, 400, None),
+        ("invalid UTF-8", "/v1/embeddings", b'{"input": "\xff\xfe"}', auth, 400, None),
+        ("NaN literal", "/v1/embeddings", b'{"input": "x", "dimensions": NaN}', auth, 400, None),
+        ("missing input", "/v1/embeddings", {"model": "m"}, auth, 400, "input"),
+        ("input a number", "/v1/embeddings", {"input": 3}, auth, 400, "input"),
+        ("empty list", "/v1/embeddings", {"input": []}, auth, 400, "input"),
+        ("empty string", "/v1/embeddings", {"input": ""}, auth, 400, "input"),
+        ("whitespace string", "/v1/embeddings", {"input": ["ok", "   "]}, auth, 400, "input"),
+        ("nested lists", "/v1/embeddings", {"input": [["a", "b"]]}, auth, 400, "input"),
+        ("token ids", "/v1/embeddings", {"input": [101, 2023, 102]}, auth, 400, "input"),
+        ("token id lists", "/v1/embeddings", {"input": [[101, 2023]]}, auth, 400, "input"),
+        ("huge input", "/v1/embeddings", {"input": long_text}, auth, 422, "input"),
+        ("huge batch", "/v1/embeddings", {"input": ["x"] * 2049}, auth, 422, "input"),
+        ("bad encoding_format", "/v1/embeddings", {"input": "x", "encoding_format": "int8"}, auth, 400,
+         "encoding_format"),
+        ("bad dimensions", "/v1/embeddings", {"input": "x", "dimensions": 8}, auth, 400, "dimensions"),
+        ("unknown parameter", "/v1/embeddings", {"input": "x", "temperature": 0.5}, auth, 400, "temperature"),
+        ("bad input_type", "/v1/embeddings", {"input": "x", "input_type": "passage"}, auth, 400, "input_type"),
+        ("normalize not a bool", "/v1/embeddings", {"input": "x", "normalize": "yes"}, auth, 400, "normalize"),
+        ("model not a string", "/v1/embeddings", {"input": "x", "model": 7}, auth, 400, "model"),
+        ("missing key", "/v1/embeddings", {"input": "x"}, {}, 401, None),
+        ("bad key", "/v1/embeddings", {"input": "x"}, {"Authorization": "Bearer wrong"}, 401, None),
+        ("oversized body", "/v1/embeddings", {"input": ["y" * 1000] * 4100}, auth, 413, None),
+        ("NaN literal in decode states", "/v1/decode", {"states": [[[float("nan")] * h] * k]}, auth, 400, None),
+        ("NaN in base64 decode states", "/v1/decode", {"states": [nan_state]}, auth, 400, "states"),
+        ("wrong state size", "/v1/decode", {"states": [[[0.0] * (h - 1)] * k]}, auth, 400, "states"),
+        ("bad base64 state", "/v1/decode", {"states": ["not base64!"]}, auth, 400, "states"),
+        ("decode both inputs", "/v1/decode", {"input": "x", "states": [[[0.0] * h] * k]}, auth, 400, "input"),
+        ("decode too many tokens", "/v1/decode", {"input": "x", "max_new_tokens": 100000}, auth, 400,
+         "max_new_tokens"),
+        ("decode bad top_p", "/v1/decode", {"input": "x", "do_sample": True, "top_p": 0}, auth, 400, "top_p"),
+        ("inspect bad top_k", "/v1/inspect", {"input": "x", "top_k": 0}, auth, 400, "top_k"),
+        ("unknown route", "/v1/completions", {"prompt": "x"}, auth, 404, None),
+    ]
+
+
+def test_bad_requests_get_the_documented_4xx_and_the_server_keeps_serving(served, served_model):
+    cases = bad_requests(served_model)
+    assert len(cases) >= 20
+    for name, path, body, headers, status, param in cases:
+        if isinstance(body, bytes):
+            response = httpx.post(served.url + path, content=body,
+                                  headers={**headers, "Content-Type": "application/json"})
+        else:
+            response = httpx.post(served.url + path, content=json.dumps(body), headers={
+                **headers, "Content-Type": "application/json"})
+        assert response.status_code == status, (name, response.status_code, response.text[:300])
+        error = response.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"} and error["message"], name
+        assert error["param"] == param, (name, error)
+    assert client(served).embeddings.create(model="m", input="still serving").data[0].embedding
+    metrics = httpx.get(served.url + "/metrics").text  # open without the key
+    assert 'genvec_requests_total{route="/v1/embeddings",status="401"} 2.0' in metrics
+
+
+def test_the_openai_client_does_not_retry_a_client_mistake(served):
+    with pytest.raises(openai.BadRequestError, match="not supported"):
+        openai.OpenAI(base_url=served.url + "/v1", api_key=KEY).embeddings.create(model="m", input="x", dimensions=3)
+    with pytest.raises(openai.AuthenticationError):
+        client(served, key="wrong").embeddings.create(model="m", input="x")
+    with pytest.raises(openai.UnprocessableEntityError, match="at most 2048 per request"):
+        client(served).embeddings.create(model="m", input=["x"] * 2049)
+
+
+def test_probes_and_info(served, served_model):
+    assert httpx.get(served.url + "/health").json() == {"status": "ok"}
+    assert httpx.get(served.url + "/ready").status_code == 200
+    assert httpx.get(served.url + "/info").status_code == 401  # behind the key
+    info = httpx.get(served.url + "/info", headers={"Authorization": f"Bearer {KEY}"}).json()
+    assert info["embedding_dim"] == served_model.embedding_dim and info["num_special_tokens"] == served_model.num_special_tokens
+    assert info["max_input_tokens"] == served_model.max_text_tokens and info["instructions"]["query"]
+    assert [m.id for m in client(served).models.list().data] == ["tiny-genvec"]
+
+
+def test_truncation_is_explicit_and_counted(served, served_model):
+    text = "river " * (served_model.max_text_tokens + 50)  # too many tokens, few enough characters to tokenise
+    headers = {"Authorization": f"Bearer {KEY}"}
+    refused = httpx.post(served.url + "/v1/embeddings", headers=headers, json={"input": text})
+    assert refused.status_code == 422 and "truncate: true" in refused.json()["error"]["message"]
+    before = _counter(httpx.get(served.url + "/metrics").text, "genvec_truncations_total")
+    cut = httpx.post(served.url + "/v1/embeddings", headers=headers, json={"input": text, "truncate": True,
+                                                                            "normalize": False})
+    assert cut.status_code == 200 and cut.json()["usage"]["prompt_tokens"] == served_model.max_text_tokens
+    with pytest.warns(UserWarning, match="were probably cut"):
+        expected = served_model.encode([text])
+    assert np.abs(np.array(cut.json()["data"][0]["embedding"]) - expected[0]).max() < 1e-5
+    assert _counter(httpx.get(served.url + "/metrics").text, "genvec_truncations_total") == before + 1
+
+
+def test_sixteen_concurrent_clients_get_their_own_embeddings(served, served_model):
+    texts = [f"question {i} about rivers and ice number {i * 7}" for i in range(64)]
+    expected = served_model.encode(texts, normalize=True)
+    api = client(served)
+
+    def one_client(worker: int) -> list[str]:
+        problems = []
+        for n in range(60):
+            i = (worker * 13 + n) % len(texts)
+            got = np.array(api.embeddings.create(model="m", input=texts[i], encoding_format="float").data[0].embedding)
+            if np.abs(got - expected[i]).max() >= 1e-5:
+                problems.append(f"client {worker} request {n}: text {i} got another embedding")
+        return problems
+
+    with ThreadPoolExecutor(16) as pool:
+        problems = [p for found in pool.map(one_client, range(16)) for p in found]
+    assert problems == []
+    metrics = httpx.get(served.url + "/metrics").text
+    assert _counter(metrics, "genvec_batch_texts_count") < 16 * 60  # requests were coalesced into batches
+
+
+def test_ready_says_503_while_the_model_loads_and_a_full_queue_says_429(served_model):
+    release = threading.Event()
+
+    def load():
+        release.wait(30)
+        return served_model
+
+    server = Server(load, ServeConfig(max_queue_texts=1))
+    try:
+        assert httpx.get(server.url + "/health").status_code == 200
+        loading = httpx.get(server.url + "/ready")
+        assert loading.status_code == 503 and loading.headers["retry-after"] == "2"
+        assert httpx.post(server.url + "/v1/embeddings", json={"input": "x"}).status_code == 503
+        release.set()
+        server.wait_ready()
+        slow = served_model.embed_token_ids
+
+        def slow_embed(ids, **kwargs):
+            time.sleep(0.3)
+            return slow(ids, **kwargs)
+
+        served_model.embed_token_ids = slow_embed
+        try:
+            async def burst():
+                async with httpx.AsyncClient(base_url=server.url, timeout=30) as session:
+                    return await asyncio.gather(*[session.post("/v1/embeddings", json={"input": f"text {i}"})
+                                                  for i in range(12)])
+
+            statuses = [r.status_code for r in asyncio.run(burst())]
+        finally:
+            del served_model.embed_token_ids
+        assert 429 in statuses and 200 in statuses and set(statuses) <= {200, 429}, statuses
+    finally:
+        server.close()
+
+
+def _counter(metrics: str, name: str) -> float:
+    line = next(line for line in metrics.splitlines() if line.startswith(name + " ") or line.startswith(name + "{"))
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_genvec_serve_reads_env_config_logs_json_and_finishes_requests_in_flight_on_sigterm(served_model, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    served_model.save_pretrained(tmp_path / "ckpt")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "GENVEC_SERVE_MAX_INPUTS": "5", "GENVEC_API_KEY": KEY,
+                   "GENVEC_SERVE_PORT": str(port)}
+    process = subprocess.Popen([sys.executable, "-m", "genvec", "serve", "--model", str(tmp_path / "ckpt"),
+                                "--device", "cpu"], env=environment, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": f"Bearer {KEY}"}
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(url + "/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "genvec serve did not become ready"
+            time.sleep(0.1)
+        info = httpx.get(url + "/info", headers=auth).json()
+        assert info["limits"]["max_inputs"] == 5 and info["model"] == "ckpt" and info["auth"] is True
+        assert httpx.post(url + "/v1/embeddings", headers=auth, json={"input": ["x"] * 6}).status_code == 422
+        with ThreadPoolExecutor(1) as pool:  # a long decode in flight when the server is told to stop
+            pending = pool.submit(httpx.post, url + "/v1/decode", headers=auth, timeout=120,
+                                  json={"input": ["rivers"] * 32, "max_new_tokens": 256})
+            time.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            finished = pending.result()
+        assert finished.status_code == 200 and len(finished.json()["data"]) == 32
+        assert process.wait(60) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has drained
+    finally:
+        if process.poll() is None:
+            process.kill()
+    logs = process.stderr.read()
+    access = [json.loads(line.split(": ", 1)[1]) for line in logs.splitlines()
+              if line.startswith("genvec.serve.access: ")]
+    assert {"method": "POST", "path": "/v1/decode", "status": 200} in [
+        {k: entry[k] for k in ("method", "path", "status")} for entry in access]
+    assert all(entry["ms"] >= 0 and "client" in entry for entry in access)
+
+
+def test_bad_serve_settings_are_refused_with_the_setting_named(served_model, tmp_path, capsys):
+    from genvec.cli import main
+
+    served_model.save_pretrained(tmp_path / "ckpt")
+    assert main(["serve", "--model", str(tmp_path / "ckpt"), "--port", "70000"]) == 2
+    assert "serve.port: must be between 0 and 65535, got 70000" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sixteen_clients_times_a_thousand_requests(served, served_model):
+    """The issue's load test: 16 concurrent clients x 1,000 requests, every answer the encode of its own input."""
+    texts = [f"text {i}: rivers, ice and bears {i * 3}" for i in range(500)]
+    expected = served_model.encode(texts, normalize=True)
+
+    def one_client(worker: int) -> int:
+        wrong = 0
+        with httpx.Client(base_url=served.url, timeout=60, headers={"Authorization": f"Bearer {KEY}"}) as session:
+            for n in range(1000):
+                i = (worker * 31 + n) % len(texts)
+                response = session.post("/v1/embeddings", json={"input": texts[i], "encoding_format": "float"})
+                wrong += response.status_code != 200 or np.abs(
+                    np.array(response.json()["data"][0]["embedding"]) - expected[i]).max() >= 1e-5
+        return wrong
+
+    with ThreadPoolExecutor(16) as pool:
+        assert sum(pool.map(one_client, range(16))) == 0
