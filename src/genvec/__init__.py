@@ -25,6 +25,7 @@ _EXPORTS = {
     "compute_targets": "genvec.targets",
     "generate_responses": "genvec.data.responses",
     "load_model": "genvec.loading",
+    "to_sentence_transformer": "genvec.integrations.sentence_transformers",
     "train": "genvec.training",
 }
 
@@ -36,6 +37,7 @@ __all__ = [
     "compute_targets",
     "generate_responses",
     "load_model",
+    "to_sentence_transformer",
     "train",
 ]
 
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from genvec.data.responses import generate_responses
     from genvec.errors import GenVecError
     from genvec.model import GenVecModel
+    from genvec.integrations.sentence_transformers import to_sentence_transformer
     from genvec.targets import compute_targets
     from genvec.training import train
 

@@ -101,12 +101,20 @@ def _load_model(args: argparse.Namespace):
 def _add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     _add_model_arguments(parser)
     parser.add_argument("texts", nargs="*", help="texts to embed (or use --input)")
-    parser.add_argument("--input", type=Path, help="a text file, one text per line")
+    parser.add_argument("--input", type=Path, help="a text file, one text per line; with --output DIR also a .jsonl or "
+                        ".parquet corpus, a saved dataset directory or a hub dataset name")
     role = parser.add_mutually_exclusive_group()
     role.add_argument("--instruction", help="instruction put before every text")
     role.add_argument("--query", action="store_true", help="use the model's query instruction")
     role.add_argument("--document", action="store_true", help="use the model's document instruction")
-    parser.add_argument("--output", type=Path, help="write .npy (array) or .jsonl (one record per text); default stdout")
+    parser.add_argument("--output", type=Path, help="write .npy (array) or .jsonl (one record per text); default "
+                        "stdout. A directory (no suffix): bulk mode, the whole --input corpus into resumable shards "
+                        "(run it under `accelerate launch` to split them across processes or GPUs)")
+    bulk = parser.add_argument_group("bulk mode (--output DIR)")
+    bulk.add_argument("--text-field", default="text", help="the text column (default: text)")
+    bulk.add_argument("--id-field", default="id", help="the id column (default: id; BEIR corpora: _id)")
+    bulk.add_argument("--split", default="train", help="dataset split (default: train)")
+    bulk.add_argument("--shard-size", type=int, default=10000, help="rows per shard (default: 10000)")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default: 32)")
     parser.add_argument("--max-length", type=int, help="tokens per input, special tokens included")
     parser.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
@@ -117,6 +125,8 @@ def _run_encode(args: argparse.Namespace) -> int:
 
     from genvec.files import atomic_write
 
+    if args.output is not None and args.output.suffix not in (".npy", ".jsonl") and not args.texts:
+        return _run_bulk_encode(args)
     texts = _input_texts(args)
     model = _load_model(args)
     instruction = args.instruction
@@ -143,6 +153,24 @@ def _run_encode(args: argparse.Namespace) -> int:
         raise InputError(f"--output {str(args.output)!r}: use a .npy or .jsonl file name.")
     if args.output is not None:
         print(f"wrote {embeddings.shape[0]} embeddings of size {embeddings.shape[1]} to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _run_bulk_encode(args: argparse.Namespace) -> int:
+    from genvec.bulk import encode_corpus, read_corpus
+
+    if args.input is None:
+        raise InputError("bulk mode (--output DIR) needs --input: a .jsonl, .parquet or .txt corpus, a saved dataset "
+                         "directory or a hub dataset name.")
+    corpus = read_corpus(args.input, text_field=args.text_field, id_field=args.id_field, split=args.split)
+    model = _load_model(args)
+    instruction = args.instruction
+    if args.query or args.document:
+        instruction = model.config.model.instructions.get("query" if args.query else "document")
+    output = encode_corpus(model, corpus, args.output, instruction=instruction, normalize=args.normalize,
+                           shard_size=args.shard_size, batch_size=args.batch_size)
+    print(f"{len(corpus.ids)} embeddings of size {model.embedding_dim} in {output} (genvec.bulk.read_shards reads "
+          "them back)", file=sys.stderr)
     return 0
 
 

@@ -6,6 +6,7 @@ choice and its reason, and raise early when the hardware cannot do what was aske
 """
 
 import logging
+import os
 
 import torch
 
@@ -71,3 +72,19 @@ def resolve_dtype(name: str | torch.dtype, device: torch.device) -> torch.dtype:
     if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("dtype: 'bf16' asked for, but this GPU has no bf16 support; use 'fp16' or 'fp32'.")
     return dtype
+
+
+def check_launch(state, consequence: str) -> None:
+    """Refuse a launch where torchrun or `accelerate launch` started several processes but Accelerate set up one
+    (`state`: an Accelerator or PartialState): each process would then `consequence`.
+
+    Accelerate does this for CPU processes under torchrun unless told they are CPU processes.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and state.num_processes == 1:
+        raise ConfigError(
+            f"this process is one of {world_size} (WORLD_SIZE={world_size}), but Accelerate set up a single process "
+            f"(distributed type {state.distributed_type.value}), so each process would {consequence}. For CPU "
+            "processes set ACCELERATE_USE_CPU=1 (or use `accelerate launch --cpu`); for GPUs check that every process "
+            "sees CUDA."
+        )

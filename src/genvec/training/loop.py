@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genvec.config import GenVecConfig, TrainConfig
+from genvec.device import check_launch
 from genvec.errors import ConfigError, TrainingError
 from genvec.files import exclusive_lock, lock_file_for
 from genvec.model import GenVecModel
@@ -112,7 +113,7 @@ def train(config: GenVecConfig, examples: TrainingExamples | None = None) -> Tra
         project_dir=config.train.run_dir,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=unused)],
     )
-    _check_launch(accelerator)
+    check_launch(accelerator, "train alone and write the same run directory")
     run_dir = Path(config.train.run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"train.run_dir {str(run_dir)!r} is a file; choose a directory for the run.")
@@ -243,21 +244,6 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     return {"loss": total, "reconstruction": reconstruction, "alignment": alignment, "learning_rate": learning_rate,
             "grad_norm": grad_norm, "tokens": tokens}
-
-
-def _check_launch(accelerator) -> None:
-    """A launcher started several processes but Accelerate set up one: each would train alone into one run_dir.
-
-    Accelerate does this for CPU processes under torchrun unless told they are CPU processes.
-    """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size > 1 and accelerator.num_processes == 1:
-        raise ConfigError(
-            f"this process is one of {world_size} (WORLD_SIZE={world_size}), but Accelerate set up a single process "
-            f"(distributed type {accelerator.distributed_type.value}), so each process would train alone and write "
-            "the same run directory. For CPU processes set ACCELERATE_USE_CPU=1 (or use `accelerate launch --cpu`); "
-            "for GPUs check that every process sees CUDA."
-        )
 
 
 def _check_tracker(report_to: str) -> None:

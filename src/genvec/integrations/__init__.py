@@ -1,0 +1,12 @@
+"""genvec inside the frameworks RAG is built with; each module needs its framework (an optional extra) and nothing
+else of genvec's extras:
+
+- `sentence_transformers`: `to_sentence_transformer(path)`, a `SentenceTransformer` whose `encode_query` /
+  `encode_document` use the model's saved instructions (the `teachers` extra has sentence-transformers);
+- `langchain`: `GenVecEmbeddings`, a LangChain `Embeddings` (the `langchain` extra);
+- `llamaindex`: `GenVecEmbedding`, a LlamaIndex `BaseEmbedding` with a real batch method (the `llamaindex` extra);
+- `haystack`: `GenVecTextEmbedder` and `GenVecDocumentEmbedder`, Haystack 3 components (the `haystack` extra).
+
+Everywhere, documents get the model's document instruction and queries its query instruction, and the vectors are
+exactly `model.encode_document` / `model.encode_query` (normalised when asked).
+"""

@@ -1,0 +1,32 @@
+"""A genvec model as a LangChain `Embeddings`: `embed_documents` with the document instruction, `embed_query` with
+the query instruction, in batches of `batch_size` (the async methods run them in LangChain's executor).
+
+    from genvec.integrations.langchain import GenVecEmbeddings
+    embeddings = GenVecEmbeddings("runs/quickstart/train/final")
+    store = InMemoryVectorStore(embeddings)
+"""
+
+from pathlib import Path
+
+from langchain_core.embeddings import Embeddings
+
+from genvec.integrations.common import resolve_model
+from genvec.model import GenVecModel
+
+
+class GenVecEmbeddings(Embeddings):
+    """LangChain embeddings from a genvec model (loaded, or a checkpoint path); `normalize` gives unit vectors."""
+
+    def __init__(self, model: str | Path | GenVecModel, *, device: str = "auto", batch_size: int = 32,
+                 normalize: bool = False) -> None:
+        self.model = resolve_model(model, device)
+        self.batch_size, self.normalize = batch_size, normalize
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        return self.model.encode_document(list(texts), batch_size=self.batch_size, normalize=self.normalize,
+                                          show_progress=False).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.model.encode_query([text], normalize=self.normalize, show_progress=False)[0].tolist()

@@ -1,0 +1,46 @@
+"""A genvec model as a LlamaIndex `BaseEmbedding`: query methods with the query instruction, text methods with the
+document instruction, and a real batch method (LlamaIndex's default embeds one text at a time).
+
+    from genvec.integrations.llamaindex import GenVecEmbedding
+    Settings.embed_model = GenVecEmbedding(model="runs/quickstart/train/final")
+"""
+
+from pathlib import Path
+from typing import Any
+
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from pydantic import PrivateAttr
+
+from genvec.integrations.common import resolve_model
+from genvec.model import GenVecModel
+
+
+class GenVecEmbedding(BaseEmbedding):
+    """LlamaIndex embeddings from a genvec model (loaded, or a checkpoint path)."""
+
+    normalize: bool = False
+    _model: GenVecModel = PrivateAttr()
+
+    def __init__(self, model: str | Path | GenVecModel, *, device: str = "auto", embed_batch_size: int = 32,
+                 normalize: bool = False, **kwargs: Any) -> None:
+        loaded = resolve_model(model, device)
+        super().__init__(model_name=str(loaded.config.model.backbone), embed_batch_size=embed_batch_size,
+                         normalize=normalize, **kwargs)
+        self._model = loaded
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "GenVecEmbedding"
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._model.encode_query([query], normalize=self.normalize, show_progress=False)[0].tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._get_text_embeddings([text])[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._model.encode_document(list(texts), batch_size=self.embed_batch_size, normalize=self.normalize,
+                                           show_progress=False).tolist()
