@@ -8,8 +8,8 @@ then, in one run:
 1. direct: `model.encode` over the same texts at the server's batch size (16: the most 16 one-text clients can fill),
    texts/s, best of three;
 2. server: `genvec serve` in its own process on 127.0.0.1; `--clients` threads, each with a keep-alive connection,
-   send one text per request (the `openai` client's request shape, `encoding_format: float`) until `--requests`
-   are done; texts/s, and p50 / p99 latency per request.
+   send one text per request (the `openai` client's request shape: `encoding_format` base64, its default) until
+   `--requests` are done; texts/s, and p50 / p99 latency per request.
 The ratio server / direct is the figure (goal >= 0.8). Results go to `benchmarks/results/serve/<preset>-cpu.json`
 and `.md`. Figures are printed, never asserted; on a shared machine compare ratios from one run only.
 """
@@ -39,6 +39,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=1600, help="requests in all (one text each)")
     parser.add_argument("--tokens", type=int, default=16, help="tokens per text")
     parser.add_argument("--batch", type=int, default=16, help="the server's (and the direct path's) batch size")
+    parser.add_argument("--encoding", choices=["base64", "float"], default="base64",
+                        help="encoding_format of the requests (default: base64, what the openai client sends)")
     args = parser.parse_args()
 
     import httpx2 as httpx
@@ -84,9 +86,9 @@ def main() -> int:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise SystemExit("the server did not become ready")
                 time.sleep(0.2)
-            latencies, errors = _load(url, work[: args.clients * 4], args.clients)  # warm the connections
+            _load(url, work[: args.clients * 4], args.clients, args.encoding)  # warm the connections
             start = time.perf_counter()
-            latencies, errors = _load(url, work, args.clients)
+            latencies, errors = _load(url, work, args.clients, args.encoding)
             seconds = time.perf_counter() - start
         finally:
             server.terminate()
@@ -95,7 +97,8 @@ def main() -> int:
     latencies.sort()
     result = {
         "preset": args.preset, "clients": args.clients, "requests": len(work), "tokens_per_text": args.tokens,
-        "batch": args.batch, "direct_texts_per_s": round(direct_rate, 1), "server_texts_per_s": round(server_rate, 1),
+        "batch": args.batch, "encoding_format": args.encoding, "direct_texts_per_s": round(direct_rate, 1),
+        "server_texts_per_s": round(server_rate, 1),
         "ratio": round(server_rate / direct_rate, 3), "errors": errors,
         "latency_ms_p50": round(1000 * statistics.median(latencies), 1),
         "latency_ms_p99": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1),
@@ -116,7 +119,7 @@ def main() -> int:
     return 0 if not np.isnan(result["ratio"]) else 1
 
 
-def _load(url: str, work: list[str], clients: int) -> tuple[list[float], int]:
+def _load(url: str, work: list[str], clients: int, encoding: str) -> tuple[list[float], int]:
     """Send every text of `work` as its own request from `clients` threads; latencies and the error count."""
     import httpx2 as httpx
 
@@ -126,7 +129,7 @@ def _load(url: str, work: list[str], clients: int) -> tuple[list[float], int]:
             for text in work[index::clients]:
                 start = time.perf_counter()
                 response = session.post("/v1/embeddings", json={"model": "m", "input": text,
-                                                                "encoding_format": "float"})
+                                                                "encoding_format": encoding})
                 latencies.append(time.perf_counter() - start)
                 errors += response.status_code != 200
         return latencies, errors

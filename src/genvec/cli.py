@@ -451,17 +451,16 @@ def _run_convert_gguf(args: argparse.Namespace) -> int:
 
 
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    from genvec.config.parsing import field_docs
     from genvec.config.sections import ServeConfig
 
     _add_model_arguments(parser)
-    docs = {"host": "address to bind (default 127.0.0.1: this machine only; 0.0.0.0: everyone)",
-            "port": "TCP port (default 8000)"}
-    defaults = ServeConfig()
+    docs, defaults = field_docs(ServeConfig), ServeConfig()
     for name in ("host", "port", "model_name", "max_batch_tokens", "max_batch_texts", "max_inputs", "max_body_bytes",
                  "max_queue_texts", "max_new_tokens", "max_decode_inputs"):
         value = getattr(defaults, name)
         parser.add_argument(f"--{name.replace('_', '-')}", type=int if isinstance(value, int) else str,
-                            help=docs.get(name, f"serve.{name} (default: {value}; env GENVEC_SERVE_{name.upper()})"))
+                            help=f"{docs[name]} (default: {value}; env GENVEC_SERVE_{name.upper()})")
     parser.add_argument("--truncate", choices=["error", "cut"],
                         help="an input longer than the model reads: error answers 422, cut keeps its first tokens "
                         "(default: error; a request may override it with truncate: true/false)")

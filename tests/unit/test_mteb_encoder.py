@@ -93,6 +93,11 @@ def test_local_tasks_run_through_mteb_with_genvecs_instructions(qwen3_model, tmp
                                    instruction=TABLE.instruction("LocalRetrieval", "document"))
     expected = _ndcg_at_10(queries @ documents.T, [0, 1, 2, 3])
     assert by_task["LocalRetrieval"].get_score() == pytest.approx(expected, abs=1e-4)
+    scores = by_task["LocalRetrieval"].scores["test"][0]
+    similarity = queries @ documents.T
+    for k in (1, 3):  # one relevant document per query: recall@k is the share ranked within the top k
+        within = [int((row > row[gold]).sum()) < k for row, gold in zip(similarity, [0, 1, 2, 3])]
+        assert scores[f"recall_at_{k}"] == pytest.approx(float(np.mean(within)), abs=1e-4)
     assert (tmp_path / "results" / "results" / "genvec__tiny").is_dir()  # mteb's own result layout
 
 

@@ -13,24 +13,30 @@ from haystack import Document, component, default_from_dict, default_to_dict
 from genvec.integrations.common import resolve_model
 
 
-@component
-class GenVecTextEmbedder:
-    """Embeds one query with the model's query instruction."""
-
-    def __init__(self, model: str, device: str = "auto", batch_size: int = 32, normalize: bool = False) -> None:
-        self.model, self.device, self.batch_size, self.normalize = model, device, batch_size, normalize
-        self._model = None
+class _Loads:
+    """Loading in `warm_up` and serialising by path, shared by both components (no `__init__`: Haystack's
+    `@component` rebuilds the class, which `super().__init__` would not survive)."""
 
     def warm_up(self) -> None:
         if self._model is None:
             self._model = resolve_model(self.model, self.device)
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
+        return default_to_dict(self, model=str(self.model), device=self.device, batch_size=self.batch_size,
+                               normalize=self.normalize)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "GenVecTextEmbedder":
+    def from_dict(cls, data: dict[str, Any]):
         return default_from_dict(cls, data)
+
+
+@component
+class GenVecTextEmbedder(_Loads):
+    """Embeds one query with the model's query instruction."""
+
+    def __init__(self, model: str, device: str = "auto", batch_size: int = 32, normalize: bool = False) -> None:
+        self.model, self.device, self.batch_size, self.normalize = model, device, batch_size, normalize
+        self._model = None
 
     @component.output_types(embedding=list[float])
     def run(self, text: str):
@@ -43,23 +49,12 @@ class GenVecTextEmbedder:
 
 
 @component
-class GenVecDocumentEmbedder:
+class GenVecDocumentEmbedder(_Loads):
     """Embeds documents' content with the model's document instruction."""
 
     def __init__(self, model: str, device: str = "auto", batch_size: int = 32, normalize: bool = False) -> None:
         self.model, self.device, self.batch_size, self.normalize = model, device, batch_size, normalize
         self._model = None
-
-    def warm_up(self) -> None:
-        if self._model is None:
-            self._model = resolve_model(self.model, self.device)
-
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "GenVecDocumentEmbedder":
-        return default_from_dict(cls, data)
 
     @component.output_types(documents=list[Document])
     def run(self, documents: list[Document]):
@@ -74,8 +69,3 @@ class GenVecDocumentEmbedder:
                                               show_progress=False)
         return {"documents": [dataclasses.replace(document, embedding=vector.tolist())
                               for document, vector in zip(documents, vectors)]}
-
-
-def _to_dict(embedder) -> dict[str, Any]:
-    return default_to_dict(embedder, model=str(embedder.model), device=embedder.device,
-                           batch_size=embedder.batch_size, normalize=embedder.normalize)
