@@ -80,3 +80,26 @@ def test_two_processes_share_the_shards_and_give_the_same_embeddings(qwen3_model
     assert ids == [f"doc-{i}" for i in range(31)]  # every row once, in order
     assert np.abs(vectors - qwen3_model.encode_document(texts)).max() < 1e-5
     assert json.loads((tmp_path / "two" / MANIFEST).read_text())["shards"] == 7
+
+
+def test_parquet_files_and_saved_datasets_are_corpora_too(qwen3_model, tmp_path):
+    pytest.importorskip("pyarrow")
+    datasets = pytest.importorskip("datasets")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from genvec.bulk import encode_corpus, read_corpus
+
+    rows = {"doc": ["a1", "a2", "a3"], "body": ["Polar bears hunt seals.", "Rivers meet the sea.", "Ice melts."]}
+    pq.write_table(pa.table(rows), tmp_path / "corpus.parquet")
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows)}).save_to_disk(str(tmp_path / "saved"))
+    expected = qwen3_model.encode(rows["body"])
+    for source in (tmp_path / "corpus.parquet", tmp_path / "saved"):
+        corpus = read_corpus(source, text_field="body", id_field="doc")
+        output = encode_corpus(qwen3_model, corpus, tmp_path / f"out-{source.name}", shard_size=2, show_progress=False)
+        ids, vectors = read_shards(output)
+        assert ids == rows["doc"] and np.abs(vectors - expected).max() < 1e-5
+    with pytest.raises(InputError, match="no column 'text'"):
+        read_corpus(tmp_path / "saved", id_field="doc")
+    with pytest.raises(InputError, match="no split 'test'"):
+        read_corpus(tmp_path / "saved", text_field="body", id_field="doc", split="test")
