@@ -103,6 +103,11 @@ def run_real(options: RealOptions = RealOptions()) -> RealResult:
     cache = Path(options.cache_dir) if options.cache_dir else Path.home() / ".cache" / "genvec"
     packages = cache / "packages"
     teacher = minilm_path()  # before any work: the quickstart extra must be there
+    for module in ("mteb", "gguf", "matplotlib", "pyarrow"):
+        try:
+            __import__(module)
+        except ImportError as err:
+            raise InputError(f"genvec quickstart --real needs {module}: pip install 'genvec[quickstart]'.") from err
     run_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(lock_file_for(run_dir), f"the real-run directory {run_dir}"):
         state = _State.open(run_dir, options)
