@@ -1,5 +1,6 @@
 """Bulk corpus encoding: a whole corpus (JSONL, Parquet, a text file, or a Hugging Face dataset) into embedding
-shards, resumable, and split across processes started by `accelerate launch` (or torchrun).
+shards, resumable, and split across processes started by `accelerate launch --multi_gpu` (GPUs) or torchrun (CPU
+processes too).
 
 The output directory holds `manifest.json` (what was encoded, how, and how many shards) and, for every shard of
 `shard_size` rows, `shard-00000.ids.json` (the rows' ids) and `shard-00000.npy` (float32, rows x D), each written

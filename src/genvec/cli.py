@@ -109,7 +109,8 @@ def _add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     role.add_argument("--document", action="store_true", help="use the model's document instruction")
     parser.add_argument("--output", type=Path, help="write .npy (array) or .jsonl (one record per text); default "
                         "stdout. A directory (no suffix): bulk mode, the whole --input corpus into resumable shards "
-                        "(run it under `accelerate launch` to split them across processes or GPUs)")
+                        "(run it under `accelerate launch --multi_gpu` or torchrun to split them across GPUs or "
+                        "processes)")
     bulk = parser.add_argument_group("bulk mode (--output DIR)")
     bulk.add_argument("--text-field", default="text", help="the text column (default: text)")
     bulk.add_argument("--id-field", default="id", help="the id column (default: id; BEIR corpora: _id)")
