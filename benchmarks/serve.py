@@ -88,8 +88,10 @@ def main() -> int:
                 time.sleep(0.2)
             _load(url, work[: args.clients * 4], args.clients, args.encoding)  # warm the connections
             start = time.perf_counter()
+            before = _batch_counts(httpx.get(url + "/metrics").text)
             latencies, errors = _load(url, work, args.clients, args.encoding)
             seconds = time.perf_counter() - start
+            after = _batch_counts(httpx.get(url + "/metrics").text)
         finally:
             server.terminate()
             server.wait(30)
@@ -100,6 +102,8 @@ def main() -> int:
         "batch": args.batch, "encoding_format": args.encoding, "direct_texts_per_s": round(direct_rate, 1),
         "server_texts_per_s": round(server_rate, 1),
         "ratio": round(server_rate / direct_rate, 3), "errors": errors,
+        "server_batches": int(after[0] - before[0]),
+        "mean_texts_per_batch": round((after[1] - before[1]) / max(1.0, after[0] - before[0]), 2),
         "latency_ms_p50": round(1000 * statistics.median(latencies), 1),
         "latency_ms_p99": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1),
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
@@ -109,14 +113,21 @@ def main() -> int:
     (RESULTS / f"{args.preset}-cpu.json").write_text(json.dumps(result, indent=2) + "\n")
     table = "\n".join([
         f"Command: `{result['command'].strip()}`", "",
-        "| direct encode texts/s | server texts/s | ratio | p50 ms | p99 ms | errors |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| direct encode texts/s | server texts/s | ratio | p50 ms | p99 ms | errors | texts per model batch |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
         f"| {result['direct_texts_per_s']} | {result['server_texts_per_s']} | {result['ratio']} | "
-        f"{result['latency_ms_p50']} | {result['latency_ms_p99']} | {errors} |",
+        f"{result['latency_ms_p50']} | {result['latency_ms_p99']} | {errors} | {result['mean_texts_per_batch']} |",
     ])
     (RESULTS / f"{args.preset}-cpu.md").write_text(table + "\n")
     print(table)
     return 0 if not np.isnan(result["ratio"]) else 1
+
+
+def _batch_counts(metrics: str) -> tuple[float, float]:
+    """(model batches, texts in them) so far, from the server's /metrics."""
+    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in metrics.splitlines()
+              if line.startswith(("genvec_batch_texts_count ", "genvec_batch_texts_sum "))}
+    return values["genvec_batch_texts_count"], values["genvec_batch_texts_sum"]
 
 
 def _load(url: str, work: list[str], clients: int, encoding: str) -> tuple[list[float], int]:
