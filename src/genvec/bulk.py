@@ -106,7 +106,7 @@ def encode_corpus(
     output = Path(output)
     shards = (len(corpus.ids) + shard_size - 1) // shard_size
     recorded = {"source": corpus.source, "model": model.backbone_record["fingerprint"] | {
-        "trainable_sha256": _trainable_digest(model)}, "instruction": instruction, "normalize": normalize,
+        "trainable_sha256": model.trainable_digest()[:16]}, "instruction": instruction, "normalize": normalize,
         "shard_size": shard_size, "shards": shards, "embedding_dim": model.embedding_dim}
     if state.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
@@ -185,16 +185,6 @@ def _check_or_write_manifest(output: Path, recorded: dict) -> None:
 
 def _shard_name(index: int, suffix: str) -> str:
     return f"shard-{index:05d}{suffix}"
-
-
-def _trainable_digest(model) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.trainable_state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().float().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def _jsonl_rows(path: Path, text_field: str, id_field: str) -> list[tuple[str, str]]:

@@ -130,9 +130,7 @@ def _run_encode(args: argparse.Namespace) -> int:
         return _run_bulk_encode(args)
     texts = _input_texts(args)
     model = _load_model(args)
-    instruction = args.instruction
-    if args.query or args.document:
-        instruction = model.config.model.instructions.get("query" if args.query else "document")
+    instruction = _instruction(args, model)
     embeddings = model.encode(
         texts, instruction=instruction, batch_size=args.batch_size, max_length=args.max_length, normalize=args.normalize
     )
@@ -165,14 +163,19 @@ def _run_bulk_encode(args: argparse.Namespace) -> int:
                          "directory or a hub dataset name.")
     corpus = read_corpus(args.input, text_field=args.text_field, id_field=args.id_field, split=args.split)
     model = _load_model(args)
-    instruction = args.instruction
-    if args.query or args.document:
-        instruction = model.config.model.instructions.get("query" if args.query else "document")
+    instruction = _instruction(args, model)
     output = encode_corpus(model, corpus, args.output, instruction=instruction, normalize=args.normalize,
                            shard_size=args.shard_size, batch_size=args.batch_size)
     print(f"{len(corpus.ids)} embeddings of size {model.embedding_dim} in {output} (genvec.bulk.read_shards reads "
           "them back)", file=sys.stderr)
     return 0
+
+
+def _instruction(args: argparse.Namespace, model) -> str | None:
+    """The instruction `--instruction`, `--query` or `--document` names (None: the texts as they are)."""
+    if args.query or args.document:
+        return model.config.model.instructions.get("query" if args.query else "document")
+    return args.instruction
 
 
 def _input_texts(args: argparse.Namespace) -> list[str]:

@@ -25,6 +25,7 @@ of its length is the docstrings users read; split across files, one object would
 import copy
 import dataclasses
 import functools
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -358,21 +359,7 @@ class GenVecModel(nn.Module):
         ids = self._tokenize_texts(texts, instruction, max_length)
         # Every text starts with the instruction's tokens: their keys and values are computed once (decision 10).
         prefix = self._shared_prefix(ids) if instruction is not None and len(ids) > 1 else None
-        order = np.argsort([-len(row) for row in ids], kind="stable")  # longest first: memory errors show early
-        show = shows_progress(show_progress, len(ids), batch_size)
-        embeddings = np.empty((len(ids), self.embedding_dim), dtype=np.float32)
-        for start in tqdm(range(0, len(ids), batch_size), desc="encode", unit="batch", disable=not show):
-            indices = order[start : start + batch_size]
-            if prefix is None:
-                batch = pad_left([ids[i] for i in indices], self.pad_token_id).to(self.device)
-                special = self.special_states(batch)
-            else:
-                special = self.special_states_after_prefix(prefix, [ids[i][prefix.length :] for i in indices])
-            vectors = self.embed(self.compression_states(special))  # (b, D)
-            if normalize:
-                vectors = nn.functional.normalize(vectors, dim=-1)
-            embeddings[indices] = vectors.float().cpu().numpy()
-        return embeddings
+        return self._embed_ids(ids, prefix, batch_size, normalize, shows_progress(show_progress, len(ids), batch_size))
 
     def tokenize(self, texts: list[str] | str, *, instruction: str | None = None) -> list[list[int]]:
         """Token ids of each `instruction + text` as `encode` reads them, not cut (a caller that enforces its own
@@ -391,13 +378,15 @@ class GenVecModel(nn.Module):
         together."""
         if not ids or any(not row or len(row) > self.max_text_tokens for row in ids):
             raise InputError(f"each row of ids must hold 1 to {self.max_text_tokens} token ids.")
-        order = np.argsort([-len(row) for row in ids], kind="stable")
-        embeddings = np.empty((len(ids), self.embedding_dim), dtype=np.float32)
-        for start in range(0, len(ids), batch_size):
-            indices = order[start : start + batch_size]
-            batch = pad_left([ids[i] for i in indices], self.pad_token_id).to(self.device)
-            embeddings[indices] = self.embed(self.compression_states(self.special_states(batch))).float().cpu().numpy()
-        return embeddings
+        return self._embed_ids(ids, None, batch_size, normalize=False, show=False)
+
+    def trainable_digest(self) -> str:
+        """Hex SHA-256 of the trainable tensors (names and fp32 values, in `trainable_state_dict` order): which
+        trained weights an unsaved model holds."""
+        digest = hashlib.sha256()
+        for name, tensor in self.trainable_state_dict().items():
+            digest.update(name.encode() + tensor.detach().float().cpu().numpy().tobytes())
+        return digest.hexdigest()
 
     def encode_query(self, texts: list[str] | str, **kwargs) -> np.ndarray:
         """`encode` with the model's `query` instruction (see `config.model.instructions`)."""
@@ -628,6 +617,25 @@ class GenVecModel(nn.Module):
         save_native(path, self.config, self.trainable_state_dict(), self.backbone_record)
 
     # ---------------------------------------------------------------- internals
+
+    def _embed_ids(
+        self, ids: list[list[int]], prefix: "SharedPrefix | None", batch_size: int, normalize: bool, show: bool
+    ) -> np.ndarray:
+        """Embeddings of token ids in the given order, batched longest first; after `prefix` when given."""
+        order = np.argsort([-len(row) for row in ids], kind="stable")  # longest first: memory errors show early
+        embeddings = np.empty((len(ids), self.embedding_dim), dtype=np.float32)
+        for start in tqdm(range(0, len(ids), batch_size), desc="encode", unit="batch", disable=not show):
+            indices = order[start : start + batch_size]
+            if prefix is None:
+                batch = pad_left([ids[i] for i in indices], self.pad_token_id).to(self.device)
+                special = self.special_states(batch)
+            else:
+                special = self.special_states_after_prefix(prefix, [ids[i][prefix.length :] for i in indices])
+            vectors = self.embed(self.compression_states(special))  # (b, D)
+            if normalize:
+                vectors = nn.functional.normalize(vectors, dim=-1)
+            embeddings[indices] = vectors.float().cpu().numpy()
+        return embeddings
 
     def _shared_prefix(self, ids: list[list[int]]) -> "SharedPrefix | None":
         """The tokens every text starts with, run once; None when too few to be worth a cache."""

@@ -14,8 +14,12 @@ from genvec.integrations.common import resolve_model
 
 
 class _Loads:
-    """Loading in `warm_up` and serialising by path, shared by both components (no `__init__`: Haystack's
-    `@component` rebuilds the class, which `super().__init__` would not survive)."""
+    """The settings, loading in `warm_up` and serialising by path, shared by both components (the components call
+    no `super()`: Haystack's `@component` rebuilds each class, which `super()` would not survive)."""
+
+    def __init__(self, model: str, device: str = "auto", batch_size: int = 32, normalize: bool = False) -> None:
+        self.model, self.device, self.batch_size, self.normalize = model, device, batch_size, normalize
+        self._model = None
 
     def warm_up(self) -> None:
         if self._model is None:
@@ -34,10 +38,6 @@ class _Loads:
 class GenVecTextEmbedder(_Loads):
     """Embeds one query with the model's query instruction."""
 
-    def __init__(self, model: str, device: str = "auto", batch_size: int = 32, normalize: bool = False) -> None:
-        self.model, self.device, self.batch_size, self.normalize = model, device, batch_size, normalize
-        self._model = None
-
     @component.output_types(embedding=list[float])
     def run(self, text: str):
         if not isinstance(text, str):
@@ -51,10 +51,6 @@ class GenVecTextEmbedder(_Loads):
 @component
 class GenVecDocumentEmbedder(_Loads):
     """Embeds documents' content with the model's document instruction."""
-
-    def __init__(self, model: str, device: str = "auto", batch_size: int = 32, normalize: bool = False) -> None:
-        self.model, self.device, self.batch_size, self.normalize = model, device, batch_size, normalize
-        self._model = None
 
     @component.output_types(documents=list[Document])
     def run(self, documents: list[Document]):

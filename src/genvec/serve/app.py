@@ -51,6 +51,7 @@ def create_app(load: Callable[[], GenVecModel] | GenVecModel, config: ServeConfi
 
     config = config or ServeConfig()
     state = _ServerState(config, api_key, model_name)
+    route_paths: set[str] = set()
 
     @asynccontextmanager
     async def lifespan(app):
@@ -73,8 +74,8 @@ def create_app(load: Callable[[], GenVecModel] | GenVecModel, config: ServeConfi
         except ApiError as err:
             response = _error_response(err)
         route = request.scope.get("route")  # set once routed; a request refused before (401) is named by its path
-        known = request.url.path if request.url.path in {r.path for r in app.routes} else "unmatched"
-        label = route.path if route is not None else known
+        label = route.path if route is not None else (
+            request.url.path if request.url.path in route_paths else "unmatched")
         seconds = time.perf_counter() - started
         state.metrics.observe(label, response.status_code, seconds)
         access_logger.info(json.dumps({
@@ -179,6 +180,7 @@ def create_app(load: Callable[[], GenVecModel] | GenVecModel, config: ServeConfi
         lens = await state.run_model(lambda: model.inspect(text, top_k=top_k), weight=1)
         return {"object": "inspection", "model": state.model_name, **lens.to_dict()}
 
+    route_paths.update(route.path for route in app.routes)  # once: the middleware labels metrics with them
     app.state.genvec = state
     return app
 
