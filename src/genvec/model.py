@@ -44,8 +44,10 @@ from genvec.config import GenVecConfig, ModelConfig, TokensConfig
 from genvec.data.collate import (
     QueryBatch,
     ResponseBatch,
+    batch_token_budget,
     check_texts,
     join_instruction,
+    length_batches,
     pad_left,
     pad_right,
     tokenize_queries,
@@ -315,10 +317,8 @@ class GenVecModel(nn.Module):
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
         ids = self._tokenize_texts(texts, instruction, max_length)
-        order = np.argsort([-len(row) for row in ids], kind="stable")
         states = torch.empty(len(ids), self.num_compression_tokens, self.hidden_size, device=self.device)  # (B, K, H)
-        for start in range(0, len(ids), batch_size):
-            indices = order[start : start + batch_size]
+        for indices in self._batches(ids, batch_size):
             batch = pad_left([ids[i] for i in indices], self.pad_token_id).to(self.device)
             rows = torch.as_tensor(indices, device=self.device)
             states[rows] = self.compression_states(self.special_states(batch)).float()
@@ -344,7 +344,8 @@ class GenVecModel(nn.Module):
         Args:
             texts: a list of strings (a single string counts as a list of one).
             instruction: task instruction, e.g. "Generate a passage that best answers this question:".
-            batch_size: texts per forward pass.
+            batch_size: texts per forward pass at most (batches of long texts hold fewer: at most 4,096 padded
+                tokens on a CPU, 16,384 on an accelerator).
             max_length: tokens per input, special tokens included; None means `config.model.max_length`.
             normalize: L2-normalise each embedding (for cosine similarity by dot product).
             show_progress: progress bar; None shows one from `formats.PROGRESS_MIN_BATCHES` batches on.
@@ -622,10 +623,8 @@ class GenVecModel(nn.Module):
         self, ids: list[list[int]], prefix: "SharedPrefix | None", batch_size: int, normalize: bool, show: bool
     ) -> np.ndarray:
         """Embeddings of token ids in the given order, batched longest first; after `prefix` when given."""
-        order = np.argsort([-len(row) for row in ids], kind="stable")  # longest first: memory errors show early
         embeddings = np.empty((len(ids), self.embedding_dim), dtype=np.float32)
-        for start in tqdm(range(0, len(ids), batch_size), desc="encode", unit="batch", disable=not show):
-            indices = order[start : start + batch_size]
+        for indices in tqdm(self._batches(ids, batch_size), desc="encode", unit="batch", disable=not show):
             if prefix is None:
                 batch = pad_left([ids[i] for i in indices], self.pad_token_id).to(self.device)
                 special = self.special_states(batch)
@@ -636,6 +635,11 @@ class GenVecModel(nn.Module):
                 vectors = nn.functional.normalize(vectors, dim=-1)
             embeddings[indices] = vectors.float().cpu().numpy()
         return embeddings
+
+    def _batches(self, ids: list[list[int]], batch_size: int) -> list[np.ndarray]:
+        """Longest first (memory errors show early), at most `batch_size` texts and the device's padded tokens."""
+        return length_batches([len(row) + self.num_special_tokens for row in ids], batch_size,
+                              batch_token_budget(self.device))
 
     def _shared_prefix(self, ids: list[list[int]]) -> "SharedPrefix | None":
         """The tokens every text starts with, run once; None when too few to be worth a cache."""

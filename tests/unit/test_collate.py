@@ -3,7 +3,15 @@
 import pytest
 import torch
 
-from genvec.data.collate import check_texts, join_instruction, pad_left, pad_right, tokenize_queries, tokenize_responses
+from genvec.data.collate import (
+    check_texts,
+    join_instruction,
+    length_batches,
+    pad_left,
+    pad_right,
+    tokenize_queries,
+    tokenize_responses,
+)
 from genvec.errors import InputError
 from genvec.testing import build_tokenizer
 
@@ -41,3 +49,17 @@ def test_text_checks_and_instructions():
     assert join_instruction([" x "], " Do this: ") == ["Do this: x"]
     assert join_instruction([" x "], None) == ["x"]
     assert isinstance(pad_left([[1]], 0).input_ids, torch.Tensor)
+
+
+def test_length_batches_bound_texts_and_padded_tokens_and_cover_every_text_once():
+    lengths = [5, 600, 20, 300, 7, 300, 1, 40] * 5
+    batches = length_batches(lengths, batch_size=6, max_tokens=1024)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    flat = [lengths[i] for batch in batches for i in batch]
+    assert flat == sorted(lengths, reverse=True)  # longest first
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        assert len(batch) <= 6 and (len(batch) * longest <= 1024 or len(batch) == 1)
+    assert [len(b) for b in batches[:5]] == [1, 1, 1, 1, 1]  # 600 tokens: alone
+    assert len(batches[5]) == 3  # 300 tokens: three to a batch
+    assert [len(b) for b in length_batches([3] * 10, batch_size=4, max_tokens=10**6)] == [4, 4, 2]

@@ -11,12 +11,20 @@ Shapes: B batch, L query length, T response length.
 """
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from genvec.errors import InputError
+
+# Padded tokens per inference batch (texts x longest) on a CPU, and on an accelerator. Measured on 2 CPU cores,
+# SmolLM2-135M over 256 MMLU questions (up to 591 tokens): batches of 32 took 80 s uncapped, 38 s capped at 4,096
+# (attention over a few long texts padded across a large batch dominated). 32 x 512 leaves GPU batches as they were.
+CPU_BATCH_TOKENS = 4096
+ACCELERATOR_BATCH_TOKENS = 32 * 512
 
 
 @dataclass
@@ -131,3 +139,21 @@ def pad_right(sequences: list[list[int]], pad_token_id: int) -> ResponseBatch:
         input_ids[index, : len(row)] = torch.tensor(row, dtype=torch.long)
         attention_mask[index, : len(row)] = 1
     return ResponseBatch(input_ids, attention_mask)
+
+
+def batch_token_budget(device: torch.device) -> int:
+    """The padded tokens an inference batch may hold on `device`."""
+    return CPU_BATCH_TOKENS if device.type == "cpu" else ACCELERATOR_BATCH_TOKENS
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, max_tokens: int) -> list[np.ndarray]:
+    """Indices of texts in batches, longest first: each batch holds at most `batch_size` texts and at most
+    `max_tokens` padded tokens (texts x its longest; a text longer than that goes alone). Long texts go a few to a
+    batch and short ones many, so neither padding nor a few long texts' attention dominates the time."""
+    order = np.argsort([-n for n in lengths], kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        size = max(1, min(batch_size, max_tokens // max(1, lengths[order[start]])))
+        batches.append(order[start : start + size])
+        start += size
+    return batches

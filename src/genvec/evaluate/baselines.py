@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from genvec.data.collate import batch_token_budget, length_batches
 from genvec.errors import InputError
 from genvec.teacher import pool_states
 
@@ -18,20 +19,19 @@ Encoder = Callable[[list[str]], np.ndarray]
 
 
 def mean_pooled_encoder(
-    backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int = 64
+    backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int = 32
 ) -> Encoder:
     """The input-centric baseline of the same LM: final hidden states (after the final norm) averaged over the text's
     tokens, pads excluded. Texts are fed raw (no chat template, no instruction), as an encoder of the input sees them.
+    Batched as `GenVecModel.encode` batches (similar lengths together, bounded in texts and padded tokens).
     """
-
     @torch.inference_mode()
     def encode(texts: list[str]) -> np.ndarray:
         device = backbone.get_input_embeddings().weight.device
         token_ids = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
-        order = np.argsort([-len(ids) for ids in token_ids], kind="stable")  # similar lengths batch together
+        budget = batch_token_budget(device)
         embeddings = np.empty((len(texts), backbone.config.get_text_config().hidden_size), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
-            indices = order[start : start + batch_size]
+        for indices in length_batches([len(ids) for ids in token_ids], batch_size, budget):
             batch = tokenizer.pad({"input_ids": [token_ids[i] for i in indices]}, return_tensors="pt").to(device)
             hidden = backbone.base_model(**batch).last_hidden_state  # (B, L, H)
             embeddings[indices] = pool_states(hidden, batch["attention_mask"]).float().cpu().numpy()
