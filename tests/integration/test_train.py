@@ -16,6 +16,7 @@ import genvec
 from genvec.config import GenVecConfig
 from genvec.errors import ConfigError, TrainingError
 from genvec.training import TrainingExamples, list_checkpoints, train
+from genvec.training.examples import BatchPlan, tokenize_examples
 
 DRIVER = Path(__file__).with_name("train_driver.py")
 
@@ -60,6 +61,21 @@ def test_training_lowers_the_loss_and_saves_a_loadable_model(backbone_dirs, tmp_
     assert (tmp_path / "run" / "config.yaml").is_file()
     assert GenVecConfig.from_file(tmp_path / "run" / "config.yaml").train.max_steps == 30
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-00000030"]
+
+
+def test_each_logged_step_records_the_padded_widths_it_computed_over(backbone_dirs, tmp_path):
+    examples = make_examples()
+    config = make_config(backbone_dirs["qwen3"], tmp_path / "run", **{"train.max_steps": 5})
+    result = train(config, examples)
+    tokenized = tokenize_examples(genvec.load_model(result.model_dir, device="cpu"), examples)
+    plan = BatchPlan(tokenized.lengths, config.train.batch_size, config.train.seed, config.train.group_by_length)
+    for step, line in enumerate(read_metrics(tmp_path / "run")):
+        batch = plan.batch(step)
+        queries = [len(tokenized.query_ids[i]) for i in batch]
+        responses = [len(tokenized.response_ids[i]) for i in batch]
+        assert line["padded_query_tokens"] == len(batch) * max(queries)
+        assert line["padded_response_tokens"] == len(batch) * max(responses)
+        assert line["tokens_per_s"] * line["step_s"] == pytest.approx(sum(queries) + sum(responses), rel=1e-5)
 
 
 def test_resume_after_a_kill_repeats_the_uninterrupted_losses(backbone_dirs, tmp_path):

@@ -299,9 +299,17 @@ def _training_figures(train_dir: Path, config) -> dict:
         raise InputError(f"{train_dir / 'metrics.jsonl'} holds no logged step; the training stage did not finish.")
     timed = [line for line in lines if line["step"] > 1 and "step_s" in line] or lines
     last = lines[-1]
+    figures = {}
+    if all("padded_query_tokens" in line for line in timed):  # logged since the padded widths were recorded
+        batch = config.train.batch_size
+        figures = {key: round(float(np.median([line[key] / batch for line in timed])), 1)
+                   for key in ("padded_query_tokens", "padded_response_tokens")}
+        figures["padding_fraction"] = round(1 - float(np.sum([line["tokens_per_s"] * line["step_s"] for line in timed]))
+                                            / sum(line["padded_query_tokens"] + line["padded_response_tokens"]
+                                                  for line in timed), 3)
     return {"steps": int(last["step"]), "batch_size": config.train.batch_size,
             "median_step_s": round(float(np.median([line.get("step_s", float("nan")) for line in timed])), 2),
-            "median_tokens_per_s": round(float(np.median([line["tokens_per_s"] for line in timed])), 1),
+            "median_tokens_per_s": round(float(np.median([line["tokens_per_s"] for line in timed])), 1), **figures,
             "final_loss": last["loss"], "final_reconstruction": last["reconstruction"],
             "final_alignment": last["alignment"]}
 
@@ -345,6 +353,12 @@ def _report(table: str, metrics: dict, backbone: Path) -> str:
         f"Median step {training['median_step_s']} s, {training['median_tokens_per_s']} tokens/s (batch "
         f"{training['batch_size']}); final loss {training['final_loss']:.4f} (reconstruction "
         f"{training['final_reconstruction']:.4f}, alignment {training['final_alignment']:.5f}).",
+        *([f"Padded widths per example (median step): queries {training['padded_query_tokens']}, responses "
+           f"{training['padded_response_tokens']} tokens; {training['padding_fraction']:.1%} of the computed "
+           "positions were padding. `python benchmarks/run.py --preset smollm2-135m --only train_step "
+           f"--query-tokens {round(training['padded_query_tokens'])} --response-tokens "
+           f"{round(training['padded_response_tokens'])}` times a step of those shapes."]
+          if "padded_query_tokens" in training else []),
         "",
         "## Time per stage (seconds; a stage a rerun skipped keeps the time of the run that did it)",
         "",

@@ -225,10 +225,12 @@ def train_step(
     num_tokens = sum(len(tokenized.response_ids[i]) for i in indices)
     micros = micro_batches(indices, tokenized, accelerator.process_index, accelerator.num_processes, train_config)
     sums = torch.zeros(3, device=model.device)  # total, reconstruction, alignment of this process's share
-    local_tokens = 0
+    local_tokens = padded_queries = padded_responses = 0
     for position, micro in enumerate(micros):
         queries, responses, targets, tokens = collate(micro, tokenized, model)
         local_tokens += tokens
+        padded_queries += queries.input_ids.numel()
+        padded_responses += responses.input_ids.numel()
         is_last = position == len(micros) - 1
         with _maybe_no_sync(accelerator, wrapped, is_last):
             output = wrapped(queries, responses, targets, num_response_tokens=num_tokens, num_examples=len(indices))
@@ -236,14 +238,17 @@ def train_step(
         sums += torch.stack([t.detach() for t in output])
     grad_norm = clip_gradients(accelerator, model, train_config.max_grad_norm)
     learning_rate = scheduler.get_last_lr()[0]
-    totals = accelerator.reduce(torch.cat([sums, sums.new_tensor([local_tokens])]), reduction="sum")
-    total, reconstruction, alignment, tokens = totals.tolist()
+    totals = accelerator.reduce(
+        torch.cat([sums, sums.new_tensor([local_tokens, padded_queries, padded_responses])]), reduction="sum")
+    total, reconstruction, alignment, tokens, padded_queries, padded_responses = totals.tolist()
     if math.isfinite(total):  # a non-finite loss must not reach the weights; the caller stops the run
         optimizer.step()
         scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return {"loss": total, "reconstruction": reconstruction, "alignment": alignment, "learning_rate": learning_rate,
-            "grad_norm": grad_norm, "tokens": tokens}
+            "grad_norm": grad_norm, "tokens": tokens,
+            # what the step computed over, pads included: with `tokens`, how much length grouping saves
+            "padded_query_tokens": int(padded_queries), "padded_response_tokens": int(padded_responses)}
 
 
 def _check_tracker(report_to: str) -> None:
