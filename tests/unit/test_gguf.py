@@ -57,7 +57,12 @@ def test_genvec_trains_and_encodes_on_the_converted_backbone(tiny_gguf, tmp_path
 
 
 def test_a_second_conversion_returns_at_once_and_other_directories_are_refused(tiny_gguf, tmp_path):
+    killed = tmp_path / ".backbone.converting-x1y2"  # the scratch of a conversion killed with SIGKILL
+    (killed / "backbone").mkdir(parents=True)
+    (tmp_path / ".backbone.notes").mkdir()  # not genvec's: kept
     output = convert_gguf(tiny_gguf, tmp_path / "backbone")
+    assert not killed.exists() and (tmp_path / ".backbone.notes").is_dir()
+    (tmp_path / ".backbone.notes").rmdir()
     written = (output / "model.safetensors").stat().st_mtime_ns
     assert convert_gguf(tiny_gguf, output) == output
     assert (output / "model.safetensors").stat().st_mtime_ns == written
