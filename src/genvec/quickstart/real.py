@@ -317,10 +317,14 @@ def _training_figures(train_dir: Path, config) -> dict:
 # ------------------------------------------------------------------------------------------------- report
 
 
+STAGES = ("packages", "backbone", "benchmark", "responses", "targets", "train", "evaluate", "decode")
+
+
 def _report(table: str, metrics: dict, backbone: Path) -> str:
     decoding, refusals, training = metrics["decoding"], metrics["refusals"], metrics["training"]
     timings = metrics["timings"]
-    stage_lines = [f"| {stage} | {seconds:.0f} |" for stage, seconds in timings.items() if stage != "total"]
+    order = [stage for stage in STAGES if stage in timings] + [s for s in timings if s not in STAGES and s != "total"]
+    stage_lines = [f"| {stage} | {timings[stage]:.0f} |" for stage in order]
     train_h, held_h = refusals["training_harmful"], refusals["heldout_harmful"]
     return "\n".join([
         "# genvec on a real LLM: SmolLM2-135M-Instruct, real queries, real benchmarks",
