@@ -10,7 +10,11 @@ then, in one run:
 2. server: `genvec serve` in its own process on 127.0.0.1; `--clients` threads, each with a keep-alive connection,
    send one text per request (the `openai` client's request shape: `encoding_format` base64, its default) until
    `--requests` are done; texts/s, and p50 / p99 latency per request.
-The ratio server / direct is the figure (goal >= 0.8). Results go to `benchmarks/results/serve/<preset>-cpu.json`
+The ratio server / direct is the figure (goal >= 0.8). The clients are plain `http.client` connections, the
+lightest load generator the standard library has: they run on the same cores as the server, so every millisecond
+a client spends is taken from the server (`httpx`, under the `openai` client, costs about 3 x more CPU per
+request: benchmarks/serve_overhead.py).
+The CPU seconds per request of the server process and of the clients are reported beside the ratio. Results go to `benchmarks/results/serve/<preset>-cpu.json`
 and `.md`. Figures are printed, never asserted; on a shared machine compare ratios from one run only.
 """
 
@@ -39,6 +43,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=1600, help="requests in all (one text each)")
     parser.add_argument("--tokens", type=int, default=16, help="tokens per text")
     parser.add_argument("--batch", type=int, default=16, help="the server's (and the direct path's) batch size")
+    parser.add_argument("--batch-wait-ms", type=int, default=0,
+                        help="the server's --batch-wait-ms (default 0, the server's default)")
     parser.add_argument("--encoding", choices=["base64", "float"], default="base64",
                         help="encoding_format of the requests (default: base64, what the openai client sends)")
     args = parser.parse_args()
@@ -72,7 +78,7 @@ def main() -> int:
             port = probe.getsockname()[1]
         server = subprocess.Popen(
             [sys.executable, "-m", "genvec", "serve", "--model", str(checkpoint), "--device", "cpu", "--port",
-             str(port), "--max-batch-texts", str(args.batch)],
+             str(port), "--max-batch-texts", str(args.batch), "--batch-wait-ms", str(args.batch_wait_ms)],
             env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         try:
@@ -87,10 +93,12 @@ def main() -> int:
                     raise SystemExit("the server did not become ready")
                 time.sleep(0.2)
             _load(url, work[: args.clients * 4], args.clients, args.encoding)  # warm the connections
-            start = time.perf_counter()
             before = _batch_counts(httpx.get(url + "/metrics").text)
+            server_cpu, client_cpu = _cpu_seconds(server.pid), time.process_time()
+            start = time.perf_counter()
             latencies, errors = _load(url, work, args.clients, args.encoding)
             seconds = time.perf_counter() - start
+            server_cpu, client_cpu = _cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
             after = _batch_counts(httpx.get(url + "/metrics").text)
         finally:
             server.terminate()
@@ -99,26 +107,31 @@ def main() -> int:
     latencies.sort()
     result = {
         "preset": args.preset, "clients": args.clients, "requests": len(work), "tokens_per_text": args.tokens,
-        "batch": args.batch, "encoding_format": args.encoding, "direct_texts_per_s": round(direct_rate, 1),
+        "batch": args.batch, "batch_wait_ms": args.batch_wait_ms, "encoding_format": args.encoding, "direct_texts_per_s": round(direct_rate, 1),
         "server_texts_per_s": round(server_rate, 1),
         "ratio": round(server_rate / direct_rate, 3), "errors": errors,
         "server_batches": int(after[0] - before[0]),
         "mean_texts_per_batch": round((after[1] - before[1]) / max(1.0, after[0] - before[0]), 2),
         "latency_ms_p50": round(1000 * statistics.median(latencies), 1),
         "latency_ms_p99": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1),
+        "server_cpu_ms_per_request": round(1000 * server_cpu / len(work), 2),
+        "client_cpu_ms_per_request": round(1000 * client_cpu / len(work), 2),
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "command": "python benchmarks/serve.py " + " ".join(sys.argv[1:]),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.preset}-cpu.json").write_text(json.dumps(result, indent=2) + "\n")
+    stem = f"{args.preset}-cpu" + (f"-wait{args.batch_wait_ms}ms" if args.batch_wait_ms else "")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     table = "\n".join([
         f"Command: `{result['command'].strip()}`", "",
-        "| direct encode texts/s | server texts/s | ratio | p50 ms | p99 ms | errors | texts per model batch |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| direct encode texts/s | server texts/s | ratio | p50 ms | p99 ms | errors | texts per model batch "
+        "| server CPU ms/request | client CPU ms/request |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         f"| {result['direct_texts_per_s']} | {result['server_texts_per_s']} | {result['ratio']} | "
-        f"{result['latency_ms_p50']} | {result['latency_ms_p99']} | {errors} | {result['mean_texts_per_batch']} |",
+        f"{result['latency_ms_p50']} | {result['latency_ms_p99']} | {errors} | {result['mean_texts_per_batch']} "
+        f"| {result['server_cpu_ms_per_request']} | {result['client_cpu_ms_per_request']} |",
     ])
-    (RESULTS / f"{args.preset}-cpu.md").write_text(table + "\n")
+    (RESULTS / f"{stem}.md").write_text(table + "\n")
     print(table)
     return 0 if not np.isnan(result["ratio"]) else 1
 
@@ -130,19 +143,33 @@ def _batch_counts(metrics: str) -> tuple[float, float]:
     return values["genvec_batch_texts_count"], values["genvec_batch_texts_sum"]
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _load(url: str, work: list[str], clients: int, encoding: str) -> tuple[list[float], int]:
     """Send every text of `work` as its own request from `clients` threads; latencies and the error count."""
-    import httpx2 as httpx
+    import http.client
+    from urllib.parse import urlsplit
+
+    address = urlsplit(url)
 
     def one_client(index: int) -> tuple[list[float], int]:
         latencies, errors = [], 0
-        with httpx.Client(base_url=url, timeout=60) as session:
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+        try:
             for text in work[index::clients]:
+                body = json.dumps({"model": "m", "input": text, "encoding_format": encoding})
                 start = time.perf_counter()
-                response = session.post("/v1/embeddings", json={"model": "m", "input": text,
-                                                                "encoding_format": encoding})
+                connection.request("POST", "/v1/embeddings", body, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                payload = response.read()
                 latencies.append(time.perf_counter() - start)
-                errors += response.status_code != 200
+                errors += response.status != 200 or not payload.startswith(b'{"object":"list"')
+        finally:
+            connection.close()
         return latencies, errors
 
     with ThreadPoolExecutor(clients) as pool:

@@ -460,8 +460,8 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
     _add_model_arguments(parser)
     docs, defaults = field_docs(ServeConfig), ServeConfig()
-    for name in ("host", "port", "model_name", "max_batch_tokens", "max_batch_texts", "max_inputs", "max_body_bytes",
-                 "max_queue_texts", "max_new_tokens", "max_decode_inputs"):
+    for name in ("host", "port", "model_name", "max_batch_tokens", "max_batch_texts", "batch_wait_ms", "max_inputs",
+                 "max_body_bytes", "max_queue_texts", "max_new_tokens", "max_decode_inputs"):
         value = getattr(defaults, name)
         parser.add_argument(f"--{name.replace('_', '-')}", type=int if isinstance(value, int) else str,
                             help=f"{docs[name]} (default: {value}; env GENVEC_SERVE_{name.upper()})")

@@ -180,6 +180,22 @@ def test_bad_requests_get_the_documented_4xx_and_the_server_keeps_serving(served
     assert 'genvec_requests_total{route="/v1/embeddings",status="401"} 2.0' in metrics
 
 
+def test_a_model_failure_is_a_500_in_the_openai_shape_counted_on_metrics(served, served_model):
+    def broken(ids, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+    headers = {"Authorization": f"Bearer {KEY}"}
+    served_model.embed_token_ids = broken
+    try:
+        response = httpx.post(served.url + "/v1/embeddings", headers=headers, json={"input": "x"})
+    finally:
+        del served_model.embed_token_ids
+    assert response.status_code == 500, response.text
+    assert response.json()["error"]["code"] == "internal_error" and "secret" not in response.text
+    assert 'genvec_requests_total{route="/v1/embeddings",status="500"} 1.0' in httpx.get(served.url + "/metrics").text
+    assert httpx.post(served.url + "/v1/embeddings", headers=headers, json={"input": "x"}).status_code == 200
+
+
 def test_the_openai_client_does_not_retry_a_client_mistake(served):
     with pytest.raises(openai.BadRequestError, match="not supported"):
         openai.OpenAI(base_url=served.url + "/v1", api_key=KEY).embeddings.create(model="m", input="x", dimensions=3)

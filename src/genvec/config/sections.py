@@ -291,6 +291,8 @@ class ServeConfig:
     """Model batches are filled up to this many (padded) tokens: requests are coalesced and long requests split."""
     max_batch_texts: int = 64
     """The most texts in one model batch."""
+    batch_wait_ms: int = 0
+    """How long a model batch that is not full may wait for more texts, in milliseconds (0: none, run at once)."""
     max_inputs: int = 2048
     """The most inputs one request may hold (more: 422)."""
     max_body_bytes: int = 4_000_000
@@ -314,6 +316,8 @@ class ServeConfig:
                      "max_new_tokens", "max_decode_inputs"):
             if getattr(self, name) < 1:
                 problems.append(f"serve.{name}: must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.batch_wait_ms <= 1000:
+            problems.append(f"serve.batch_wait_ms: must be between 0 and 1000, got {self.batch_wait_ms}")
         if self.truncate not in ("error", "cut"):
             problems.append(f"serve.truncate: must be error or cut, got {self.truncate!r}")
         if not self.host:

@@ -6,9 +6,10 @@ Routes: `POST /v1/embeddings` (and `/embeddings`), `POST /v1/decode`, `POST /v1/
 constant time).
 
 Requests are parsed and bounded before any tokenisation (body size, number of inputs, characters per input);
-texts are tokenised in a small thread pool, queued and coalesced into model batches (`batcher.py`); the model runs
-in one thread of its own, never on the event loop. Errors always have the OpenAI shape (`protocol.ApiError`).
-Every request is logged as one JSON line on the `genvec.serve.access` logger.
+texts are tokenised (short requests on the event loop, long ones in a small thread pool), queued and coalesced
+into model batches (`batcher.py`); the model runs in one thread of its own, never on the event loop. Errors always
+have the OpenAI shape (`protocol.ApiError`). Every request is logged as one JSON line on the `genvec.serve.access`
+logger.
 
 What it does not do: load files or models a client names (the `model` field is reported, never followed), or
 keep anything between requests.
@@ -39,6 +40,7 @@ access_logger = logging.getLogger("genvec.serve.access")
 OPEN_ROUTES = {"/health", "/ready", "/metrics"}
 CHARS_PER_TOKEN_LIMIT = 32  # an input over max_text_tokens x this many characters is refused before tokenising
 MAX_TOP_K = 100
+INLINE_TOKENIZE_CHARS = 4096  # requests with at most this many characters are tokenised on the event loop
 
 
 def create_app(load: Callable[[], GenVecModel] | GenVecModel, config: ServeConfig | None = None, *,
@@ -62,28 +64,6 @@ def create_app(load: Callable[[], GenVecModel] | GenVecModel, config: ServeConfi
 
     app = FastAPI(title="genvec", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
-
-    @app.middleware("http")
-    async def around(request: Request, call_next):
-        started = time.perf_counter()
-        request.state.inputs = 0
-        try:
-            if request.url.path not in OPEN_ROUTES:
-                state.authorize(request.headers.get("authorization"))
-            response = await call_next(request)
-        except ApiError as err:
-            response = _error_response(err)
-        route = request.scope.get("route")  # set once routed; a request refused before (401) is named by its path
-        label = route.path if route is not None else (
-            request.url.path if request.url.path in route_paths else "unmatched")
-        seconds = time.perf_counter() - started
-        state.metrics.observe(label, response.status_code, seconds)
-        access_logger.info(json.dumps({
-            "time": round(time.time(), 3), "method": request.method, "path": request.url.path,
-            "status": response.status_code, "ms": round(seconds * 1000, 1), "inputs": request.state.inputs,
-            "client": request.client.host if request.client else None,
-        }))
-        return response
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, err: ApiError):
@@ -181,8 +161,61 @@ def create_app(load: Callable[[], GenVecModel] | GenVecModel, config: ServeConfi
         return {"object": "inspection", "model": state.model_name, **lens.to_dict()}
 
     route_paths.update(route.path for route in app.routes)  # once: the middleware labels metrics with them
+    app.add_middleware(_Around, state=state, route_paths=route_paths)
     app.state.genvec = state
     return app
+
+
+class _Around:
+    """Every HTTP request: the API key (before routing), then metrics and one access-log line once answered.
+
+    A plain ASGI middleware: Starlette's `@app.middleware("http")` runs every request through extra tasks and
+    memory streams, a large part of a one-text request's time.
+    """
+
+    def __init__(self, app, state: "_ServerState", route_paths: set[str]) -> None:
+        self.app, self.state, self.route_paths = app, state, route_paths
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        path = scope["path"]
+        scope.setdefault("state", {})["inputs"] = 0  # the handlers set request.state.inputs
+        status = 500  # unless a response starts: an unhandled error is answered 500 by the outer middleware
+
+        async def sending(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if path not in OPEN_ROUTES:
+                try:
+                    self.state.authorize(_header(scope, b"authorization"))
+                except ApiError as err:
+                    return await _error_response(err)(scope, receive, sending)
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")  # set once routed; a request refused before (401) is named by its path
+            label = route.path if route is not None else (path if path in self.route_paths else "unmatched")
+            seconds = time.perf_counter() - started
+            self.state.metrics.observe(label, status, seconds)
+            if access_logger.isEnabledFor(logging.INFO):
+                client = scope.get("client")
+                access_logger.info(json.dumps({
+                    "time": round(time.time(), 3), "method": scope["method"], "path": path, "status": status,
+                    "ms": round(seconds * 1000, 1), "inputs": scope["state"].get("inputs", 0),
+                    "client": client[0] if client else None,
+                }))
+
+
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 def _error_response(err: ApiError):
@@ -221,7 +254,8 @@ class _ServerState:
         self.batcher = Batcher(lambda ids: model.embed_token_ids(ids, batch_size=len(ids)), self.model_thread,
                                max_batch_tokens=self.config.max_batch_tokens,
                                max_batch_texts=self.config.max_batch_texts,
-                               max_queue_texts=self.config.max_queue_texts, on_batch=self.metrics.batch)
+                               max_queue_texts=self.config.max_queue_texts,
+                               wait_seconds=self.config.batch_wait_ms / 1000, on_batch=self.metrics.batch)
         self.batcher.start()
         self.ready = True
         logger.info("genvec serve: %s ready (%s)", self.model_name, model.extra_repr())
@@ -281,8 +315,11 @@ class _ServerState:
                                f"({limit} tokens); shorten it, or send truncate: true to keep its first {limit} "
                                "tokens.", param="input", code="input_too_long")
         texts = [text[:characters] for text in texts]
-        ids = await asyncio.get_running_loop().run_in_executor(
-            self.tokenizer_threads, lambda: model.tokenize(texts, instruction=options.instruction))
+        if sum(len(text) for text in texts) <= INLINE_TOKENIZE_CHARS:  # a thread hand-off costs more than this
+            ids = model.tokenize(texts, instruction=options.instruction)
+        else:
+            ids = await asyncio.get_running_loop().run_in_executor(
+                self.tokenizer_threads, lambda: model.tokenize(texts, instruction=options.instruction))
         for index, row in enumerate(ids):
             if len(row) > limit:
                 if not options.truncate:
@@ -323,6 +360,7 @@ class _ServerState:
             "device": str(model.device), "truncate": config.truncate, "normalize_default": True,
             "limits": {"max_inputs": config.max_inputs, "max_body_bytes": config.max_body_bytes,
                        "max_batch_tokens": config.max_batch_tokens, "max_batch_texts": config.max_batch_texts,
+                       "batch_wait_ms": config.batch_wait_ms,
                        "max_queue_texts": config.max_queue_texts, "max_new_tokens": config.max_new_tokens,
                        "max_decode_inputs": config.max_decode_inputs},
             "auth": self.key_digest is not None,

@@ -2,7 +2,8 @@
 
 Every request's texts (already tokenised) join one queue. A single worker task takes the oldest texts (up to four
 batches' worth), sorts them longest first and fills a batch until its padded size (texts x longest) would pass
-`max_batch_tokens` or it holds `max_batch_texts`; the model runs it in the model thread, off the event loop, while
+`max_batch_tokens` or it holds `max_batch_texts` (with `wait_seconds`, a batch that is not yet full first waits
+that long at most for more texts); the model runs it in the model thread, off the event loop, while
 new requests queue up behind it and join the next batch. A large request is thereby split into model batches by the
 server, and small requests share them. When more than `max_queue_texts` texts wait, `submit` raises `Overloaded`.
 
@@ -41,10 +42,12 @@ class Batcher:
         max_batch_tokens: int,
         max_batch_texts: int,
         max_queue_texts: int,
+        wait_seconds: float = 0.0,
         on_batch: Callable[[int, int], None] | None = None,
     ) -> None:
-        """`run(ids) -> (len(ids), D)` runs in `executor`; `on_batch(texts, padded_tokens)` after every batch."""
-        self.run, self.executor = run, executor
+        """`run(ids) -> (len(ids), D)` runs in `executor`; `on_batch(texts, padded_tokens)` after every batch; a
+        batch that is not full waits up to `wait_seconds` for more texts."""
+        self.run, self.executor, self.wait_seconds = run, executor, wait_seconds
         self.max_batch_tokens, self.max_batch_texts, self.max_queue_texts = (
             max_batch_tokens, max_batch_texts, max_queue_texts)
         self.on_batch = on_batch
@@ -88,6 +91,8 @@ class Batcher:
             if not self.pending:
                 self.wakeup.clear()
                 continue
+            if self.wait_seconds > 0:
+                await self._fill(loop.time() + self.wait_seconds)
             batch = self._take()
             rows = [row for _, _, row in batch]
             try:
@@ -108,6 +113,24 @@ class Batcher:
                 job.remaining -= 1
                 if job.remaining == 0:
                     job.future.set_result(job.vectors)
+
+    async def _fill(self, deadline: float) -> None:
+        """Wait until a full batch is queued or `deadline` (loop time) passes."""
+        loop = asyncio.get_running_loop()
+        while not self._full() and (left := deadline - loop.time()) > 0:
+            self.wakeup.clear()
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), left)
+            except TimeoutError:
+                return
+        self.wakeup.set()
+
+    def _full(self) -> bool:
+        """Whether the queue holds at least one full batch (in texts, or in padded tokens)."""
+        if len(self.pending) >= self.max_batch_texts:
+            return True
+        longest = max(len(row) for _, _, row in self.pending)
+        return len(self.pending) * longest >= self.max_batch_tokens
 
     def _take(self) -> list[tuple[_Job, int, list[int]]]:
         """The next batch: from the oldest texts, longest first, within the token and text bounds."""
