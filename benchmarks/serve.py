@@ -43,8 +43,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=1600, help="requests in all (one text each)")
     parser.add_argument("--tokens", type=int, default=16, help="tokens per text")
     parser.add_argument("--batch", type=int, default=16, help="the server's (and the direct path's) batch size")
-    parser.add_argument("--batch-wait-ms", type=int, default=0,
-                        help="the server's --batch-wait-ms (default 0, the server's default)")
+    parser.add_argument("--batch-wait-ms", type=int, default=None,
+                        help="the server's --batch-wait-ms (default: the server's default)")
     parser.add_argument("--encoding", choices=["base64", "float"], default="base64",
                         help="encoding_format of the requests (default: base64, what the openai client sends)")
     args = parser.parse_args()
@@ -78,7 +78,8 @@ def main() -> int:
             port = probe.getsockname()[1]
         server = subprocess.Popen(
             [sys.executable, "-m", "genvec", "serve", "--model", str(checkpoint), "--device", "cpu", "--port",
-             str(port), "--max-batch-texts", str(args.batch), "--batch-wait-ms", str(args.batch_wait_ms)],
+             str(port), "--max-batch-texts", str(args.batch),
+             *([] if args.batch_wait_ms is None else ["--batch-wait-ms", str(args.batch_wait_ms)])],
             env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         try:
@@ -107,7 +108,7 @@ def main() -> int:
     latencies.sort()
     result = {
         "preset": args.preset, "clients": args.clients, "requests": len(work), "tokens_per_text": args.tokens,
-        "batch": args.batch, "batch_wait_ms": args.batch_wait_ms, "encoding_format": args.encoding, "direct_texts_per_s": round(direct_rate, 1),
+        "batch": args.batch, "batch_wait_ms": "server default" if args.batch_wait_ms is None else args.batch_wait_ms, "encoding_format": args.encoding, "direct_texts_per_s": round(direct_rate, 1),
         "server_texts_per_s": round(server_rate, 1),
         "ratio": round(server_rate / direct_rate, 3), "errors": errors,
         "server_batches": int(after[0] - before[0]),
@@ -120,7 +121,7 @@ def main() -> int:
         "command": "python benchmarks/serve.py " + " ".join(sys.argv[1:]),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = f"{args.preset}-cpu" + (f"-wait{args.batch_wait_ms}ms" if args.batch_wait_ms else "")
+    stem = f"{args.preset}-cpu" + ("" if args.batch_wait_ms is None else f"-wait{args.batch_wait_ms}ms")
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     table = "\n".join([
         f"Command: `{result['command'].strip()}`", "",

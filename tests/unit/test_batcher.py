@@ -12,45 +12,56 @@ pytest.importorskip("fastapi")
 from genvec.serve.batcher import Batcher  # noqa: E402
 
 
-def submit_spread(wait_seconds: float, count: int, max_texts: int = 4, gap: float = 0.02):
-    """Submit `count` one-text requests `gap` seconds apart; the batch sizes the model saw, the results, seconds."""
+def run_clients(wait_seconds: float, clients: int, requests: int, think: float = 0.0, texts: int = 1,
+                model_seconds: float = 0.0, max_texts: int = 8):
+    """`clients` closed-loop clients, each sending `requests` requests of `texts` texts one after another (waiting
+    `think` x (its index % 4) seconds after each answer). The batch sizes the model saw, the rows, the seconds."""
     sizes = []
 
     def run(ids):
         sizes.append(len(ids))
+        time.sleep(model_seconds)
         return np.array([[float(len(row))] for row in ids], dtype=np.float32)
 
     async def main():
-        batcher = Batcher(run, ThreadPoolExecutor(1), max_batch_tokens=1000, max_batch_texts=max_texts,
-                          max_queue_texts=100, wait_seconds=wait_seconds)
+        batcher = Batcher(run, ThreadPoolExecutor(1), max_batch_tokens=10_000, max_batch_texts=max_texts,
+                          max_queue_texts=1000, wait_seconds=wait_seconds)
         batcher.start()
 
-        async def later(i):
-            await asyncio.sleep(gap * i)
-            return await batcher.submit([[7] * (i + 1)])
+        async def client(i):
+            rows = []
+            for n in range(requests):
+                vectors = await batcher.submit([[7] * (i + 1)] * (texts if n == 0 else 1))
+                rows += [float(v) for v in vectors[:, 0]]
+                await asyncio.sleep(think * (i % 4))
+            return rows
 
         started = time.perf_counter()
-        results = await asyncio.gather(*(later(i) for i in range(count)))
+        rows = await asyncio.gather(*(client(i) for i in range(clients)))
         seconds = time.perf_counter() - started
         await batcher.stop()
-        return results, seconds
+        return rows, seconds
 
-    results, seconds = asyncio.run(main())
-    return sizes, [float(r[0, 0]) for r in results], seconds
-
-
-def test_without_a_wait_each_text_runs_as_soon_as_the_model_is_free():
-    sizes, results, _ = submit_spread(0.0, 4)
-    assert sizes == [1, 1, 1, 1] and results == [1.0, 2.0, 3.0, 4.0]
+    rows, seconds = asyncio.run(main())
+    return sizes, rows, seconds
 
 
-def test_a_wait_fills_the_batch_and_a_full_batch_goes_at_once():
-    sizes, results, seconds = submit_spread(2.0, 4)
-    assert sizes == [4] and results == [1.0, 2.0, 3.0, 4.0]
-    assert seconds < 1.5  # it went when the fourth text came (~0.06 s), not after the 2 s wait
+def test_a_lone_client_never_waits():
+    sizes, rows, seconds = run_clients(2.0, clients=1, requests=5)
+    assert sizes == [1] * 5 and rows == [[1.0] * 5]
+    assert seconds < 1.0  # no request waited the 2 s
 
 
-def test_a_batch_that_never_fills_goes_when_the_wait_is_over():
-    sizes, results, seconds = submit_spread(0.15, 2)
-    assert sizes == [2] and results == [1.0, 2.0]
-    assert seconds >= 0.15
+def test_clients_that_send_again_at_once_share_full_batches_with_a_wait():
+    waited, rows, _ = run_clients(0.5, clients=8, requests=6, think=0.003, model_seconds=0.01)
+    assert rows == [[float(i + 1)] * 6 for i in range(8)]  # every client got its own rows
+    plain, _, _ = run_clients(0.0, clients=8, requests=6, think=0.003, model_seconds=0.01)
+    assert sum(waited) == sum(plain) == 48
+    assert waited.count(8) >= 5 and len(waited) < len(plain), (waited, plain)
+
+
+def test_texts_that_do_not_come_are_waited_for_until_the_deadline_only():
+    # One client sends 2 texts, then 1: the batch after the first expects 2 and waits the 0.2 s for the second.
+    sizes, rows, seconds = run_clients(0.2, clients=1, requests=2, texts=2)
+    assert sizes == [2, 1] and rows == [[1.0, 1.0, 1.0]]
+    assert 0.2 <= seconds < 1.5

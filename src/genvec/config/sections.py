@@ -291,8 +291,9 @@ class ServeConfig:
     """Model batches are filled up to this many (padded) tokens: requests are coalesced and long requests split."""
     max_batch_texts: int = 64
     """The most texts in one model batch."""
-    batch_wait_ms: int = 0
-    """How long a model batch that is not full may wait for more texts, in milliseconds (0: none, run at once)."""
+    batch_wait_ms: int = 10
+    """How long, after a batch is answered, the next may wait for those clients' next texts, in milliseconds (0:
+    never wait). Only then: a request arriving at an idle server, or a full batch, never waits."""
     max_inputs: int = 2048
     """The most inputs one request may hold (more: 422)."""
     max_body_bytes: int = 4_000_000

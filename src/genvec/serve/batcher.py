@@ -2,10 +2,14 @@
 
 Every request's texts (already tokenised) join one queue. A single worker task takes the oldest texts (up to four
 batches' worth), sorts them longest first and fills a batch until its padded size (texts x longest) would pass
-`max_batch_tokens` or it holds `max_batch_texts` (with `wait_seconds`, a batch that is not yet full first waits
-that long at most for more texts); the model runs it in the model thread, off the event loop, while
+`max_batch_tokens` or it holds `max_batch_texts`; the model runs it in the model thread, off the event loop, while
 new requests queue up behind it and join the next batch. A large request is thereby split into model batches by the
 server, and small requests share them. When more than `max_queue_texts` texts wait, `submit` raises `Overloaded`.
+
+With `wait_seconds`, the batch after an answered one may wait that long at most for as many texts as were queued
+plus as many as were just answered: clients that send their next text as soon as they get an answer then share
+full batches instead of splitting into groups that alternate. Texts arriving when no batch was just answered, or
+enough texts for a full batch, never wait.
 
 What it does not do: tokenise, normalise or know HTTP (`genvec.serve.app` does).
 """
@@ -45,13 +49,14 @@ class Batcher:
         wait_seconds: float = 0.0,
         on_batch: Callable[[int, int], None] | None = None,
     ) -> None:
-        """`run(ids) -> (len(ids), D)` runs in `executor`; `on_batch(texts, padded_tokens)` after every batch; a
-        batch that is not full waits up to `wait_seconds` for more texts."""
+        """`run(ids) -> (len(ids), D)` runs in `executor`; `on_batch(texts, padded_tokens)` after every batch;
+        `wait_seconds`: how long after a batch is answered the next one may wait for those clients' next texts."""
         self.run, self.executor, self.wait_seconds = run, executor, wait_seconds
         self.max_batch_tokens, self.max_batch_texts, self.max_queue_texts = (
             max_batch_tokens, max_batch_texts, max_queue_texts)
         self.on_batch = on_batch
         self.pending: deque[tuple[_Job, int, list[int]]] = deque()
+        self.expected, self.deadline = 0, 0.0  # texts the next batch may wait for, until this loop time
         self.wakeup = asyncio.Event()
         self.worker: asyncio.Task | None = None
 
@@ -92,7 +97,7 @@ class Batcher:
                 self.wakeup.clear()
                 continue
             if self.wait_seconds > 0:
-                await self._fill(loop.time() + self.wait_seconds)
+                await self._fill()
             batch = self._take()
             rows = [row for _, _, row in batch]
             try:
@@ -101,6 +106,7 @@ class Batcher:
                 for job, _, _ in batch:
                     if not job.future.done():
                         job.future.set_exception(err)
+                self.expected = 0
                 continue
             if self.on_batch is not None:
                 self.on_batch(len(rows), len(rows) * max(len(row) for row in rows))
@@ -113,11 +119,15 @@ class Batcher:
                 job.remaining -= 1
                 if job.remaining == 0:
                     job.future.set_result(job.vectors)
+            # Clients just answered often send again at once: the next batch may wait briefly for as many texts.
+            self.expected = min(self.max_batch_texts, len(self.pending) + len(rows))
+            self.deadline = loop.time() + self.wait_seconds
 
-    async def _fill(self, deadline: float) -> None:
-        """Wait until a full batch is queued or `deadline` (loop time) passes."""
+    async def _fill(self) -> None:
+        """Wait, until `deadline`, for the texts expected since the last batch was answered (or a full batch)."""
         loop = asyncio.get_running_loop()
-        while not self._full() and (left := deadline - loop.time()) > 0:
+        while (len(self.pending) < self.expected and not self._full()
+               and (left := self.deadline - loop.time()) > 0):
             self.wakeup.clear()
             try:
                 await asyncio.wait_for(self.wakeup.wait(), left)
