@@ -13,9 +13,8 @@ then, in one run:
 The ratio server / direct is the figure (goal >= 0.8). The clients are plain `http.client` connections, the
 lightest load generator the standard library has: they run on the same cores as the server, so every millisecond
 a client spends is taken from the server (`httpx`, under the `openai` client, costs about 3 x more CPU per
-request: benchmarks/serve_overhead.py).
-The CPU seconds per request of the server process and of the clients are reported beside the ratio. Results go to `benchmarks/results/serve/<preset>-cpu.json`
-and `.md`. Figures are printed, never asserted; on a shared machine compare ratios from one run only.
+request: benchmarks/serve_overhead.py). The CPU seconds per request of the server process and of the clients are
+reported beside the ratio. Results go to `benchmarks/results/serve/<preset>-cpu[-waitNms].json` and `.md`. Figures are printed, never asserted; on a shared machine compare ratios from one run only.
 """
 
 import argparse
@@ -95,11 +94,11 @@ def main() -> int:
                 time.sleep(0.2)
             _load(url, work[: args.clients * 4], args.clients, args.encoding)  # warm the connections
             before = _batch_counts(httpx.get(url + "/metrics").text)
-            server_cpu, client_cpu = _cpu_seconds(server.pid), time.process_time()
+            server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
             start = time.perf_counter()
             latencies, errors = _load(url, work, args.clients, args.encoding)
             seconds = time.perf_counter() - start
-            server_cpu, client_cpu = _cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
+            server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
             after = _batch_counts(httpx.get(url + "/metrics").text)
         finally:
             server.terminate()
@@ -108,7 +107,8 @@ def main() -> int:
     latencies.sort()
     result = {
         "preset": args.preset, "clients": args.clients, "requests": len(work), "tokens_per_text": args.tokens,
-        "batch": args.batch, "batch_wait_ms": "server default" if args.batch_wait_ms is None else args.batch_wait_ms, "encoding_format": args.encoding, "direct_texts_per_s": round(direct_rate, 1),
+        "batch": args.batch, "batch_wait_ms": "server default" if args.batch_wait_ms is None else args.batch_wait_ms,
+        "encoding_format": args.encoding, "direct_texts_per_s": round(direct_rate, 1),
         "server_texts_per_s": round(server_rate, 1),
         "ratio": round(server_rate / direct_rate, 3), "errors": errors,
         "server_batches": int(after[0] - before[0]),
@@ -144,7 +144,7 @@ def _batch_counts(metrics: str) -> tuple[float, float]:
     return values["genvec_batch_texts_count"], values["genvec_batch_texts_sum"]
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process `pid` so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -11,13 +11,15 @@ is its own model batch. Printed: CPU ms per request of the server process (/proc
 
 import argparse
 import json
-import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from serve import cpu_seconds  # noqa: E402  (benchmarks/serve.py)
 
 
 def main() -> int:
@@ -106,20 +108,15 @@ def _measure(model_dir: Path, loop: str, parser_name: str, client: str, requests
 
         for _ in range(50):  # warm-up
             send()
-        server_cpu, client_cpu = _cpu_seconds(server.pid), time.process_time()
+        server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
         statuses = [send() for _ in range(requests)]
-        server_cpu, client_cpu = _cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
+        server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
         if set(statuses) != {200}:
             raise SystemExit(f"requests failed: {sorted(set(statuses))}")
     finally:
         server.terminate()
         server.wait(30)
     return 1000 * server_cpu / requests, 1000 * client_cpu / requests
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

@@ -304,9 +304,9 @@ def _training_figures(train_dir: Path, config) -> dict:
         batch = config.train.batch_size
         figures = {key: round(float(np.median([line[key] / batch for line in timed])), 1)
                    for key in ("padded_query_tokens", "padded_response_tokens")}
-        figures["padding_fraction"] = round(1 - float(np.sum([line["tokens_per_s"] * line["step_s"] for line in timed]))
-                                            / sum(line["padded_query_tokens"] + line["padded_response_tokens"]
-                                                  for line in timed), 3)
+        real = sum(line["tokens_per_s"] * line["step_s"] for line in timed)  # metrics.jsonl keeps tokens as a rate
+        padded = sum(line["padded_query_tokens"] + line["padded_response_tokens"] for line in timed)
+        figures["padding_fraction"] = round(1 - real / padded, 3)
     return {"steps": int(last["step"]), "batch_size": config.train.batch_size,
             "median_step_s": round(float(np.median([line.get("step_s", float("nan")) for line in timed])), 2),
             "median_tokens_per_s": round(float(np.median([line["tokens_per_s"] for line in timed])), 1), **figures,

@@ -40,7 +40,7 @@ access_logger = logging.getLogger("genvec.serve.access")
 OPEN_ROUTES = {"/health", "/ready", "/metrics"}
 CHARS_PER_TOKEN_LIMIT = 32  # an input over max_text_tokens x this many characters is refused before tokenising
 MAX_TOP_K = 100
-INLINE_TOKENIZE_CHARS = 4096  # requests with at most this many characters are tokenised on the event loop
+INLINE_TOKENIZE_CHARS = 4096  # requests of at most this many characters are tokenised on the event loop
 
 
 def create_app(load: Callable[[], GenVecModel] | GenVecModel, config: ServeConfig | None = None, *,
@@ -53,7 +53,6 @@ def create_app(load: Callable[[], GenVecModel] | GenVecModel, config: ServeConfi
 
     config = config or ServeConfig()
     state = _ServerState(config, api_key, model_name)
-    route_paths: set[str] = set()
 
     @asynccontextmanager
     async def lifespan(app):
@@ -160,8 +159,8 @@ def create_app(load: Callable[[], GenVecModel] | GenVecModel, config: ServeConfi
         lens = await state.run_model(lambda: model.inspect(text, top_k=top_k), weight=1)
         return {"object": "inspection", "model": state.model_name, **lens.to_dict()}
 
-    route_paths.update(route.path for route in app.routes)  # once: the middleware labels metrics with them
-    app.add_middleware(_Around, state=state, route_paths=route_paths)
+    # The route paths once: the middleware labels metrics with them.
+    app.add_middleware(_Around, state=state, route_paths={route.path for route in app.routes})
     app.state.genvec = state
     return app
 
@@ -174,7 +173,9 @@ class _Around:
     """
 
     def __init__(self, app, state: "_ServerState", route_paths: set[str]) -> None:
-        self.app, self.state, self.route_paths = app, state, route_paths
+        from starlette.datastructures import Headers
+
+        self.app, self.state, self.route_paths, self.headers = app, state, route_paths, Headers
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -193,7 +194,7 @@ class _Around:
         try:
             if path not in OPEN_ROUTES:
                 try:
-                    self.state.authorize(_header(scope, b"authorization"))
+                    self.state.authorize(self.headers(scope=scope).get("authorization"))
                 except ApiError as err:
                     return await _error_response(err)(scope, receive, sending)
             await self.app(scope, receive, sending)
@@ -209,13 +210,6 @@ class _Around:
                     "ms": round(seconds * 1000, 1), "inputs": scope["state"].get("inputs", 0),
                     "client": client[0] if client else None,
                 }))
-
-
-def _header(scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
 
 
 def _error_response(err: ApiError):
@@ -315,7 +309,7 @@ class _ServerState:
                                f"({limit} tokens); shorten it, or send truncate: true to keep its first {limit} "
                                "tokens.", param="input", code="input_too_long")
         texts = [text[:characters] for text in texts]
-        if sum(len(text) for text in texts) <= INLINE_TOKENIZE_CHARS:  # a thread hand-off costs more than this
+        if sum(len(text) for text in texts) <= INLINE_TOKENIZE_CHARS:  # short: no thread hand-off
             ids = model.tokenize(texts, instruction=options.instruction)
         else:
             ids = await asyncio.get_running_loop().run_in_executor(

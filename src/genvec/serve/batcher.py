@@ -132,8 +132,8 @@ class Batcher:
             try:
                 await asyncio.wait_for(self.wakeup.wait(), left)
             except TimeoutError:
-                return
-        self.wakeup.set()
+                break
+        self.wakeup.set()  # texts may remain after the batch taken next: the worker must not sleep on them
 
     def _full(self) -> bool:
         """Whether the queue holds at least one full batch (in texts, or in padded tokens)."""
