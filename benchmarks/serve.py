@@ -4,17 +4,19 @@
     python benchmarks/serve.py --clients 16 --requests 1600 --tokens 16
 
 It saves a genvec checkpoint over the preset's random backbone (benchmarks/run.py's `small`: hidden 512, 8 layers),
-then, in one run:
-1. direct: `model.encode` over the same texts at the server's batch size (16: the most 16 one-text clients can fill),
-   texts/s, best of three;
-2. server: `genvec serve` in its own process on 127.0.0.1; `--clients` threads, each with a keep-alive connection,
-   send one text per request (the `openai` client's request shape: `encoding_format` base64, its default) until
-   `--requests` are done; texts/s, and p50 / p99 latency per request.
-The ratio server / direct is the figure (goal >= 0.8). The clients are plain `http.client` connections, the
-lightest load generator the standard library has: they run on the same cores as the server, so every millisecond
-a client spends is taken from the server (`httpx`, under the `openai` client, costs about 3 x more CPU per
-request: benchmarks/serve_overhead.py). The CPU seconds per request of the server process and of the clients are
-reported beside the ratio. Results go to `benchmarks/results/serve/<preset>-cpu[-waitNms].json` and `.md`. Figures are printed, never asserted; on a shared machine compare ratios from one run only.
+starts `genvec serve` on it in its own process on 127.0.0.1, and then alternates, `--rounds` times:
+1. direct: `model.encode` in this process over the same texts at the server's batch size (16: the most 16 one-text
+   clients can fill), texts/s; the server is idle meanwhile;
+2. server: `--clients` threads, each with a keep-alive connection, send one text per request (the `openai` client's
+   request shape: `encoding_format` base64, its default) until `--requests` are done; texts/s, and the latency of
+   every request.
+Each round's ratio server / direct compares two measurements taken seconds apart, so a shared machine's changing
+speed moves both; the figure is the median of the rounds' ratios (goal >= 0.8), with every round's figures beside
+it. The clients are plain `http.client` connections, the lightest load generator the standard library has: they
+run on the same cores as the server, so every millisecond a client spends is taken from the server (`httpx`, under
+the `openai` client, costs about 3 x more CPU per request: benchmarks/serve_overhead.py). The CPU seconds per
+request of the server process and of the clients are reported too. Results go to
+`benchmarks/results/serve/<preset>-cpu[-waitNms].json` and `.md`. Figures are printed, never asserted.
 """
 
 import argparse
@@ -39,7 +41,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="small", choices=[n for n, p in bench.PRESETS.items() if p.device == "cpu"])
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--requests", type=int, default=1600, help="requests in all (one text each)")
+    parser.add_argument("--requests", type=int, default=1600, help="requests per round (one text each)")
+    parser.add_argument("--rounds", type=int, default=5, help="direct-then-server rounds; the ratio is their median")
     parser.add_argument("--tokens", type=int, default=16, help="tokens per text")
     parser.add_argument("--batch", type=int, default=16, help="the server's (and the direct path's) batch size")
     parser.add_argument("--batch-wait-ms", type=int, default=None,
@@ -49,7 +52,6 @@ def main() -> int:
     args = parser.parse_args()
 
     import httpx2 as httpx
-    import numpy as np
     import torch
 
     from genvec import GenVecModel
@@ -61,17 +63,12 @@ def main() -> int:
     texts = bench.make_texts(model.tokenizer, 256, args.tokens, seed=7)
     work = [texts[i % len(texts)] for i in range(args.requests)]
 
-    direct = []
-    for _ in range(3):
-        start = time.perf_counter()
-        model.encode(work, batch_size=args.batch, normalize=True, show_progress=False)
-        direct.append(len(work) / (time.perf_counter() - start))
-    direct_rate = max(direct)
+    model.encode(work[:256], batch_size=args.batch, show_progress=False)  # warm-up
 
+    rounds, latencies, errors = [], [], 0
     with tempfile.TemporaryDirectory() as scratch:
         checkpoint = Path(scratch) / "model"
         model.save_pretrained(checkpoint)
-        del model
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
@@ -82,42 +79,48 @@ def main() -> int:
             env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.get(url + "/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the server did not become ready")
-                time.sleep(0.2)
+            _wait_until_ready(url, server, httpx)
             _load(url, work[: args.clients * 4], args.clients, args.encoding)  # warm the connections
             before = _batch_counts(httpx.get(url + "/metrics").text)
-            server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
-            start = time.perf_counter()
-            latencies, errors = _load(url, work, args.clients, args.encoding)
-            seconds = time.perf_counter() - start
-            server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
+            server_cpu, client_cpu = 0.0, 0.0
+            for _ in range(args.rounds):
+                start = time.perf_counter()
+                model.encode(work, batch_size=args.batch, normalize=True, show_progress=False)
+                direct_rate = len(work) / (time.perf_counter() - start)
+                server_before, client_before = cpu_seconds(server.pid), time.process_time()
+                start = time.perf_counter()
+                round_latencies, round_errors = _load(url, work, args.clients, args.encoding)
+                server_rate = len(work) / (time.perf_counter() - start)
+                server_cpu += cpu_seconds(server.pid) - server_before
+                client_cpu += time.process_time() - client_before
+                latencies += round_latencies
+                errors += round_errors
+                rounds.append({"direct_texts_per_s": round(direct_rate, 1), "server_texts_per_s": round(server_rate, 1),
+                               "ratio": round(server_rate / direct_rate, 3)})
+                print(f"round {len(rounds)}: direct {direct_rate:.1f} texts/s, server {server_rate:.1f} texts/s, "
+                      f"ratio {server_rate / direct_rate:.3f}", flush=True)
             after = _batch_counts(httpx.get(url + "/metrics").text)
         finally:
             server.terminate()
             server.wait(30)
-    server_rate = len(work) / seconds
+    requests = len(work) * args.rounds
     latencies.sort()
     result = {
-        "preset": args.preset, "clients": args.clients, "requests": len(work), "tokens_per_text": args.tokens,
-        "batch": args.batch, "batch_wait_ms": "server default" if args.batch_wait_ms is None else args.batch_wait_ms,
-        "encoding_format": args.encoding, "direct_texts_per_s": round(direct_rate, 1),
-        "server_texts_per_s": round(server_rate, 1),
-        "ratio": round(server_rate / direct_rate, 3), "errors": errors,
+        "preset": args.preset, "clients": args.clients, "requests_per_round": len(work), "rounds": args.rounds,
+        "tokens_per_text": args.tokens, "batch": args.batch,
+        "batch_wait_ms": "server default" if args.batch_wait_ms is None else args.batch_wait_ms,
+        "encoding_format": args.encoding,
+        "ratio": round(statistics.median(r["ratio"] for r in rounds), 3), "ratio_min": min(r["ratio"] for r in rounds),
+        "ratio_max": max(r["ratio"] for r in rounds), "errors": errors,
+        "direct_texts_per_s_median": statistics.median(r["direct_texts_per_s"] for r in rounds),
+        "server_texts_per_s_median": statistics.median(r["server_texts_per_s"] for r in rounds),
         "server_batches": int(after[0] - before[0]),
         "mean_texts_per_batch": round((after[1] - before[1]) / max(1.0, after[0] - before[0]), 2),
         "latency_ms_p50": round(1000 * statistics.median(latencies), 1),
         "latency_ms_p99": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1),
-        "server_cpu_ms_per_request": round(1000 * server_cpu / len(work), 2),
-        "client_cpu_ms_per_request": round(1000 * client_cpu / len(work), 2),
-        "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "server_cpu_ms_per_request": round(1000 * server_cpu / requests, 2),
+        "client_cpu_ms_per_request": round(1000 * client_cpu / requests, 2),
+        "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "per_round": rounds,
         "command": "python benchmarks/serve.py " + " ".join(sys.argv[1:]),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -125,16 +128,32 @@ def main() -> int:
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     table = "\n".join([
         f"Command: `{result['command'].strip()}`", "",
-        "| direct encode texts/s | server texts/s | ratio | p50 ms | p99 ms | errors | texts per model batch "
-        "| server CPU ms/request | client CPU ms/request |",
+        "| ratio, median (min-max) | direct texts/s | server texts/s | p50 ms | p99 ms | errors "
+        "| texts per model batch | server CPU ms/request | client CPU ms/request |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        f"| {result['direct_texts_per_s']} | {result['server_texts_per_s']} | {result['ratio']} | "
+        f"| {result['ratio']} ({result['ratio_min']}-{result['ratio_max']}) | "
+        f"{result['direct_texts_per_s_median']} | {result['server_texts_per_s_median']} | "
         f"{result['latency_ms_p50']} | {result['latency_ms_p99']} | {errors} | {result['mean_texts_per_batch']} "
         f"| {result['server_cpu_ms_per_request']} | {result['client_cpu_ms_per_request']} |",
+        "", "Rounds (direct, then server, seconds apart): " + "; ".join(
+            f"{r['direct_texts_per_s']} / {r['server_texts_per_s']} = {r['ratio']}" for r in rounds),
     ])
     (RESULTS / f"{stem}.md").write_text(table + "\n")
     print(table)
-    return 0 if not np.isnan(result["ratio"]) else 1
+    return 0
+
+
+def _wait_until_ready(url: str, server: subprocess.Popen, httpx) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(url + "/ready").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise SystemExit("the server did not become ready")
+        time.sleep(0.2)
 
 
 def _batch_counts(metrics: str) -> tuple[float, float]:
