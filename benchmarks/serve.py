@@ -20,6 +20,7 @@ request of the server process and of the clients are reported too. Results go to
 """
 
 import argparse
+import http.client
 import json
 import os
 import socket
@@ -51,7 +52,6 @@ def main() -> int:
                         help="encoding_format of the requests (default: base64, what the openai client sends)")
     args = parser.parse_args()
 
-    import httpx2 as httpx
     import torch
 
     from genvec import GenVecModel
@@ -77,11 +77,10 @@ def main() -> int:
              str(port), "--max-batch-texts", str(args.batch),
              *([] if args.batch_wait_ms is None else ["--batch-wait-ms", str(args.batch_wait_ms)])],
             env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
         try:
-            _wait_until_ready(url, server, httpx)
-            _load(url, work[: args.clients * 4], args.clients, args.encoding)  # warm the connections
-            before = _batch_counts(httpx.get(url + "/metrics").text)
+            wait_until_ready(port, server)
+            _load(port, work[: args.clients * 4], args.clients, args.encoding)  # warm the connections
+            before = _batch_counts(port)
             server_cpu, client_cpu = 0.0, 0.0
             for _ in range(args.rounds):
                 start = time.perf_counter()
@@ -89,7 +88,7 @@ def main() -> int:
                 direct_rate = len(work) / (time.perf_counter() - start)
                 server_before, client_before = cpu_seconds(server.pid), time.process_time()
                 start = time.perf_counter()
-                round_latencies, round_errors = _load(url, work, args.clients, args.encoding)
+                round_latencies, round_errors = _load(port, work, args.clients, args.encoding)
                 server_rate = len(work) / (time.perf_counter() - start)
                 server_cpu += cpu_seconds(server.pid) - server_before
                 client_cpu += time.process_time() - client_before
@@ -99,7 +98,7 @@ def main() -> int:
                                "ratio": round(server_rate / direct_rate, 3)})
                 print(f"round {len(rounds)}: direct {direct_rate:.1f} texts/s, server {server_rate:.1f} texts/s, "
                       f"ratio {server_rate / direct_rate:.3f}", flush=True)
-            after = _batch_counts(httpx.get(url + "/metrics").text)
+            after = _batch_counts(port)
         finally:
             server.terminate()
             server.wait(30)
@@ -143,21 +142,32 @@ def main() -> int:
     return 0
 
 
-def _wait_until_ready(url: str, server: subprocess.Popen, httpx) -> None:
+def wait_until_ready(port: int, server: subprocess.Popen) -> None:
+    """Poll GET /ready on 127.0.0.1:`port` until it answers 200; exit if `server` ends or two minutes pass."""
     deadline = time.monotonic() + 120
     while True:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         try:
-            if httpx.get(url + "/ready").status_code == 200:
+            connection.request("GET", "/ready")
+            if connection.getresponse().status == 200:
                 return
-        except httpx.TransportError:
+        except OSError:
             pass
+        finally:
+            connection.close()
         if time.monotonic() > deadline or server.poll() is not None:
             raise SystemExit("the server did not become ready")
         time.sleep(0.2)
 
 
-def _batch_counts(metrics: str) -> tuple[float, float]:
+def _batch_counts(port: int) -> tuple[float, float]:
     """(model batches, texts in them) so far, from the server's /metrics."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("GET", "/metrics")
+        metrics = connection.getresponse().read().decode()
+    finally:
+        connection.close()
     values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in metrics.splitlines()
               if line.startswith(("genvec_batch_texts_count ", "genvec_batch_texts_sum "))}
     return values["genvec_batch_texts_count"], values["genvec_batch_texts_sum"]
@@ -169,16 +179,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _load(url: str, work: list[str], clients: int, encoding: str) -> tuple[list[float], int]:
-    """Send every text of `work` as its own request from `clients` threads; latencies and the error count."""
-    import http.client
-    from urllib.parse import urlsplit
-
-    address = urlsplit(url)
-
+def _load(port: int, work: list[str], clients: int, encoding: str) -> tuple[list[float], int]:
+    """Send every text of `work` as its own request from `clients` threads to 127.0.0.1:`port`; latencies and the
+    error count."""
     def one_client(index: int) -> tuple[list[float], int]:
         latencies, errors = [], 0
-        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         try:
             for text in work[index::clients]:
                 body = json.dumps({"model": "m", "input": text, "encoding_format": encoding})

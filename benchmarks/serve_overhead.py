@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from serve import cpu_seconds  # noqa: E402  (benchmarks/serve.py)
+from serve import cpu_seconds, wait_until_ready  # noqa: E402  (benchmarks/serve.py)
 
 
 def main() -> int:
@@ -77,20 +77,8 @@ def _measure(model_dir: Path, loop: str, parser_name: str, client: str, requests
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     body = json.dumps({"model": "m", "input": "where do polar bears live?", "encoding_format": "base64"})
     try:
+        wait_until_ready(port, server)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                connection.request("GET", "/ready")
-                response = connection.getresponse()
-                response.read()
-                if response.status == 200:
-                    break
-            except OSError:
-                connection.close()
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not become ready")
-            time.sleep(0.2)
         if client == "httpx":
             import httpx2 as httpx
 
