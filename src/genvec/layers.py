@@ -8,7 +8,6 @@ What this file does not do: decide when to use them (`train.activation_checkpoin
 import contextlib
 import functools
 import logging
-import sys
 from collections.abc import Iterator
 
 import torch
@@ -69,10 +68,9 @@ def checkpointing(backbone: nn.Module, enabled: bool) -> Iterator[None]:
         # A compiled layer's checkpoint is traced as one region that may not mutate outer Python state, but the
         # `kernels` wrapper of transformers' attention modules (rotary kernels) sets and resets a module-level
         # routing variable in every forward: without this the compiled layer breaks its graph there. Nothing is
-        # lost by not replaying that set-and-reset in the backward's recomputation. (Only once something was
-        # compiled: importing the compiler costs a second.)
-        with (torch._dynamo.config.patch(skip_fwd_side_effects_in_bwd_under_checkpoint=True)
-              if "torch._dynamo" in sys.modules else contextlib.nullcontext()):
+        # lost by not replaying that set-and-reset in the backward's recomputation. (transformers has imported
+        # torch._dynamo already; the patch costs microseconds and only matters to compiled layers.)
+        with torch._dynamo.config.patch(skip_fwd_side_effects_in_bwd_under_checkpoint=True):
             yield
     finally:
         for layer, (was_enabled, was_training) in zip(layers, saved):
