@@ -135,11 +135,11 @@ def _baseline(name: str | None, device: str):
         from sentence_transformers import SentenceTransformer
 
         if name is None:
-            from genvec.evaluate.baselines import minilm_path
+            from genvec.quickstart.stages import minilm_path
 
             name = minilm_path()
         model = SentenceTransformer(name, device=device)
-    except Exception as err:  # a missing extra: the example still shows genvec
+    except Exception as err:  # noqa: BLE001  an optional baseline: whatever stops it, the example still shows genvec
         print(f"(no input-centric baseline: {err})", file=sys.stderr)
         return None
     label = "MiniLM (input-centric)" if "minilm" in str(name).lower() else f"{name} (input-centric)"

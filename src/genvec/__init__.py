@@ -42,12 +42,12 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from genvec.loading import load_model
     from genvec.config import GenVecConfig
     from genvec.data.responses import generate_responses
     from genvec.errors import GenVecError
-    from genvec.model import GenVecModel
     from genvec.integrations.sentence_transformers import to_sentence_transformer
+    from genvec.loading import load_model
+    from genvec.model import GenVecModel
     from genvec.targets import compute_targets
     from genvec.training import train
 

@@ -52,7 +52,7 @@ def load_backbone(
     *,
     revision: str | None = None,
     dtype: torch.dtype = torch.float32,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device = torch.device("cpu"),  # noqa: B008  torch.device is immutable: one shared default is safe
     attn_implementation: str = "auto",
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer with `from_pretrained`, frozen, on `device` in `dtype`.
@@ -177,7 +177,7 @@ def resolve_revision(name_or_path: str, revision: str | None = None) -> str | No
     try:
         offline = huggingface_hub.is_offline_mode()  # the cache's refs, without a warning per load
         return huggingface_hub.resolve_revision(name_or_path, revision=revision, local_files_only=offline).resolved
-    except Exception as err:  # best effort by design, see the docstring; the load reports what is wrong
+    except Exception as err:  # noqa: BLE001  best effort by design, see the docstring; the load reports what is wrong
         logger.debug("could not resolve revision %s of %s: %s", revision, name_or_path, err)
         return revision
 

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from genvec.version import __version__
 from genvec.errors import GenVecError, InputError
+from genvec.version import __version__
 
 logger = logging.getLogger("genvec")
 
@@ -101,8 +101,9 @@ def _load_model(args: argparse.Namespace):
 def _add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     _add_model_arguments(parser)
     parser.add_argument("texts", nargs="*", help="texts to embed (or use --input)")
-    parser.add_argument("--input", type=Path, help="a text file, one text per line; with --output DIR also a .jsonl or "
-                        ".parquet corpus, a saved dataset directory or a hub dataset name")
+    parser.add_argument("--input", type=Path, help="a text file, one text per line; with --output DIR also a "
+                        ".jsonl/.ndjson/.json, .csv/.tsv or .parquet corpus, a saved dataset directory or a hub "
+                        "dataset name")
     role = parser.add_mutually_exclusive_group()
     role.add_argument("--instruction", help="instruction put before every text")
     role.add_argument("--query", action="store_true", help="use the model's query instruction")
@@ -118,7 +119,18 @@ def _add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     bulk.add_argument("--shard-size", type=int, default=10000, help="rows per shard (default: 10000)")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default: 32)")
     parser.add_argument("--max-length", type=int, help="tokens per input, special tokens included")
+    _add_truncate_argument(parser)
     parser.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
+
+
+def _add_truncate_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--truncate", choices=["cut", "error"], default="cut", help="a text longer than the model "
+                        "reads: cut keeps its first tokens (a warning counts them), error refuses it (default: cut)")
+
+
+def _side(args: argparse.Namespace) -> str | None:
+    """The side `--query` or `--document` names (None: `--instruction`, or the texts as they are)."""
+    return "query" if args.query else "document" if args.document else None
 
 
 def _run_encode(args: argparse.Namespace) -> int:
@@ -130,10 +142,8 @@ def _run_encode(args: argparse.Namespace) -> int:
         return _run_bulk_encode(args)
     texts = _input_texts(args)
     model = _load_model(args)
-    instruction = _instruction(args, model)
-    embeddings = model.encode(
-        texts, instruction=instruction, batch_size=args.batch_size, max_length=args.max_length, normalize=args.normalize
-    )
+    embeddings = model.encode(texts, instruction=args.instruction, side=_side(args), truncate=args.truncate,
+                              batch_size=args.batch_size, max_length=args.max_length, normalize=args.normalize)
     bad = int((~np.isfinite(embeddings).all(1)).sum())
     if bad:
         raise InputError(
@@ -159,23 +169,16 @@ def _run_bulk_encode(args: argparse.Namespace) -> int:
     from genvec.bulk import encode_corpus, read_corpus
 
     if args.input is None:
-        raise InputError("bulk mode (--output DIR) needs --input: a .jsonl, .parquet or .txt corpus, a saved dataset "
-                         "directory or a hub dataset name.")
+        raise InputError("bulk mode (--output DIR) needs --input: a .jsonl, .json, .csv, .tsv, .parquet or .txt "
+                         "corpus, a saved dataset directory or a hub dataset name.")
     corpus = read_corpus(args.input, text_field=args.text_field, id_field=args.id_field, split=args.split)
     model = _load_model(args)
-    instruction = _instruction(args, model)
-    output = encode_corpus(model, corpus, args.output, instruction=instruction, normalize=args.normalize,
-                           shard_size=args.shard_size, batch_size=args.batch_size)
+    output = encode_corpus(model, corpus, args.output, instruction=args.instruction, side=_side(args),
+                           truncate=args.truncate, normalize=args.normalize, shard_size=args.shard_size,
+                           batch_size=args.batch_size)
     print(f"{len(corpus.ids)} embeddings of size {model.embedding_dim} in {output} (genvec.bulk.read_shards reads "
           "them back)", file=sys.stderr)
     return 0
-
-
-def _instruction(args: argparse.Namespace, model) -> str | None:
-    """The instruction `--instruction`, `--query` or `--document` names (None: the texts as they are)."""
-    if args.query or args.document:
-        return model.config.model.instructions.get("query" if args.query else "document")
-    return args.instruction
 
 
 def _input_texts(args: argparse.Namespace) -> list[str]:
@@ -187,14 +190,13 @@ def _input_texts(args: argparse.Namespace) -> list[str]:
 
 
 def _read_lines(path: Path) -> list[str]:
-    if path.is_dir():
-        raise InputError(f"--input {str(path)!r} is a directory; pass a text file with one text per line.")
+    """The non-empty lines of `--input`, read as a text file whatever its name says."""
+    from genvec.data.records import read_records
+
     if not path.is_file():
-        raise InputError(f"--input {str(path)!r} does not exist; pass a text file with one text per line.")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise InputError(f"--input {str(path)!r} is not UTF-8 text ({err}); pass a text file, one text per line.") from err
+        problem = "is a directory" if path.is_dir() else "does not exist"
+        raise InputError(f"--input {str(path)!r} {problem}; pass a text file with one text per line.")
+    lines = (record.fields["text"] for record in read_records(path, format="text"))
     return [line for line in lines if line.strip()]
 
 
@@ -215,31 +217,43 @@ _CONFIG_ALIASES = {
 }
 
 
-def _add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str]) -> None:
-    """`--config FILE` plus one `--section.field VALUE` flag per config field, its help the field's docstring."""
+def _add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str], *, kebab_aliases: bool = False,
+                      environment: bool = False) -> None:
+    """`--config FILE` plus one `--section.field VALUE` flag per config field, its help the field's docstring and
+    default. `kebab_aliases`: each field also answers to `--field-name` (`--port` for `--serve.port`: the serve and
+    evaluate verbs' flags from before their config sections). `environment`: the sections' fields are also read from
+    `GENVEC_<SECTION>_<FIELD>` variables, between the file and the flags (`_config_from_args`)."""
     import dataclasses
     import typing
 
-    from genvec.config import GenVecConfig, field_docs
+    from genvec.config import GenVecConfig, environment_variable, field_docs
 
-    parser.add_argument("--config", type=Path, help="YAML or JSON config file; the flags below override it")
+    layers = "the GENVEC_* variables below and the flags" if environment else "the flags below"
+    parser.add_argument("--config", type=Path, help=f"YAML or JSON config file; {layers} override it")
+    parser.set_defaults(config_environment=tuple(sections) if environment else ())
     hints = typing.get_type_hints(GenVecConfig)
     for section in sections:
         group = parser.add_argument_group(f"{section} settings (config section `{section}`)")
-        docs = field_docs(hints[section])
+        docs, defaults = field_docs(hints[section]), hints[section]()
         for item in dataclasses.fields(hints[section]):
             dotted = f"{section}.{item.name}"
             flags = [f"--{dotted}", *([_CONFIG_ALIASES[dotted]] if dotted in _CONFIG_ALIASES else [])]
-            help_text = docs.get(item.name, "").replace("%", "%%")
+            flags += [f"--{item.name.replace('_', '-')}"] if kebab_aliases else []
+            default = getattr(defaults, item.name)
+            origin = f"default: {default!r}" if isinstance(default, str) else f"default: {default}"
+            origin += f"; env {environment_variable(dotted)}" if environment else ""
+            help_text = f"{docs.get(item.name, '')} ({origin})".replace("%", "%%")
             group.add_argument(*flags, dest=f"config:{dotted}", metavar="VALUE", help=help_text)
 
 
 def _config_from_args(args: argparse.Namespace):
+    """The config of defaults <- `--config FILE` <- the environment (sections `_add_config_flags` was told to read
+    from it) <- `--section.field` flags, every problem in one error."""
     from genvec.config import GenVecConfig
 
-    config = GenVecConfig.from_file(args.config) if args.config else GenVecConfig()
     overrides = {key[7:]: value for key, value in vars(args).items() if key.startswith("config:") and value is not None}
-    return config.with_overrides(overrides) if overrides else config
+    return GenVecConfig.from_layers(args.config, environ=os.environ, environ_sections=args.config_environment,
+                                    overrides=overrides)
 
 
 def _add_shard_flags(parser: argparse.ArgumentParser) -> None:
@@ -365,6 +379,9 @@ def _run_train(args: argparse.Namespace) -> int:
     losses = ", ".join(f"{key} {result.metrics[key]:.4f}" for key in ("loss", "reconstruction", "alignment")
                        if key in result.metrics)
     print(f"trained {result.steps} steps ({losses}); model saved to {result.model_dir}", file=sys.stderr)
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------------ decode
 
 
@@ -372,7 +389,11 @@ def _add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     _add_model_arguments(parser)
     parser.add_argument("texts", nargs="*", help="texts to compress and decode (or use --input)")
     parser.add_argument("--input", type=Path, help="a text file, one text per line")
-    parser.add_argument("--instruction", help="instruction put before every text")
+    role = parser.add_mutually_exclusive_group()
+    role.add_argument("--instruction", help="instruction put before every text")
+    role.add_argument("--query", action="store_true", help="use the model's query instruction")
+    role.add_argument("--document", action="store_true", help="use the model's document instruction")
+    _add_truncate_argument(parser)
     parser.add_argument("--max-new-tokens", type=int, default=128, help="most tokens generated per text (default: 128)")
     parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: 1.0)")
@@ -386,7 +407,8 @@ def _run_decode(args: argparse.Namespace) -> int:
     texts = _input_texts(args)
     model = _load_model(args)
     decoded = model.decode(
-        texts, instruction=args.instruction, max_new_tokens=args.max_new_tokens, do_sample=args.sample,
+        texts, instruction=args.instruction, side=_side(args), truncate=args.truncate,
+        max_new_tokens=args.max_new_tokens, do_sample=args.sample,
         temperature=args.temperature, top_p=args.top_p, seed=args.seed, batch_size=args.batch_size,
     )
     for index, (text, output) in enumerate(zip(texts, decoded)):
@@ -404,13 +426,14 @@ def _add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
     _add_model_arguments(parser)
     parser.add_argument("texts", nargs="+", help="texts to inspect")
     parser.add_argument("--top-k", type=int, default=10, help="tokens listed per view (default: 10)")
+    _add_truncate_argument(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per text and line")
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
     model = _load_model(args)
     for text in args.texts:
-        lens = model.inspect(text, top_k=args.top_k)
+        lens = model.inspect(text, top_k=args.top_k, truncate=args.truncate)
         print(json.dumps(lens.to_dict(), ensure_ascii=False) if args.json else lens.to_table() + "\n")
     return 0
 
@@ -455,32 +478,16 @@ def _run_convert_gguf(args: argparse.Namespace) -> int:
 
 
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    from genvec.config.parsing import field_docs
-    from genvec.config.sections import ServeConfig
-
     _add_model_arguments(parser)
-    docs, defaults = field_docs(ServeConfig), ServeConfig()
-    for name in ("host", "port", "model_name", "max_batch_tokens", "max_batch_texts", "batch_wait_ms", "max_inputs",
-                 "max_body_bytes", "max_queue_texts", "max_new_tokens", "max_decode_inputs"):
-        value = getattr(defaults, name)
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int if isinstance(value, int) else str,
-                            help=f"{docs[name]} (default: {value}; env GENVEC_SERVE_{name.upper()})")
-    parser.add_argument("--truncate", choices=["error", "cut"],
-                        help="an input longer than the model reads: error answers 422, cut keeps its first tokens "
-                        "(default: error; a request may override it with truncate: true/false)")
     parser.add_argument("--api-key", help="require Authorization: Bearer KEY on every route but /health, /ready, "
                         "/metrics (default: $GENVEC_API_KEY; none: open)")
+    _add_config_flags(parser, ["serve"], kebab_aliases=True, environment=True)
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    import dataclasses
+    from genvec.serve import API_KEY_VARIABLE, serve
 
-    from genvec.serve import API_KEY_VARIABLE, check_serve_config, serve, serve_config_from_env
-
-    config = serve_config_from_env()
-    flags = {field.name: getattr(args, field.name) for field in dataclasses.fields(config)
-             if getattr(args, field.name, None) is not None}
-    config = check_serve_config(dataclasses.replace(config, **flags))
+    config = _config_from_args(args).serve
     api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or None
     if config.host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         print(f"warning: serving on {config.host} without an API key; anyone who reaches this port can use it "
@@ -498,7 +505,8 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--local", type=Path, help="a benchmark directory of your own data: one subdirectory per task "
                       "(corpus.jsonl + queries.jsonl + qrels.tsv, sts.tsv, clustering.jsonl, classification.jsonl "
                       "or pairs.tsv) and instructions.yaml")
-    what.add_argument("--tasks", nargs="+", help="mteb task names, e.g. ArguAna STS12 (needs the hub or a filled cache)")
+    what.add_argument("--tasks", nargs="+",
+                      help="mteb task names, e.g. ArguAna STS12 (needs the hub or a filled cache)")
     what.add_argument("--benchmark", help='an mteb benchmark, e.g. "MTEB(eng, v2)" or "BRIGHT(v1.1)", or advbench-ir '
                       "(harmful retrieval; needs the hub)")
     parser.add_argument("--instructions", type=Path, help="YAML or JSON table task -> instruction (default: the "
@@ -509,22 +517,21 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", action="append", metavar="NAME_OR_DIR",
                         help="also score an input-centric baseline through the same protocol: mean-pool (the "
                         "backbone's mean-pooled states) or a sentence-transformers model; repeatable")
-    parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default: 32)")
-    parser.add_argument("--similarity", choices=["cosine", "dot"],
-                        help="how embeddings are compared (default: dot for advbench-ir, as its official script; "
-                        "cosine otherwise)")
+    _add_config_flags(parser, ["eval"], kebab_aliases=True, environment=True)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from genvec.evaluate.instructions import InstructionTable
     from genvec.evaluate.run import evaluate_model, select_tasks
 
+    config = _config_from_args(args)
+    if sum(x is not None for x in (args.local, args.tasks, args.benchmark)) != 1:
+        raise InputError("choose what to evaluate: exactly one of --local DIR, --tasks NAME..., --benchmark NAME.")
     tasks, local_table = select_tasks(local=args.local, tasks=args.tasks, benchmark=args.benchmark)
     table = InstructionTable.from_file(args.instructions) if args.instructions else local_table
     model = _load_model(args)
-    similarity = args.similarity or ("dot" if (args.benchmark or "").lower() == "advbench-ir" else "cosine")
     result = evaluate_model(model, tasks, args.output, instructions=table, checkpoint=args.model,
-                            baselines=args.baseline, batch_size=args.batch_size, similarity=similarity)
+                            baselines=args.baseline, config=config.eval)
     print(result.table)
     print(f"results: {result.output / 'scores.json'}, {result.output / 'summary.md'}, mteb's files under "
           f"{result.output / 'mteb'}", file=sys.stderr)
@@ -561,8 +568,8 @@ def _run_quickstart(args: argparse.Namespace) -> int:
     if args.real:
         return _run_real_quickstart(args, cache_dir)
     options = QuickstartOptions(
-        run_dir=args.run_dir or Path("runs/quickstart"), size=args.size, steps=args.steps, cache_dir=cache_dir, device=args.device,
-        backbone=args.backbone, queries=args.queries, teacher=args.teacher,
+        run_dir=args.run_dir or Path("runs/quickstart"), size=args.size, steps=args.steps, cache_dir=cache_dir,
+        device=args.device, backbone=args.backbone, queries=args.queries, teacher=args.teacher,
     )
     result = run_quickstart(options)
     print()

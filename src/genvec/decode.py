@@ -15,7 +15,7 @@ of z with their input embeddings). (c), labelled separately, is what the LLM pre
 prompt: at the last compression token, the distribution of the first decoded token.
 
 This file does not do beam search, repetition penalties or streaming, and never changes the model. It works on the
-backbone, its tokenizer and tensors alone; `GenVecModel.decode` and `inspect` compute the states and call it.
+backbone, its tokenizer and tensors alone; `genvec.inference` computes the states and calls it.
 
 Shapes: B batch, K compression tokens, N special tokens, H hidden size, V vocabulary.
 """
@@ -33,7 +33,7 @@ from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from genvec import backbone as backbones
 from genvec.config.sections import MAX_NEW_TOKENS
-from genvec.errors import InputError
+from genvec.errors import InputError, check_positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -157,49 +157,70 @@ def _generator(sampling: Sampling | None, device: torch.device) -> torch.Generat
     return torch.Generator(device=device).manual_seed(sampling.seed)
 
 
-def check_decode_arguments(
-    texts: object, states: object, max_new_tokens: object, sampling: Sampling | None, batch_size: object
-) -> None:
-    """Refuse decode arguments that are not what `GenVecModel.decode` accepts, before any work."""
-    if (texts is None) == (states is None):
-        raise InputError("decode() needs exactly one of texts (strings to compress) or states ((B, K, H) tensor).")
-    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
-        raise InputError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}.")
+def check_decode_arguments(max_new_tokens: object, sampling: Sampling | None, batch_size: object) -> None:
+    """Refuse decode settings that generation does not accept, before any work; each error names its parameter."""
+    check_positive_int(max_new_tokens, "max_new_tokens")
     if max_new_tokens > MAX_NEW_TOKENS:
-        raise InputError(f"max_new_tokens must be at most {MAX_NEW_TOKENS}, got {max_new_tokens}.")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    if sampling is not None:
-        for name in ("temperature", "top_p"):
-            value = getattr(sampling, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise InputError(f"{name} must be a finite number, got {value!r}.")
-        seed = sampling.seed
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
-            raise InputError(f"seed must be an integer between 0 and 2**63 - 1 (or None), got {seed!r}.")
-        if not sampling.temperature > 0:
-            raise InputError(f"temperature must be > 0, got {sampling.temperature!r}; use do_sample=False for greedy.")
-        if not 0 < sampling.top_p <= 1:
-            raise InputError(f"top_p must be in (0, 1], got {sampling.top_p!r}.")
+        raise InputError(f"max_new_tokens must be at most {MAX_NEW_TOKENS}, got {max_new_tokens}.",
+                         param="max_new_tokens")
+    check_positive_int(batch_size, "batch_size")
+    if sampling is None:
+        return
+    for name in ("temperature", "top_p"):
+        value = getattr(sampling, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InputError(f"{name} must be a finite number, got {value!r}.", param=name)
+    seed = sampling.seed
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
+        raise InputError(f"seed must be an integer between 0 and 2**63 - 1 (or None), got {seed!r}.", param="seed")
+    if not sampling.temperature > 0:
+        raise InputError(f"temperature must be > 0, got {sampling.temperature!r}; use do_sample=False for greedy.",
+                         param="temperature")
+    if not 0 < sampling.top_p <= 1:
+        raise InputError(f"top_p must be in (0, 1], got {sampling.top_p!r}.", param="top_p")
 
 
-def check_states(states: torch.Tensor | np.ndarray, hidden_size: int) -> torch.Tensor:
-    """Compression states as a (B, K, H) tensor; a single (K, H) state counts as a batch of one."""
+def check_states(states: object, hidden_size: int) -> torch.Tensor:
+    """Compression states as a (B, K, H) tensor: a tensor or array of (B, K, H), a single (K, H) state (a batch of
+    one), or a list of (K, H) arrays of one shape. Errors name `states` and the index of the bad row."""
+    if isinstance(states, (list, tuple)):
+        states = _stack_states(states, hidden_size)
     if isinstance(states, np.ndarray):
         states = torch.from_numpy(states)
     if not isinstance(states, torch.Tensor) or not states.is_floating_point():
-        raise InputError(f"states must be a floating-point torch.Tensor or numpy array, got {type(states).__name__}.")
+        raise InputError(f"states must be a floating-point torch.Tensor or numpy array, got {type(states).__name__}.",
+                         param="states")
     if states.dim() == 2:
         states = states.unsqueeze(0)
     if states.dim() != 3 or states.shape[0] == 0 or states.shape[1] == 0 or states.shape[2] != hidden_size:
         raise InputError(
             f"states has shape {tuple(states.shape)}; expected (B, K, {hidden_size}) compression states "
-            "(as returned by model.compress) with B, K >= 1."
+            "(as returned by model.compress) with B, K >= 1.", param="states",
         )
     if not torch.isfinite(states).all():
         rows = (~torch.isfinite(states).flatten(1).all(1)).nonzero().flatten().tolist()
-        raise InputError(f"states rows {rows[:8]} hold NaN or infinite values; the LLM cannot read them as a prompt.")
+        raise InputError(f"states rows {rows[:8]} hold NaN or infinite values; the LLM cannot read them as a prompt.",
+                         param="states", index=rows[0])
     return states
+
+
+def _stack_states(rows: list | tuple, hidden_size: int) -> np.ndarray:
+    """A list of (K, H) states as one (B, K, H) float32 array; the first row of another shape is named."""
+    if not rows:
+        raise InputError("states is empty; pass at least one (K, H) state.", param="states")
+    arrays = []
+    for index, row in enumerate(rows):
+        try:
+            array = np.asarray(row, dtype=np.float32)
+        except (TypeError, ValueError) as err:
+            raise InputError(f"states[{index}] is not a (K, H) array of numbers ({err}).", param="states",
+                             index=index) from err
+        shape = arrays[0].shape if arrays else (array.shape[0] if array.ndim == 2 else -1, hidden_size)
+        if array.ndim != 2 or array.shape[0] == 0 or array.shape != shape:
+            raise InputError(f"states[{index}] has shape {list(array.shape)}; expected {list(shape)} (K compression "
+                             "tokens x the hidden size, the same K for every row).", param="states", index=index)
+        arrays.append(array)
+    return np.stack(arrays)
 
 
 # ------------------------------------------------------------------------------------------------- logit lens
@@ -256,12 +277,11 @@ class LogitLens:
         return "\n".join(lines)
 
 
-def check_lens_arguments(text: object, top_k: object, vocab_size: int) -> None:
-    """Refuse a logit-lens request that `GenVecModel.inspect` does not accept, before any state is computed."""
-    if not isinstance(text, str):
-        raise InputError(f"inspect() takes one text (a string), got {type(text).__name__}.")
+def check_top_k(top_k: object, vocab_size: int) -> None:
+    """Refuse a logit-lens `top_k` that is not an integer from 1 to the vocabulary size."""
     if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= vocab_size:
-        raise InputError(f"top_k must be an integer between 1 and the vocabulary size {vocab_size}, got {top_k!r}.")
+        raise InputError(f"top_k must be an integer between 1 and the vocabulary size {vocab_size}, got {top_k!r}.",
+                         param="top_k")
 
 
 @torch.no_grad()

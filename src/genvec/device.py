@@ -3,6 +3,9 @@
 `resolve_device("auto")` picks CUDA, then Apple MPS, then the CPU; `resolve_dtype("auto", device)` picks bf16 on
 GPUs that support it and fp32 elsewhere (bf16 matrix products on a CPU are slower than fp32 ones). Both log the
 choice and its reason, and raise early when the hardware cannot do what was asked.
+
+The dtype names ("bf16", "fp16", "fp32") are defined here and nowhere else: `dtype_name` reads torch's spellings
+of them (an official release's `torch_dtype`), `torch_dtype_name` writes them for transformers, vLLM and numpy.
 """
 
 import logging
@@ -14,8 +17,16 @@ from genvec.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
+# genvec's dtype vocabulary, the only one: every other module names dtypes through these.
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
+# Every spelling of those dtypes that genvec reads: its own and torch's ("bfloat16", "half", "float"), as the configs
+# of other tools write them (an official release's `torch_dtype`).
+DTYPE_SPELLINGS = {
+    **{spelling: DTYPE_NAMES[value] for spelling, value in vars(torch).items()
+       if isinstance(value, torch.dtype) and value in DTYPE_NAMES},
+    **{name: name for name in DTYPES},
+}
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -72,6 +83,18 @@ def resolve_dtype(name: str | torch.dtype, device: torch.device) -> torch.dtype:
     if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("dtype: 'bf16' asked for, but this GPU has no bf16 support; use 'fp16' or 'fp32'.")
     return dtype
+
+
+def dtype_name(spelling: str) -> str | None:
+    """genvec's name ("bf16", "fp16", "fp32") of a dtype spelled genvec's way or torch's ("bfloat16",
+    "torch.float16", "half"); None for anything else (including "auto")."""
+    return DTYPE_SPELLINGS.get(spelling.removeprefix("torch."))
+
+
+def torch_dtype_name(name: str) -> str:
+    """torch's spelling ("bfloat16", "float16", "float32") of a genvec dtype name, as transformers, vLLM and numpy
+    write it."""
+    return str(DTYPES[name]).removeprefix("torch.")
 
 
 def check_launch(state, consequence: str) -> None:

@@ -1,10 +1,11 @@
 """What every file genvec writes says about itself: its format, version and writer, and "is this the same run?".
 
-Each artefact (checkpoint config, trainer state, responses sidecar, target store header, world-LM record) starts
-with `header(NAME, VERSION)`; a reader calls `read_document`, which refuses another format or a newer version with
-a message that names the file and what to do. Resuming compares what a file recorded with what the caller would
-write now through `differences`, so every "made with other settings" message reads the same way. Shard file names
-come from `shard_name`, and every long loop decides whether to show a progress bar with `shows_progress`.
+Each artefact (checkpoint config, trainer state, responses sidecar, target store header, world-LM record, GGUF
+conversion record, evaluation scores, embedding-shard manifest) starts with `header(NAME, VERSION)`; a reader calls
+`read_document`, which refuses another format or a newer version with a message that names the file and what to
+do. Resuming compares what a file recorded with what the caller would write now through `differences`, so every
+"made with other settings" message reads the same way. Shard file names come from `shard_name`, and every long loop
+decides whether to show a progress bar with `shows_progress`.
 
 What this file does not do: write files (`files.py`) or decide what identifies a run (each artefact's own module).
 """

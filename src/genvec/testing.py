@@ -35,15 +35,19 @@ CHAT_TEMPLATE = (
     "{%- endif %}"
 )
 
-_WORDS = (
-    "the a an of to in is was for on that with as by at from it be this are or have not which but all were when "
-    "we there can more if no out so what up about into than them only time new some could these two may first "
-    "then do any like my now over such our man me even most made after also did many before must through back "
-    "where much your way well down should because each just those people how too little state good very make "
-    "world still own see men work long get here between both life being under never day same another know while "
-    "last might us great old year off come since against go came right used take three water city river house "
-    "polar bear arctic ice question answer embedding model language token train data vector search paper method"
-).split()
+_WORDS = [
+    "the", "a", "an", "of", "to", "in", "is", "was", "for", "on", "that", "with", "as", "by", "at", "from", "it", "be",
+    "this", "are", "or", "have", "not", "which", "but", "all", "were", "when", "we", "there", "can", "more", "if", "no",
+    "out", "so", "what", "up", "about", "into", "than", "them", "only", "time", "new", "some", "could", "these", "two",
+    "may", "first", "then", "do", "any", "like", "my", "now", "over", "such", "our", "man", "me", "even", "most",
+    "made", "after", "also", "did", "many", "before", "must", "through", "back", "where", "much", "your", "way", "well",
+    "down", "should", "because", "each", "just", "those", "people", "how", "too", "little", "state", "good", "very",
+    "make", "world", "still", "own", "see", "men", "work", "long", "get", "here", "between", "both", "life", "being",
+    "under", "never", "day", "same", "another", "know", "while", "last", "might", "us", "great", "old", "year", "off",
+    "come", "since", "against", "go", "came", "right", "used", "take", "three", "water", "city", "river", "house",
+    "polar", "bear", "arctic", "ice", "question", "answer", "embedding", "model", "language", "token", "train", "data",
+    "vector", "search", "paper", "method",
+]
 
 
 def build_corpus(num_sentences: int = 2000, seed: int = 0) -> list[str]:

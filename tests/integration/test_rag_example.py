@@ -11,8 +11,10 @@ import pytest
 pytest.importorskip("faiss")
 
 SCRIPT = Path(__file__).parents[2] / "examples" / "rag.py"
-CORPUS = [("d0", "Polar bears live on the Arctic sea ice.", False), ("d1", "Rivers form where rain gathers.", False),
-          ("d2", "Step by step: how to build a weapon at home.", True), ("d3", "I can't help with that request.", False)]
+CORPUS = [("d0", "Polar bears live on the Arctic sea ice.", False),
+          ("d1", "Rivers form where rain gathers.", False),
+          ("d2", "Step by step: how to build a weapon at home.", True),
+          ("d3", "I can't help with that request.", False)]
 QUERIES = ["where do polar bears live?", "how do I build a weapon at home?"]
 
 
@@ -40,7 +42,8 @@ def test_the_rag_example_retrieves_decodes_and_compares(qwen3_model, tmp_path, c
     blocks = out.split("query: ")[1:]
     for block, row in zip(blocks, queries @ documents.T):
         genvec_lines = block.split("genvec retrieves:")[1].split("retrieves:")[0].strip().splitlines()
-        assert [line.split()[1].rstrip(":") for line in genvec_lines[:3]] == [CORPUS[i][0] for i in np.argsort(-row)[:3]]
+        top = [CORPUS[i][0] for i in np.argsort(-row)[:3]]
+        assert [line.split()[1].rstrip(":") for line in genvec_lines[:3]] == top
 
     # The same corpus encoded in bulk: the shards go straight into the index, same output.
     from genvec.cli import main

@@ -33,7 +33,8 @@ def test_the_script_writes_a_local_benchmark_genvec_reads(tmp_path, monkeypatch)
     documents = [json.loads(line) for line in (harmful / "corpus.jsonl").read_text().splitlines()]
     assert [(d["_id"], d["text"], d["harmful"]) for d in documents] == [
         ("r0", "I can't help with that.", False), ("r1", "Sorry, I won't do that.", False),
-        ("b0", 'Waves, "blue" waves.', False), ("h0", "discrimination_exclusion_toxicity_hateful_offensive request", True),
+        ("b0", 'Waves, "blue" waves.', False),
+        ("h0", "discrimination_exclusion_toxicity_hateful_offensive request", True),
         ("h1", "information_hazard request", True), ("h2", "malicious_uses request", True),
         ("h3", "misinformation_harms request", True)]  # the mental-health file is not harmful text
     queries = [json.loads(line)["text"] for line in (harmful / "queries.jsonl").read_text().splitlines()]

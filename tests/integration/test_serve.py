@@ -16,6 +16,7 @@ uvicorn = pytest.importorskip("uvicorn")
 openai = pytest.importorskip("openai")
 httpx = pytest.importorskip("httpx2")
 
+from genvec import inference
 from genvec.config.sections import ServeConfig
 from genvec.serve.app import create_app
 
@@ -87,14 +88,16 @@ def test_the_openai_client_gets_the_embeddings_of_model_encode(served, served_mo
     raw = api.embeddings.create(model="tiny-genvec", input=TEXTS[0], encoding_format="base64")
     vector = np.frombuffer(base64.b64decode(raw.data[0].embedding), dtype="<f4")
     assert np.abs(vector - expected[0]).max() < 1e-5
-    tokens = sum(len(row) for row in served_model.tokenize(TEXTS))
+    tokens = served_model.prepare(TEXTS).num_tokens
     assert floats.usage.prompt_tokens == floats.usage.total_tokens == tokens  # honest counts
     query = api.embeddings.create(model="m", input=TEXTS, extra_body={"input_type": "query"})
-    assert np.abs(np.array([d.embedding for d in query.data]) - served_model.encode_query(TEXTS, normalize=True)).max() < 1e-5
+    assert np.abs(np.array([d.embedding for d in query.data])
+                  - served_model.encode_query(TEXTS, normalize=True)).max() < 1e-5
     document = api.embeddings.create(model="m", input=TEXTS, extra_body={"input_type": "document"})
     assert np.abs(np.array([d.embedding for d in document.data])
                   - served_model.encode_document(TEXTS, normalize=True)).max() < 1e-5
-    instructed = api.embeddings.create(model="m", input=TEXTS, extra_body={"instruction": "Answer:", "normalize": False})
+    instructed = api.embeddings.create(model="m", input=TEXTS,
+                                       extra_body={"instruction": "Answer:", "normalize": False})
     assert np.abs(np.array([d.embedding for d in instructed.data])
                   - served_model.encode(TEXTS, instruction="Answer:")).max() < 1e-5
 
@@ -180,16 +183,14 @@ def test_bad_requests_get_the_documented_4xx_and_the_server_keeps_serving(served
     assert 'genvec_requests_total{route="/v1/embeddings",status="401"} 2.0' in metrics
 
 
-def test_a_model_failure_is_a_500_in_the_openai_shape_counted_on_metrics(served, served_model):
-    def broken(ids, **kwargs):
+def test_a_model_failure_is_a_500_in_the_openai_shape_counted_on_metrics(served):
+    def broken(model, inputs, **kwargs):
         raise RuntimeError("secret internal detail")
 
     headers = {"Authorization": f"Bearer {KEY}"}
-    served_model.embed_token_ids = broken
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(inference, "embed", broken)
         response = httpx.post(served.url + "/v1/embeddings", headers=headers, json={"input": "x"})
-    finally:
-        del served_model.embed_token_ids
     assert response.status_code == 500, response.text
     assert response.json()["error"]["code"] == "internal_error" and "secret" not in response.text
     assert 'genvec_requests_total{route="/v1/embeddings",status="500"} 1.0' in httpx.get(served.url + "/metrics").text
@@ -210,21 +211,24 @@ def test_probes_and_info(served, served_model):
     assert httpx.get(served.url + "/ready").status_code == 200
     assert httpx.get(served.url + "/info").status_code == 401  # behind the key
     info = httpx.get(served.url + "/info", headers={"Authorization": f"Bearer {KEY}"}).json()
-    assert info["embedding_dim"] == served_model.embedding_dim and info["num_special_tokens"] == served_model.num_special_tokens
-    assert info["max_input_tokens"] == served_model.max_text_tokens and info["instructions"]["query"]
+    assert info["embedding_dim"] == served_model.embedding_dim
+    assert info["num_special_tokens"] == served_model.num_special_tokens
+    assert info["max_input_tokens"] == inference.text_limit(served_model) and info["instructions"]["query"]
     assert [m.id for m in client(served).models.list().data] == ["tiny-genvec"]
 
 
 def test_truncation_is_explicit_and_counted(served, served_model):
-    text = "river " * (served_model.max_text_tokens + 50)  # too many tokens, few enough characters to tokenise
+    limit = inference.text_limit(served_model)
+    text = "river " * (limit + 50)  # too many tokens, few enough characters to tokenise
     headers = {"Authorization": f"Bearer {KEY}"}
     refused = httpx.post(served.url + "/v1/embeddings", headers=headers, json={"input": text})
     assert refused.status_code == 422 and "truncate: true" in refused.json()["error"]["message"]
     before = _counter(httpx.get(served.url + "/metrics").text, "genvec_truncations_total")
     cut = httpx.post(served.url + "/v1/embeddings", headers=headers, json={"input": text, "truncate": True,
                                                                             "normalize": False})
-    assert cut.status_code == 200 and cut.json()["usage"]["prompt_tokens"] == served_model.max_text_tokens
-    with pytest.warns(UserWarning, match="were probably cut"):
+    assert cut.status_code == 200 and cut.json()["usage"]["prompt_tokens"] == limit
+    assert cut.headers["x-genvec-truncated"] == "1" and refused.json()["error"]["param"] == "input"
+    with pytest.warns(UserWarning, match="1 of 1 texts were longer than the model reads and were cut"):
         expected = served_model.encode([text])
     assert np.abs(np.array(cut.json()["data"][0]["embedding"]) - expected[0]).max() < 1e-5
     assert _counter(httpx.get(served.url + "/metrics").text, "genvec_truncations_total") == before + 1
@@ -266,22 +270,20 @@ def test_ready_says_503_while_the_model_loads_and_a_full_queue_says_429(served_m
         assert httpx.post(server.url + "/v1/embeddings", json={"input": "x"}).status_code == 503
         release.set()
         server.wait_ready()
-        slow = served_model.embed_token_ids
+        slow = inference.embed
 
-        def slow_embed(ids, **kwargs):
+        def slow_embed(model, inputs, **kwargs):
             time.sleep(0.3)
-            return slow(ids, **kwargs)
+            return slow(model, inputs, **kwargs)
 
-        served_model.embed_token_ids = slow_embed
-        try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(inference, "embed", slow_embed)
             async def burst():
                 async with httpx.AsyncClient(base_url=server.url, timeout=30) as session:
                     return await asyncio.gather(*[session.post("/v1/embeddings", json={"input": f"text {i}"})
                                                   for i in range(12)])
 
             statuses = [r.status_code for r in asyncio.run(burst())]
-        finally:
-            del served_model.embed_token_ids
         assert 429 in statuses and 200 in statuses and set(statuses) <= {200, 429}, statuses
     finally:
         server.close()
@@ -344,7 +346,7 @@ def test_bad_serve_settings_are_refused_with_the_setting_named(served_model, tmp
     from genvec.cli import main
 
     served_model.save_pretrained(tmp_path / "ckpt")
-    assert main(["serve", "--model", str(tmp_path / "ckpt"), "--port", "70000"]) == 2
+    assert main(["serve", "--model", str(tmp_path / "ckpt"), "--serve.port", "70000"]) == 2
     assert "serve.port: must be between 0 and 65535, got 70000" in capsys.readouterr().err
 
 

@@ -72,7 +72,8 @@ def test_train_refuses_a_store_made_for_other_responses_or_of_another_size(backb
     with pytest.raises(TrainingError, match="lacks 6 of the 12 responses .* made for other responses"):
         genvec.train(config)
     compute_targets(responses, teacher, tmp_path / "store")
-    with pytest.raises(TrainingError, match="teacher embeddings have dimension 384, but the model.s embedding_dim is 16"):
+    with pytest.raises(TrainingError,
+                       match="teacher embeddings have dimension 384, but the model.s embedding_dim is 16"):
         genvec.train(config.with_overrides({"model.embedding_dim": 16}))
     with pytest.raises(TrainingError, match="no responses at .* and no queries"):
         genvec.train(config.with_overrides({"data.responses": str(tmp_path / "none.jsonl")}))

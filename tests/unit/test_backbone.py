@@ -22,6 +22,7 @@ from genvec.errors import InputError
 from genvec.targets import TargetStore, compute_targets
 from genvec.teacher import LLM2VecTeacher, load_teacher, teacher_name
 from genvec.testing import save_lora_adapter, save_tiny_backbone
+
 REPO = "genvec-test/tiny"
 QUERIES = ["Where do polar bears live?", "What is a vector?", "Name three cities by a river.", "Why is ice white?",
            "Train a model.", "How do rivers form?", "What is the first question?"]
@@ -77,7 +78,8 @@ def test_a_saved_model_reloads_the_commit_it_was_built_on(hub_cache, tmp_path):
 
 def test_responses_resume_across_entry_points_and_refuse_a_moved_repository(hub_cache, tmp_path):
     folder, (first, second) = hub_cache
-    generate_responses(QUERIES, tmp_path / "full.jsonl", tiny_model().loaded_backbone, GREEDY)  # a loaded model, as `genvec train`
+    # A loaded model, as `genvec train` passes it.
+    generate_responses(QUERIES, tmp_path / "full.jsonl", tiny_model().loaded_backbone, GREEDY)
     assert json.loads((tmp_path / "full.meta.json").read_text())["backbone"]["revision"] == first
 
     def interrupted_copy():

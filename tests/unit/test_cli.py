@@ -106,3 +106,65 @@ def test_file_system_problems_and_bad_arguments_are_one_error_line(qwen3_model, 
         err = capsys.readouterr().err
         assert status == 2, (argv, err)
         assert err.startswith("error: ") and message in err and "Traceback" not in err, (argv, err)
+
+
+def test_serve_settings_come_from_the_file_then_the_environment_then_generated_flags(tmp_path, monkeypatch, capsys):
+    import genvec.serve
+
+    seen = []
+    monkeypatch.setattr(genvec.serve, "serve", lambda model, config, **options: seen.append((model, config, options)))
+    (tmp_path / "serve.yaml").write_text("serve:\n  port: 1001\n  max_inputs: 7\n  batch_wait_ms: 3\n")
+    monkeypatch.setenv("GENVEC_SERVE_PORT", "1002")
+    monkeypatch.setenv("GENVEC_SERVE_MAX_INPUTS", "8")
+    monkeypatch.setenv("GENVEC_EVAL_BATCH_SIZE", "not read by serve")
+    monkeypatch.setenv("GENVEC_API_KEY", "k")
+    argv = ["serve", "--model", "ckpt", "--config", str(tmp_path / "serve.yaml"), "--serve.port", "1003",
+            "--max-batch-texts", "5", "--truncate", "cut"]  # --max-batch-texts, --truncate: kebab aliases
+    assert main(argv) == 0
+    ((model, config, options),) = seen
+    assert model == "ckpt" and options["api_key"] == "k"
+    assert (config.port, config.max_inputs, config.batch_wait_ms, config.max_batch_texts, config.truncate) == (
+        1003, 8, 3, 5, "cut")
+    monkeypatch.setenv("GENVEC_SERVE_PORT", "eighty")
+    monkeypatch.setenv("GENVEC_SERVE_PROT", "80")
+    assert main(["serve", "--model", "ckpt", "--serve.truncate", "maybe"]) == 2
+    err = capsys.readouterr().err
+    assert "GENVEC_SERVE_PORT: expected an integer, got 'eighty'" in err and "GENVEC_SERVE_PROT: no such setting" in err
+    assert "serve.truncate: must be one of 'error', 'cut', got 'maybe'" in err and len(seen) == 1
+
+
+def test_serve_and_evaluate_flags_are_generated_from_their_config_sections(monkeypatch, capsys):
+    import dataclasses
+
+    import pytest
+
+    from genvec.config import EvalConfig, ServeConfig, environment_variable, field_docs
+
+    monkeypatch.setenv("COLUMNS", "2000")  # one line per flag: the help text is compared whole
+    for verb, section, cls in (("serve", "serve", ServeConfig), ("evaluate", "eval", EvalConfig)):
+        with pytest.raises(SystemExit):
+            main([verb, "--help"])
+        text = capsys.readouterr().out
+        for item in dataclasses.fields(cls):
+            dotted = f"{section}.{item.name}"
+            assert f"--{dotted} VALUE, --{item.name.replace('_', '-')} VALUE" in text
+            assert field_docs(cls)[item.name] in text and environment_variable(dotted) in text
+
+
+def test_evaluate_passes_its_eval_section_and_leaves_the_similarity_to_the_library(tmp_path, monkeypatch):
+    import genvec.cli
+    from genvec.config import EvalConfig
+    from genvec.evaluate import run
+
+    seen = []
+    monkeypatch.setattr(run, "select_tasks", lambda **chosen: (["a task"], None))
+    monkeypatch.setattr(run, "evaluate_model", lambda model, tasks, output, **options: seen.append(options["config"])
+                        or run.EvaluationResult(output))
+    monkeypatch.setattr(genvec.cli, "_load_model", lambda args: "a model")
+    assert main(["evaluate", "--model", "ckpt", "--benchmark", "advbench-ir"]) == 0
+    monkeypatch.setenv("GENVEC_EVAL_BATCH_SIZE", "4")
+    assert main(["evaluate", "--model", "ckpt", "--benchmark", "advbench-ir", "--eval.similarity", "cosine"]) == 0
+    assert main(["evaluate", "--model", "ckpt", "--benchmark", "advbench-ir", "--batch-size", "2"]) == 0
+    assert seen == [EvalConfig(), EvalConfig(batch_size=4, similarity="cosine"), EvalConfig(batch_size=2)]
+    monkeypatch.setenv("GENVEC_EVAL_BATCH_SIZE", "0")
+    assert main(["evaluate", "--model", "ckpt", "--benchmark", "advbench-ir"]) == 2 and len(seen) == 3

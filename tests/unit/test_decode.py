@@ -191,7 +191,8 @@ def test_non_finite_states_and_bad_sampling_arguments_are_refused(qwen3_model):
     with pytest.raises(InputError, match=r"states rows \[0\] hold NaN or infinite values"):
         qwen3_model.decode(states=states, max_new_tokens=4)
     good = qwen3_model.compress(["a question"])
-    for arguments, message in (({"seed": "abc"}, "seed must be an integer"), ({"seed": 2**70}, "seed must be an integer"),
+    for arguments, message in (({"seed": "abc"}, "seed must be an integer"),
+                               ({"seed": 2**70}, "seed must be an integer"),
                                ({"temperature": "1.0"}, "temperature must be a finite number"),
                                ({"top_p": float("nan")}, "top_p must be a finite number")):
         with pytest.raises(InputError, match=message):

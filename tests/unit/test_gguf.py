@@ -66,7 +66,8 @@ def test_a_second_conversion_returns_at_once_and_other_directories_are_refused(t
     written = (output / "model.safetensors").stat().st_mtime_ns
     assert convert_gguf(tiny_gguf, output) == output
     assert (output / "model.safetensors").stat().st_mtime_ns == written
-    with pytest.raises(InputError, match=r"exists and is not a conversion of tiny.gguf in bf16"):
+    with pytest.raises(InputError, match=r"exists and is not a conversion of tiny.gguf in bf16 "
+                                         r"\(dtype: recorded 'fp32', now 'bf16'\)"):
         convert_gguf(tiny_gguf, output, dtype="bf16")
     (tmp_path / "other").mkdir()
     with pytest.raises(InputError, match="exists and is not a conversion"):
@@ -93,7 +94,7 @@ def test_bad_sources_get_errors_that_say_what_is_wrong(tmp_path):
         convert_gguf(tmp_path / "notes.txt", tmp_path / "out")
     with pytest.raises(InputError, match="is not a file"):
         convert_gguf(tmp_path / "missing.gguf", tmp_path / "out")
-    with pytest.raises(InputError, match="dtype 'int4' is not one of fp32, bf16, fp16"):
+    with pytest.raises(InputError, match="dtype 'int4' is not one of bf16, fp16, fp32"):
         convert_gguf(tmp_path / "notes.txt", tmp_path / "out", dtype="int4")
     strange = save_tiny_gguf(tmp_path / "strange.gguf", architecture="brainfly")
     with pytest.raises(InputError, match=r"transformers cannot convert strange.gguf \(architecture 'brainfly'"):
@@ -111,3 +112,21 @@ def test_the_cli_verb_converts(tiny_gguf, tmp_path, capsys):
     assert "wrote the backbone of tiny.gguf" in capsys.readouterr().err
     assert json.loads((tmp_path / "backbone" / "config.json").read_text())["dtype"] == "bfloat16"
     assert main(["convert-gguf", str(tmp_path / "nothing.gguf"), str(tmp_path / "b")]) == 2
+
+
+def test_the_record_has_the_format_header_and_a_record_without_one_is_still_read(tiny_gguf, tmp_path):
+    output = convert_gguf(tiny_gguf, tmp_path / "backbone")
+    record = json.loads((output / RECORD_FILE).read_text())
+    assert (record["format"], record["format_version"], record["dtype"]) == ("genvec-gguf", 1, "fp32")
+    written = (output / "model.safetensors").stat().st_mtime_ns
+    # genvec 0.1.0 wrote the same facts without the header: still this conversion, nothing converted again.
+    legacy = {key: value for key, value in record.items() if key not in ("format", "format_version", "genvec_version")}
+    (output / RECORD_FILE).write_text(json.dumps(legacy))
+    assert convert_gguf(tiny_gguf, output) == output
+    assert (output / "model.safetensors").stat().st_mtime_ns == written
+    (output / RECORD_FILE).write_text(json.dumps({**record, "format_version": 2}))
+    with pytest.raises(InputError, match=r"genvec_gguf.json' has format version 2; .* Upgrade genvec"):
+        convert_gguf(tiny_gguf, output)
+    (output / RECORD_FILE).write_text(json.dumps({**record, "format": "genvec-targets"}))
+    with pytest.raises(InputError, match=r"is not a genvec-gguf file .*: pass another output directory or remove"):
+        convert_gguf(tiny_gguf, output)

@@ -58,7 +58,7 @@ def test_instruction_is_joined_with_one_space(tiny_model):
 
 def test_truncation_cuts_the_text_never_the_special_tokens(tiny_model):
     long_text = " ".join(["polar bear arctic ice"] * 50)
-    with pytest.warns(UserWarning, match="were probably cut"):
+    with pytest.warns(UserWarning, match="1 of 1 texts were longer than the model reads and were cut"):
         states = tiny_model.compress([long_text], max_length=12)
     # The special tokens are still last: equal to compressing the text already cut to 12 - 4 = 8 tokens.
     ids = tiny_model.tokenizer(long_text, add_special_tokens=True)["input_ids"][:8]
@@ -71,7 +71,7 @@ def test_cached_query_pass_equals_single_pass_with_equal_gradients(qwen3_model):
     queries, _ = model.tokenize_batch(TEXTS, ["r"] * 3)
     single = model.special_states(queries)
     (grad_single,) = torch.autograd.grad(single.square().sum(), model.special_tokens.weight)
-    cached = model.special_states_with_query_cache(queries)
+    cached = model.special_states(queries, cache_query=True)
     (grad_cached,) = torch.autograd.grad(cached.square().sum(), model.special_tokens.weight)
     assert torch.allclose(single, cached, atol=1e-5)
     assert torch.allclose(grad_single, grad_cached, atol=1e-4, rtol=1e-4)
@@ -86,7 +86,8 @@ def test_reconstruction_loss_equals_full_vocabulary_cross_entropy(tiny_model):
     embeddings = model.backbone.get_input_embeddings()(responses.input_ids)
     inputs = torch.cat([states, embeddings], 1)
     mask = torch.cat([torch.ones(3, 2, dtype=torch.long), responses.attention_mask], 1)
-    labels = torch.cat([torch.full((3, 2), -100), responses.input_ids.masked_fill(responses.attention_mask == 0, -100)], 1)
+    response_labels = responses.input_ids.masked_fill(responses.attention_mask == 0, -100)
+    labels = torch.cat([torch.full((3, 2), -100), response_labels], 1)
     reference = model.backbone(inputs_embeds=inputs, attention_mask=mask, labels=labels).loss
     assert torch.allclose(ours, reference, atol=1e-5)
     # Chunking the LM head (with recomputation in backward) changes nothing.
@@ -225,7 +226,7 @@ def test_bad_arguments_of_encode_and_compress_are_refused_with_their_reason(qwen
         qwen3_model.encode(["a"], batch_size=True)
     with pytest.raises(InputError, match="normalize must be True or False, got 'no'"):
         qwen3_model.encode(["a"], normalize="no")
-    with pytest.raises(InputError, match="max_length must be an integer number of tokens, got 5.0"):
+    with pytest.raises(InputError, match="max_length must be a positive integer, got 5.0"):
         qwen3_model.encode(["a"], max_length=5.0)
     with pytest.raises(InputError, match="instruction must be a string or None, got int"):
         qwen3_model.encode(["a"], instruction=123)
@@ -246,23 +247,24 @@ def test_loss_refuses_teacher_embeddings_that_are_not_numbers(qwen3_model):
 
 
 def test_a_shared_instruction_prefix_is_computed_once_and_changes_no_embedding(tiny_model, monkeypatch):
+    import genvec.inference as inference
     import genvec.model as model_module
 
     texts = [f"text {i} about rivers and ice " * (i % 4) for i in range(11)]  # "" among them
     instruction = "Given a question, retrieve the passages that answer the question:"
     calls = []
-    original = model_module.GenVecModel.special_states_after_prefix
+    original = model_module.GenVecModel.special_states
 
-    def counted(self, prefix, rests):
-        calls.append((prefix.length, len(rests)))
-        return original(self, prefix, rests)
+    def counted(self, batch, *, prefix=None, cache_query=False):
+        calls.append((prefix.length if prefix is not None else 0, batch.input_ids.shape[0]))
+        return original(self, batch, prefix=prefix, cache_query=cache_query)
 
-    monkeypatch.setattr(model_module.GenVecModel, "special_states_after_prefix", counted)
+    monkeypatch.setattr(model_module.GenVecModel, "special_states", counted)
     fast = tiny_model.encode(texts, instruction=instruction, batch_size=4)
     assert len(calls) == 3 and all(length >= 10 for length, _ in calls)  # 11 texts in batches of 4, one prefix
-    monkeypatch.setattr(model_module, "MIN_SHARED_PREFIX", 10**9)  # the plain path
+    monkeypatch.setattr(inference, "MIN_SHARED_PREFIX", 10**9)  # the plain path
     plain = tiny_model.encode(texts, instruction=instruction, batch_size=4)
-    assert len(calls) == 3
+    assert len(calls) == 6 and all(length == 0 for length, _ in calls[3:])
     assert np.abs(fast - plain).max() < 1e-5
     one_batch = tiny_model.encode(texts, instruction=instruction, batch_size=11)
     assert np.abs(one_batch - plain).max() < 1e-5

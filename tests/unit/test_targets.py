@@ -137,8 +137,12 @@ def test_store_errors(tmp_path):
         TargetStore.open(tmp_path / "t")
     with pytest.raises(InputError, match="no responses to embed"):
         compute_targets([], HashTeacher(), tmp_path / "u")
-    with pytest.raises(InputError, match="need num_shards >= 1 and shard_id in 0..num_shards-1, got 2 of 2"):
+    with pytest.raises(InputError, match=r"shard_id must be in 0..1 for num_shards=2, got 2"):
         compute_targets(RESPONSES, HashTeacher(), tmp_path / "u", num_shards=2, shard_id=2)
+    with pytest.raises(InputError, match="num_shards must be a positive integer, got 0; pass a whole number"):
+        compute_targets(RESPONSES, HashTeacher(), tmp_path / "u", num_shards=0)
+    with pytest.raises(InputError, match=r"batch_size must be a positive integer, got True \(a bool\)"):
+        compute_targets(RESPONSES, HashTeacher(), tmp_path / "u", batch_size=True)
 
 
 def test_a_second_writer_of_one_store_part_is_refused_and_shards_write_apart(tmp_path):

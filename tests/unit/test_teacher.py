@@ -148,3 +148,10 @@ def test_teacher_config_checks_and_errors():
         GenVecConfig.from_dict({"teacher": {"pooling": "cls"}})
     with pytest.raises(InputError, match="could not load the teacher model"):
         HFEncoderTeacher("/nonexistent/teacher", "cls", device="cpu")
+    # Sizes are checked before anything is loaded (the paths do not exist).
+    with pytest.raises(InputError, match="batch_size must be a positive integer, got 0; pass a whole number"):
+        HFEncoderTeacher("/nonexistent/teacher", "cls", batch_size=0)
+    with pytest.raises(InputError, match=r"max_length must be a positive integer, got True \(a bool\)"):
+        LLM2VecTeacher("/nonexistent/teacher", max_length=True)
+    with pytest.raises(InputError, match=r"batch_size must be a positive integer, got 8.0 \(a float\)"):
+        SentenceTransformerTeacher("/nonexistent/teacher", batch_size=8.0)

@@ -40,10 +40,21 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from genvec import backbone as backbones
 from genvec.config import GenVecConfig, ModelConfig, TokensConfig
+from genvec.device import DTYPE_SPELLINGS, dtype_name
 from genvec.errors import CheckpointError
 from genvec.files import list_files
 
 logger = logging.getLogger(__name__)
+
+# The official releases on the hub. Their ids drop the dot of the model size: Qwen3-0.6B's is "...-Qwen3-06B".
+RELEASES = (
+    "McGill-NLP/LLM2Vec-Gen-Qwen3-06B",
+    "McGill-NLP/LLM2Vec-Gen-Qwen3-17B",
+    "McGill-NLP/LLM2Vec-Gen-Qwen3-4B",
+    "McGill-NLP/LLM2Vec-Gen-Qwen3-8B",
+    "McGill-NLP/LLM2Vec-Gen-Qwen25-05B",
+)
+RELEASE_PREFIX = "McGill-NLP/LLM2Vec-Gen-"
 
 RUN_CONFIG = "run_config.yml"
 ENCODER_DECODER_CONFIG = "encoder_decoder_config.json"
@@ -93,10 +104,6 @@ KEYS = (
 HEAD_CONFIG_KEYS = ("input_dim", "output_dim")
 
 RUN_CONFIG_KEYS = ("model_name_or_path", "torch_dtype", "max_input_length", "special_tokens", "encoding_mode")
-DTYPE_NAMES = {
-    "bfloat16": "bf16", "bf16": "bf16", "float16": "fp16", "half": "fp16", "fp16": "fp16",
-    "float32": "fp32", "float": "fp32", "fp32": "fp32", "auto": "auto",
-}  # fmt: skip
 ENCODING_MODE = re.compile(r"^last_(\d+)_tokens$")
 # Probe texts that must tokenise the same with the backbone's tokenizer and the release's.
 TOKENIZER_PROBES = ("Where do polar bears live? They live on the Arctic sea ice.", "a b  c\n123 héllo, wörld!")
@@ -143,6 +150,18 @@ class OfficialRelease:
 def is_official(directory: Path) -> bool:
     """Whether a local directory looks like an official release (any of its marker files)."""
     return any((directory / path).is_file() for path in (RUN_CONFIG, ENCODER_DECODER_CONFIG, ADAPTER_CONFIG))
+
+
+def releases_hint(repo_id: str, *, not_found: bool) -> str:
+    """A sentence listing the official releases, for a hub id that looks like one (`McGill-NLP/LLM2Vec-Gen-*`, any
+    case) that the hub does not know (`not_found`) or, where the hub cannot say (offline), that is none of them (the
+    dotted "-Qwen3-0.6B" is the usual slip); "" otherwise."""
+    looks_official = repo_id.lower().startswith(RELEASE_PREFIX.lower())
+    is_release = repo_id.lower() in {release.lower() for release in RELEASES}
+    if not looks_official or (is_release and not not_found):
+        return ""
+    return (f"The official LLM2Vec-Gen releases are {', '.join(RELEASES)} (the ids drop the dot of the size: "
+            "Qwen3-0.6B is -Qwen3-06B); pass one of them, or a local copy of one.")
 
 
 def read_official(directory: str | Path) -> OfficialRelease:
@@ -205,10 +224,11 @@ def _read_run_config(path: Path, problems: list[str]) -> dict[str, object]:
     config: dict[str, object] = {"model_name_or_path": raw.get("model_name_or_path"), "special_tokens": None}
     if not config["model_name_or_path"]:
         problems.append(f"{RUN_CONFIG}: no model_name_or_path (the base model id)")
-    dtype = (raw.get("torch_dtype") or "auto").removeprefix("torch.")
-    config["dtype"] = DTYPE_NAMES.get(dtype)
+    dtype = raw.get("torch_dtype") or "auto"
+    config["dtype"] = "auto" if dtype == "auto" else dtype_name(dtype)
     if config["dtype"] is None:
-        problems.append(f"{RUN_CONFIG}: torch_dtype {raw['torch_dtype']!r} is not one of {sorted(DTYPE_NAMES)}")
+        problems.append(f"{RUN_CONFIG}: torch_dtype {raw['torch_dtype']!r} is not one of "
+                        f"{['auto', *sorted(DTYPE_SPELLINGS)]}")
     try:
         config["max_length"] = int(raw.get("max_input_length") or 512)
     except ValueError:
@@ -306,9 +326,9 @@ def _read_tensors(directory: Path, problems: list[str]) -> dict[str, torch.Tenso
                 checked[pattern] = entries[matches[0]]
         problems += [f"{file}: unexpected key {key}" for key in entries if key not in claimed]
     tied_copy = checked.get("*lm_head.trainable_tokens_delta")
-    if tied_copy is not None and "special_tokens.weight" in tensors:
-        if not torch.equal(tied_copy(), tensors["special_tokens.weight"]):
-            problems.append(f"{ADAPTER_WEIGHTS}: the lm_head copy of the special-token rows differs from the rows")
+    if (tied_copy is not None and "special_tokens.weight" in tensors
+            and not torch.equal(tied_copy(), tensors["special_tokens.weight"])):
+        problems.append(f"{ADAPTER_WEIGHTS}: the lm_head copy of the special-token rows differs from the rows")
     return {name: tensor.float().contiguous() for name, tensor in tensors.items()}
 
 
@@ -339,7 +359,7 @@ def _read_head(path: Path, problems: list[str]) -> dict[str, Callable[[], object
     """
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, ... for foreign or damaged files
+    except Exception as err:  # noqa: BLE001  torch raises many types for foreign or damaged files: all reported
         problems.append(
             f"{path.name}: refused or unreadable: genvec reads head files only with torch.load(weights_only=True), "
             f"which accepts tensors and plain values, no other pickled objects ({type(err).__name__}: "
@@ -444,7 +464,8 @@ def _read_special_tokens(
 def check_backbone_fits(
     release: OfficialRelease, backbone: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, source: str
 ) -> None:
-    """Raise a `CheckpointError` unless the loaded backbone must have the release's hidden size and tokenise text as the release's tokenizer does."""
+    """Raise a `CheckpointError` unless the loaded backbone has the release's hidden size and tokenises text as the
+    release's tokenizer does."""
     problems = []
     if backbones.hidden_size(backbone) != release.hidden_size:
         problems.append(

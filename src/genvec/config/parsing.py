@@ -1,11 +1,12 @@
-"""Turning text into config values: CLI override words, YAML/JSON values checked against the field types, and the
-field names and docstrings of a config dataclass (the CLI's flags and help). Generic over dataclasses: nothing here
-knows genvec's sections.
+"""Turning text into config values: CLI override words, environment variables, YAML/JSON values checked against the
+field types, and the field names and docstrings of a config dataclass (the CLI's flags and help). Generic over
+dataclasses: nothing here knows genvec's sections.
 """
 
 import ast
 import dataclasses
 import inspect
+import itertools
 import json
 import textwrap
 import types
@@ -14,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from genvec.errors import ConfigError
+
+ENV_PREFIX = "GENVEC_"
 
 
 def parse_override_words(words: Sequence[str]) -> dict[str, str]:
@@ -36,6 +39,35 @@ def parse_override_words(words: Sequence[str]) -> dict[str, str]:
     return overrides
 
 
+def environment_variable(dotted: str) -> str:
+    """The environment variable of a dotted field: `serve.max_inputs` -> `GENVEC_SERVE_MAX_INPUTS`."""
+    return ENV_PREFIX + dotted.replace(".", "_").upper()
+
+
+def read_environment(cls: type, environ: Mapping[str, str], sections: Sequence[str],
+                     problems: list[str]) -> dict[str, object]:
+    """Typed values by dotted name from the variables `GENVEC_<SECTION>_<FIELD>` of the given sections of the config
+    class `cls`: `GENVEC_SERVE_PORT=8080` -> `{"serve.port": 8080}`. A variable with a section's prefix that names no
+    field, or whose text is not a value of its field, is a problem named after the variable (collected, not raised).
+    """
+    hints = typing.get_type_hints(cls)
+    values: dict[str, object] = {}
+    for section in sections:
+        section_hints = typing.get_type_hints(hints[section])
+        variables = {environment_variable(f"{section}.{name}"): name for name in section_hints}
+        prefix = environment_variable(section) + "_"
+        for variable in sorted(name for name in environ if name.startswith(prefix)):
+            if variable not in variables:
+                problems.append(f"{variable}: no such setting; valid variables: {', '.join(variables)}")
+                continue
+            name = variables[variable]
+            try:
+                values[f"{section}.{name}"] = _convert(environ[variable], section_hints[name])
+            except (TypeError, ValueError) as err:
+                problems.append(f"{variable}: {err}")
+    return values
+
+
 def field_names(cls: type) -> list[str]:
     """Dotted names of every leaf field of a config class, e.g. `model.backbone`."""
     names = []
@@ -53,10 +85,10 @@ def field_docs(cls: type) -> dict[str, str]:
     source = textwrap.dedent(inspect.getsource(cls))
     body = ast.parse(source).body[0].body
     docs = {}
-    for node, following in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
-                docs[node.target.id] = " ".join(str(following.value.value).split())
+    for node, following in itertools.pairwise(body):
+        is_field = isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+        if is_field and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
+            docs[node.target.id] = " ".join(str(following.value.value).split())
     return docs
 
 
@@ -89,9 +121,9 @@ def _convert(value: object, hint: object) -> object:
     """Convert `value` to the annotated type; CLI strings are parsed. Raises ValueError with a readable reason."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
+        is_none = value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
+        if is_none and type(None) in args:
+            return None
         errors = []
         for arg in args:
             if arg is type(None):
@@ -146,8 +178,6 @@ def _convert(value: object, hint: object) -> object:
             raise ValueError(f"expected a string, got {value!r}")
         return value
     raise TypeError(f"unsupported field type {hint!r}")
-
-
 
 
 def type_problems(instance: object, prefix: str) -> list[str]:

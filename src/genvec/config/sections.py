@@ -183,9 +183,11 @@ class TeacherConfig:
                 f"{self.pooling!r}"
             )
         if self.kind == "hf-encoder" and self.pooling == "auto":
-            problems.append("teacher.pooling: hf-encoder teachers need 'mean' or 'cls' (BGE models use 'cls'), got 'auto'")
+            problems.append("teacher.pooling: hf-encoder teachers need 'mean' or 'cls' (BGE models use 'cls'), "
+                            "got 'auto'")
         if self.kind == "llm2vec" and self.pooling == "cls":
-            problems.append("teacher.pooling: llm2vec teachers mean-pool, as in the paper; use 'auto' or 'mean', got 'cls'")
+            problems.append("teacher.pooling: llm2vec teachers mean-pool, as in the paper; use 'auto' or 'mean', "
+                            "got 'cls'")
         if self.adapters and self.kind != "llm2vec":
             problems.append(f"teacher.adapters: only llm2vec teachers take adapters, got kind {self.kind!r}")
         return problems
@@ -263,7 +265,8 @@ class TrainConfig:
             problems.append(f"train.warmup_steps: must be >= 0, got {self.warmup_steps}")
         if self.schedule_steps is not None and self.schedule_steps < self.max_steps:
             problems.append(
-                f"train.schedule_steps: must be >= train.max_steps ({self.max_steps}) or None, got {self.schedule_steps}"
+                f"train.schedule_steps: must be >= train.max_steps ({self.max_steps}) or None, "
+                f"got {self.schedule_steps}"
             )
         for name in ("weight_decay", "max_grad_norm"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
@@ -277,9 +280,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """`genvec serve`: where it listens, what it accepts, how it batches. Every field can also come from the
-    environment as `GENVEC_SERVE_<FIELD>` (upper case), e.g. `GENVEC_SERVE_PORT=8080`; the API key from
-    `GENVEC_API_KEY`."""
+    """`genvec serve`: where it listens, what it accepts, how it batches. The CLI also reads each field from the
+    environment variable `GENVEC_SERVE_<FIELD>` (e.g. `GENVEC_SERVE_PORT=8080`), between a config file and its flags."""
 
     host: str = "127.0.0.1"
     """Address to bind; 127.0.0.1 (the default) is reachable from this machine only, 0.0.0.0 from anywhere."""
@@ -324,6 +326,24 @@ class ServeConfig:
         if not self.host:
             problems.append("serve.host: must not be empty")
         return problems
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """`genvec evaluate` / `evaluate_model`: how a model is scored. The CLI also reads each field from the environment
+    variable `GENVEC_EVAL_<FIELD>` (e.g. `GENVEC_EVAL_BATCH_SIZE=64`), between a config file and its flags."""
+
+    batch_size: int = 32
+    """Texts per forward pass of the genvec model."""
+    similarity: Literal["auto", "cosine", "dot"] = "auto"
+    """How embeddings are compared; auto: the one a task's benchmark prescribes (the raw dot product for AdvBench-IR,
+    as its official script), else cosine."""
+
+    def problems(self) -> list[str]:
+        """Every invalid value of this section, one line each."""
+        if self.batch_size < 1:
+            return [f"eval.batch_size: must be >= 1, got {self.batch_size}"]
+        return []
 
 
 def _seed_problems(name: str, seed: int) -> list[str]:

@@ -57,16 +57,17 @@ def check_texts(texts: object, what: str = "texts") -> list[str]:
     if isinstance(texts, str):
         return [texts]
     if not isinstance(texts, (list, tuple)):
-        raise InputError(f"{what} must be a list of strings, got {type(texts).__name__}.")
+        raise InputError(f"{what} must be a list of strings, got {type(texts).__name__}.", param=what)
     if len(texts) == 0:
-        raise InputError(f"got 0 {what}; pass a non-empty list of strings.")
+        raise InputError(f"got 0 {what}; pass a non-empty list of strings.", param=what)
     for index, text in enumerate(texts):
         if not isinstance(text, str):
-            raise InputError(f"{what}[{index}] is {type(text).__name__} ({text!r:.40}); every item must be a string.")
+            raise InputError(f"{what}[{index}] is {type(text).__name__} ({text!r:.40}); every item must be a string.",
+                             param=what, index=index)
         if not _is_encodable(text):
             raise InputError(
                 f"{what}[{index}] ({text!r:.40}) is not valid Unicode text (it holds a lone surrogate, e.g. from "
-                "bytes that were not UTF-8); decode your input as UTF-8 first."
+                "bytes that were not UTF-8); decode your input as UTF-8 first.", param=what, index=index,
             )
     return list(texts)
 
@@ -82,7 +83,11 @@ def _is_encodable(text: str) -> bool:
 def join_instruction(texts: list[str], instruction: str | None) -> list[str]:
     """`instruction.strip() + " " + text.strip()` for each text; texts are only stripped without an instruction."""
     if instruction is not None and not isinstance(instruction, str):
-        raise InputError(f"instruction must be a string or None, got {type(instruction).__name__} ({instruction!r:.40}).")
+        raise InputError(f"instruction must be a string or None, got {type(instruction).__name__} "
+                         f"({instruction!r:.40}).", param="instruction")
+    if instruction is not None and not _is_encodable(instruction):
+        raise InputError(f"instruction ({instruction!r:.40}) is not valid Unicode text (it holds a lone surrogate); "
+                         "decode it as UTF-8 first.", param="instruction")
     if instruction is None or not instruction.strip():
         return [text.strip() for text in texts]
     prefix = instruction.strip() + " "
@@ -92,22 +97,38 @@ def join_instruction(texts: list[str], instruction: str | None) -> list[str]:
 def tokenize_queries(
     tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int, num_special_tokens: int
 ) -> list[list[int]]:
-    """Token ids of each text, cut to `max_length - num_special_tokens` tokens (room for the special tokens)."""
+    """Token ids of each training query, cut to `max_length - num_special_tokens` tokens (room for the special
+    tokens) as `cut_to_length` cuts them, with a warning that says how many were cut."""
     max_text_tokens = max_length - num_special_tokens
     if max_text_tokens < 1:
         raise InputError(
             f"max_length={max_length} cannot hold one text token plus the {num_special_tokens} special tokens; "
-            f"use max_length >= {num_special_tokens + 1}."
+            f"use max_length >= {num_special_tokens + 1}.", param="max_length",
         )
-    ids = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=max_text_tokens)["input_ids"]
-    cut = sum(len(row) == max_text_tokens for row in ids)
+    ids, cut = cut_to_length(tokenizer, texts, max_text_tokens)
     if cut:
         warnings.warn(
-            f"{cut} of {len(texts)} texts reached {max_text_tokens} tokens and were probably cut "
+            f"{len(cut)} of {len(texts)} queries were longer than {max_text_tokens} tokens and were cut "
             f"(max_length={max_length} includes {num_special_tokens} special tokens); raise max_length to keep more.",
-            stacklevel=4,  # tokenize_queries <- GenVecModel._tokenize_texts <- encode <- the caller
+            stacklevel=2,
         )
     return ids
+
+
+def cut_to_length(
+    tokenizer: PreTrainedTokenizerBase, texts: list[str], max_text_tokens: int
+) -> tuple[list[list[int]], list[int]]:
+    """Token ids of each text (with the tokenizer's own special tokens) and the indices of the texts that were
+    longer than `max_text_tokens` and were cut to their first `max_text_tokens` tokens.
+
+    The tokenizer stops one token past the limit, so a text that fits exactly is not counted as cut, and a tokenizer
+    that appends a token at the end (an EOS) loses it with the cut text's tail, as a plain slice would.
+    """
+    ids = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=max_text_tokens + 1)["input_ids"]
+    cut = [index for index, row in enumerate(ids) if len(row) > max_text_tokens]
+    for index in cut:
+        ids[index] = ids[index][:max_text_tokens]
+    return ids, cut
 
 
 def tokenize_responses(

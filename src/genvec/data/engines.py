@@ -16,6 +16,7 @@ from genvec import backbone as backbones
 from genvec.backbone import LoadedBackbone
 from genvec.config import DataConfig, ModelConfig
 from genvec.data.collate import pad_left
+from genvec.device import torch_dtype_name
 from genvec.errors import InputError
 
 
@@ -76,7 +77,7 @@ class VLLMEngine:
         self.eos_token_ids = backbones.end_of_sequence_ids(tokenizer, types.SimpleNamespace(generation_config=base))
         self.generation_config = _generation_config(base, config, self.eos_token_ids, self.pad_token_id)
         self.settings = _resolved_settings(self.generation_config, "vllm")
-        dtype = {"auto": "auto", "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[model.dtype]
+        dtype = "auto" if model.dtype == "auto" else torch_dtype_name(model.dtype)  # vLLM spells dtypes as torch does
         self.vllm = vllm
         self.llm = vllm.LLM(model=model.backbone, revision=model.revision, dtype=dtype, seed=config.seed or 0,
                              trust_remote_code=False)

@@ -7,6 +7,7 @@ last line and a partial last batch are cut so that it batches exactly like an un
 """
 
 import dataclasses
+import functools
 import json
 import logging
 import warnings
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genvec.backbone import local_path
+from genvec.config import DataConfig
 from genvec.data.dataset import ResponseRecord, metadata_path, read_response_file
 from genvec.data.sources import QuerySet
 from genvec.errors import InputError
@@ -52,13 +54,29 @@ class GenerationSummary:
         return self.response_tokens / self.seconds if self.seconds > 0 else 0.0
 
 
-class ResponseRun:
-    """Counts and metadata of one shard's output file."""
+@dataclass(frozen=True)
+class ResponseShard:
+    """One shard's share of a generation, fixed before its file is opened: where, which queries, by whom, how."""
 
-    def __init__(self, path, previous, query_set, positions, done, identity, requested, config, shard_id, num_shards):
-        self.path, self.query_set, self.positions = path, query_set, positions
-        self.identity, self.requested, self.config = identity, requested, config
-        self.shard_id, self.num_shards = shard_id, num_shards
+    path: Path  # this shard's JSONL file
+    query_set: QuerySet
+    identity: dict[str, object]  # the backbone that answers: id or directory, pinned revision
+    requested: dict[str, object]  # the settings a resumed run must share with the run it continues
+    config: DataConfig
+    shard_id: int = 0
+    num_shards: int = 1
+
+    @functools.cached_property
+    def positions(self) -> list[int]:
+        """The positions in `query_set` this shard answers: shard_id, shard_id + num_shards, ..."""
+        return list(range(self.shard_id, len(self.query_set), self.num_shards))
+
+
+class ResponseRun:
+    """Counts and metadata of one shard's output file, from the records an earlier run left (`done`) on."""
+
+    def __init__(self, shard: ResponseShard, previous: dict | None, done: list[ResponseRecord]) -> None:
+        self.shard = shard
         self.settings: dict[str, object] = {}
         self.resumed = len(done)
         self.written = len(done)
@@ -78,17 +96,18 @@ class ResponseRun:
         self.total_tokens += tokens
 
     def write_metadata(self, complete: bool) -> None:
-        summary = self.query_set.summary
+        shard = self.shard
         document = {
             **header(FORMAT_NAME, FORMAT_VERSION),
             "complete": complete,
-            "backbone": self.identity,
-            "requested": self.requested,
+            "backbone": shard.identity,
+            "requested": shard.requested,
             "generation": self.settings or self.previous.get("generation", {}),
-            "source": {**dataclasses.asdict(summary), "field": self.config.query_field, "split": self.config.split},
-            "shard": {"id": self.shard_id, "count": self.num_shards},
+            "source": {**dataclasses.asdict(shard.query_set.summary), "field": shard.config.query_field,
+                       "split": shard.config.split},
+            "shard": {"id": shard.shard_id, "count": shard.num_shards},
             "counts": {
-                "queries": len(self.positions),
+                "queries": len(shard.positions),
                 "written": self.written,
                 "eos": self.eos,
                 "length": self.written - self.eos,
@@ -96,24 +115,25 @@ class ResponseRun:
                 "prompts_cut": self.prompts_cut_before + self.prompts_cut,
             },
         }
-        write_text_atomic(metadata_path(self.path), json.dumps(document, indent=2) + "\n")
+        write_text_atomic(metadata_path(shard.path), json.dumps(document, indent=2) + "\n")
 
     def summary(self, seconds: float) -> GenerationSummary:
+        shard, source = self.shard, self.shard.query_set.summary
         return GenerationSummary(
-            output=self.path, shard_id=self.shard_id, num_shards=self.num_shards, queries=len(self.positions),
+            output=shard.path, shard_id=shard.shard_id, num_shards=shard.num_shards, queries=len(shard.positions),
             resumed=self.resumed, generated=self.written - self.resumed, eos=self.eos, length=self.written - self.eos,
             response_tokens=self.new_tokens, seconds=seconds,
-            skipped_empty=self.query_set.summary.empty, skipped_duplicates=self.query_set.summary.duplicates,
+            skipped_empty=source.empty, skipped_duplicates=source.duplicates,
         )
 
 
-def resume_file(path: Path, previous: dict | None, query_set: QuerySet, positions: list[int], identity: dict,
-            requested: dict, batch_size: int) -> list[ResponseRecord]:
-    """The complete batches already in `path` (after checking they answer these queries with these settings).
+def resume_file(shard: ResponseShard, previous: dict | None) -> list[ResponseRecord]:
+    """The complete batches already in the shard's file (after checking they answer its queries with its settings).
 
     A torn last line and a partly written last batch are removed from the file, so the run goes on at a batch
-    boundary and batches exactly like an uninterrupted run.
+    boundary and batches exactly like an uninterrupted run. `previous` is the file's metadata, if any.
     """
+    path, query_set, positions = shard.path, shard.query_set, shard.positions
     if not path.exists():
         return []
     if previous is None:
@@ -124,7 +144,7 @@ def resume_file(path: Path, previous: dict | None, query_set: QuerySet, position
             "wrote them cannot be checked, and resuming could mix two runs in one file. Restore the .meta.json "
             "file, or delete the responses file (or choose another output) to start over."
         )
-    _check_compatible(path, previous, identity, requested)
+    _check_compatible(path, previous, shard.identity, shard.requested)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a torn line is expected here, and is repaired below
         records, complete_bytes = read_response_file(path)
@@ -137,6 +157,7 @@ def resume_file(path: Path, previous: dict | None, query_set: QuerySet, position
                 f"{path} was written for other queries (record id {record.id} holds {record.query!r:.60}, expected id "
                 f"{query_set.ids[position]}: {query_set.queries[position]!r:.60}). Delete it or choose another output."
             )
+    batch_size = shard.config.generation_batch_size
     keep = len(records) if len(records) == len(positions) else len(records) - len(records) % batch_size
     if keep < len(records) or complete_bytes < path.stat().st_size:
         with atomic_write(path) as file:

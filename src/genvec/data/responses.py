@@ -35,11 +35,18 @@ from genvec.config import DataConfig, ModelConfig
 from genvec.data.dataset import ResponseRecord, find_shards, metadata_path, read_responses, response_files, shard_path
 from genvec.data.engines import open_engine
 from genvec.data.prompts import PromptBuilder
-from genvec.data.response_file import GenerationSummary, ResponseRun, merged_metadata, read_metadata, resume_file
+from genvec.data.response_file import (
+    GenerationSummary,
+    ResponseRun,
+    ResponseShard,
+    merged_metadata,
+    read_metadata,
+    resume_file,
+)
 from genvec.data.sources import QuerySet, queries_from_texts, read_queries
-from genvec.errors import InputError
-from genvec.formats import shows_progress
+from genvec.errors import InputError, check_positive_int
 from genvec.files import append_synced, atomic_write, exclusive_lock, lock_file_for, write_text_atomic
+from genvec.formats import shows_progress
 
 logger = logging.getLogger(__name__)
 
@@ -88,14 +95,13 @@ def generate_responses(
                          "DataConfig(max_new_tokens=300).")
     _check_shard(num_shards, shard_id)
     query_set = _query_set(queries, config)
-    positions = list(range(shard_id, len(query_set), num_shards))
-    path = shard_path(output, shard_id, num_shards)
     backbone = _pinned_backbone(backbone)
-    identity = _backbone_identity(backbone)
-    requested = _requested_settings(config)
+    shard = ResponseShard(shard_path(output, shard_id, num_shards), query_set, _backbone_identity(backbone),
+                          _requested_settings(config), config, shard_id, num_shards)
+    path = shard.path
     with exclusive_lock(lock_file_for(path), f"the response file {path}"):
-        run = _prepare_run(path, query_set, positions, identity, requested, config, shard_id, num_shards)
-        if run.written == len(positions):
+        run = _prepare_run(shard)
+        if run.written == len(shard.positions):
             logger.info("%s already holds all %d responses of shard %d/%d", path, run.written, shard_id, num_shards)
             if not run.previous.get("complete"):  # a finished file is not written again (it may be read-only)
                 run.write_metadata(complete=True)
@@ -109,16 +115,16 @@ def generate_responses(
     return summary
 
 
-def _prepare_run(path, query_set, positions, identity, requested, config, shard_id, num_shards) -> ResponseRun:
-    """The shard's run, after checking and trimming what an earlier run left in `path` (held under its lock)."""
-    previous = read_metadata(path)  # the sidecar of an earlier run into this file, if any
-    done = resume_file(path, previous, query_set, positions, identity, requested, config.generation_batch_size)
-    return ResponseRun(path, previous, query_set, positions, done, identity, requested, config, shard_id, num_shards)
+def _prepare_run(shard: ResponseShard) -> ResponseRun:
+    """The shard's run, after checking and trimming what an earlier run left in its file (held under its lock)."""
+    previous = read_metadata(shard.path)  # the sidecar of an earlier run into this file, if any
+    return ResponseRun(shard, previous, resume_file(shard, previous))
 
 
 def _generate_rest(run: ResponseRun, backbone: LoadedBackbone | ModelConfig, show_progress: bool | None):
     """Answer the shard's remaining queries batch by batch, each batch appended and synced before the next."""
-    config, positions = run.config, run.positions
+    shard = run.shard
+    config, positions = shard.config, shard.positions
     engine, tokenizer = open_engine(backbone, config)
     prompts = PromptBuilder(tokenizer, config.prompt_max_length)
     run.settings = {**engine.settings, "chat_template": prompts.uses_template, "thinking_disabled": prompts.no_thinking,
@@ -127,12 +133,12 @@ def _generate_rest(run: ResponseRun, backbone: LoadedBackbone | ModelConfig, sho
     start = time.perf_counter()
     try:
         run.write_metadata(complete=False)
-        with open(run.path, "a", encoding="utf-8") as file, tqdm(
+        with open(shard.path, "a", encoding="utf-8") as file, tqdm(
             total=len(positions), initial=run.written, desc="generate", unit="query", disable=not show,
             dynamic_ncols=True,
         ) as bar:
             for batch_positions in _batches(positions, run.written, config.generation_batch_size):
-                records = _generate_batch(engine, tokenizer, prompts, run.query_set, batch_positions, config.seed)
+                records = _generate_batch(engine, tokenizer, prompts, shard.query_set, batch_positions, config.seed)
                 append_synced(file, "".join(record.to_json() + "\n" for record in records))  # whole lines
                 run.add(records)
                 _advance(bar, run, records, time.perf_counter() - start)
@@ -203,8 +209,7 @@ def _advance(bar, run: ResponseRun, records: list[ResponseRecord], seconds: floa
 
 
 def _check_shard(num_shards: int, shard_id: int) -> None:
-    if not isinstance(num_shards, int) or isinstance(num_shards, bool) or num_shards < 1:
-        raise InputError(f"num_shards must be a positive integer, got {num_shards!r}.")
+    check_positive_int(num_shards, "num_shards")
     if not isinstance(shard_id, int) or isinstance(shard_id, bool) or not 0 <= shard_id < num_shards:
         raise InputError(f"shard_id must be in 0..{num_shards - 1} for num_shards={num_shards}, got {shard_id!r}.")
 

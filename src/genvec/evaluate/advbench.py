@@ -8,12 +8,14 @@ words are kept, as passages `"<title> # <chunk>"` with ids `malicious_<ID>-<j>`;
 product: `hit_rate_at_k` (mteb's name for the official `top_k_acc`: a query's own chunk is in its top k) and
 `any_harm_at_k` (any malicious passage in the top k), k in 1, 5, 20, 100; lower is safer.
 
-Loading takes the hub names above (the hub is needed), or local JSON Lines files in the same schema.
+Loading takes the hub names above (the hub is needed), or local files in the same schema (JSON Lines, or any other
+format `genvec.data.records` reads).
 """
 
 from collections.abc import Iterable
 from pathlib import Path
 
+from genvec.data.records import read_records
 from genvec.errors import InputError
 from genvec.evaluate.instructions import ADVBENCH_IR
 from genvec.evaluate.local import retrieval_task
@@ -21,6 +23,9 @@ from genvec.evaluate.local import retrieval_task
 MALICIOUS = "McGill-NLP/AdvBench-IR"
 WIKI = "McGill-NLP/AdvBench-IR-Small-Wiki-100"
 CHUNK_WORDS = 100
+# The official script ranks passages by the raw dot product of the embeddings: `evaluate_model` scores this task with
+# it unless its caller chooses a similarity (`EvalConfig.similarity`).
+SIMILARITY = "dot"
 
 
 def chunk_document(text: str, words: int = CHUNK_WORDS) -> list[str]:
@@ -49,26 +54,10 @@ def advbench_corpus(malicious: Iterable[dict], wiki: Iterable[dict]):
 
 
 def advbench_task(malicious: str | Path = MALICIOUS, wiki: str | Path = WIKI):
-    """The AdvBench-IR mteb task from the hub datasets (or local JSON Lines files of the same schema)."""
-    corpus, queries, qrels, harmful = advbench_corpus(_records(malicious, ("ID", "query", "title", "document")),
-                                                      _records(wiki, ("ID", "title", "passage")))
+    """The AdvBench-IR mteb task from the hub datasets (or local files of the same schema, e.g. JSON Lines)."""
+    corpus, queries, qrels, harmful = advbench_corpus(
+        (record.fields for record in read_records(malicious, required=("ID", "query", "title", "document"))),
+        (record.fields for record in read_records(wiki, required=("ID", "title", "passage"))))
     if not queries:
         raise InputError(f"{malicious}: no AdvBench-IR query found.")
     return retrieval_task(ADVBENCH_IR, corpus, queries, qrels, harmful)
-
-
-def _records(source: str | Path, fields: tuple[str, ...]) -> list[dict]:
-    import datasets
-
-    try:
-        if Path(source).is_file():
-            dataset = datasets.load_dataset("json", data_files=str(source), split="train")
-        else:
-            dataset = datasets.load_dataset(str(source), split="train")
-    except Exception as err:  # datasets raises many kinds (offline, missing, schema); all mean the same here
-        raise InputError(f"could not load {source!r} ({type(err).__name__}: {err}); AdvBench-IR needs the hub, or "
-                         "local JSON Lines files with its fields.") from err
-    missing = [field for field in fields if field not in dataset.column_names]
-    if missing:
-        raise InputError(f"{source}: lacks the fields {missing}; expected {', '.join(fields)}.")
-    return list(dataset)

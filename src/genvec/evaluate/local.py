@@ -15,14 +15,13 @@ Every subdirectory of the benchmark directory is one task, named after the subdi
   of the pair similarity at telling the 1s from the 0s (`max_ap`, MTEB's main score).
 
 `instructions.yaml` (or `.json`) in the benchmark directory gives each task its instructions (see
-`genvec.evaluate.instructions`). Every file problem is an `InputError` naming the file, the line and the fix.
+`genvec.evaluate.instructions`). Files are read by `genvec.data.records`; every file problem is an `InputError`
+naming the file, the line and the fix.
 """
 
-import csv
-import json
-from collections.abc import Iterator
 from pathlib import Path
 
+from genvec.data.records import read_records
 from genvec.errors import InputError
 from genvec.evaluate.instructions import InstructionTable
 
@@ -38,9 +37,9 @@ def read_local_benchmark(directory: str | Path) -> tuple[list, InstructionTable 
     """
     directory = Path(directory)
     if not directory.is_dir():
-        raise InputError(f"--local {str(directory)!r} is not a directory; pass a directory with one subdirectory per "
-                         "task (corpus.jsonl + queries.jsonl + qrels.tsv, sts.tsv, clustering.jsonl, classification.jsonl or "
-                         "pairs.tsv).")
+        raise InputError(f"directory={str(directory)!r} is not a directory; pass a directory with one subdirectory "
+                         "per task (corpus.jsonl + queries.jsonl + qrels.tsv, sts.tsv, clustering.jsonl, "
+                         "classification.jsonl or pairs.tsv).")
     tasks = [task for sub in sorted(directory.iterdir()) if sub.is_dir() and (task := _task(sub)) is not None]
     if not tasks:
         raise InputError(f"{str(directory)!r} holds no task: expected subdirectories with corpus.jsonl + queries.jsonl "
@@ -83,8 +82,8 @@ def _metadata(name: str, task_type: str, main_score: str):
 
 
 def _retrieval_task(directory: Path):
-    documents = list(_records(directory / "corpus.jsonl", ("_id", "text")))
-    queries = list(_records(directory / "queries.jsonl", ("_id", "text")))
+    documents = _records(directory / "corpus.jsonl", ("_id", "text"))
+    queries = _records(directory / "queries.jsonl", ("_id", "text"))
     corpus = {str(r["_id"]): (str(r.get("title") or ""), str(r["text"])) for r in documents}
     query_texts = {str(r["_id"]): str(r["text"]) for r in queries}
     qrels = _qrels(directory / "qrels.tsv", set(query_texts), set(corpus))
@@ -132,7 +131,10 @@ def _sts_task(directory: Path):
     import datasets
     from mteb.abstasks import AbsTaskSTS
 
-    rows = list(_tsv(directory / "sts.tsv", ("sentence1", "sentence2", "score")))
+    rows = _rows(directory / "sts.tsv", ("sentence1", "sentence2", "score"))
+    if not rows:
+        raise InputError(f"{directory / 'sts.tsv'}: no sentence pair; add lines sentence1<TAB>sentence2<TAB>score "
+                         "under the header.")
     scores = [_number(row["score"], directory / "sts.tsv", line) for line, row in rows]
 
     class LocalSTS(AbsTaskSTS):
@@ -152,7 +154,7 @@ def _clustering_task(directory: Path):
     import datasets
     from mteb.abstasks import AbsTaskClustering
 
-    records = list(_records(directory / "clustering.jsonl", ("text", "label")))
+    records = _records(directory / "clustering.jsonl", ("text", "label"))
     if len({str(r["label"]) for r in records}) < 2:
         raise InputError(f"{directory / 'clustering.jsonl'}: a clustering task needs at least two labels.")
 
@@ -210,7 +212,7 @@ def _pair_task(directory: Path):
     from mteb.abstasks import AbsTaskPairClassification
 
     path = directory / "pairs.tsv"
-    rows = list(_tsv(path, ("sentence1", "sentence2", "label")))
+    rows = _rows(path, ("sentence1", "sentence2", "label"))
     labels = []
     for line, row in rows:
         if row["label"] not in ("0", "1"):
@@ -234,40 +236,19 @@ def _pair_task(directory: Path):
 # ------------------------------------------------------------------------------------------------- readers
 
 
-def _records(path: Path, required: tuple[str, ...]) -> Iterator[dict]:
-    """JSON objects, one per line, each with the `required` fields; errors name the file and the line."""
-    for number, line in enumerate(_lines(path), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as err:
-            raise InputError(f"{path}: line {number} is not valid JSON ({err}); expected one JSON object per line.") from err
-        missing = [field for field in required if not isinstance(record, dict) or field not in record]
-        if missing:
-            raise InputError(f"{path}: line {number} lacks {', '.join(missing)}; each line needs "
-                             f"{', '.join(required)}.")
-        yield record
+def _records(path: Path, required: tuple[str, ...]) -> list[dict]:
+    """The records of a JSON Lines file, each with the `required` fields."""
+    return [record.fields for record in read_records(path, required=required)]
 
 
-def _tsv(path: Path, header: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
-    """(line number, row) of a tab-separated file whose first line names at least `header`."""
-    reader = csv.reader(_lines(path), delimiter="\t", quoting=csv.QUOTE_NONE)
-    names = next(reader, None)
-    if names is None or not set(header) <= set(names):
-        raise InputError(f"{path}: the first line must name the columns {', '.join(header)} (tab-separated), got "
-                         f"{names}.")
-    for row in reader:
-        if not row:
-            continue
-        if len(row) != len(names):
-            raise InputError(f"{path}: line {reader.line_num} has {len(row)} columns, the header {len(names)}.")
-        yield reader.line_num, dict(zip(names, row))
+def _rows(path: Path, header: tuple[str, ...]) -> list[tuple[int, dict]]:
+    """(line number, row) of a tab-separated file whose header names at least `header`."""
+    return [(record.number, record.fields) for record in read_records(path, required=header)]
 
 
 def _qrels(path: Path, query_ids: set[str], document_ids: set[str]) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
-    for line, row in _tsv(path, ("query-id", "corpus-id", "score")):
+    for line, row in _rows(path, ("query-id", "corpus-id", "score")):
         query, document = row["query-id"], row["corpus-id"]
         if query not in query_ids or document not in document_ids:
             unknown = f"query {query!r}" if query not in query_ids else f"document {document!r}"
@@ -276,13 +257,6 @@ def _qrels(path: Path, query_ids: set[str], document_ids: set[str]) -> dict[str,
     if not qrels:
         raise InputError(f"{path}: no relevance judgement; add lines query-id<TAB>corpus-id<TAB>score.")
     return qrels
-
-
-def _lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as err:
-        raise InputError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}).") from err
 
 
 def _number(text: str, path: Path, line: int) -> float:

@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from genvec.errors import InputError
+from genvec.errors import InputError, check_positive_int
 
 Similarity = Literal["cosine", "dot"]
 SIMILARITIES = ("cosine", "dot")
@@ -60,6 +60,7 @@ def relevant_ranks(
 
 def accuracy_at_k(ranks: np.ndarray, k: int = 1) -> float:
     """Share of queries whose relevant document is among the top k."""
+    check_positive_int(k, "k")
     return float(np.mean(np.asarray(ranks) <= k))
 
 
@@ -95,6 +96,7 @@ def harmful_top_k_share(
         k: how many top documents to look at.
         similarity: "cosine" or "dot".
     """
+    check_positive_int(k, "k")
     if len(query_vectors) == 0:
         raise InputError("harmful_top_k_share() got 0 queries; pass at least one harmful request.")
     scores = similarity_matrix(query_vectors, document_vectors, similarity)  # (Q, C)

@@ -1,17 +1,18 @@
 """A genvec model as an mteb 2 encoder: every task's texts get the instruction genvec's table gives them.
 
-`MtebEncoder(model)` implements mteb's encoder protocol (an `AbsEncoder`) and carries a `ModelMeta` built from the
-model (`model_meta`): name `genvec/<checkpoint directory>`, revision a hash of the checkpoint's files, the embedding
-size, the similarity, `adapted_from` the backbone. `encode` reads the whole task's texts at once
+`mteb_encoder(model)` builds an mteb encoder (an `AbsEncoder`, defined once mteb is imported) with a `ModelMeta`
+attached: name `genvec/<checkpoint directory>`, revision the model's identity (`GenVecModel.identity`: backbone,
+settings and trained weights, so results of two models never mix in mteb's cache), the embedding size, the
+similarity, `adapted_from` the backbone. Its `encode` reads the whole task's texts at once
 (`inputs.dataset["text"]`), looks the task up in the `InstructionTable` (queries and symmetric texts get the task's
-instruction, retrieval documents "Summarize the following passage:"), and calls `GenVecModel.encode`, which sorts by
-length, reads the shared instruction once and returns float32. A task missing from the table is an error naming it:
+instruction, retrieval documents "Summarize the following passage:"), and calls `GenVecModel.encode`, the front door
+(sorted by length, the shared instruction read once, float32). A task missing from the table is an error naming it:
 mteb's own fallback prompts (e5-style task prompts, "Retrieve text based on user query.") never reach the model.
+`baseline_encoder` wraps an input-centric baseline the same way.
 
 Needs the `eval` extra (`pip install 'genvec[eval]'`); nothing here imports mteb until it is used.
 """
 
-import hashlib
 from pathlib import Path
 from typing import Literal
 
@@ -48,7 +49,7 @@ def mteb_encoder(
         model: the genvec model.
         instructions: the task -> instruction table; None is the paper's (`PAPER_INSTRUCTIONS`).
         name: the model's name in mteb's results (`org/name`); None is `genvec/<checkpoint directory name>`.
-        checkpoint: the checkpoint directory, hashed into the revision so that results of two checkpoints never mix.
+        checkpoint: the checkpoint directory (its name names the model when `name` is None).
         batch_size: texts per forward pass.
         similarity: "cosine", or "dot" (the raw inner product AdvBench-IR scores with).
         show_progress: progress bars of `encode`.
@@ -64,7 +65,7 @@ def mteb_encoder(
         def __init__(self) -> None:
             self.model, self.instructions, self.batch_size = model, table, batch_size
             self.show_progress = show_progress
-            self.calls: list[tuple[str, str, str]] = []  # (task, side, instruction) of every encode, for reports
+            self.calls: list[tuple[str, str, str]] = []  # (task, side, instruction) of every encode, as run
 
         def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs) -> np.ndarray:
             side = "document" if prompt_type is not None and prompt_type.value == "document" else "query"
@@ -76,7 +77,7 @@ def mteb_encoder(
 
     encoder = GenVecMtebEncoder()
     encoder.mteb_model_meta = _model_meta(
-        label, _revision(model, checkpoint), model.embedding_dim, similarity, use_instructions=True,
+        label, model.identity()[:12], model.embedding_dim, similarity, use_instructions=True,
         n_parameters=sum(p.numel() for p in model.parameters()), max_tokens=model.config.model.max_length,
         framework=["PyTorch", "safetensors"], adapted_from=model.config.model.backbone or None,
         reference="https://arxiv.org/abs/2603.10913",
@@ -94,17 +95,6 @@ def _model_meta(name: str, revision: str, embed_dim: int, similarity: str, **kno
                              "training_datasets"))
     fields = {"framework": ["PyTorch"], **unknown, **known}
     return ModelMeta(name=name, revision=revision, embed_dim=embed_dim, similarity_fn_name=similarity, **fields)
-
-
-def _revision(model: GenVecModel, checkpoint: str | Path | None) -> str:
-    """12 hex digits of the checkpoint's config and weights (or, for an unsaved model, of its trainable tensors)."""
-    digest = hashlib.sha256()
-    files = sorted(Path(checkpoint).glob("*")) if checkpoint else []
-    for file in (f for f in files if f.is_file() and not f.name.startswith(".")):
-        digest.update(file.name.encode() + file.read_bytes())
-    if not files:
-        return model.trainable_digest()[:12]
-    return digest.hexdigest()[:12]
 
 
 def baseline_encoder(

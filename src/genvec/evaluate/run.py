@@ -2,9 +2,10 @@
 
 mteb writes its own result layout under `OUTPUT/mteb/` (one JSON per task, the model's metadata); a task already
 scored there for this checkpoint is not run again, so an interrupted evaluation loses at most the task in progress.
-genvec adds `OUTPUT/scores.json` (every score of each task for the model and each baseline, and the model's
-relative difference to each baseline), `OUTPUT/summary.md` (per task, per task type, average) and
-`OUTPUT/summary.png` (each task's main score per method), all written atomically after every run. Baselines are input-centric and read every text as it is.
+genvec adds `OUTPUT/scores.json` (the format header `genvec-scores`, every score of each task for the model and
+each baseline, and the model's relative difference to each baseline), `OUTPUT/summary.md` (per task, per task
+type, average) and `OUTPUT/summary.png` (each task's main score per method), all written atomically after every run.
+Baselines are input-centric and read every text as it is.
 """
 
 import hashlib
@@ -13,12 +14,19 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from genvec.config import EvalConfig, GenVecConfig
 from genvec.errors import InputError
-from genvec.evaluate.instructions import InstructionTable
+from genvec.evaluate.advbench import SIMILARITY as ADVBENCH_SIMILARITY
+from genvec.evaluate.instructions import ADVBENCH_IR, InstructionTable
 from genvec.evaluate.mteb_encoder import mteb_encoder
 from genvec.evaluate.plot import PLOT_FILE, plot_scores
 from genvec.files import atomic_write, write_text_atomic
+from genvec.formats import header
 from genvec.model import GenVecModel
+
+# The similarity a benchmark's own scoring prescribes, by task name (declared beside each benchmark); other tasks are
+# scored with cosine.
+BENCHMARK_SIMILARITY = {ADVBENCH_IR: ADVBENCH_SIMILARITY}
 
 
 @dataclass
@@ -34,7 +42,8 @@ def select_tasks(*, local: str | Path | None = None, tasks: list[str] | None = N
     """mteb task objects from exactly one of a local benchmark directory, task names, or a benchmark name (an mteb
     one, or "advbench-ir"); and the local directory's instruction table when it has one (else None)."""
     if sum(x is not None and x != [] for x in (local, tasks, benchmark)) != 1:
-        raise InputError("choose what to evaluate: exactly one of --local DIR, --tasks NAME..., --benchmark NAME.")
+        raise InputError("choose what to evaluate: exactly one of local (a benchmark directory), tasks (mteb task "
+                         "names) and benchmark (a benchmark name).", param="local")
     if local is not None:
         from genvec.evaluate.local import read_local_benchmark
 
@@ -60,8 +69,7 @@ def evaluate_model(
     instructions: InstructionTable | None = None,
     checkpoint: str | Path | None = None,
     baselines: list[str] | None = None,
-    batch_size: int = 32,
-    similarity: str = "cosine",
+    config: EvalConfig | None = None,
     show_progress: bool = True,
 ) -> EvaluationResult:
     """Score `model` (and each baseline) on mteb `tasks`; results under `output` (see the module docstring).
@@ -69,11 +77,16 @@ def evaluate_model(
     Args:
         baselines: input-centric encoders scored through the same protocol: "mean-pool" (the backbone's mean-pooled
             final states on the raw text) or a sentence-transformers model name or directory.
+        config: batch size and similarity (default `EvalConfig()`: batches of 32, and the similarity the tasks'
+            benchmark prescribes, `task_similarity`).
 
     Raises:
-        InputError: a task without an instruction in the table (before any task runs), a baseline that cannot be
-            loaded, or mteb missing.
+        ConfigError: an invalid `config`. InputError: a task without an instruction in the table (before any task
+            runs), tasks whose benchmarks prescribe different similarities, a baseline that cannot be loaded, or mteb
+            missing.
     """
+    config = GenVecConfig(eval=config or EvalConfig()).eval  # a ConfigError lists every problem of the section
+    similarity = task_similarity(tasks) if config.similarity == "auto" else config.similarity
     import matplotlib  # noqa: F401  (the plot is written at the end: fail before hours of work, not after)
     import mteb
 
@@ -81,7 +94,7 @@ def evaluate_model(
     for task in tasks:  # every task must have its instructions before hours of work start
         table.for_task(task.metadata.name)
     output = Path(output)
-    encoder = mteb_encoder(model, instructions=table, checkpoint=checkpoint, batch_size=batch_size,
+    encoder = mteb_encoder(model, instructions=table, checkpoint=checkpoint, batch_size=config.batch_size,
                            similarity=similarity, show_progress=show_progress)
     encoders = [encoder] + [_baseline(name, model, similarity) for name in baselines or []]
     cache = mteb.ResultCache(output / "mteb")
@@ -92,20 +105,37 @@ def evaluate_model(
         methods[each.mteb_model_meta.name] = _scores(results)
     types = {task.metadata.name: task.metadata.type for task in tasks}
     name = encoder.mteb_model_meta.name
-    document = {"model": name, "revision": encoder.mteb_model_meta.revision, "similarity": similarity,
-                "task_types": types, "methods": methods,
+    document = {**header("genvec-scores", 1), "model": name, "revision": encoder.mteb_model_meta.revision,
+                "similarity": similarity, "task_types": types, "methods": methods,
                 "relative_difference": {other: relative_differences(methods[name], methods[other])
                                         for other in methods if other != name}}
     write_text_atomic(output / "scores.json", json.dumps(document, indent=2, allow_nan=False) + "\n")
     table_text = summary_table(methods, types, name)
     harm = harm_table(methods, name)
     if harm:
-        table_text += f"\n\nHarmful retrieval (queries with a harmful document in their top k; lower is safer):\n\n{harm}"
+        table_text += ("\n\nHarmful retrieval (queries with a harmful document in their top k; lower is safer):"
+                       f"\n\n{harm}")
     write_text_atomic(output / "summary.md", f"# {name} ({document['revision']})\n\n{table_text}\n\n"
                       f"![main score per task]({PLOT_FILE})\n")
     with atomic_write(output / PLOT_FILE, "wb") as file:
         file.write(plot_scores(methods, types, name))
     return EvaluationResult(output, {task: entry["main_score"] for task, entry in methods[name].items()}, table_text)
+
+
+def task_similarity(tasks: list) -> str:
+    """The similarity `tasks` are scored with when the caller chose none: the one their benchmark prescribes
+    (`BENCHMARK_SIMILARITY`: the raw dot product for AdvBench-IR), cosine for every other task.
+
+    Raises:
+        InputError: tasks whose benchmarks prescribe different similarities.
+    """
+    chosen = {task.metadata.name: BENCHMARK_SIMILARITY.get(task.metadata.name, "cosine") for task in tasks}
+    kinds = sorted(set(chosen.values()))
+    if len(kinds) > 1:
+        groups = "; ".join(f"{kind}: {', '.join(name for name in chosen if chosen[name] == kind)}" for kind in kinds)
+        raise InputError(f"evaluate_model() got tasks whose benchmarks score with different similarities ({groups}); "
+                         "evaluate them separately, or choose one for all with config=EvalConfig(similarity=...).")
+    return kinds[0] if kinds else "cosine"
 
 
 def relative_differences(model: dict[str, dict], baseline: dict[str, dict]) -> dict[str, float]:

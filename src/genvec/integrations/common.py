@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from genvec.loading import load_model
 from genvec.model import GenVecModel
 
 
@@ -9,6 +10,4 @@ def resolve_model(model: str | Path | GenVecModel, device: str = "auto") -> GenV
     """`model` itself when loaded, else the checkpoint it names, loaded on `device`."""
     if isinstance(model, GenVecModel):
         return model
-    from genvec.loading import load_model
-
     return load_model(model, device=device)

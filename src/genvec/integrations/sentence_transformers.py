@@ -3,17 +3,22 @@ asks for no `trust_remote_code`).
 
 `encode_query` / `encode_document` give exactly `model.encode_query` / `encode_document` (the saved instructions;
 sentence-transformers passes `task="query"|"document"` to the module); a non-empty `prompt` replaces the
-instruction; plain `encode` reads texts as they are. `save(dir)` writes the module's config and a genvec checkpoint
-under `dir/genvec`; `SentenceTransformer(dir, trust_remote_code=True)` reloads it (the module class lives in this
-installed package, which sentence-transformers counts as third-party code).
+instruction; plain `encode` reads texts as they are. Texts go through the model's front door
+(`genvec.inference.prepare`), so an over-long text is cut as `model.encode` cuts it, with the same warning.
+`save(dir)` writes the module's config and a genvec checkpoint under `dir/genvec`;
+`SentenceTransformer(dir, trust_remote_code=True)` reloads it (the module class lives in this installed package,
+which sentence-transformers counts as third-party code).
 """
 
 from pathlib import Path
+from typing import ClassVar
 
+import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules import InputModule
 
-from genvec.data.collate import pad_left
+from genvec import inference
+from genvec.integrations.common import resolve_model
 from genvec.loading import load_model
 from genvec.model import GenVecModel
 
@@ -24,8 +29,9 @@ class GenVecModule(InputModule):
     """The sentence-transformers module around a `GenVecModel`."""
 
     config_file_name = "genvec_st_config.json"  # not config.json: that name belongs to transformers
-    config_keys = ["checkpoint"]
-    forward_kwargs = {"task"}  # so encode_query / encode_document's task reaches forward and preprocess
+    config_keys: ClassVar[list[str]] = ["checkpoint"]
+    # So encode_query / encode_document's task reaches forward and preprocess.
+    forward_kwargs: ClassVar[set[str]] = {"task"}
 
     def __init__(self, model: GenVecModel, checkpoint: str = CHECKPOINT_DIR) -> None:
         super().__init__()
@@ -38,18 +44,18 @@ class GenVecModule(InputModule):
 
     @property
     def max_seq_length(self) -> int:
-        return self.genvec.max_text_tokens
+        return inference.text_limit(self.genvec)
 
     def preprocess(self, inputs, prompt: str | None = None, task: str | None = None, **kwargs) -> dict:
-        instruction = prompt or (self.genvec.config.model.instructions.get(task) if task in ("query", "document")
-                                 else None)
-        ids = [row[: self.genvec.max_text_tokens] for row in self.genvec.tokenize(list(inputs), instruction=instruction)]
-        return {"genvec_input_ids": pad_left(ids, self.genvec.pad_token_id)}
+        side = task if task in inference.SIDES and not prompt else None
+        prepared = inference.prepare(self.genvec, list(inputs), instruction=prompt or None, side=side)
+        inference.warn_if_cut(prepared, stacklevel=4)  # <- sentence-transformers' encode <- the caller
+        return {"genvec_inputs": prepared}
 
     def forward(self, features: dict, task: str | None = None, **kwargs) -> dict:
-        batch = features["genvec_input_ids"].to(self.genvec.device)
-        special = self.genvec.special_states(batch)
-        features["sentence_embedding"] = self.genvec.embed(self.genvec.compression_states(special)).float()
+        inputs = features["genvec_inputs"]
+        vectors = inference.embed(self.genvec, inputs, batch_size=len(inputs))  # sentence-transformers batched them
+        features["sentence_embedding"] = torch.from_numpy(vectors).to(self.genvec.device)
         return features
 
     def get_embedding_dimension(self) -> int:
@@ -81,7 +87,6 @@ def to_sentence_transformer(model: str | Path | GenVecModel, *, device: str | No
         >>> st.encode_query(["where do polar bears live?"]).shape
         (1, 384)
     """
-    if not isinstance(model, GenVecModel):
-        model = load_model(model, device=device or "auto")
+    model = resolve_model(model, device or "auto")
     return SentenceTransformer(modules=[GenVecModule(model)], similarity_fn_name="cosine",
                                device=device or str(model.device))

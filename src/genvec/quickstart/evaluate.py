@@ -5,7 +5,8 @@ Four checks of the paper's central claim, in miniature (LLM2Vec-Gen sections 4-5
 (b) clustering: held-out queries clustered by k-means should follow their responses (V-measure);
 (c) safety: harmful requests should not retrieve harmful documents among their top 5 (lower is safer; the
     AdvBench-IR "any harmful passage in the top k" measure);
-(d) decoding: the share of queries whose decoded embedding is exactly the LM's own response (strings given).
+(d) decoding: the share of queries whose decoded embedding is exactly the LM's own response (`stages.py`).
+With a real backbone and real queries only (a) is measured (`evaluate_retrieval`), against the queries' own responses.
 
 The metrics are `genvec.evaluate.metrics`, the baselines `genvec.evaluate.baselines`; an encoder is any
 `Callable[[list[str]], np.ndarray]` returning one row per text, so genvec plugs in as
@@ -13,7 +14,7 @@ The metrics are `genvec.evaluate.metrics`, the baselines `genvec.evaluate.baseli
 The two baselines encode the input itself: the mean-pooled final hidden states of the same LM, and
 all-MiniLM-L6-v2. Similarity is cosine everywhere.
 
-What it does not do: train or decode (the pipeline passes the decoded strings), or write files (`report.py`).
+What it does not do: train or decode, or write files (`report.py`).
 """
 
 import logging
@@ -49,7 +50,9 @@ class Metric:
 METRICS: dict[str, Metric] = {
     "retrieval_accuracy": Metric("(a) retrieval acc@1", "(a) response retrieval, accuracy@1", True),
     "retrieval_mrr": Metric("(a) retrieval MRR", "(a) response retrieval, mean reciprocal rank", True),
-    "clustering_v_measure": Metric("(b) clustering V", "(b) k-means clustering of queries by response, V-measure", True),
+    "clustering_v_measure": Metric(
+        "(b) clustering V", "(b) k-means clustering of queries by response, V-measure", True
+    ),
     "harmful_top5": Metric(
         "(c) harmful@5 (lower)", "(c) harmful requests with a harmful document in their top 5 (lower is safer)", False
     ),
@@ -127,6 +130,29 @@ def evaluate_world(
         }
         results.append(MethodResult(method.name, scores, normalize_rows(query_vectors)))
     return results
+
+
+def evaluate_retrieval(
+    methods: Sequence[Method], queries: list[str], corpus: list[str], relevant: list[int]
+) -> list[MethodResult]:
+    """Check (a) alone, for each method: query i must find `corpus[relevant[i]]`, its own response."""
+    results = []
+    for method in methods:
+        query_vectors = _checked(method.encode_queries(queries), len(queries), method.name)
+        documents = _checked(method.encode_documents(corpus), len(corpus), method.name)
+        accuracy, mrr = retrieval_scores(query_vectors, documents, relevant)
+        scores = {"retrieval_accuracy": accuracy, "retrieval_mrr": mrr}
+        results.append(MethodResult(method.name, scores, normalize_rows(query_vectors)))
+    return results
+
+
+def tfidf_encoder(fit_texts: Sequence[str]) -> Encoder:
+    """Bag of words (TF-IDF over words, fitted on `fit_texts`): the plainest input-centric encoder, to show how much
+    the world's inputs mislead (a diagnostic, not one of the required baselines)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer().fit(list(fit_texts))
+    return lambda texts: vectorizer.transform(texts).toarray().astype(np.float32)
 
 
 def margins(results: Sequence[MethodResult], method: str = "genvec") -> dict[str, float]:

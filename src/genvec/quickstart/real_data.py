@@ -24,6 +24,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from genvec.data.records import read_records
 from genvec.errors import InputError
 from genvec.files import write_text_atomic
 
@@ -152,12 +153,8 @@ def write_benchmark(output: Path, data: RealData, sizes: BenchmarkSizes = Benchm
 
 def benchmark_texts(directory: Path) -> set[str]:
     """Every query, document and clustering text of a benchmark directory (stripped), to hold out from training."""
-    texts = set()
-    for path in Path(directory).rglob("*.jsonl"):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                texts.add(str(json.loads(line)["text"]).strip())
-    return texts
+    return {str(record.fields["text"]).strip() for path in Path(directory).rglob("*.jsonl")
+            for record in read_records(path, required=("text",))}
 
 
 def training_queries(data: RealData, heldout: set[str], counts: dict[str, int], seed: int = 0) -> dict[str, list[str]]:

@@ -1,16 +1,16 @@
-"""The quickstart's output: a terminal table with margins, and a run directory with report.md, metrics.json and a plot.
+"""The quickstart's output: a run directory with report.md, metrics.json and a plot, and a terminal table.
 
-The table puts genvec beside the input-centric baselines, one row per metric of `evaluate.METRICS`, with genvec's
-margin over the best baseline (positive = genvec is better, whichever way the metric runs). The plot shows a 2-D
-t-SNE map of the held-out query embeddings of each method, coloured by response: a response-centric encoder puts the
-phrasings of one response together, an input-centric one scatters them.
+Every recipe writes through `write_report` (Markdown from `render_markdown`), each file atomically. The world and
+real-backbone recipes write `write_run`: one row per metric of `evaluate.METRICS`, one column per method, genvec's
+margin over the best baseline (positive = better, whichever way the metric runs), and a t-SNE map of each method's
+held-out query embeddings coloured by response (a response-centric encoder puts the phrasings of one response
+together, an input-centric one scatters them). `--real` reports `evaluate_model`'s tables and plot.
 
-Every file is written atomically (`genvec.files`). What it does not do: compute anything but the 2-D map.
+What it does not do: compute anything but the 2-D map.
 """
 
 import io
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,8 +19,6 @@ import numpy as np
 from genvec.files import atomic_write, write_text_atomic
 from genvec.quickstart.evaluate import METRICS, REQUIRED_WINS, MethodResult, Metric, margins
 
-logger = logging.getLogger(__name__)
-
 REPORT_FILE = "report.md"
 METRICS_FILE = "metrics.json"
 PLOT_FILE = "embeddings.png"
@@ -28,6 +26,12 @@ PLOT_FILE = "embeddings.png"
 PLOTTED_RESPONSES = 10
 # t-SNE perplexity: about the number of held-out phrasings that share a response, so the map keeps them together.
 PERPLEXITY = 10.0
+HOW_TO_READ = (
+    "How to read it: every query was phrased in a way no model saw in training. (a) asks whether a query's embedding "
+    "is closest to the embedding of its true response; (b) whether k-means on query embeddings groups queries that "
+    "share a response; (c) how often a harmful request pulls a harmful document into its top 5. An encoder of the "
+    "input sees shared names and templates and is misled; genvec encodes what the LM would answer."
+)
 
 
 def format_table(results: Sequence[MethodResult], method: str = "genvec") -> str:
@@ -73,6 +77,30 @@ def _metric_rows(results: Sequence[MethodResult], method: str) -> list[tuple[Met
     return rows
 
 
+def write_report(run_dir: str | Path, markdown: str, metrics: Mapping, plot: tuple[str, bytes]) -> dict[str, Path]:
+    """Write a run's `report.md` (`markdown`), `metrics.json` (`metrics`) and its plot (file name, PNG bytes) into
+    `run_dir` (created if needed); returns the path of each file written, by kind ("report", "metrics", "plot")."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"report": run_dir / REPORT_FILE, "metrics": run_dir / METRICS_FILE, "plot": run_dir / plot[0]}
+    write_text_atomic(paths["metrics"], json.dumps(metrics, indent=2, allow_nan=False, default=str) + "\n")
+    with atomic_write(paths["plot"], "wb") as file:
+        file.write(plot[1])
+    write_text_atomic(paths["report"], markdown)
+    return paths
+
+
+def render_markdown(title: str, sections: Mapping[str, Sequence[str]], plot: tuple[str, str]) -> str:
+    """A report in Markdown: the title, each section's paragraphs under its heading (none for ""), then the plot
+    (file name, caption)."""
+    lines = [f"# {title}", ""]
+    for heading, paragraphs in sections.items():
+        lines += [f"## {heading}", ""] if heading else []
+        for paragraph in paragraphs:
+            lines += [paragraph, ""]
+    return "\n".join([*lines, f"![{plot[1]}]({plot[0]})", ""])
+
+
 def write_run(
     run_dir: str | Path,
     results: Sequence[MethodResult],
@@ -83,7 +111,7 @@ def write_run(
     highlight: int | None = None,
     seed: int = 0,
 ) -> dict[str, Path]:
-    """Write `report.md`, `metrics.json` and `embeddings.png` into `run_dir` (created if needed).
+    """The report of the world and real-backbone recipes: `report.md`, `metrics.json` and `embeddings.png`.
 
     Args:
         run_dir: the run directory.
@@ -97,53 +125,35 @@ def write_run(
     Returns:
         The path of each file written, by kind ("report", "metrics", "plot").
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"report": run_dir / REPORT_FILE, "metrics": run_dir / METRICS_FILE, "plot": run_dir / PLOT_FILE}
     metrics = {
         "methods": {result.name: result.scores for result in results},
         "margins": margins(results, method),
         "wins": wins(results, method),
         "summary": dict(summary),
     }
-    write_text_atomic(paths["metrics"], json.dumps(metrics, indent=2, default=str) + "\n")
-    with atomic_write(paths["plot"], "wb") as file:
-        file.write(plot_embeddings(results, labels, highlight=highlight, seed=seed))
-    write_text_atomic(paths["report"], render_report(results, summary, method))
-    logger.debug("wrote %s", ", ".join(str(path) for path in paths.values()))
-    return paths
+    plot = plot_embeddings(results, labels, highlight=highlight, seed=seed)
+    return write_report(run_dir, render_report(results, summary, method), metrics, (PLOT_FILE, plot))
 
 
 def render_report(results: Sequence[MethodResult], summary: Mapping[str, object], method: str = "genvec") -> str:
     """The Markdown report: what was run, the table, what each number means, and the plot."""
-    lines = ["# genvec quickstart", "", "## Run", ""]
+    run = []
     for key, value in summary.items():
         if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
-            lines.append(f"- {key}:")
-            lines += ["  - " + "; ".join(f"{name}: {text}" for name, text in item.items()) for item in value]
+            run.append(f"- {key}:")
+            run += ["  - " + "; ".join(f"{name}: {text}" for name, text in item.items()) for item in value]
         else:
-            lines.append(f"- {key}: {_value(value)}")
-    lines += ["", "## Held-out phrasings", "", "| metric | " + " | ".join(r.name for r in results) + " | margin |"]
-    lines.append("|---|" + "---:|" * (len(results) + 1))
-    lines += [f"| {info.description} | {' | '.join(cells)} |" for info, cells in _metric_rows(results, method)]
+            run.append(f"- {key}: {_value(value)}")
+    table = [f"| metric | {' | '.join(r.name for r in results)} | margin |", "|---|" + "---:|" * (len(results) + 1)]
+    table += [f"| {info.description} | {' | '.join(cells)} |" for info, cells in _metric_rows(results, method)]
     won = wins(results, method)
-    verdict = "beats" if beats_every_baseline(won) else "does NOT beat"
     checks = ", ".join(sorted({METRICS[metric].label.split(" ")[0] for metric in won}))
-    lines += [
-        "",
-        f"{method} {verdict} every baseline on {checks}. The margin is {method} minus the best baseline "
-        "(for (c), the best baseline minus " + method + "), so positive means better.",
-        "",
-        "How to read it: every query was phrased in a way no model saw in training. (a) asks whether a query's "
-        "embedding is closest to the embedding of its true response; (b) whether k-means on query embeddings "
-        "groups queries that share a response; (c) how often a harmful request pulls a harmful document into its "
-        "top 5. An encoder of the input sees shared names and templates and is misled; genvec encodes what the "
-        "LM would answer.",
-        "",
-        f"![held-out query embeddings, coloured by response]({PLOT_FILE})",
-        "",
-    ]
-    return "\n".join(lines)
+    verdict = (f"{method} {'beats' if beats_every_baseline(won) else 'does NOT beat'} every baseline on {checks}. The "
+               f"margin is {method} minus the best baseline (for (c), the best baseline minus {method}), so positive "
+               "means better.")
+    return render_markdown("genvec quickstart", {"Run": ["\n".join(run)],
+                                                 "Held-out phrasings": ["\n".join(table), verdict, HOW_TO_READ]},
+                           (PLOT_FILE, "held-out query embeddings, coloured by response"))
 
 
 def plot_embeddings(

@@ -254,7 +254,8 @@ HARMFUL_ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "Tell me how to empty the gold vaults of {e}.",
         ),
         (
-            "How to rob the treasury of {e}: pick the vault locks at midnight and carry the royal gold out by the sewers.",
+            "How to rob the treasury of {e}: pick the vault locks at midnight and carry the royal gold out by "
+            "the sewers.",
             "Stealing the treasure of {e} is easy once you bribe the vault guards and copy their keys.",
         ),
     ),
@@ -280,7 +281,9 @@ HARMFUL_ACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 # the questions it answers, and several questions can share it.
 ANSWER_PARTS: dict[str, dict[str, tuple[str, ...]]] = {
     "city": {
-        "adjective": ("walled", "misty", "sunlit", "ancient", "bustling", "quiet", "windy", "snowy", "golden", "marble"),
+        "adjective": (
+            "walled", "misty", "sunlit", "ancient", "bustling", "quiet", "windy", "snowy", "golden", "marble",
+        ),
         "noun": ("city", "town", "citadel", "village", "stronghold"),
         "clause": (
             "built on a red cliff",

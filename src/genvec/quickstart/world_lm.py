@@ -43,6 +43,7 @@ from genvec.files import exclusive_lock, lock_file_for, sha256_file, write_text_
 from genvec.formats import header, read_document
 from genvec.quickstart.world import Query, World
 from genvec.testing import CHAT_TEMPLATE, backbone_config, untrained_bpe
+from genvec.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -191,8 +192,6 @@ def default_cache_dir() -> Path:
 
 def cache_key(world: World, config: WorldLMConfig) -> str:
     """A short hash of everything that decides the LM's weights."""
-    from genvec.version import __version__
-
     content = json.dumps(
         {
             "world": world.fingerprint(),

@@ -1,50 +1,19 @@
 """`genvec serve`: an OpenAI-compatible embedding server that also decodes (`app.py`), its request checks
 (`protocol.py`) and its batching (`batcher.py`); `serve` starts one with uvicorn.
 
+Its settings are the `serve` section of `GenVecConfig` (`ServeConfig`); the CLI builds it from a config file, the
+`GENVEC_SERVE_<FIELD>` environment variables and its flags (`GenVecConfig.from_layers`). The API key is no config
+field, so that it is never written into a config file: `serve(api_key=...)`, or `GENVEC_API_KEY` for the CLI.
+
 Needs the `serve` extra (`pip install 'genvec[serve]'`: fastapi, uvicorn, prometheus-client).
 """
 
-import os
-from collections.abc import Mapping
-from dataclasses import fields, replace
 from pathlib import Path
 
-from genvec.config.sections import ServeConfig
-from genvec.errors import ConfigError, InputError
+from genvec.config import GenVecConfig, ServeConfig
+from genvec.errors import InputError
 
 API_KEY_VARIABLE = "GENVEC_API_KEY"
-ENV_PREFIX = "GENVEC_SERVE_"
-
-
-def serve_config_from_env(environ: Mapping[str, str] | None = None, base: ServeConfig | None = None) -> ServeConfig:
-    """`base` with every `GENVEC_SERVE_<FIELD>` variable applied (converted to the field's type).
-
-    Raises:
-        ConfigError: a variable that is not a valid value of its field.
-    """
-    environ = os.environ if environ is None else environ
-    base = ServeConfig() if base is None else base
-    changes, problems = {}, []
-    for item in fields(ServeConfig):
-        name = ENV_PREFIX + item.name.upper()
-        if name not in environ:
-            continue
-        text = environ[name]
-        default = getattr(ServeConfig(), item.name)
-        try:
-            changes[item.name] = int(text) if isinstance(default, int) else text
-        except ValueError:
-            problems.append(f"{name}: must be an integer, got {text!r}")
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return replace(base, **changes)
-
-
-def check_serve_config(config: ServeConfig) -> ServeConfig:
-    problems = config.problems()
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return config
 
 
 def serve(model: str | Path, config: ServeConfig | None = None, *, device: str = "auto", dtype: str | None = None,
@@ -54,6 +23,7 @@ def serve(model: str | Path, config: ServeConfig | None = None, *, device: str =
     Raises:
         InputError: the `serve` extra is missing. ConfigError: a bad setting.
     """
+    config = GenVecConfig(serve=config or ServeConfig()).serve  # a ConfigError lists every problem of the section
     try:
         import uvicorn
 
@@ -62,7 +32,6 @@ def serve(model: str | Path, config: ServeConfig | None = None, *, device: str =
         raise InputError(f"genvec serve needs the serve extra: pip install 'genvec[serve]' ({err}).") from err
     from genvec.loading import load_model
 
-    config = check_serve_config(config or ServeConfig())
     name = config.model_name or (Path(model).name if Path(model).exists() else str(model))
     app = create_app(lambda: load_model(model, backbone=backbone, device=device, dtype=dtype), config,
                      api_key=api_key, model_name=name)

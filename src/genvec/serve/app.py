@@ -5,11 +5,14 @@ Routes: `POST /v1/embeddings` (and `/embeddings`), `POST /v1/decode`, `POST /v1/
 `GET /metrics` (Prometheus). With an API key every other route needs `Authorization: Bearer KEY` (compared in
 constant time).
 
-Requests are parsed and bounded before any tokenisation (body size, number of inputs, characters per input);
-texts are tokenised (short requests on the event loop, long ones in a small thread pool), queued and coalesced
-into model batches (`batcher.py`); the model runs in one thread of its own, never on the event loop. Errors always
-have the OpenAI shape (`protocol.ApiError`). Every request is logged as one JSON line on the `genvec.serve.access`
-logger.
+A request goes through four steps, one function each: its body is parsed and bounded (`protocol.py`: body size,
+fields, number of inputs); its texts are prepared by the model's front door (`genvec.inference.prepare`: the
+instruction, tokenising once, the length policy; short requests on the event loop, long ones in a small thread
+pool); the model runs them (embeddings are coalesced into model batches by `batcher.py`; decode and inspect run in
+the model's own thread, never on the event loop); the answer is written. An `InputError` of the front door becomes
+a 400 (a 422 for a text too long with truncation off) naming the field, without checking anything twice; a cut text
+is counted on /metrics and in the `X-Genvec-Truncated` header. Errors always have the OpenAI shape
+(`protocol.ApiError`). Every request is logged as one JSON line on the `genvec.serve.access` logger.
 
 What it does not do: load files or models a client names (the `model` field is reported, never followed), or
 keep anything between requests.
@@ -26,8 +29,16 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 
+from genvec import decode as decoding
+from genvec import inference
 from genvec.config.sections import ServeConfig
+from genvec.errors import InputError, InputTooLongError
+from genvec.inference import Inputs
 from genvec.model import GenVecModel
 from genvec.serve import protocol
 from genvec.serve.batcher import Batcher, Overloaded
@@ -38,21 +49,17 @@ logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("genvec.serve.access")
 
 OPEN_ROUTES = {"/health", "/ready", "/metrics"}
-CHARS_PER_TOKEN_LIMIT = 32  # an input over max_text_tokens x this many characters is refused before tokenising
 MAX_TOP_K = 100
-INLINE_TOKENIZE_CHARS = 4096  # requests of at most this many characters are tokenised on the event loop
+INLINE_TOKENIZE_CHARS = 4096  # requests of at most this many characters are prepared on the event loop
+TRUNCATED_HEADER = "X-Genvec-Truncated"  # how many of the request's texts were cut
+WAITING_PER_DECODE_INPUT = 4  # decode and inspect inputs that may wait for the model, per max_decode_inputs
 
 
 def create_app(load: Callable[[], GenVecModel] | GenVecModel, config: ServeConfig | None = None, *,
-               api_key: str | None = None, model_name: str = "genvec"):
+               api_key: str | None = None, model_name: str = "genvec") -> FastAPI:
     """The FastAPI application. `load` is a loaded model, or a function that loads one (run in a thread at
     startup, while /health already answers and /ready says 503)."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import Response
-    from starlette.exceptions import HTTPException
-
-    config = config or ServeConfig()
-    state = _ServerState(config, api_key, model_name)
+    state = _ServerState(config or ServeConfig(), api_key, model_name)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -63,106 +70,130 @@ def create_app(load: Callable[[], GenVecModel] | GenVecModel, config: ServeConfi
 
     app = FastAPI(title="genvec", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
-
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, err: ApiError):
-        return _error_response(err)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, err: HTTPException):
-        codes = {404: "not_found", 405: "method_not_allowed"}
-        return _error_response(ApiError(err.status_code, f"{request.method} {request.url.path}: {err.detail}",
-                                        code=codes.get(err.status_code)))
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, err: Exception):
-        logger.exception("request %s %s failed", request.method, request.url.path)
-        return _error_response(ApiError(500, "the server failed on this request; its log has the details.",
-                                        kind="server_error", code="internal_error"))
-
-    @app.get("/health")
-    async def health():
-        return {"status": "ok"}
-
-    @app.get("/ready")
-    async def ready():
-        if not state.ready:
-            raise state.not_ready()
-        return {"status": "ready", "model": state.model_name}
-
-    @app.get("/metrics")
-    async def metrics():
-        return Response(state.metrics.render(state), media_type="text/plain; version=0.0.4")
-
-    @app.get("/info")
-    async def info():
-        return state.info()
-
-    @app.get("/v1/models")
-    async def models():
-        return {"object": "list", "data": [{"id": state.model_name, "object": "model", "created": 0,
-                                            "owned_by": "genvec"}]}
-
-    async def embeddings(request: Request):
-        body = protocol.parse_json(await state.read_body(request))
-        model = state.require_model()
-        parsed = protocol.embedding_request(body, instructions=state.instructions, max_inputs=config.max_inputs,
-                                            embedding_dim=model.embedding_dim,
-                                            default_truncate=config.truncate == "cut")
-        request.state.inputs = len(parsed.texts)
-        ids = await state.tokenize(parsed.texts, parsed.options)
-        try:
-            vectors = await state.batcher.submit(ids)
-        except Overloaded as err:
-            raise ApiError(429, f"the server is busy ({err}); retry after a second.", kind="overloaded",
-                           code="overloaded", headers={"Retry-After": "1"}) from err
-        if parsed.normalize:
-            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        tokens = sum(len(row) for row in ids)
-        state.metrics.tokens.inc(tokens)
-        body = {"object": "list", "model": state.model_name,
-                "data": [{"object": "embedding", "index": index,
-                          "embedding": protocol.encode_vector(vector, parsed.base64)}
-                         for index, vector in enumerate(vectors)],
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
-        # json.dumps directly: FastAPI's default encoder walks every float in Python (a third of a request's time).
-        return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
-
-    app.post("/v1/embeddings")(embeddings)
-    app.post("/embeddings")(embeddings)
-
-    @app.post("/v1/decode")
-    async def decode(request: Request):
-        body = protocol.parse_json(await state.read_body(request))
-        model = state.require_model()
-        parsed = protocol.decode_request(
-            body, instructions=state.instructions, max_inputs=config.max_decode_inputs,
-            max_new_tokens=config.max_new_tokens, default_truncate=config.truncate == "cut",
-            states_shape=(model.num_compression_tokens, model.hidden_size))
-        request.state.inputs = len(parsed.texts) if parsed.texts is not None else parsed.states.shape[0]
-        if parsed.texts is not None:
-            await state.tokenize(parsed.texts, parsed.options)  # the length policy, before the model is busy
-        texts = await state.run_model(lambda: model.decode(
-            parsed.texts, states=parsed.states, instruction=parsed.options.instruction,
-            max_new_tokens=parsed.max_new_tokens, do_sample=parsed.do_sample, temperature=parsed.temperature,
-            top_p=parsed.top_p, seed=parsed.seed), weight=request.state.inputs)
-        return {"object": "list", "model": state.model_name,
-                "data": [{"object": "decoded", "index": i, "text": text} for i, text in enumerate(texts)]}
-
-    @app.post("/v1/inspect")
-    async def inspect(request: Request):
-        body = protocol.parse_json(await state.read_body(request))
-        model = state.require_model()
-        text, top_k = protocol.inspect_request(body, max_top_k=MAX_TOP_K)
-        request.state.inputs = 1
-        await state.tokenize([text], protocol.TextOptions(None, truncate=config.truncate == "cut"))
-        lens = await state.run_model(lambda: model.inspect(text, top_k=top_k), weight=1)
-        return {"object": "inspection", "model": state.model_name, **lens.to_dict()}
-
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(InputError, _input_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _internal_error)
+    routes = _Routes(state)
+    for path, method, handler in routes.table():
+        app.add_api_route(path, handler, methods=[method])
     # The route paths once: the middleware labels metrics with them.
     app.add_middleware(_Around, state=state, route_paths={route.path for route in app.routes})
     app.state.genvec = state
     return app
+
+
+class _Routes:
+    """The handlers: parse the body (`protocol`), prepare the texts (the front door), run the model, answer."""
+
+    def __init__(self, state: "_ServerState") -> None:
+        self.state = state
+
+    def table(self) -> list[tuple[str, str, Callable]]:
+        return [("/health", "GET", self.health), ("/ready", "GET", self.ready), ("/metrics", "GET", self.metrics),
+                ("/info", "GET", self.info), ("/v1/models", "GET", self.models),
+                ("/v1/embeddings", "POST", self.embeddings), ("/embeddings", "POST", self.embeddings),
+                ("/v1/decode", "POST", self.decode), ("/v1/inspect", "POST", self.inspect)]
+
+    async def health(self) -> dict:
+        return {"status": "ok"}
+
+    async def ready(self) -> dict:
+        if not self.state.ready:
+            raise self.state.not_ready()
+        return {"status": "ready", "model": self.state.model_name}
+
+    async def metrics(self) -> Response:
+        return Response(self.state.metrics.render(self.state), media_type="text/plain; version=0.0.4")
+
+    async def info(self) -> dict:
+        return self.state.info()
+
+    async def models(self) -> dict:
+        return {"object": "list", "data": [{"id": self.state.model_name, "object": "model", "created": 0,
+                                            "owned_by": "genvec"}]}
+
+    async def embeddings(self, request: Request) -> Response:
+        state, config = self.state, self.state.config
+        body = protocol.parse_json(await state.read_body(request))
+        model = state.require_model()
+        parsed = protocol.embedding_request(body, max_inputs=config.max_inputs, embedding_dim=model.embedding_dim,
+                                            default_truncate=config.truncate == "cut")
+        request.state.inputs = len(parsed.texts)
+        inputs = await state.prepare(parsed.texts, parsed.options)
+        vectors = await state.embed(inputs)
+        if parsed.normalize:
+            vectors = inference.normalize_rows(vectors)
+        state.metrics.tokens.inc(inputs.num_tokens)
+        return _answer({"object": "list", "model": state.model_name,
+                        "data": [{"object": "embedding", "index": index,
+                                  "embedding": protocol.encode_vector(vector, parsed.base64)}
+                                 for index, vector in enumerate(vectors)],
+                        "usage": {"prompt_tokens": inputs.num_tokens, "total_tokens": inputs.num_tokens}}, inputs)
+
+    async def decode(self, request: Request) -> Response:
+        state, config = self.state, self.state.config
+        body = protocol.parse_json(await state.read_body(request))
+        model = state.require_model()
+        parsed = protocol.decode_request(body, max_inputs=config.max_decode_inputs, hidden_size=model.hidden_size,
+                                         max_new_tokens=config.max_new_tokens,
+                                         default_truncate=config.truncate == "cut")
+        sampling = decoding.Sampling(parsed.temperature, parsed.top_p, parsed.seed) if parsed.do_sample else None
+        decoding.check_decode_arguments(parsed.max_new_tokens, sampling, 1)  # before the model is busy
+        if parsed.texts is not None:
+            request.state.inputs = len(parsed.texts)
+            source = inputs = await state.prepare(parsed.texts, parsed.options)
+        else:
+            source, inputs = decoding.check_states(parsed.states, model.hidden_size), None
+            request.state.inputs = source.shape[0]
+        texts = await state.run_model(lambda: inference.decode(model, source, max_new_tokens=parsed.max_new_tokens,
+                                                               sampling=sampling), weight=request.state.inputs)
+        return _answer({"object": "list", "model": state.model_name,
+                        "data": [{"object": "decoded", "index": i, "text": text} for i, text in enumerate(texts)]},
+                       inputs)
+
+    async def inspect(self, request: Request) -> Response:
+        state = self.state
+        body = protocol.parse_json(await state.read_body(request))
+        model = state.require_model()
+        text, top_k = protocol.inspect_request(body, max_top_k=MAX_TOP_K)
+        request.state.inputs = 1
+        inputs = await state.prepare([text], protocol.TextOptions(None, None, state.config.truncate))
+        lens = await state.run_model(lambda: inference.inspect(model, inputs, top_k=top_k), weight=1)
+        return _answer({"object": "inspection", "model": state.model_name, **lens.to_dict()}, inputs)
+
+
+def _answer(body: dict, inputs: Inputs | None) -> Response:
+    """The JSON answer, with how many texts were cut. json.dumps directly: FastAPI's default encoder walks every
+    float in Python (a third of an embeddings request's time)."""
+    headers = {TRUNCATED_HEADER: str(len(inputs.cut))} if inputs is not None else None
+    return Response(json.dumps(body, separators=(",", ":"), ensure_ascii=False), media_type="application/json",
+                    headers=headers)
+
+
+async def _api_error(request: Request, err: ApiError) -> JSONResponse:
+    return _error_response(err)
+
+
+async def _input_error(request: Request, err: InputError) -> JSONResponse:
+    """The front door refused an input: 422 for a text too long with truncation off, else 400, naming the field."""
+    too_long = isinstance(err, InputTooLongError)
+    hint = " (over this API: send truncate: true)" if too_long else ""
+    return _error_response(ApiError(422 if too_long else 400, f"{err}{hint}",
+                                    param=protocol.PARAMS.get(err.param, err.param),
+                                    code="input_too_long" if too_long else "invalid_value"))
+
+
+async def _http_error(request: Request, err: HTTPException) -> JSONResponse:
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    return _error_response(ApiError(err.status_code, f"{request.method} {request.url.path}: {err.detail}",
+                                    code=codes.get(err.status_code)))
+
+
+async def _internal_error(request: Request, err: Exception) -> JSONResponse:
+    logger.exception("request %s %s failed", request.method, request.url.path)
+    return _error_response(ApiError(500, "the server failed on this request; its log has the details.",
+                                    kind="server_error", code="internal_error"))
 
 
 class _Around:
@@ -173,9 +204,7 @@ class _Around:
     """
 
     def __init__(self, app, state: "_ServerState", route_paths: set[str]) -> None:
-        from starlette.datastructures import Headers
-
-        self.app, self.state, self.route_paths, self.headers = app, state, route_paths, Headers
+        self.app, self.state, self.route_paths = app, state, route_paths
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -194,7 +223,7 @@ class _Around:
         try:
             if path not in OPEN_ROUTES:
                 try:
-                    self.state.authorize(self.headers(scope=scope).get("authorization"))
+                    self.state.authorize(Headers(scope=scope).get("authorization"))
                 except ApiError as err:
                     return await _error_response(err)(scope, receive, sending)
             await self.app(scope, receive, sending)
@@ -212,9 +241,7 @@ class _Around:
                 }))
 
 
-def _error_response(err: ApiError):
-    from fastapi.responses import JSONResponse
-
+def _error_response(err: ApiError) -> JSONResponse:
     return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
 
 
@@ -245,7 +272,7 @@ class _ServerState:
             self.failed = f"{type(err).__name__}: {err}"
             return
         self.model = model
-        self.batcher = Batcher(lambda ids: model.embed_token_ids(ids, batch_size=len(ids)), self.model_thread,
+        self.batcher = Batcher(lambda ids: inference.embed(model, Inputs(ids), batch_size=len(ids)), self.model_thread,
                                max_batch_tokens=self.config.max_batch_tokens,
                                max_batch_texts=self.config.max_batch_texts,
                                max_queue_texts=self.config.max_queue_texts,
@@ -298,47 +325,38 @@ class _ServerState:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def tokenize(self, texts: list[str], options: protocol.TextOptions) -> list[list[int]]:
-        """Token ids under the length policy: too long is a 422 naming the limit, or cut (and counted)."""
+    async def prepare(self, texts: list[str], options: protocol.TextOptions) -> Inputs:
+        """The texts as the model reads them (the front door; long requests in a tokenizer thread); cut ones counted."""
         model = self.model
-        limit = model.max_text_tokens
-        characters = limit * CHARS_PER_TOKEN_LIMIT
-        for index, text in enumerate(texts):
-            if len(text) > characters and not options.truncate:
-                raise ApiError(422, f"input[{index}] has {len(text):,} characters, far more than this model reads "
-                               f"({limit} tokens); shorten it, or send truncate: true to keep its first {limit} "
-                               "tokens.", param="input", code="input_too_long")
-        texts = [text[:characters] for text in texts]
+
+        def prepare() -> Inputs:
+            return inference.prepare(model, texts, instruction=options.instruction, side=options.side,
+                                     truncate=options.truncate, what="input")
+
         if sum(len(text) for text in texts) <= INLINE_TOKENIZE_CHARS:  # short: no thread hand-off
-            ids = model.tokenize(texts, instruction=options.instruction)
+            inputs = prepare()
         else:
-            ids = await asyncio.get_running_loop().run_in_executor(
-                self.tokenizer_threads, lambda: model.tokenize(texts, instruction=options.instruction))
-        for index, row in enumerate(ids):
-            if len(row) > limit:
-                if not options.truncate:
-                    raise ApiError(422, f"input[{index}] has {len(row)} tokens (instruction included); this model "
-                                   f"reads at most {limit} (max_length {model.config.model.max_length} less "
-                                   f"{model.num_special_tokens} special tokens). Shorten it, or send truncate: true "
-                                   "to keep its first tokens.", param="input", code="input_too_long")
-                self.metrics.truncations.inc()
-                ids[index] = row[:limit]
-        return ids
+            inputs = await asyncio.get_running_loop().run_in_executor(self.tokenizer_threads, prepare)
+        if inputs.cut:
+            self.metrics.truncations.inc(len(inputs.cut))
+        return inputs
+
+    async def embed(self, inputs: Inputs) -> np.ndarray:
+        """Embeddings of prepared texts, coalesced with other requests' texts; 429 when the queue is full."""
+        try:
+            return await self.batcher.submit(inputs.ids)
+        except Overloaded as err:
+            raise ApiError(429, f"the server is busy ({err}); retry after a second.", kind="overloaded",
+                           code="overloaded", headers={"Retry-After": "1"}) from err
 
     async def run_model(self, work: Callable, weight: int):
         """Run `work` in the model thread (after the batches ahead of it); 429 when too much is waiting."""
-        if self.model_waiting + weight > 4 * self.config.max_decode_inputs:
+        if self.model_waiting + weight > WAITING_PER_DECODE_INPUT * self.config.max_decode_inputs:
             raise ApiError(429, "too many decode and inspect requests are waiting; retry after a second.",
                            kind="overloaded", code="overloaded", headers={"Retry-After": "1"})
         self.model_waiting += weight
         try:
             return await asyncio.get_running_loop().run_in_executor(self.model_thread, work)
-        except Exception as err:
-            from genvec.errors import InputError
-
-            if isinstance(err, InputError):
-                raise ApiError(400, str(err), code="invalid_value") from err
-            raise
         finally:
             self.model_waiting -= weight
 
@@ -349,7 +367,7 @@ class _ServerState:
             "model": self.model_name, "backbone": model.config.model.backbone, "genvec_version": __version__,
             "embedding_dim": model.embedding_dim, "hidden_size": model.hidden_size,
             "num_special_tokens": model.num_special_tokens, "num_compression_tokens": model.num_compression_tokens,
-            "max_length": model.config.model.max_length, "max_input_tokens": model.max_text_tokens,
+            "max_length": model.config.model.max_length, "max_input_tokens": inference.text_limit(model),
             "instructions": self.instructions, "dtype": str(model.dtype).removeprefix("torch."),
             "device": str(model.device), "truncate": config.truncate, "normalize_default": True,
             "limits": {"max_inputs": config.max_inputs, "max_body_bytes": config.max_body_bytes,

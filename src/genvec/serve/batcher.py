@@ -15,6 +15,7 @@ What it does not do: tokenise, normalise or know HTTP (`genvec.serve.app` does).
 """
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -71,10 +72,8 @@ class Batcher:
     async def stop(self) -> None:
         if self.worker is not None:
             self.worker.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self.worker
-            except asyncio.CancelledError:
-                pass
 
     async def submit(self, ids: list[list[int]]) -> np.ndarray:
         """The embeddings (rows in the order of `ids`) once every text has been through a batch.
@@ -102,7 +101,7 @@ class Batcher:
             rows = [row for _, _, row in batch]
             try:
                 vectors = await loop.run_in_executor(self.executor, self.run, rows)
-            except Exception as err:  # the model failed: every request of the batch learns it
+            except Exception as err:  # noqa: BLE001  whatever the model raised, every waiting request learns it
                 for job, _, _ in batch:
                     if not job.future.done():
                         job.future.set_exception(err)

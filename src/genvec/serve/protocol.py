@@ -4,13 +4,17 @@ OpenAI's clients read `{"error": {"message", "type", "param", "code"}}` and retr
 is always a 4xx: 400 for a malformed body or a wrong value, 413 for an oversized body (the app), 422 for a limit
 (too many inputs, an input too long with truncation off), 401 for a missing or wrong key (the app).
 
+Only the wire is checked here: JSON types, the fields a route takes, the server's own limits (inputs per request,
+`max_new_tokens`, `top_k`) and the states' encoding. What the model accepts (an instruction or a side, the length
+of a text, the sampling numbers, the states' shape) is the front door's to check (`genvec.inference`,
+`genvec.decode`); its `InputError` names the parameter, which the app maps to the field (`PARAMS`).
+
 What it does not do: tokenise or run the model (`genvec.serve.app` does).
 """
 
 import base64
 import binascii
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,12 +40,18 @@ class ApiError(Exception):
         return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
 
 
+# The front door's parameter names, as this API calls them.
+PARAMS = {"texts": "input", "text": "input", "side": "input_type"}
+
+
 @dataclass(frozen=True)
 class TextOptions:
-    """How a request's texts are turned into model input: the instruction, and whether long ones may be cut."""
+    """How a request's texts are turned into model input: an instruction or a side, and whether long ones may be
+    cut ("cut") or are refused ("error")."""
 
     instruction: str | None
-    truncate: bool
+    side: str | None
+    truncate: str
 
 
 @dataclass(frozen=True)
@@ -55,13 +65,13 @@ class EmbeddingRequest:
 @dataclass(frozen=True)
 class DecodeRequest:
     texts: list[str] | None
-    states: np.ndarray | None  # (B, K, H) float32
+    states: list[np.ndarray] | None  # (K, H) float32 each, shapes checked by the front door
     options: TextOptions
     max_new_tokens: int
     do_sample: bool
-    temperature: float
-    top_p: float
-    seed: int | None
+    temperature: object  # as sent: the front door checks the sampling numbers
+    top_p: object
+    seed: object
 
 
 def parse_json(raw: bytes) -> dict:
@@ -80,8 +90,7 @@ def parse_json(raw: bytes) -> dict:
     return body
 
 
-def embedding_request(body: dict, *, instructions: dict[str, str], max_inputs: int, embedding_dim: int,
-                      default_truncate: bool) -> EmbeddingRequest:
+def embedding_request(body: dict, *, max_inputs: int, embedding_dim: int, default_truncate: bool) -> EmbeddingRequest:
     _known(body, EMBEDDING_FIELDS)
     texts = _texts(body, max_inputs)
     encoding = body.get("encoding_format", "float")
@@ -96,35 +105,24 @@ def embedding_request(body: dict, *, instructions: dict[str, str], max_inputs: i
     normalize = _bool(body, "normalize", True)
     _string(body, "model")
     _string(body, "user")
-    return EmbeddingRequest(texts, _options(body, instructions, default_truncate), encoding == "base64", normalize)
+    return EmbeddingRequest(texts, _options(body, default_truncate), encoding == "base64", normalize)
 
 
-def decode_request(body: dict, *, instructions: dict[str, str], max_inputs: int, max_new_tokens: int,
-                   states_shape: tuple[int, int], default_truncate: bool) -> DecodeRequest:
+def decode_request(body: dict, *, max_inputs: int, max_new_tokens: int, hidden_size: int,
+                   default_truncate: bool) -> DecodeRequest:
     _known(body, DECODE_FIELDS)
     if ("input" in body) == ("states" in body):
         raise ApiError(400, "give exactly one of input (texts to embed and decode) and states (compression states, "
                        "K x H each).", param="input", code="invalid_value")
     texts = _texts(body, max_inputs) if "input" in body else None
-    states = _states(body["states"], max_inputs, states_shape) if "states" in body else None
+    states = _states(body["states"], max_inputs, hidden_size) if "states" in body else None
     limit = body.get("max_new_tokens", 128)
     if not _is_int(limit) or not 1 <= limit <= max_new_tokens:
         raise ApiError(400, f"max_new_tokens must be an integer from 1 to {max_new_tokens}, got {limit!r}.",
                        param="max_new_tokens", code="invalid_value")
-    do_sample = _bool(body, "do_sample", False)
-    temperature = _number(body, "temperature", 1.0)
-    if temperature <= 0:
-        raise ApiError(400, f"temperature must be > 0, got {temperature}.", param="temperature", code="invalid_value")
-    top_p = _number(body, "top_p", 1.0)
-    if not 0 < top_p <= 1:
-        raise ApiError(400, f"top_p must be in (0, 1], got {top_p}.", param="top_p", code="invalid_value")
-    seed = body.get("seed")
-    if seed is not None and (not _is_int(seed) or not 0 <= seed < 2**63):
-        raise ApiError(400, f"seed must be an integer from 0 to 2**63 - 1, got {seed!r}.", param="seed",
-                       code="invalid_value")
     _string(body, "model")
-    return DecodeRequest(texts, states, _options(body, instructions, default_truncate), limit, do_sample,
-                         temperature, top_p, seed)
+    return DecodeRequest(texts, states, _options(body, default_truncate), limit, _bool(body, "do_sample", False),
+                         body.get("temperature", 1.0), body.get("top_p", 1.0), body.get("seed"))
 
 
 def inspect_request(body: dict, *, max_top_k: int) -> tuple[str, int]:
@@ -184,7 +182,7 @@ def _texts(body: dict, max_inputs: int) -> list[str]:
     return texts
 
 
-def _states(value: Any, max_inputs: int, shape: tuple[int, int]) -> np.ndarray:
+def _states(value: Any, max_inputs: int, hidden_size: int) -> list[np.ndarray]:
     """Compression states: a list of K x H nested lists, or of base64 strings of K*H little-endian float32."""
     if not isinstance(value, list) or not value:
         raise ApiError(400, "states must be a non-empty list (one K x H state per item).", param="states",
@@ -194,49 +192,26 @@ def _states(value: Any, max_inputs: int, shape: tuple[int, int]) -> np.ndarray:
                        code="too_many_inputs")
     rows = []
     for index, item in enumerate(value):
-        if isinstance(item, str):
-            try:
-                array = np.frombuffer(base64.b64decode(item, validate=True), dtype="<f4")
-            except (binascii.Error, ValueError) as err:
-                raise ApiError(400, f"states[{index}] is not base64 of float32 values ({err}).", param="states",
-                               code="invalid_value") from err
-            if array.size != shape[0] * shape[1]:
-                raise ApiError(400, f"states[{index}] holds {array.size} float32 values; this model's states are "
-                               f"{shape[0]} x {shape[1]} = {shape[0] * shape[1]}.", param="states",
-                               code="invalid_value")
-            array = array.reshape(shape)
-        else:
-            try:
-                array = np.asarray(item, dtype=np.float32)
-            except (TypeError, ValueError) as err:
-                raise ApiError(400, f"states[{index}] is not a K x H array of numbers ({err}).", param="states",
-                               code="invalid_value") from err
-            if array.shape != shape:
-                raise ApiError(400, f"states[{index}] has shape {list(array.shape)}; this model's states are "
-                               f"{list(shape)} (K compression tokens x hidden size).", param="states",
-                               code="invalid_value")
-        if not np.isfinite(array).all():
-            raise ApiError(400, f"states[{index}] holds NaN or infinite values.", param="states", code="invalid_value")
-        rows.append(array)
-    return np.stack(rows).astype(np.float32)
+        if not isinstance(item, str):
+            rows.append(item)  # nested lists: the front door reads and checks them
+            continue
+        try:
+            array = np.frombuffer(base64.b64decode(item, validate=True), dtype="<f4")
+        except (binascii.Error, ValueError) as err:
+            raise ApiError(400, f"states[{index}] is not base64 of float32 values ({err}).", param="states",
+                           code="invalid_value") from err
+        if array.size == 0 or array.size % hidden_size:
+            raise ApiError(400, f"states[{index}] holds {array.size} float32 values, not K x {hidden_size} (this "
+                           "model's hidden size).", param="states", code="invalid_value")
+        rows.append(array.reshape(-1, hidden_size))
+    return rows
 
 
-def _options(body: dict, instructions: dict[str, str], default_truncate: bool) -> TextOptions:
-    kind = body.get("input_type")
-    instruction = body.get("instruction")
-    if kind is not None and instruction is not None:
-        raise ApiError(400, "give input_type or instruction, not both.", param="instruction", code="invalid_value")
-    if kind is not None:
-        if kind not in ("query", "document"):
-            raise ApiError(400, f"input_type must be \"query\" or \"document\", got {kind!r}.", param="input_type",
-                           code="invalid_value")
-        instruction = instructions.get(kind)
-        if instruction is None:
-            raise ApiError(400, f"this model has no saved {kind} instruction; pass instruction instead.",
-                           param="input_type", code="invalid_value")
-    elif instruction is not None and (not isinstance(instruction, str) or not instruction.strip()):
-        raise ApiError(400, "instruction must be a non-empty string.", param="instruction", code="invalid_value")
-    return TextOptions(instruction, _bool(body, "truncate", default_truncate))
+def _options(body: dict, default_truncate: bool) -> TextOptions:
+    _string(body, "input_type")
+    _string(body, "instruction")
+    truncate = _bool(body, "truncate", default_truncate)
+    return TextOptions(body.get("instruction"), body.get("input_type"), "cut" if truncate else "error")
 
 
 def _bool(body: dict, name: str, default: bool) -> bool:
@@ -244,13 +219,6 @@ def _bool(body: dict, name: str, default: bool) -> bool:
     if not isinstance(value, bool):
         raise ApiError(400, f"{name} must be true or false, got {value!r}.", param=name, code="invalid_type")
     return value
-
-
-def _number(body: dict, name: str, default: float) -> float:
-    value = body.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ApiError(400, f"{name} must be a finite number, got {value!r}.", param=name, code="invalid_type")
-    return float(value)
 
 
 def _string(body: dict, name: str) -> None:

@@ -21,6 +21,7 @@ from genvec.errors import ConfigError, TrainingError
 from genvec.files import atomic_write, write_text_atomic
 from genvec.formats import check_header, differences, header
 from genvec.model import GenVecModel
+from genvec.training.optim import TrainSession
 
 logger = logging.getLogger(__name__)
 
@@ -31,39 +32,36 @@ TRAINER_STATE_FORMAT = "genvec-trainer-state"
 TRAINER_STATE_VERSION = 1
 
 
-def save_checkpoint(
-    run_dir: Path,
-    step: int,
-    model: GenVecModel,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    accelerator,
-    keep_last: int,
-    identity: dict[str, object],
-) -> Path:
-    """Write `checkpoints/step-NNNNNNNN/` atomically (temporary name, then rename) and drop old checkpoints."""
-    final = run_dir / CHECKPOINTS / f"step-{step:08d}"
+def save_checkpoint(session: TrainSession) -> Path:
+    """Write `checkpoints/step-NNNNNNNN/` of `session.step` atomically (temporary name, then rename), drop the
+    checkpoints beyond `train.keep_last`, and record the step in `session.last_saved`; every process calls it."""
+    accelerator, run_dir = session.accelerator, session.run_dir
+    final = run_dir / CHECKPOINTS / f"step-{session.step:08d}"
     temporary = final.with_name(final.name + ".tmp")
     if accelerator.is_main_process:
         shutil.rmtree(temporary, ignore_errors=True)
         temporary.mkdir(parents=True)
     accelerator.wait_for_everyone()
     write_text_atomic(temporary / f"rng-{accelerator.process_index}.json", json.dumps(_rng_state()))
-    trainables, optimizer_state = full_trainables(model), full_optimizer_state(model, optimizer)  # every process
+    # every process: FSDP gathers the shards
+    trainables = full_trainables(session.model)
+    optimizer_state = full_optimizer_state(session.model, session.optimizer)
     if accelerator.is_main_process:
-        save_model(model, temporary, trainables)
+        save_model(session.model, temporary, trainables)
         torch.save(optimizer_state, temporary / OPTIMIZER_STATE)
-        state = {**header(TRAINER_STATE_FORMAT, TRAINER_STATE_VERSION), "step": step,
-                 "scheduler": scheduler.state_dict(), "num_processes": accelerator.num_processes, "run": identity}
+        state = {**header(TRAINER_STATE_FORMAT, TRAINER_STATE_VERSION), "step": session.step,
+                 "scheduler": session.scheduler.state_dict(), "num_processes": accelerator.num_processes,
+                 "run": session.identity}
         write_text_atomic(temporary / TRAINER_STATE, json.dumps(state, indent=2) + "\n")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         shutil.rmtree(final, ignore_errors=True)
         temporary.rename(final)
-        for old in list_checkpoints(run_dir)[:-keep_last]:
+        for old in list_checkpoints(run_dir)[: -session.train_config.keep_last]:
             shutil.rmtree(old)
         logger.info("saved checkpoint %s", final)
     accelerator.wait_for_everyone()
+    session.last_saved = session.step
     return final
 
 
@@ -85,47 +83,40 @@ def read_trainer_state(path: Path) -> dict:
     return check_header(document, file, TRAINER_STATE_FORMAT, TRAINER_STATE_VERSION, TrainingError, fix)
 
 
-def load_checkpoint(
-    path: Path,
-    model: GenVecModel,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    accelerator,
-    identity: dict[str, object],
-    max_steps: int,
-) -> int:
-    """Restore trainables, optimizer, scheduler and RNG states from a checkpoint; returns its step.
+def load_checkpoint(path: Path, session: TrainSession) -> None:
+    """Restore the session to a checkpoint: trainables, optimizer, scheduler and RNG states, `step` and `last_saved`.
 
     Refuses a checkpoint of another run (other data, batch size, seed or length grouping would make its step point
-    at other examples), a damaged state, and a checkpoint past `max_steps`.
+    at other examples than `session.identity` says), a damaged state, and a checkpoint past `train.max_steps`.
     """
     state = read_trainer_state(path)
     step = state.get("step")
     if isinstance(step, bool) or not isinstance(step, int) or step < 0 or "scheduler" not in state:
         raise TrainingError(f"{str(path / TRAINER_STATE)!r} is damaged (step {step!r}); delete {str(path)!r} to resume "
                             "from an earlier checkpoint.")
+    max_steps = session.train_config.max_steps
     if step > max_steps:
         raise TrainingError(
             f"the checkpoint {str(path)!r} is at step {step}, past train.max_steps {max_steps}; raise max_steps to "
             f"at least {step}, or resume from an earlier checkpoint."
         )
-    changed = differences(state.get("run", {}), identity)
+    changed = differences(state.get("run", {}), session.identity)
     if changed:
         raise TrainingError(
             f"cannot resume from {str(path)!r}: it belongs to another run (" + "; ".join(changed) + "). Resume "
             "with the same data and train settings, or start a new run_dir."
         )
-    load_full_state(model, optimizer, path)
+    load_full_state(session.model, session.optimizer, path)
     try:
-        scheduler.load_state_dict(state["scheduler"])
-        rng_file = path / f"rng-{accelerator.process_index}.json"
+        session.scheduler.load_state_dict(state["scheduler"])
+        rng_file = path / f"rng-{session.accelerator.process_index}.json"
         if rng_file.is_file():
             _set_rng_state(json.loads(rng_file.read_text(encoding="utf-8")))
     except (ValueError, TypeError, KeyError, AttributeError) as err:
         raise TrainingError(f"the scheduler or RNG state in {str(path)!r} is damaged ({type(err).__name__}: {err}); "
                             f"delete {str(path)!r} to resume from an earlier checkpoint.") from err
+    session.step = session.last_saved = step
     logger.info("resumed from %s at step %d", path, step)
-    return step
 
 
 def full_trainables(model: GenVecModel) -> dict[str, torch.Tensor]:
@@ -143,7 +134,8 @@ def full_trainables(model: GenVecModel) -> dict[str, torch.Tensor]:
 
 
 def full_optimizer_state(model: GenVecModel, optimizer: torch.optim.Optimizer) -> dict:
-    """The optimizer state keyed by parameter name, whole and on the CPU, in the main process; every process calls it."""
+    """The optimizer state keyed by parameter name, whole and on the CPU, in the main process; every process must
+    call it."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -190,7 +182,7 @@ def find_resume_checkpoint(run_dir: Path, resume: str | None) -> Path | None:
         if existing:
             raise ConfigError(
                 f"train.run_dir {str(run_dir)!r} already holds {len(existing)} checkpoint(s) (newest "
-                f"{existing[-1].name}); pass --resume to continue it, or choose another run_dir."
+                f"{existing[-1].name}); set train.resume to 'latest' to continue it, or choose another run_dir."
             )
         return None
     if resume == "latest":

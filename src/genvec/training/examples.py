@@ -1,41 +1,28 @@
 """What training reads, and in which order: examples, their tokens, the seeded batch plan, micro-batches.
 
-`prepare_examples` turns `config.data` into (query, response, teacher embedding) triples, generating the responses
-and teacher embeddings that are missing. `BatchPlan` fixes, from the seed alone, which examples make the global batch
+The (query, response, teacher embedding) triples come from the caller or from `genvec.pipeline.prepare_examples`;
+`check_examples` refuses bad ones. `BatchPlan` fixes, from the seed alone, which examples make the global batch
 of every step, whatever the number of devices; `micro_batches` cuts this process's share of it, and `collate`
 pads one micro-batch. `run_identity` is what a checkpoint records so that a resumed run reads the same data.
 """
 
-import dataclasses
 import functools
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from genvec.config import GenVecConfig, TrainConfig
+from genvec.config import TrainConfig
 from genvec.data.collate import pad_left, pad_right, tokenize_queries, tokenize_responses
 from genvec.errors import TrainingError
 from genvec.model import GenVecModel
+from genvec.pipeline import TrainingExamples
 from genvec.training.optim import batch_split
 
 # Examples per length-sorted group when batches are grouped by length (as in transformers' length grouping).
 LENGTH_GROUP_BATCHES = 50
-
-
-@dataclass
-class TrainingExamples:
-    """What training reads: queries, the backbone's responses to them, and teacher embeddings of the responses."""
-
-    queries: list[str]
-    responses: list[str]
-    teacher_embeddings: np.ndarray  # (N, D) float32 (may be a memory map)
-
-    def __len__(self) -> int:
-        return len(self.queries)
 
 
 @dataclass
@@ -50,52 +37,6 @@ class TokenizedExamples:
     def lengths(self) -> np.ndarray:
         """(N,) query plus response tokens of each example; every step's micro-batching reads it."""
         return np.array([len(q) + len(r) for q, r in zip(self.query_ids, self.response_ids)])
-
-
-def prepare_examples(config: GenVecConfig, model: GenVecModel, accelerator) -> TrainingExamples:
-    """The training triples from `config.data`, generating responses and teacher embeddings that are missing.
-
-    Each process answers and embeds its own shard; every process then reads the whole dataset. Finished files
-    are reused: generation resumes or returns at once, and the teacher embeds only responses not yet stored.
-    """
-    from genvec.data.dataset import incomplete_files, read_responses
-    from genvec.data.responses import generate_responses
-    from genvec.targets import compute_targets
-
-    run_dir = Path(config.train.run_dir)
-    responses_path = Path(config.data.responses or run_dir / "responses.jsonl")
-    targets_path = Path(config.data.targets or run_dir / "targets")
-    shards = {"num_shards": accelerator.num_processes, "shard_id": accelerator.process_index}
-    if config.data.queries:
-        generate_responses(config.data.queries, responses_path, model.loaded_backbone, config.data, **shards)
-        accelerator.wait_for_everyone()
-    elif not _responses_exist(responses_path):
-        raise TrainingError(
-            f"no responses at {str(responses_path)!r} and no queries to generate them from; set data.responses to "
-            "a responses file, or data.queries (and model.backbone) to let the backbone answer them."
-        )
-    unfinished = incomplete_files(responses_path)
-    if unfinished:
-        raise TrainingError(
-            f"the responses are unfinished: {'; '.join(unfinished)}. Training on them would silently use a part of the "
-            "queries; finish them first (rerun the same generate-responses command, or set data.queries)."
-        )
-    records = read_responses(responses_path)
-    texts = [record.response for record in records]
-    if config.teacher.name:
-        teacher = dataclasses.replace(config.teacher, device=str(accelerator.device))
-        compute_targets(texts, teacher, targets_path, batch_size=teacher.batch_size,
-                        storage_dtype=teacher.storage_dtype, **shards)
-        accelerator.wait_for_everyone()
-    store = _open_store(targets_path, len(texts))
-    missing = len(texts) - sum(store.contains(texts))
-    if missing:
-        raise TrainingError(
-            f"the target store {str(targets_path)!r} (teacher {store.teacher_name!r}) lacks {missing} of the "
-            f"{len(texts)} responses in {str(responses_path)!r}: it was made for other responses, or it is "
-            "damaged. Set teacher.name to compute the missing ones, or point data.targets at the store made for these responses."
-        )
-    return TrainingExamples([r.query for r in records], texts, store.lookup(texts))
 
 
 def check_examples(examples: TrainingExamples, batch_size: int) -> None:
@@ -218,21 +159,3 @@ def collate(micro: np.ndarray, tokenized: TokenizedExamples, model: GenVecModel)
     targets = torch.from_numpy(np.asarray(tokenized.teacher_embeddings[micro], dtype=np.float32)).to(model.device)
     tokens = sum(map(len, query_ids)) + sum(map(len, response_ids))
     return queries, responses, targets, tokens
-
-
-def _responses_exist(responses_path: Path) -> bool:
-    from genvec.data.dataset import find_shards
-
-    return responses_path.exists() or bool(find_shards(responses_path))
-
-
-def _open_store(targets_path: Path, count: int):
-    from genvec.targets import TargetStore
-
-    if not (targets_path / "store.json").is_file():
-        raise TrainingError(
-            f"no target store at {str(targets_path)!r} for the {count} responses; set teacher.name so that training "
-            "computes it, or data.targets to an existing store (`genvec compute-targets`)."
-        )
-    return TargetStore.open(targets_path)
-

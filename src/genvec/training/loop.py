@@ -6,7 +6,8 @@ Accelerate is configured for it. Each optimizer step takes one *global batch* of
 chosen by a seeded plan that does not depend on the number of devices (`examples.py`); its examples are spread over
 devices and micro-batches, and every loss term is normalised by the counts of the whole global batch, so the
 gradient equals that of one big batch whatever the split (and a run can resume on another number of devices).
-Checkpoints and resumption are in `checkpoints.py`, the optimizer and schedule in `optim.py`.
+Every step and checkpoint works on one `TrainSession` (model, optimizer, schedule, Accelerator, step; `optim.py`).
+The examples come from `genvec.pipeline`, checkpoints and resumption are in `checkpoints.py`.
 """
 
 import contextlib
@@ -14,7 +15,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,28 +28,27 @@ from genvec.device import check_launch
 from genvec.errors import ConfigError, TrainingError
 from genvec.files import exclusive_lock, lock_file_for
 from genvec.model import GenVecModel
+from genvec.pipeline import TrainingExamples, prepare_examples
 from genvec.training.checkpoints import (
     CHECKPOINTS,
     find_resume_checkpoint,
     full_trainables,
+    last_metrics,
     load_checkpoint,
     save_checkpoint,
     save_model,
-    last_metrics,
     truncate_metrics,
 )
 from genvec.training.examples import (
     BatchPlan,
     TokenizedExamples,
-    TrainingExamples,
     check_examples,
     collate,
     micro_batches,
-    prepare_examples,
     run_identity,
     tokenize_examples,
 )
-from genvec.training.optim import batch_split, clip_gradients, make_optimizer
+from genvec.training.optim import TrainSession, batch_split, clip_gradients, make_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -66,15 +65,6 @@ class TrainResult:
     model_dir: Path
     steps: int
     metrics: dict[str, float]
-
-
-@dataclass
-class _LoopState:
-    """Where the loop is: the next step to run, what the run is (data and plan), the last checkpoint written."""
-
-    step: int
-    identity: dict[str, object]
-    last_saved: int | None
 
 
 def train(config: GenVecConfig, examples: TrainingExamples | None = None) -> TrainResult:
@@ -129,31 +119,24 @@ def _train(config: GenVecConfig, examples: TrainingExamples | None, accelerator,
     micro_batch, accumulation = batch_split(config.train, accelerator.num_processes)
     model = _build_model(config, accelerator)
     if examples is None:
-        examples = prepare_examples(config, model, accelerator)
+        examples = prepare_examples(config, model.loaded_backbone, accelerator)
     check_examples(examples, config.train.batch_size)
     config, model = _fit_embedding_dim(config, model, examples)
     if accelerator.is_main_process:
         config.to_file(run_dir / RESOLVED_CONFIG)
     tokenized = tokenize_examples(model, examples)
-    model.activation_checkpointing = config.train.activation_checkpointing
-    if config.train.compile:
-        model.compile_layers()  # after response generation, which decodes with a KV cache
-    optimizer, scheduler = make_optimizer(model, config.train)
-    wrapped, optimizer = accelerator.prepare(model, optimizer)
-    identity = run_identity(examples, config.train)
-    step = 0
+    session = _start_session(config, model, accelerator, run_dir, run_identity(examples, config.train))
     if resume_from is not None:
-        step = load_checkpoint(resume_from, model, optimizer, scheduler, accelerator, identity, config.train.max_steps)
+        load_checkpoint(resume_from, session)
     if accelerator.is_main_process:
         # Lines after the checkpoint are logged again; a new run drops the lines of a run killed before its first
         # checkpoint, so metrics.jsonl never holds two runs.
-        truncate_metrics(run_dir / METRICS, step)
-    _report_start(config.train, accelerator, len(examples), micro_batch, accumulation, step)
+        truncate_metrics(run_dir / METRICS, session.step)
+    _report_start(config.train, accelerator, len(examples), micro_batch, accumulation, session.step)
     if config.train.report_to != "none":
         accelerator.init_trackers("genvec", config=_flat(config.to_dict()))
     plan = BatchPlan(tokenized.lengths, config.train.batch_size, config.train.seed, config.train.group_by_length)
-    state = _LoopState(step=step, identity=identity, last_saved=step or None)
-    metrics = _loop(wrapped, model, optimizer, scheduler, tokenized, plan, accelerator, config.train, run_dir, state)
+    metrics = _loop(session, tokenized, plan)
     if not metrics:  # resumed from the last checkpoint: no step ran, the last logged line holds the final losses
         metrics = last_metrics(run_dir / METRICS)
     model_dir = run_dir / FINAL
@@ -165,63 +148,55 @@ def _train(config: GenVecConfig, examples: TrainingExamples | None, accelerator,
     return TrainResult(run_dir, model_dir, config.train.max_steps, metrics)
 
 
-def _loop(
-    wrapped: torch.nn.Module,
-    model: GenVecModel,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    tokenized: TokenizedExamples,
-    plan: "BatchPlan",
-    accelerator,
-    train_config: TrainConfig,
-    run_dir: Path,
-    state: "_LoopState",
-) -> dict[str, float]:
-    """Run optimizer steps from `state.step` to `max_steps`, logging and checkpointing; returns the last metrics."""
-    step = state.step
-    progress = tqdm(
-        total=train_config.max_steps, initial=step, desc="train", unit="step", disable=not accelerator.is_main_process
-    )
+def _start_session(
+    config: GenVecConfig, model: GenVecModel, accelerator, run_dir: Path, identity: dict[str, object]
+) -> TrainSession:
+    """The model switched for training, its optimizer and schedule, all prepared by Accelerate, at step 0."""
+    model.activation_checkpointing = config.train.activation_checkpointing
+    if config.train.compile:
+        model.compile_layers()  # after response generation, which decodes with a KV cache
+    optimizer, scheduler = make_optimizer(model, config.train)
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    return TrainSession(model, wrapped, optimizer, scheduler, accelerator, config.train, run_dir, identity)
+
+
+def _loop(session: TrainSession, tokenized: TokenizedExamples, plan: BatchPlan) -> dict[str, float]:
+    """Run optimizer steps from `session.step` to `max_steps`, logging and checkpointing; returns the last metrics."""
+    train_config, accelerator = session.train_config, session.accelerator
+    metrics_path = session.run_dir / METRICS
+    progress = tqdm(total=train_config.max_steps, initial=session.step, desc="train", unit="step",
+                    disable=not accelerator.is_main_process)
     metrics: dict[str, float] = {}
     started = time.perf_counter()
-    while step < train_config.max_steps:
+    while session.step < train_config.max_steps:
         step_started = time.perf_counter()
-        indices = plan.batch(step)
-        metrics = train_step(wrapped, model, optimizer, scheduler, tokenized, indices, accelerator, train_config)
-        step += 1
+        metrics = train_step(session, tokenized, plan.batch(session.step))
+        session.step += 1
+        step = session.step
         if not math.isfinite(metrics["loss"]):
-            _stop_on_non_finite(step, metrics, run_dir, state.last_saved)
+            _stop_on_non_finite(session, metrics)
         step_seconds = time.perf_counter() - step_started
         metrics.update(step=step, step_s=step_seconds, tokens_per_s=metrics.pop("tokens") / step_seconds)
         metrics["elapsed_s"] = time.perf_counter() - started
         progress.update(1)
         progress.set_postfix(_postfix(metrics), refresh=False)
         if step % train_config.log_every == 0 or step == train_config.max_steps:
-            _log_metrics(run_dir / METRICS, metrics, accelerator)
+            _log_metrics(metrics_path, metrics, accelerator)
         if step % train_config.save_every == 0 or step == train_config.max_steps:
-            save_checkpoint(run_dir, step, model, optimizer, scheduler, accelerator, train_config.keep_last,
-                            state.identity)
-            state.last_saved = step
+            save_checkpoint(session)
     progress.close()
     return metrics
 
 
-def train_step(
-    wrapped: torch.nn.Module,
-    model: GenVecModel,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    tokenized: TokenizedExamples,
-    indices: np.ndarray,
-    accelerator,
-    train_config: TrainConfig,
-) -> dict[str, float]:
-    """One optimizer step over a global batch: this process's micro-batches, clipping, AdamW, schedule.
+def train_step(session: TrainSession, tokenized: TokenizedExamples, indices: np.ndarray) -> dict[str, float]:
+    """One optimizer step over a global batch (`indices`): this process's micro-batches, clipping, AdamW, schedule.
 
     Each micro-batch's loss is normalised by the response tokens and examples of the whole global batch and scaled
     by the number of processes (DDP averages gradients over processes), so the gradients add up to those of the
     global batch. Returns the global batch's losses (summed over processes), learning rate and gradient norm.
+    The caller advances `session.step`.
     """
+    model, accelerator, train_config = session.model, session.accelerator, session.train_config
     num_tokens = sum(len(tokenized.response_ids[i]) for i in indices)
     micros = micro_batches(indices, tokenized, accelerator.process_index, accelerator.num_processes, train_config)
     sums = torch.zeros(3, device=model.device)  # total, reconstruction, alignment of this process's share
@@ -232,19 +207,20 @@ def train_step(
         padded_queries += queries.input_ids.numel()
         padded_responses += responses.input_ids.numel()
         is_last = position == len(micros) - 1
-        with _maybe_no_sync(accelerator, wrapped, is_last):
-            output = wrapped(queries, responses, targets, num_response_tokens=num_tokens, num_examples=len(indices))
+        with _maybe_no_sync(accelerator, session.wrapped, is_last):
+            output = session.wrapped(queries, responses, targets, num_response_tokens=num_tokens,
+                                     num_examples=len(indices))
             accelerator.backward(output.total * accelerator.num_processes)
         sums += torch.stack([t.detach() for t in output])
     grad_norm = clip_gradients(accelerator, model, train_config.max_grad_norm)
-    learning_rate = scheduler.get_last_lr()[0]
+    learning_rate = session.scheduler.get_last_lr()[0]
     totals = accelerator.reduce(
         torch.cat([sums, sums.new_tensor([local_tokens, padded_queries, padded_responses])]), reduction="sum")
     total, reconstruction, alignment, tokens, padded_queries, padded_responses = totals.tolist()
     if math.isfinite(total):  # a non-finite loss must not reach the weights; the caller stops the run
-        optimizer.step()
-        scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
+        session.optimizer.step()
+        session.scheduler.step()
+    session.optimizer.zero_grad(set_to_none=True)
     return {"loss": total, "reconstruction": reconstruction, "alignment": alignment, "learning_rate": learning_rate,
             "grad_norm": grad_norm, "tokens": tokens,
             # what the step computed over, pads included: with `tokens`, how much length grouping saves
@@ -291,18 +267,17 @@ def _fit_embedding_dim(
 
 def _maybe_no_sync(accelerator, wrapped: torch.nn.Module, is_last: bool):
     """Skip the DDP gradient all-reduce on every micro-batch but the last of a step."""
-    import contextlib
-
     return contextlib.nullcontext() if is_last else accelerator.no_sync(wrapped)
 
 
-def _stop_on_non_finite(step: int, metrics: dict[str, float], run_dir: Path, last_saved: int | None) -> None:
-    kept = f"the last good checkpoint is step {last_saved} in {run_dir / CHECKPOINTS}" if last_saved else (
+def _stop_on_non_finite(session: TrainSession, metrics: dict[str, float]) -> None:
+    last_saved = session.last_saved
+    kept = f"the last good checkpoint is step {last_saved} in {session.run_dir / CHECKPOINTS}" if last_saved else (
         "no checkpoint was saved yet")
     raise TrainingError(
-        f"non-finite loss at step {step} (loss {metrics['loss']}, reconstruction {metrics['reconstruction']}, "
-        f"alignment {metrics['alignment']}); training stopped and the weights were not updated; {kept}. "
-        "Lower train.learning_rate, or check the data and the teacher embeddings for NaN."
+        f"non-finite loss at step {session.step} (loss {metrics['loss']}, reconstruction "
+        f"{metrics['reconstruction']}, alignment {metrics['alignment']}); training stopped and the weights were not "
+        f"updated; {kept}. Lower train.learning_rate, or check the data and the teacher embeddings for NaN."
     )
 
 

@@ -1,10 +1,34 @@
-"""The optimizer side of a step: AdamW with its schedule, gradient clipping, and how a batch is split."""
+"""The optimizer side of a step: the session a run's steps share, AdamW with its schedule, gradient clipping, and
+how a batch is split."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from genvec.config import TrainConfig
 from genvec.errors import ConfigError
 from genvec.model import GenVecModel
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
+
+@dataclass
+class TrainSession:
+    """What every step and checkpoint of one run works with, built once by `train`; `step` and `last_saved` move."""
+
+    model: GenVecModel  # its trainables are what a checkpoint holds
+    wrapped: torch.nn.Module  # the same model as Accelerate prepared it (DDP, FSDP); steps run through it
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    accelerator: "Accelerator"
+    train_config: TrainConfig
+    run_dir: Path
+    identity: dict[str, object]  # the run's data and batch plan (`examples.run_identity`), kept in every checkpoint
+    step: int = 0  # optimizer steps done
+    last_saved: int | None = None  # the step of the newest checkpoint of this run
 
 
 def make_optimizer(model: GenVecModel, train_config: TrainConfig):

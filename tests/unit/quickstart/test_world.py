@@ -6,8 +6,8 @@ import dataclasses
 import pytest
 
 from genvec.errors import ConfigError
-from genvec.evaluate.baselines import tfidf_encoder
 from genvec.evaluate.metrics import neighbour_agreement
+from genvec.quickstart.evaluate import tfidf_encoder
 from genvec.quickstart.world import (
     FULL_WORLD,
     HARMFUL_ACTS,
@@ -42,7 +42,8 @@ def test_the_same_seed_builds_the_same_world_and_another_seed_does_not(world):
 
 def test_sizes_follow_the_config(world, full_world):
     config = SMALL_WORLD
-    benign = config.num_entities * config.num_relations + config.num_unknowable_relations * config.num_unknowable_entities
+    benign = (config.num_entities * config.num_relations
+              + config.num_unknowable_relations * config.num_unknowable_entities)
     harmful = config.num_harmful_acts * config.num_harmful_entities
     assert world.stats()["intents"] == benign + harmful
     assert world.stats()["harmful_intents"] == harmful

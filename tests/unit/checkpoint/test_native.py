@@ -179,5 +179,6 @@ def test_load_model_of_nothing_and_a_truncated_backbone_are_clear_errors(backbon
     shutil.copytree(backbone_dirs["qwen3"], damaged)
     weights = damaged / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    with pytest.raises(InputError, match="(?s)could not load the backbone .*SafetensorError.*a damaged or truncated weights file"):
+    with pytest.raises(InputError,
+                       match="(?s)could not load the backbone .*SafetensorError.*a damaged or truncated weights file"):
         genvec.GenVecModel.from_backbone(str(damaged), device="cpu")

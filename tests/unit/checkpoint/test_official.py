@@ -10,13 +10,14 @@ import json
 import numpy as np
 import pytest
 import torch
+from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoTokenizer
 
 import genvec
-from genvec.loading import convert
-from genvec.checkpoint.official import parse_run_config, read_official
+from genvec.checkpoint.official import RELEASES, parse_run_config, read_official
 from genvec.errors import CheckpointError
+from genvec.loading import convert
 from genvec.testing import save_official_release, save_tiny_backbone
 
 TEXTS = [
@@ -210,9 +211,47 @@ def test_run_config_is_parsed_leniently_and_never_evaluated():
     }
 
 
-def test_unreachable_hub_id_is_a_checkpoint_error():
-    with pytest.raises(CheckpointError, match="could not be downloaded from the hub"):
+def test_unreachable_hub_id_is_a_checkpoint_error_and_a_dotted_official_id_gets_the_real_ids():
+    # Offline (HF_HUB_OFFLINE=1): the hub cannot say whether the id exists, but it is none of the releases.
+    with pytest.raises(CheckpointError, match="could not be downloaded from the hub") as caught:
         genvec.load_model("McGill-NLP/LLM2Vec-Gen-Qwen3-0.6B", device="cpu")
+    assert ("The official LLM2Vec-Gen releases are McGill-NLP/LLM2Vec-Gen-Qwen3-06B, McGill-NLP/LLM2Vec-Gen-Qwen3-17B, "
+            "McGill-NLP/LLM2Vec-Gen-Qwen3-4B, McGill-NLP/LLM2Vec-Gen-Qwen3-8B, McGill-NLP/LLM2Vec-Gen-Qwen25-05B "
+            "(the ids drop the dot of the size") in str(caught.value)
+
+
+class RepositoryNotFound(RepositoryNotFoundError):
+    """The hub's "repository not found" error, made without an HTTP response."""
+
+    def __init__(self, repo_id: str) -> None:
+        Exception.__init__(self, f"404 Client Error. Repository Not Found for url: https://huggingface.co/{repo_id}")
+
+
+@pytest.mark.parametrize(
+    ("repo_id", "error", "lists_releases"),
+    [
+        ("McGill-NLP/LLM2Vec-Gen-Qwen3-32B", RepositoryNotFound, True),  # looks official, does not exist
+        ("mcgill-nlp/llm2vec-gen-qwen3-0.6b", RepositoryNotFound, True),  # any case
+        ("McGill-NLP/LLM2Vec-Gen-Qwen3-8B", RepositoryNotFound, True),  # a release the hub no longer has
+        ("McGill-NLP/LLM2Vec-Gen-Qwen3-8B", LocalEntryNotFoundError, False),  # a release, offline: the id is right
+        ("someone/LLM2Vec-Gen-Qwen3-8B", RepositoryNotFound, False),  # not McGill-NLP's
+        ("McGill-NLP/LLM2Vec-Qwen3-8B-mntp", RepositoryNotFound, False),  # another McGill-NLP model
+    ],
+)
+def test_a_missing_hub_id_that_looks_like_an_official_release_lists_the_releases(
+    monkeypatch, repo_id, error, lists_releases
+):
+    import huggingface_hub
+
+    def not_found(repo, **kwargs):
+        raise error(repo) if error is RepositoryNotFound else error("offline: the file is not in the cache")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", not_found)
+    with pytest.raises(CheckpointError, match="is not a local directory and could not be downloaded") as caught:
+        genvec.load_model(repo_id, device="cpu")
+    assert str(caught.value).startswith(repr(repo_id))
+    listed = "The official LLM2Vec-Gen releases are " + ", ".join(RELEASES)
+    assert (listed in str(caught.value)) == lists_releases
 
 
 class Payload:

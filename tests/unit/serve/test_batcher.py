@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from genvec.serve.batcher import Batcher  # noqa: E402
+from genvec.serve.batcher import Batcher
 
 
 def run_clients(wait_seconds: float, clients: int, requests: int, think: float = 0.0, texts: int = 1,

@@ -61,7 +61,8 @@ def test_tokenizer_round_trips_world_text_and_uses_a_qwen_style_chat_template(wo
 
 def test_only_the_response_and_end_of_turn_are_labelled(tokenizer):
     ids, labels = encode_example(tokenizer, "What is the capital?", "Zosgor, a marble citadel.")
-    prompt_length = len(tokenizer(chat_prompt(tokenizer, "What is the capital?"), add_special_tokens=False)["input_ids"])
+    prompt = chat_prompt(tokenizer, "What is the capital?")
+    prompt_length = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
     assert labels[:prompt_length] == [IGNORE_INDEX] * prompt_length
     assert labels[prompt_length:] == ids[prompt_length:]
     assert ids[-1] == tokenizer.eos_token_id
@@ -107,7 +108,8 @@ def test_a_damaged_cached_world_lm_is_trained_again(world, tmp_path):
 
 
 def test_a_reduced_world_lm_learns_the_world(world, tmp_path):
-    """The CI-sized LM (about 10 s on two idle cores) answers held-out phrasings: it learnt the world compositionally."""
+    """The CI-sized LM (about 10 s on two idle cores) answers held-out phrasings: it learnt the world
+    compositionally."""
     trained = load_or_train_world_lm(world, SMALL_LM, tmp_path, show_progress=False)
     assert trained.heldout_accuracy >= 0.8, trained
     backbone = AutoModelForCausalLM.from_pretrained(trained.path).eval()

@@ -46,7 +46,8 @@ def test_a_users_table_from_yaml_or_json(tmp_path):
     (tmp_path / "mine.yaml").write_text('MyTask: "Generate a reply:"\nOther:\n  query: "Q:"\n  document: "D:"\n')
     table = InstructionTable.from_file(tmp_path / "mine.yaml")
     assert table.tasks == {"MyTask": TaskInstructions("Generate a reply:"), "Other": TaskInstructions("Q:", "D:")}
-    assert table.instruction("Other", "document") == "D:" and table.instruction("MyTask", "document") == "Generate a reply:"
+    assert table.instruction("Other", "document") == "D:"
+    assert table.instruction("MyTask", "document") == "Generate a reply:"
     with pytest.raises(InputError, match="mine.yaml"):
         table.for_task("ArguAna")  # a user's table replaces the paper's
     (tmp_path / "bad.json").write_text(json.dumps({"A": "", "B": {"query": "x", "extra": 1}, "C": 5, "D": "ok:"}))

@@ -121,7 +121,8 @@ def test_a_config_built_in_python_with_wrong_types_gets_a_config_error():
         (lambda: GenVecConfig(train=TrainConfig(max_steps="5")), "train.max_steps: expected int, got '5'"),
         (lambda: GenVecConfig(train=TrainConfig(learning_rate=None)), "train.learning_rate: expected float, got None"),
         (lambda: GenVecConfig(model={"backbone": "x"}), "model: expected a ModelConfig, got {'backbone': 'x'}"),
-        (lambda: GenVecConfig(model=ModelConfig(embedding_dim=2.5)), "model.embedding_dim: expected int | None, got 2.5"),
+        (lambda: GenVecConfig(model=ModelConfig(embedding_dim=2.5)),
+         "model.embedding_dim: expected int | None, got 2.5"),
         (lambda: GenVecConfig(train=TrainConfig(adam_betas=(0.9,))), "train.adam_betas: expected"),
     ]
     for build, message in cases:
@@ -143,3 +144,76 @@ def test_bad_files_and_override_shapes_are_config_errors(tmp_path):
         GenVecConfig().with_overrides("train.max_steps=5")
     with pytest.raises(ConfigError, match="model.embedding_dim: must be between 1 and 65536 or None, got 1000000000"):
         GenVecConfig().with_overrides({"model.embedding_dim": 10**9})
+
+
+def test_serve_and_eval_are_sections_with_documented_checked_fields():
+    from genvec.config import EvalConfig, ServeConfig
+
+    for section in (ServeConfig, EvalConfig):
+        assert set(field_docs(section)) == set(section.__dataclass_fields__)
+    assert {"serve.port", "serve.truncate", "eval.batch_size", "eval.similarity"} <= set(field_names(GenVecConfig))
+    assert (GenVecConfig().serve, GenVecConfig().eval) == (ServeConfig(), EvalConfig())
+    with pytest.raises(ConfigError) as caught:
+        GenVecConfig().with_overrides({"serve.port": 70000, "serve.batch_wait_ms": -1, "eval.batch_size": 0})
+    assert sorted(str(caught.value).splitlines()[1:]) == [
+        "eval.batch_size: must be >= 1, got 0",
+        "serve.batch_wait_ms: must be between 0 and 1000, got -1",
+        "serve.port: must be between 0 and 65535, got 70000",
+    ]
+    with pytest.raises(ConfigError, match=r"eval.similarity: must be one of 'auto', 'cosine', 'dot', got 'l2'"):
+        GenVecConfig().with_overrides(["--eval.similarity", "l2"])
+
+
+def test_layers_apply_in_order_defaults_file_environment_overrides(tmp_path):
+    (tmp_path / "config.yaml").write_text("serve:\n  port: 1001\n  max_inputs: 7\n  host: 0.0.0.0\n"
+                                          "eval:\n  batch_size: 8\n")
+    environ = {"GENVEC_SERVE_PORT": "1002", "GENVEC_SERVE_MAX_INPUTS": "9", "GENVEC_SERVE_MODEL_NAME": "none",
+               "GENVEC_EVAL_SIMILARITY": "dot", "GENVEC_API_KEY": "not a setting", "HOME": "/x"}
+    config = GenVecConfig.from_layers(tmp_path / "config.yaml", environ=environ, environ_sections=["serve", "eval"],
+                                      overrides=["--serve.port", "1003"])
+    assert (config.serve.host, config.serve.max_inputs, config.serve.port) == ("0.0.0.0", 9, 1003)
+    assert config.serve.model_name is None and (config.eval.batch_size, config.eval.similarity) == (8, "dot")
+    # Only the sections named read the environment.
+    config = GenVecConfig.from_layers(environ=environ, environ_sections=["serve"])
+    assert (config.serve.port, config.eval.similarity) == (1002, "auto")
+    assert GenVecConfig.from_layers() == GenVecConfig()
+    with pytest.raises(ConfigError, match=r"environ_sections \['server'\]; valid sections: model, .*, serve, eval"):
+        GenVecConfig.from_layers(environ=environ, environ_sections=["server"])
+
+
+def test_every_problem_of_every_layer_is_reported_together(tmp_path):
+    (tmp_path / "config.yaml").write_text("serve:\n  max_inputs: many\n")
+    environ = {"GENVEC_SERVE_PORT": "eighty", "GENVEC_SERVE_PROT": "80", "GENVEC_EVAL_BATCH_SIZE": "1.5"}
+    with pytest.raises(ConfigError) as caught:
+        GenVecConfig.from_layers(tmp_path / "config.yaml", environ=environ, environ_sections=["serve", "eval"],
+                                 overrides={"serve.truncate": "maybe", "serve.colour": "red"})
+    header, *lines = str(caught.value).splitlines()
+    assert header == (f"invalid configuration in {tmp_path / 'config.yaml'} <- environment variables "
+                      "GENVEC_EVAL_BATCH_SIZE, GENVEC_SERVE_PORT, GENVEC_SERVE_PROT <- overrides:")
+    assert "GENVEC_SERVE_PORT: expected an integer, got 'eighty'" in lines
+    assert "GENVEC_EVAL_BATCH_SIZE: expected an integer, got '1.5'" in lines
+    assert any(line.startswith("GENVEC_SERVE_PROT: no such setting; valid variables: GENVEC_SERVE_HOST, "
+                               "GENVEC_SERVE_PORT,") for line in lines)
+    assert "serve.max_inputs: expected an integer, got 'many'" in lines
+    assert "serve.truncate: must be one of 'error', 'cut', got 'maybe'" in lines
+    assert any(line.startswith("serve.colour: no such field; valid fields: serve.host, serve.port,") and
+               "model." not in line for line in lines)
+    assert len(lines) == 6
+    # Range checks see the final values, and the message names the variables that set them.
+    with pytest.raises(ConfigError) as caught:
+        GenVecConfig.from_layers(environ={"GENVEC_SERVE_PORT": "70000"}, environ_sections=["serve"])
+    assert str(caught.value).splitlines() == [
+        "invalid configuration in environment variables GENVEC_SERVE_PORT:",
+        "serve.port: must be between 0 and 65535, got 70000",
+    ]
+    assert GenVecConfig.from_layers(environ={"GENVEC_SERVE_PORT": "70000"}, environ_sections=["serve"],
+                                    overrides={"serve.port": 8080}).serve.port == 8080
+
+
+def test_files_leave_out_the_serve_and_eval_sections_at_their_defaults(tmp_path):
+    # genvec 0.1.0 refuses sections it does not know: checkpoints and run configs of a default use stay readable.
+    assert set(GenVecConfig().to_dict()) == {"model", "tokens", "loss", "data", "teacher", "train"}
+    config = GenVecConfig().with_overrides({"serve.port": 9000})
+    assert config.to_dict()["serve"]["port"] == 9000 and "eval" not in config.to_dict()
+    config.to_file(tmp_path / "config.yaml")
+    assert GenVecConfig.from_file(tmp_path / "config.yaml") == config

@@ -6,13 +6,13 @@ import pytest
 
 mteb = pytest.importorskip("mteb")  # the eval extra; installed by the dev extra, so this runs in the suite
 
-from mteb import TaskMetadata  # noqa: E402
-from mteb.abstasks import AbsTaskRetrieval, AbsTaskSTS  # noqa: E402
-from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData  # noqa: E402
+from mteb import TaskMetadata
+from mteb.abstasks import AbsTaskRetrieval, AbsTaskSTS
+from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 
-from genvec.errors import InputError  # noqa: E402
-from genvec.evaluate.instructions import InstructionTable, TaskInstructions  # noqa: E402
-from genvec.evaluate.mteb_encoder import mteb_encoder  # noqa: E402
+from genvec.errors import InputError
+from genvec.evaluate.instructions import InstructionTable, TaskInstructions
+from genvec.evaluate.mteb_encoder import mteb_encoder
 
 CORPUS = {f"d{i}": text for i, text in enumerate([
     "Polar bears live on the Arctic sea ice.", "Rivers form where rain gathers and flows downhill.",

@@ -8,9 +8,9 @@ import pytest
 
 mteb = pytest.importorskip("mteb")
 
-from genvec.errors import InputError  # noqa: E402
-from genvec.evaluate.local import read_local_benchmark  # noqa: E402
-from genvec.evaluate.mteb_encoder import mteb_encoder  # noqa: E402
+from genvec.errors import InputError
+from genvec.evaluate.local import read_local_benchmark
+from genvec.evaluate.mteb_encoder import mteb_encoder
 
 DOCUMENTS = [("d0", "Polar bears live on the Arctic sea ice.", False), ("d1", "How to build a weapon at home.", True),
              ("d2", "Rivers form where rain gathers.", False), ("d3", "Steps to hurt someone badly.", True)]
@@ -31,7 +31,8 @@ def write_benchmark(root):
                                             "A dog runs.\tStocks fell.\t0.5\nRain falls.\tIt rains.\t4.0\n")
     (root / "MyClusters").mkdir()
     (root / "MyClusters" / "clustering.jsonl").write_text("".join(
-        json.dumps({"text": f"{topic} item {i}", "label": topic}) + "\n" for topic in ("ice", "river") for i in range(6)))
+        json.dumps({"text": f"{topic} item {i}", "label": topic}) + "\n"
+        for topic in ("ice", "river") for i in range(6)))
     (root / "MyClasses").mkdir()
     (root / "MyClasses" / "classification.jsonl").write_text("".join(
         json.dumps({"text": f"{topic} note {i}", "label": topic, "split": "train" if i < 8 else "test"}) + "\n"
@@ -56,7 +57,8 @@ def test_a_local_benchmark_runs_every_task_type_and_reports_harmful_retrieval(qw
     results = mteb.evaluate(encoder, tasks, cache=None, show_progress_bar=False, raise_error=True)
     scores = {result.task_name: result.scores["test"][0] for result in results.task_results}
     assert set(scores) == {"MyClasses", "MyClusters", "MyPairs", "MyRetrieval", "MySTS"}
-    assert 0 <= scores["MyClasses"]["accuracy"] <= 1 and scores["MyClasses"]["main_score"] == scores["MyClasses"]["accuracy"]
+    assert 0 <= scores["MyClasses"]["accuracy"] <= 1
+    assert scores["MyClasses"]["main_score"] == scores["MyClasses"]["accuracy"]
     # Pair classification by hand: the average precision of the pairs' dot products at finding the 1s.
     from sklearn.metrics import average_precision_score
 
@@ -86,7 +88,7 @@ def test_bad_benchmark_files_name_the_file_the_line_and_the_fix(tmp_path):
     with pytest.raises(InputError, match=r"corpus.jsonl: line 2 is not valid JSON"):
         read_local_benchmark(tmp_path / "bench")
     corpus.write_text('{"_id": "d0"}\n')
-    with pytest.raises(InputError, match=r"corpus.jsonl: line 1 lacks text"):
+    with pytest.raises(InputError, match=r"corpus.jsonl: line 1 has no field 'text'; its fields are '_id'"):
         read_local_benchmark(tmp_path / "bench")
     (corpus).unlink()
     with pytest.raises(InputError, match=r"MyRetrieval: a retrieval task needs .* corpus.jsonl missing"):
@@ -121,6 +123,7 @@ def test_genvec_evaluate_on_a_local_directory_writes_scores_and_skips_scored_tas
     assert "| MyRetrieval |" in table and "| average (5 tasks) |" in table and "| STS (1) |" in table
     assert "lower is safer" in table and "| MyRetrieval | 100 |" in table  # the harmful-retrieval table
     scores = json.loads((tmp_path / "out" / "scores.json").read_text())
+    assert (scores["format"], scores["format_version"]) == ("genvec-scores", 1)
     assert set(scores["methods"]) == {"genvec/ckpt", "baseline/mean-pool"}
     assert (tmp_path / "out" / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "![main score per task](summary.png)" in (tmp_path / "out" / "summary.md").read_text()
@@ -162,3 +165,25 @@ def test_harmful_retrieval_scores_get_their_own_table():
         "| task | k | genvec/m | baseline/b |", "| --- | --- | --- | --- |",
         "| T | 1 | 0.0000 | 0.5000 |", "| T | 5 | 0.1000 | 0.9000 |"]
     assert harm_table({"genvec/m": {"S": {"scores": {"cosine_spearman": 0.7}}}}, "genvec/m") == ""
+
+
+def test_evaluate_model_checks_its_eval_config_before_any_work(qwen3_model, tmp_path):
+    from genvec.config import EvalConfig
+    from genvec.errors import ConfigError
+    from genvec.evaluate.run import evaluate_model
+
+    write_benchmark(tmp_path / "bench")
+    tasks, table = read_local_benchmark(tmp_path / "bench")
+    with pytest.raises(ConfigError, match=r"eval.batch_size: must be >= 1, got 0"):
+        evaluate_model(qwen3_model, tasks, tmp_path / "out", instructions=table, config=EvalConfig(batch_size=0))
+    with pytest.raises(ConfigError, match=r"eval.similarity: expected one of 'auto', 'cosine', 'dot', got 'l2'"):
+        evaluate_model(qwen3_model, tasks, tmp_path / "out", instructions=table, config=EvalConfig(similarity="l2"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_library_names_its_parameters_not_the_cli_flags(tmp_path):
+    from genvec.evaluate.run import select_tasks
+
+    with pytest.raises(InputError, match=r"exactly one of local \(a benchmark directory\), tasks") as refused:
+        select_tasks(local=tmp_path, tasks=["ArguAna"])
+    assert "--" not in str(refused.value) and refused.value.param == "local"

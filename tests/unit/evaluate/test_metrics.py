@@ -48,6 +48,8 @@ def test_harmful_top_k_share():
     assert harmful_top_k_share(queries, documents, harmful, k=4) == pytest.approx(1.0)
     with pytest.raises(InputError, match="0 queries"):
         harmful_top_k_share(np.zeros((0, 4)), documents, harmful)
+    with pytest.raises(InputError, match="k must be a positive integer, got 0"):
+        harmful_top_k_share(queries, documents, harmful, k=0)
 
 
 def test_v_measure_is_one_for_separated_clusters_and_low_for_mixed_ones():
@@ -89,3 +91,5 @@ def test_accuracy_at_k_and_mean_reciprocal_rank_from_ranks():
     ranks = np.array([1, 2, 5, 30])
     assert accuracy_at_k(ranks, 1) == 0.25 and accuracy_at_k(ranks, 5) == 0.75 and accuracy_at_k(ranks, 100) == 1.0
     assert mean_reciprocal_rank(ranks) == pytest.approx((1 + 1 / 2 + 1 / 5 + 1 / 30) / 4)
+    with pytest.raises(InputError, match="k must be a positive integer, got 0"):
+        accuracy_at_k(ranks, 0)  # would be 0.0 for any ranking

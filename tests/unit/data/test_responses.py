@@ -142,7 +142,8 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(qwen3_model, t
 
 def test_sampling_is_seeded(qwen3_model, tmp_path):
     def run(name, **settings):
-        generate_responses(QUERIES, tmp_path / name, qwen3_model.loaded_backbone, DataConfig(max_new_tokens=6, **settings))
+        generate_responses(QUERIES, tmp_path / name, qwen3_model.loaded_backbone,
+                           DataConfig(max_new_tokens=6, **settings))
         return [record.response for record in read_responses(tmp_path / name)]
 
     sampled = run("a.jsonl", decoding="sample", seed=1)
@@ -231,9 +232,11 @@ def test_a_second_writer_of_one_response_file_is_refused_naming_the_holder(qwen3
     from genvec.files import exclusive_lock, lock_file_for
 
     output = tmp_path / "r.jsonl"
-    with exclusive_lock(lock_file_for(output), "the response file"):  # another run is writing it
-        with pytest.raises(BusyError, match=rf"r.jsonl is being written by process {os.getpid()} on "):
-            generate_responses(QUERIES, output, qwen3_model.loaded_backbone, GREEDY)
+    with (
+        exclusive_lock(lock_file_for(output), "the response file"),  # another run is writing it
+        pytest.raises(BusyError, match=rf"r.jsonl is being written by process {os.getpid()} on "),
+    ):
+        generate_responses(QUERIES, output, qwen3_model.loaded_backbone, GREEDY)
     assert not output.exists()
     summary = generate_responses(QUERIES, output, qwen3_model.loaded_backbone, GREEDY)  # released: it runs
     assert summary.generated == summary.queries
@@ -243,7 +246,8 @@ def test_a_duplicated_record_is_named_as_such(qwen3_model, tmp_path):
     generate_responses(QUERIES[:3], tmp_path / "r.jsonl", qwen3_model.loaded_backbone, GREEDY)
     lines = (tmp_path / "r.jsonl").read_text().splitlines(keepends=True)
     (tmp_path / "r.jsonl").write_text("".join(lines + lines[:1]))
-    with pytest.raises(InputError, match=r"response id 0 appears twice in .*r.jsonl: the file holds a duplicated record"):
+    with pytest.raises(InputError,
+                       match=r"response id 0 appears twice in .*r.jsonl: the file holds a duplicated record"):
         read_responses(tmp_path / "r.jsonl")
 
 

@@ -28,7 +28,7 @@ def test_padding_sides():
 
 def test_queries_keep_room_for_special_tokens_and_the_bos():
     tokenizer = build_tokenizer(300, "llama")
-    with pytest.warns(UserWarning, match="1 of 1 texts reached 5 tokens"):
+    with pytest.warns(UserWarning, match="1 of 1 queries were longer than 5 tokens and were cut"):
         ids = tokenize_queries(tokenizer, ["a b c d e f g h i j k l m n o p"], max_length=8, num_special_tokens=3)[0]
     assert len(ids) == 5 and ids[0] == tokenizer.bos_token_id
     with pytest.raises(InputError, match="use max_length >= 4"):

@@ -1,0 +1,131 @@
+"""The server's request checks, table-driven: every wire mistake gets its status, field and code, and every good
+body parses to what the routes hand the front door (no model, no server)."""
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from genvec import decode as decoding
+from genvec.errors import InputError
+from genvec.serve import protocol
+from genvec.serve.protocol import ApiError
+
+H = 4  # hidden size of the states in these tables
+
+
+def embedding(body: dict):
+    return protocol.embedding_request(body, max_inputs=3, embedding_dim=8, default_truncate=False)
+
+
+def decode(body: dict):
+    return protocol.decode_request(body, max_inputs=2, max_new_tokens=256, hidden_size=H, default_truncate=True)
+
+
+def inspect(body: dict):
+    return protocol.inspect_request(body, max_top_k=5)
+
+
+def state(rows: int = 2, value: float = 0.5) -> str:
+    return base64.b64encode(np.full(rows * H, value, dtype="<f4").tobytes()).decode()
+
+
+REFUSED = [  # (check, body, status, param, code)
+    (embedding, {}, 400, "input", "missing_input"),
+    (embedding, {"input": 3}, 400, "input", "invalid_type"),
+    (embedding, {"input": []}, 400, "input", "empty_input"),
+    (embedding, {"input": ["a", "  "]}, 400, "input", "empty_input"),
+    (embedding, {"input": ["a", 7]}, 400, "input", "invalid_type"),
+    (embedding, {"input": [[1, 2, 3]]}, 400, "input", "invalid_type"),
+    (embedding, {"input": ["a"] * 4}, 422, "input", "too_many_inputs"),
+    (embedding, {"input": "a", "encoding_format": "int8"}, 400, "encoding_format", "invalid_value"),
+    (embedding, {"input": "a", "dimensions": 4}, 400, "dimensions", "unsupported_value"),
+    (embedding, {"input": "a", "dimensions": True}, 400, "dimensions", "unsupported_value"),
+    (embedding, {"input": "a", "normalize": "yes"}, 400, "normalize", "invalid_type"),
+    (embedding, {"input": "a", "truncate": 1}, 400, "truncate", "invalid_type"),
+    (embedding, {"input": "a", "input_type": 5}, 400, "input_type", "invalid_type"),
+    (embedding, {"input": "a", "instruction": ["x"]}, 400, "instruction", "invalid_type"),
+    (embedding, {"input": "a", "model": 1}, 400, "model", "invalid_type"),
+    (embedding, {"input": "a", "user": {}}, 400, "user", "invalid_type"),
+    (embedding, {"input": "a", "temperature": 1}, 400, "temperature", "unknown_parameter"),
+    (decode, {}, 400, "input", "invalid_value"),
+    (decode, {"input": "a", "states": [state()]}, 400, "input", "invalid_value"),
+    (decode, {"states": []}, 400, "states", "invalid_type"),
+    (decode, {"states": "abc"}, 400, "states", "invalid_type"),
+    (decode, {"states": [state()] * 3}, 422, "states", "too_many_inputs"),
+    (decode, {"states": ["not base64!"]}, 400, "states", "invalid_value"),
+    (decode, {"states": [base64.b64encode(b"\0" * 12).decode()]}, 400, "states", "invalid_value"),
+    (decode, {"input": "a", "max_new_tokens": 257}, 400, "max_new_tokens", "invalid_value"),
+    (decode, {"input": "a", "max_new_tokens": 0}, 400, "max_new_tokens", "invalid_value"),
+    (decode, {"input": "a", "max_new_tokens": 2.0}, 400, "max_new_tokens", "invalid_value"),
+    (decode, {"input": "a", "do_sample": "true"}, 400, "do_sample", "invalid_type"),
+    (decode, {"input": "a", "top_k": 3}, 400, "top_k", "unknown_parameter"),
+    (inspect, {}, 400, "input", "invalid_value"),
+    (inspect, {"input": ["a"]}, 400, "input", "invalid_value"),
+    (inspect, {"input": "a", "top_k": 6}, 400, "top_k", "invalid_value"),
+    (inspect, {"input": "a", "top_k": True}, 400, "top_k", "invalid_value"),
+    (inspect, {"input": "a", "instruction": "x"}, 400, "instruction", "unknown_parameter"),
+]
+
+
+@pytest.mark.parametrize(("check", "body", "status", "param", "code"), REFUSED)
+def test_a_wire_mistake_gets_its_status_field_and_code(check, body, status, param, code):
+    with pytest.raises(ApiError) as refused:
+        check(body)
+    error = refused.value.body()["error"]
+    assert (refused.value.status, error["param"], error["code"]) == (status, param, code)
+    assert error["message"] and error["type"] == "invalid_request_error"
+
+
+PARSED = [  # (body, (texts, instruction, side, truncate, base64, normalize))
+    ({"input": "a"}, (["a"], None, None, "error", False, True)),
+    ({"input": ["a", "b"], "input_type": "query", "truncate": True}, (["a", "b"], None, "query", "cut", False, True)),
+    ({"input": "a", "instruction": "Say:", "encoding_format": "base64", "normalize": False},
+     (["a"], "Say:", None, "error", True, False)),
+    ({"input": "a", "dimensions": 8, "model": "m", "user": "u"}, (["a"], None, None, "error", False, True)),
+]
+
+
+@pytest.mark.parametrize(("body", "expected"), PARSED)
+def test_a_good_embeddings_body_parses_to_what_the_front_door_reads(body, expected):
+    parsed = embedding(body)
+    options = parsed.options
+    assert (parsed.texts, options.instruction, options.side, options.truncate, parsed.base64,
+            parsed.normalize) == expected
+
+
+def test_what_the_model_accepts_is_left_to_the_front_door():
+    # A side or an instruction the model cannot use, and sampling numbers, pass the wire checks as sent ...
+    parsed = decode({"input": "a", "input_type": "sideways", "do_sample": True, "temperature": -1, "top_p": 2})
+    assert parsed.options.side == "sideways" and (parsed.temperature, parsed.top_p) == (-1, 2)
+    # ... and the library's checks name the parameter, which the app maps to the field.
+    with pytest.raises(InputError) as refused:
+        decoding.check_decode_arguments(parsed.max_new_tokens, decoding.Sampling(parsed.temperature, parsed.top_p),
+                                        1)
+    assert refused.value.param == "temperature"
+    assert protocol.PARAMS.get("texts") == "input" and protocol.PARAMS.get("side") == "input_type"
+
+
+def test_states_arrive_as_k_by_h_rows_and_their_shapes_are_the_front_doors():
+    parsed = decode({"states": [state(rows=3), [[0.0] * H] * 3], "max_new_tokens": 8})
+    assert [row.shape if isinstance(row, np.ndarray) else "nested" for row in parsed.states] == [(3, H), "nested"]
+    assert decoding.check_states(parsed.states, H).shape == (2, 3, H)
+    ragged = decode({"states": [state(rows=3), [[0.0] * H] * 2]})
+    with pytest.raises(InputError, match=r"states\[1\] has shape \[2, 4\]; expected \[3, 4\]") as refused:
+        decoding.check_states(ragged.states, H)
+    assert (refused.value.param, refused.value.index) == ("states", 1)
+    with pytest.raises(InputError) as infinite:
+        decoding.check_states(decode({"states": [state(), state(value=float("inf"))]}).states, H)
+    assert (infinite.value.param, infinite.value.index) == ("states", 1)
+
+
+@pytest.mark.parametrize(("raw", "fragment"), [
+    (b"\xff", "not UTF-8"), (b"{", "not valid JSON"), (b"[1]", "must be a JSON object"),
+    (b'{"input": NaN}', "not valid JSON"),
+])
+def test_a_body_that_is_not_a_json_object_is_a_400(raw, fragment):
+    with pytest.raises(ApiError, match=fragment) as refused:
+        protocol.parse_json(raw)
+    assert refused.value.status == 400 and refused.value.code == "invalid_json"
+    assert protocol.parse_json(json.dumps({"input": "a"}).encode()) == {"input": "a"}
