@@ -29,7 +29,7 @@ bench() {
     "$PYTHON" benchmarks/run.py --results-dir "$RESULTS" --child-timeout-s "$CHILD_TIMEOUT" "$@" $BENCH_ARGS || status=1
 }
 
-facts() {  # the facts every result file records (run.py's _machine), before anything runs
+facts() {  # the facts every result file records (harness.py's machine_facts), before anything runs
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>/dev/null \
         || echo "no nvidia-smi"
     # shellcheck disable=SC2086
@@ -67,7 +67,7 @@ One device command each (10 minutes at most per command, 30 minutes per lease), 
   4. bash benchmarks/gpu.sh qwen3-0.6b all
   5. bash benchmarks/gpu.sh qwen3-4b train
   6. bash benchmarks/gpu.sh qwen3-4b decode
-Estimates (estimate_seconds in run.py; its assumptions: `python benchmarks/run.py --preset qwen3-8b --estimate`):
+Estimates (benchmarks/estimate.py; its assumptions: `python benchmarks/run.py --preset qwen3-8b --estimate`):
 EOF
     local preset
     for preset in qwen3-8b qwen3-0.6b qwen3-4b; do

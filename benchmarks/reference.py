@@ -42,7 +42,8 @@ class ReferenceTrainStep:
         encoder.resize_token_embeddings(vocabulary)
         ids = self.tokenizer.convert_tokens_to_ids([f"<question{i + 1}>" for i in range(num_special_tokens)])
         encoder.requires_grad_(False)
-        self.encoder = get_peft_model(encoder, TrainableTokensConfig(token_indices=ids, target_modules=["embed_tokens"]))
+        trainable_tokens = TrainableTokensConfig(token_indices=ids, target_modules=["embed_tokens"])
+        self.encoder = get_peft_model(encoder, trainable_tokens)
         self.decoder = decoder.requires_grad_(False)
         self.teacher = teacher.requires_grad_(False)
         hidden = decoder.config.hidden_size
@@ -102,6 +103,7 @@ class ReferenceTrainStep:
             pad_embeddings = embed(answers.input_ids[index][:pads])
             rows.append(torch.cat([pad_embeddings, prompt[index], tokens]))
             masks.append(torch.cat([torch.zeros(pads), torch.ones(prompt.shape[1] + int(keep.sum()))]))
-            labels.append(torch.cat([torch.full((pads + prompt.shape[1],), -100), answers.input_ids[index][keep].cpu()]))
+            ignored = torch.full((pads + prompt.shape[1],), -100)
+            labels.append(torch.cat([ignored, answers.input_ids[index][keep].cpu()]))
         device = prompt.device
         return torch.stack(rows), torch.stack(masks).long().to(device), torch.stack(labels).to(device)

@@ -16,10 +16,11 @@ it. The clients are plain `http.client` connections, the lightest load generator
 run on the same cores as the server, so every millisecond a client spends is taken from the server (`httpx`, under
 the `openai` client, costs about 3 x more CPU per request: benchmarks/serve_overhead.py). The CPU seconds per
 request of the server process and of the clients are reported too. Results go to
-`benchmarks/results/serve/<preset>-cpu[-waitNms].json` and `.md`. Figures are printed, never asserted.
+`benchmarks/results/serve/<preset>-cpu[-waitNms].json` and `.md` (or `--results-dir`). Figures are printed, never
+asserted.
 """
 
-import argparse
+import functools
 import http.client
 import json
 import os
@@ -32,15 +33,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-import run as bench  # noqa: E402  (benchmarks/run.py: presets, random backbones, texts)
-
-RESULTS = Path(__file__).parent / "results" / "serve"
+from harness import RESULTS, argument_parser, command_line, cpu_seconds, markdown_table, timed_call, write_result
+from presets import CPU_PRESETS, PRESETS, load_saved_model, make_texts
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="small", choices=[n for n, p in bench.PRESETS.items() if p.device == "cpu"])
+    parser = argument_parser(__doc__)
+    parser.add_argument("--preset", default="small", choices=CPU_PRESETS)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=1600, help="requests per round (one text each)")
     parser.add_argument("--rounds", type=int, default=5, help="direct-then-server rounds; the ratio is their median")
@@ -50,28 +49,19 @@ def main() -> int:
                         help="the server's --batch-wait-ms (default: the server's default)")
     parser.add_argument("--encoding", choices=["base64", "float"], default="base64",
                         help="encoding_format of the requests (default: base64, what the openai client sends)")
+    parser.add_argument("--results-dir", default=str(RESULTS / "serve"), help="where the JSON and Markdown files go")
     args = parser.parse_args()
 
     import torch
 
-    from genvec import GenVecModel
-
-    preset = bench.PRESETS[args.preset]
-    backbone = bench.save_backbone(preset)
-    torch.manual_seed(0)
-    model = GenVecModel.from_backbone(backbone, embedding_dim=384, dtype=preset.dtype, device="cpu")
-    texts = bench.make_texts(model.tokenizer, 256, args.tokens, seed=7)
+    model = load_saved_model(PRESETS[args.preset])
+    texts = make_texts(model.tokenizer, 256, args.tokens, seed=7)
     work = [texts[i % len(texts)] for i in range(args.requests)]
-
     model.encode(work[:256], batch_size=args.batch, show_progress=False)  # warm-up
-
-    rounds, latencies, errors = [], [], 0
     with tempfile.TemporaryDirectory() as scratch:
         checkpoint = Path(scratch) / "model"
         model.save_pretrained(checkpoint)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "genvec", "serve", "--model", str(checkpoint), "--device", "cpu", "--port",
              str(port), "--max-batch-texts", str(args.batch),
@@ -79,67 +69,87 @@ def main() -> int:
             env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_until_ready(port, server)
-            _load(port, work[: args.clients * 4], args.clients, args.encoding)  # warm the connections
-            before = _batch_counts(port)
-            server_cpu, client_cpu = 0.0, 0.0
-            for _ in range(args.rounds):
-                start = time.perf_counter()
-                model.encode(work, batch_size=args.batch, normalize=True, show_progress=False)
-                direct_rate = len(work) / (time.perf_counter() - start)
-                server_before, client_before = cpu_seconds(server.pid), time.process_time()
-                start = time.perf_counter()
-                round_latencies, round_errors = _load(port, work, args.clients, args.encoding)
-                server_rate = len(work) / (time.perf_counter() - start)
-                server_cpu += cpu_seconds(server.pid) - server_before
-                client_cpu += time.process_time() - client_before
-                latencies += round_latencies
-                errors += round_errors
-                rounds.append({"direct_texts_per_s": round(direct_rate, 1), "server_texts_per_s": round(server_rate, 1),
-                               "ratio": round(server_rate / direct_rate, 3)})
-                print(f"round {len(rounds)}: direct {direct_rate:.1f} texts/s, server {server_rate:.1f} texts/s, "
-                      f"ratio {server_rate / direct_rate:.3f}", flush=True)
-            after = _batch_counts(port)
+            measured = _rounds(model, work, server, port, args)
         finally:
             server.terminate()
             server.wait(30)
-    requests = len(work) * args.rounds
-    latencies.sort()
-    result = {
-        "preset": args.preset, "clients": args.clients, "requests_per_round": len(work), "rounds": args.rounds,
-        "tokens_per_text": args.tokens, "batch": args.batch,
+    result = _result(measured, len(work), args)
+    result.update(torch_threads=torch.get_num_threads(), cpu_count=os.cpu_count(), per_round=measured["rounds"],
+                  command=command_line())
+    stem = f"{args.preset}-cpu" + ("" if args.batch_wait_ms is None else f"-wait{args.batch_wait_ms}ms")
+    table = _markdown(result)
+    write_result(Path(args.results_dir), stem, result, table + "\n")
+    print(table)
+    return 0
+
+
+def _rounds(model, work: list[str], server: subprocess.Popen, port: int, args) -> dict:
+    """`args.rounds` times: `model.encode` over `work` in this process, then the same texts through the server;
+    each round's rates, every latency, the error count, CPU seconds of both sides and the server's batch counts."""
+    _load(port, work[: args.clients * 4], args.clients, args.encoding)  # warm the connections
+    before = _batch_counts(port)
+    rounds, latencies, errors = [], [], 0
+    server_cpu, client_cpu = 0.0, 0.0
+    for _ in range(args.rounds):
+        _, direct_s = timed_call(lambda: model.encode(work, batch_size=args.batch, normalize=True, show_progress=False))
+        direct_rate = len(work) / direct_s
+        server_before, client_before = cpu_seconds(server.pid), cpu_seconds()
+        (round_latencies, round_errors), server_s = timed_call(lambda: _load(port, work, args.clients, args.encoding))
+        server_rate = len(work) / server_s
+        server_cpu += cpu_seconds(server.pid) - server_before
+        client_cpu += cpu_seconds() - client_before
+        latencies += round_latencies
+        errors += round_errors
+        rounds.append({"direct_texts_per_s": round(direct_rate, 1), "server_texts_per_s": round(server_rate, 1),
+                       "ratio": round(server_rate / direct_rate, 3)})
+        print(f"round {len(rounds)}: direct {direct_rate:.1f} texts/s, server {server_rate:.1f} texts/s, "
+              f"ratio {server_rate / direct_rate:.3f}", flush=True)
+    after = _batch_counts(port)
+    return {"rounds": rounds, "latencies": sorted(latencies), "errors": errors, "server_cpu": server_cpu,
+            "client_cpu": client_cpu, "batches": after[0] - before[0], "batched_texts": after[1] - before[1]}
+
+
+def _result(measured: dict, requests_per_round: int, args) -> dict:
+    """The figures of a result file, from `_rounds`' measurements (the run's facts are added by the caller)."""
+    rounds, latencies = measured["rounds"], measured["latencies"]
+    requests = requests_per_round * args.rounds
+    return {
+        "preset": args.preset, "clients": args.clients, "requests_per_round": requests_per_round,
+        "rounds": args.rounds, "tokens_per_text": args.tokens, "batch": args.batch,
         "batch_wait_ms": "server default" if args.batch_wait_ms is None else args.batch_wait_ms,
         "encoding_format": args.encoding,
         "ratio": round(statistics.median(r["ratio"] for r in rounds), 3), "ratio_min": min(r["ratio"] for r in rounds),
-        "ratio_max": max(r["ratio"] for r in rounds), "errors": errors,
+        "ratio_max": max(r["ratio"] for r in rounds), "errors": measured["errors"],
         "direct_texts_per_s_median": statistics.median(r["direct_texts_per_s"] for r in rounds),
         "server_texts_per_s_median": statistics.median(r["server_texts_per_s"] for r in rounds),
-        "server_batches": int(after[0] - before[0]),
-        "mean_texts_per_batch": round((after[1] - before[1]) / max(1.0, after[0] - before[0]), 2),
+        "server_batches": int(measured["batches"]),
+        "mean_texts_per_batch": round(measured["batched_texts"] / max(1.0, measured["batches"]), 2),
         "latency_ms_p50": round(1000 * statistics.median(latencies), 1),
         "latency_ms_p99": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1),
-        "server_cpu_ms_per_request": round(1000 * server_cpu / requests, 2),
-        "client_cpu_ms_per_request": round(1000 * client_cpu / requests, 2),
-        "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "per_round": rounds,
-        "command": "python benchmarks/serve.py " + " ".join(sys.argv[1:]),
+        "server_cpu_ms_per_request": round(1000 * measured["server_cpu"] / requests, 2),
+        "client_cpu_ms_per_request": round(1000 * measured["client_cpu"] / requests, 2),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = f"{args.preset}-cpu" + ("" if args.batch_wait_ms is None else f"-wait{args.batch_wait_ms}ms")
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    table = "\n".join([
-        f"Command: `{result['command'].strip()}`", "",
-        "| ratio, median (min-max) | direct texts/s | server texts/s | p50 ms | p99 ms | errors "
-        "| texts per model batch | server CPU ms/request | client CPU ms/request |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        f"| {result['ratio']} ({result['ratio_min']}-{result['ratio_max']}) | "
-        f"{result['direct_texts_per_s_median']} | {result['server_texts_per_s_median']} | "
-        f"{result['latency_ms_p50']} | {result['latency_ms_p99']} | {errors} | {result['mean_texts_per_batch']} "
-        f"| {result['server_cpu_ms_per_request']} | {result['client_cpu_ms_per_request']} |",
+
+
+def _markdown(result: dict) -> str:
+    rounds = result["per_round"]
+    header = ["ratio, median (min-max)", "direct texts/s", "server texts/s", "p50 ms", "p99 ms", "errors",
+              "texts per model batch", "server CPU ms/request", "client CPU ms/request"]
+    row = [f"{result['ratio']} ({result['ratio_min']}-{result['ratio_max']})", result["direct_texts_per_s_median"],
+           result["server_texts_per_s_median"], result["latency_ms_p50"], result["latency_ms_p99"], result["errors"],
+           result["mean_texts_per_batch"], result["server_cpu_ms_per_request"], result["client_cpu_ms_per_request"]]
+    return "\n".join([
+        f"Command: `{result['command'].strip()}`", "", *markdown_table(header, [row]),
         "", "Rounds (direct, then server, seconds apart): " + "; ".join(
             f"{r['direct_texts_per_s']} / {r['server_texts_per_s']} = {r['ratio']}" for r in rounds),
     ])
-    (RESULTS / f"{stem}.md").write_text(table + "\n")
-    print(table)
-    return 0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def wait_until_ready(port: int, server: subprocess.Popen) -> None:
@@ -173,12 +183,6 @@ def _batch_counts(port: int) -> tuple[float, float]:
     return values["genvec_batch_texts_count"], values["genvec_batch_texts_sum"]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process `pid` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _load(port: int, work: list[str], clients: int, encoding: str) -> tuple[list[float], int]:
     """Send every text of `work` as its own request from `clients` threads to 127.0.0.1:`port`; latencies and the
     error count."""
@@ -188,12 +192,9 @@ def _load(port: int, work: list[str], clients: int, encoding: str) -> tuple[list
         try:
             for text in work[index::clients]:
                 body = json.dumps({"model": "m", "input": text, "encoding_format": encoding})
-                start = time.perf_counter()
-                connection.request("POST", "/v1/embeddings", body, {"Content-Type": "application/json"})
-                response = connection.getresponse()
-                payload = response.read()
-                latencies.append(time.perf_counter() - start)
-                errors += response.status != 200 or not payload.startswith(b'{"object":"list"')
+                (status, payload), seconds = timed_call(functools.partial(_post, connection, body))
+                latencies.append(seconds)
+                errors += status != 200 or not payload.startswith(b'{"object":"list"')
         finally:
             connection.close()
         return latencies, errors
@@ -201,6 +202,13 @@ def _load(port: int, work: list[str], clients: int, encoding: str) -> tuple[list
     with ThreadPoolExecutor(clients) as pool:
         parts = list(pool.map(one_client, range(clients)))
     return [x for part, _ in parts for x in part], sum(errors for _, errors in parts)
+
+
+def _post(connection: http.client.HTTPConnection, body: str) -> tuple[int, bytes]:
+    """POST one embeddings request on a kept-alive connection; the status and the whole response body."""
+    connection.request("POST", "/v1/embeddings", body, {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    return response.status, response.read()
 
 
 if __name__ == "__main__":

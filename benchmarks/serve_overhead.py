@@ -11,19 +11,17 @@ is its own model batch. Printed: CPU ms per request of the server process (/proc
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from serve import cpu_seconds, wait_until_ready  # noqa: E402  (benchmarks/serve.py)
+from harness import argument_parser, cpu_seconds
+from serve import free_port, wait_until_ready
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--serve-child", nargs=4, help=argparse.SUPPRESS)  # model port loop http
     args = parser.parse_args()
@@ -70,9 +68,7 @@ def _serve(model_dir: str, port: str, loop: str, parser_name: str) -> int:
 def _measure(model_dir: Path, loop: str, parser_name: str, client: str, requests: int) -> tuple[float, float]:
     import http.client
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([sys.executable, __file__, "--serve-child", str(model_dir), str(port), loop, parser_name],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     body = json.dumps({"model": "m", "input": "where do polar bears live?", "encoding_format": "base64"})
@@ -96,9 +92,9 @@ def _measure(model_dir: Path, loop: str, parser_name: str, client: str, requests
 
         for _ in range(50):  # warm-up
             send()
-        server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
+        server_cpu, client_cpu = cpu_seconds(server.pid), cpu_seconds()
         statuses = [send() for _ in range(requests)]
-        server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
+        server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu, cpu_seconds() - client_cpu
         if set(statuses) != {200}:
             raise SystemExit(f"requests failed: {sorted(set(statuses))}")
     finally:
