@@ -4,28 +4,31 @@ torchrun (CPU processes too).
 
 The output directory holds `manifest.json` (what was encoded, how, and how many shards) and, for every shard of
 `shard_size` rows, `shard-00000.ids.json` (the rows' ids) and `shard-00000.npy` (float32, rows x D), each written
-atomically, the `.npy` last: a shard whose `.npy` exists is complete. A killed run continues where it stopped: the
-manifest must match (same input, model identity, instruction, truncation, normalisation, shard size) and complete
-shards are skipped, so nothing is duplicated or lost. With N processes, process i encodes shards i, i + N, ...;
-process 0 marks the manifest complete once all have finished. `read_shards(dir)` gives (ids, vectors) back, ready
-for a vector store.
+atomically, the `.npy` last. A killed run continues where it stopped: the manifest must match (same input, model
+identity, dtype, max_length, instruction, truncation, normalisation, shard size: everything that changes a vector
+or a row's place) and whole shards are skipped, so nothing is duplicated or lost. A shard is whole when its ids file
+and its array both read back, hold the rows the manifest gives it and agree in length; one damaged from outside (a
+deleted ids file, a cut array) is encoded again. With N processes, process i encodes shards i, i + N, ...; process 0
+marks the manifest complete once all have finished. `read_shards(dir)` gives (ids, vectors) back, ready for a vector
+store, and names the shard if one is damaged.
 
 What it does not do: start processes itself (accelerate does), or write anything but whole shards.
 """
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from genvec.data.records import Record, open_records
-from genvec.device import check_launch
+from genvec.data.records import Record, Records, open_records
+from genvec.device import DTYPE_NAMES, check_launch
 from genvec.errors import InputError, check_positive_int
 from genvec.files import atomic_write, write_text_atomic
 from genvec.formats import differences, header, read_document
-from genvec.inference import Side, Truncate, embed, prepare, resolve_instruction
+from genvec.inference import Side, Truncate, embed, prepare, resolve_instruction, text_limit
 from genvec.model import GenVecModel
 
 logger = logging.getLogger(__name__)
@@ -33,6 +36,7 @@ logger = logging.getLogger(__name__)
 FORMAT_NAME = "genvec-embedding-shards"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+_REDO = "run the same genvec encode command again to encode it anew"  # what to do about a damaged shard
 
 
 @dataclass(frozen=True)
@@ -46,35 +50,38 @@ class Corpus:
 
 def read_corpus(source: str | Path, *, text_field: str = "text", id_field: str = "id", split: str = "train") -> Corpus:
     """Rows of a corpus: any source `genvec.data.records` reads (JSON Lines or JSON, CSV/TSV, Parquet, a saved or hub
-    Hugging Face dataset), each with its `id_field` and a non-empty `text_field`; or a text file, one text per line,
-    whose ids are the line numbers (blank lines are skipped).
+    Hugging Face dataset), each with its `id_field` (a string or a number, stored as text) and a non-empty
+    `text_field`; or a text file, one text per line, whose ids are the line numbers (blank lines are skipped).
 
     Raises:
-        InputError: a missing field (naming the file and the line or row), an empty or non-string text, no rows,
-            repeated ids.
+        InputError: a missing field, an id that is not a string or number, an empty or non-string text (each
+            naming the file and the line or row), no rows, repeated ids (`1` and `"1"` count as one id).
     """
     records = open_records(source, split=split, text_field=text_field)
     if records.format == "text":
-        rows = [(str(record.number), record.fields[text_field]) for record in records.read()
+        rows = [(str(record.number), _text(records.name, record, text_field)) for record in records.read()
                 if record.fields[text_field].strip()]
     else:
         fix = "Pass text_field and id_field naming the fields that hold each row's text and id."
-        rows = [(str(record.fields[id_field]), _text(records.name, record, text_field))
+        rows = [(_row_id(records.name, record, id_field), _text(records.name, record, text_field))
                 for record in records.read((text_field, id_field), columns=(id_field, text_field), fix=fix)]
     if not rows:
         raise InputError(f"{records.name}: no rows to encode; pass a corpus with at least one text.")
     ids = [row_id for row_id, _ in rows]
-    if len(set(ids)) != len(ids):
-        seen, repeated = set(), None
-        for row_id in ids:
-            if row_id in seen:
-                repeated = row_id
-                break
-            seen.add(row_id)
-        raise InputError(f"{records.name}: the id {repeated!r} appears more than once; ids must be unique (pass "
-                         "another id_field).")
+    _check_unique(records, ids, id_field)
     return Corpus(ids, [text for _, text in rows], {**records.describe(), "text_field": text_field,
                                                     "id_field": id_field, "rows": len(rows)})
+
+
+def _row_id(source: str, record: Record, id_field: str) -> str:
+    """A row's id as the shards store it: a string as it is, a number as its text (JSON booleans are not numbers)."""
+    value = record.fields[id_field]
+    is_number = (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float)
+                                                                           and math.isfinite(value))
+    if not isinstance(value, str) and not is_number:
+        raise InputError(f"{source}: {record.where}: {id_field!r} is {value!r:.40} ({type(value).__name__}); an id "
+                         "must be a string or a finite number. Fix that row, or pass another id_field.")
+    return str(value)
 
 
 def _text(source: str, record: Record, text_field: str) -> str:
@@ -85,6 +92,22 @@ def _text(source: str, record: Record, text_field: str) -> str:
     return text
 
 
+def _check_unique(records: Records, ids: list[str], id_field: str) -> None:
+    """Refuse a repeated id, naming the first two rows that hold it (read again: only an error needs the places)."""
+    if len(set(ids)) == len(ids):
+        return
+    seen: set[str] = set()
+    for repeated in ids:
+        if repeated in seen:
+            break
+        seen.add(repeated)
+    places = [record.where for record in records.read(columns=(id_field,))
+              if str(record.fields.get(id_field)) == repeated][:2]
+    raise InputError(f"{records.name}: the id {repeated!r} appears more than once; ids must be unique (pass another "
+                     f"id_field). {' and '.join(places)} both hold it (ids are stored as text, so 1 and \"1\" are "
+                     "one id).")
+
+
 def encode_corpus(
     model: GenVecModel,
     corpus: Corpus,
@@ -93,6 +116,7 @@ def encode_corpus(
     instruction: str | None = None,
     side: Side | None = None,
     truncate: Truncate = "cut",
+    max_length: int | None = None,
     normalize: bool = False,
     shard_size: int = 10000,
     batch_size: int = 32,
@@ -100,50 +124,72 @@ def encode_corpus(
 ) -> Path:
     """Encode `corpus` into shards under `output` (see the module docstring); returns `output`. Every process of an
     `accelerate launch` calls it with the same arguments. Texts are read through the model's front door
-    (`genvec.inference.prepare`): `instruction` or `side` ("query"/"document": the model's saved instruction) and
-    `truncate` ("cut", logged per shard, or "error") mean what they mean in `GenVecModel.encode`.
+    (`genvec.inference.prepare`): `instruction` or `side` ("query"/"document": the model's saved instruction),
+    `truncate` ("cut", logged per shard, or "error") and `max_length` (None: the model's) mean what they mean in
+    `GenVecModel.encode`.
 
     Raises:
-        InputError: `output` holds shards of another corpus, model or setting (the differences are listed).
+        InputError: `output` holds shards of another corpus, model or setting (the differences are listed); a bad
+            text (naming its row and id), setting or `max_length`.
     """
     from accelerate import PartialState
     from tqdm.auto import tqdm
 
     check_positive_int(shard_size, "shard_size")
     instruction = resolve_instruction(model, instruction=instruction, side=side)
+    max_length = model.config.model.max_length if max_length is None else max_length
+    text_limit(model, max_length)  # refuses a max_length too small for the special tokens
     state = PartialState(cpu=model.device.type == "cpu")  # CPU processes: gloo, not one lone process each
     check_launch(state, "encode every shard and write the same files")
     output = Path(output)
     shards = (len(corpus.ids) + shard_size - 1) // shard_size
-    recorded = {"source": corpus.source, "model": model.identity(), "instruction": instruction,
-                "truncate": truncate, "normalize": normalize, "shard_size": shard_size, "shards": shards,
-                "embedding_dim": model.embedding_dim}
+    # Everything that changes a vector or a row's place; the dtype and max_length are in the model's identity too,
+    # but named here so that a refused resume says which one differs.
+    dtype = DTYPE_NAMES.get(model.dtype, str(model.dtype))
+    recorded = {"source": corpus.source, "rows": len(corpus.ids), "dtype": dtype, "max_length": max_length,
+                "instruction": instruction, "truncate": truncate, "normalize": normalize, "shard_size": shard_size,
+                "shards": shards, "model": model.identity(), "embedding_dim": model.embedding_dim}
     _share_manifest(state, output, recorded)
     mine = [index for index in range(shards) if index % state.num_processes == state.process_index]
-    todo = [index for index in mine if not (output / _shard_name(index, ".npy")).is_file()]
+    todo = [index for index in mine if not _is_whole(output, index, corpus.ids[_rows(index, shard_size)],
+                                                     model.embedding_dim)]
     if len(todo) < len(mine):
         logger.info("process %d: %d of its %d shards are done already", state.process_index, len(mine) - len(todo),
                     len(mine))
     for index in tqdm(todo, desc=f"encode shards (process {state.process_index})", unit="shard",
                       disable=not show_progress):
-        start = index * shard_size
-        rows = slice(start, start + shard_size)
-        inputs = prepare(model, corpus.texts[rows], instruction=instruction, truncate=truncate)
-        if inputs.cut:
-            logger.warning("shard %d: %d of its %d texts were longer than the model reads and were cut", index,
-                           len(inputs.cut), len(inputs))
-        vectors = embed(model, inputs, normalize=normalize, batch_size=batch_size, show_progress=False)
-        if not np.isfinite(vectors).all():
-            raise InputError(f"shard {index}: the model produced NaN or infinite embeddings; nothing was written "
-                             "for it (check the checkpoint, or run in fp32).")
+        rows = _rows(index, shard_size)
+        vectors = _encode_shard(model, corpus, index, rows, instruction=instruction, truncate=truncate,
+                                max_length=max_length, normalize=normalize, batch_size=batch_size)
         write_text_atomic(output / _shard_name(index, ".ids.json"), json.dumps(corpus.ids[rows]) + "\n")
         with atomic_write(output / _shard_name(index, ".npy"), "wb") as file:
             np.save(file, vectors.astype(np.float32))
     state.wait_for_everyone()
     if state.is_main_process:
-        _mark_complete(output, shards)
+        _mark_complete(output, recorded)
     state.wait_for_everyone()
     return output
+
+
+def _encode_shard(model: GenVecModel, corpus: Corpus, index: int, rows: slice, *, instruction: str | None,
+                  truncate: Truncate, max_length: int, normalize: bool, batch_size: int) -> np.ndarray:
+    """The (rows, D) vectors of one shard; a text refused by `prepare` is named by its row and id in the corpus."""
+    try:
+        inputs = prepare(model, corpus.texts[rows], instruction=instruction, truncate=truncate, max_length=max_length)
+    except InputError as err:
+        if err.index is None:
+            raise
+        row = rows.start + err.index
+        raise type(err)(f"{err} (in shard {index}: row {row} of the corpus, id {corpus.ids[row]!r})",
+                        param=err.param, index=row) from err
+    if inputs.cut:
+        logger.warning("shard %d: %d of its %d texts were longer than the model reads and were cut", index,
+                       len(inputs.cut), len(inputs))
+    vectors = embed(model, inputs, normalize=normalize, batch_size=batch_size, show_progress=False)
+    if not np.isfinite(vectors).all():
+        raise InputError(f"shard {index}: the model produced NaN or infinite embeddings; nothing was written for it "
+                         "(check the checkpoint, or run in fp32).")
+    return vectors
 
 
 def _share_manifest(state, output: Path, recorded: dict) -> None:
@@ -156,11 +202,28 @@ def _share_manifest(state, output: Path, recorded: dict) -> None:
         _check_or_write_manifest(output, recorded)
 
 
-def _mark_complete(output: Path, shards: int) -> None:
-    """Record in the manifest that every shard is written (`read_shards` reads nothing before)."""
-    missing = [i for i in range(shards) if not (output / _shard_name(i, ".npy")).is_file()]
+def _is_whole(output: Path, index: int, ids: list[str], dim: int) -> bool:
+    """Whether shard `index` is written and whole, holding `ids`; a damaged one is logged (it will be redone)."""
+    if not (output / _shard_name(index, ".npy")).is_file():
+        return False  # not written yet (a killed run writes the array last)
+    try:
+        stored, _ = _read_shard(output, index, rows=len(ids), dim=dim, fix="encoding it again")
+    except InputError as err:
+        logger.warning("%s", err)
+        return False
+    if stored != ids:
+        logger.warning("%s: shard %d holds other ids than the corpus's rows; encoding it again", output, index)
+        return False
+    return True
+
+
+def _mark_complete(output: Path, recorded: dict) -> None:
+    """Record in the manifest that every shard is written and whole (`read_shards` reads nothing before)."""
+    missing = [i for i in range(recorded["shards"]) if not (output / _shard_name(i, ".npy")).is_file()]
     if missing:
         raise InputError(f"{output}: shards {missing[:5]} are missing after every process finished.")
+    for index in range(recorded["shards"]):
+        _read_shard(output, index, rows=_shard_rows(recorded, index), dim=recorded["embedding_dim"], fix=_REDO)
     document = read_document(output / MANIFEST, FORMAT_NAME, FORMAT_VERSION, InputError,
                              "pass a directory genvec encode wrote")
     write_text_atomic(output / MANIFEST, json.dumps({**document, "complete": True}, indent=2) + "\n")
@@ -170,7 +233,8 @@ def read_shards(directory: str | Path) -> tuple[list[str], np.ndarray]:
     """Every id and embedding of a complete shard directory, in corpus order.
 
     Raises:
-        InputError: not a shard directory, or one whose encoding has not finished.
+        InputError: not a shard directory, one whose encoding has not finished, or a damaged shard (a missing or
+            cut file, ids and vectors of different lengths), named with what is wrong.
     """
     directory = Path(directory)
     manifest = directory / MANIFEST
@@ -183,9 +247,11 @@ def read_shards(directory: str | Path) -> tuple[list[str], np.ndarray]:
     ids: list[str] = []
     parts = []
     for index in range(document["shards"]):
-        ids += json.loads((directory / _shard_name(index, ".ids.json")).read_text(encoding="utf-8"))
-        parts.append(np.load(directory / _shard_name(index, ".npy")))
-    return ids, np.concatenate(parts)
+        shard_ids, vectors = _read_shard(directory, index, rows=_shard_rows(document, index),
+                                         dim=document.get("embedding_dim"), fix=_REDO)
+        ids += shard_ids
+        parts.append(np.asarray(vectors))
+    return ids, np.concatenate(parts)  # read into memory, a plain array
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -204,6 +270,44 @@ def _check_or_write_manifest(output: Path, recorded: dict) -> None:
         raise InputError(f"{output} holds shards but no {MANIFEST}; pass another --output.")
     write_text_atomic(path, json.dumps({**header(FORMAT_NAME, FORMAT_VERSION), **recorded, "complete": False},
                                        indent=2) + "\n")
+
+
+def _read_shard(
+    directory: Path, index: int, *, rows: int | None, dim: int | None, fix: str
+) -> tuple[list[str], np.ndarray]:
+    """Shard `index`'s ids and (rows, D) float32 vectors (memory-mapped), checked: both files there and whole, of one
+    length, and of `rows` rows and `dim` columns where those are known (None: a manifest that did not record them).
+
+    Raises:
+        InputError: naming the shard, the file and the damage, then `fix`.
+    """
+    ids_path, array_path = directory / _shard_name(index, ".ids.json"), directory / _shard_name(index, ".npy")
+    try:
+        ids = json.loads(ids_path.read_text(encoding="utf-8"))
+        # Memory-mapped: only the header is read, and a cut array fails here (shorter than its header says).
+        vectors = np.load(array_path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:  # missing, unreadable, cut, or not JSON / not .npy
+        raise InputError(f"{directory}: shard {index} is damaged ({type(err).__name__}: {err}); {fix}.") from err
+    if not isinstance(ids, list) or not all(isinstance(row_id, str) for row_id in ids):
+        raise InputError(f"{directory}: shard {index} is damaged ({ids_path.name} is not a list of ids); {fix}.")
+    fits = vectors.dtype == np.float32 and vectors.ndim == 2 and vectors.shape[0] == len(ids)
+    if not fits or rows not in (None, len(ids)) or dim not in (None, vectors.shape[1]):
+        given = "" if rows is None or dim is None else f"; the manifest gives it {rows} rows of {dim} float32"
+        raise InputError(f"{directory}: shard {index} is damaged ({len(ids)} ids and a {vectors.dtype} array of shape "
+                         f"{vectors.shape}{given}); {fix}.")
+    return ids, vectors
+
+
+def _rows(index: int, shard_size: int) -> slice:
+    return slice(index * shard_size, (index + 1) * shard_size)
+
+
+def _shard_rows(document: dict, index: int) -> int | None:
+    """How many rows shard `index` holds according to a manifest; None where it does not say (an older one)."""
+    rows, shard_size = document.get("rows", document.get("source", {}).get("rows")), document.get("shard_size")
+    if not isinstance(rows, int) or not isinstance(shard_size, int):
+        return None
+    return min(shard_size, rows - index * shard_size)
 
 
 def _shard_name(index: int, suffix: str) -> str:

@@ -102,16 +102,16 @@ def _add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     _add_model_arguments(parser)
     parser.add_argument("texts", nargs="*", help="texts to embed (or use --input)")
     parser.add_argument("--input", type=Path, help="a text file, one text per line; with --output DIR also a "
-                        ".jsonl/.ndjson/.json, .csv/.tsv or .parquet corpus, a saved dataset directory or a hub "
-                        "dataset name")
+                        ".jsonl/.ndjson/.json, .csv/.tsv or .parquet corpus (ids and texts), a saved dataset "
+                        "directory or a hub dataset name")
     role = parser.add_mutually_exclusive_group()
     role.add_argument("--instruction", help="instruction put before every text")
     role.add_argument("--query", action="store_true", help="use the model's query instruction")
     role.add_argument("--document", action="store_true", help="use the model's document instruction")
     parser.add_argument("--output", type=Path, help="write .npy (array) or .jsonl (one record per text); default "
-                        "stdout. A directory (no suffix): bulk mode, the whole --input corpus into resumable shards "
-                        "(run it under `accelerate launch --multi_gpu` or torchrun to split them across GPUs or "
-                        "processes)")
+                        "stdout. A directory (a name without a suffix, or an existing directory): bulk mode, the "
+                        "whole --input corpus into resumable shards (run it under `accelerate launch --multi_gpu` or "
+                        "torchrun to split them across GPUs or processes)")
     bulk = parser.add_argument_group("bulk mode (--output DIR)")
     bulk.add_argument("--text-field", default="text", help="the text column (default: text)")
     bulk.add_argument("--id-field", default="id", help="the id column (default: id; BEIR corpora: _id)")
@@ -138,7 +138,7 @@ def _run_encode(args: argparse.Namespace) -> int:
 
     from genvec.files import atomic_write
 
-    if args.output is not None and args.output.suffix not in (".npy", ".jsonl") and not args.texts:
+    if _is_bulk(args):
         return _run_bulk_encode(args)
     texts = _input_texts(args)
     model = _load_model(args)
@@ -155,14 +155,38 @@ def _run_encode(args: argparse.Namespace) -> int:
     elif args.output.suffix == ".npy":
         with atomic_write(args.output, "wb") as file:
             np.save(file, embeddings)
-    elif args.output.suffix == ".jsonl":
+    else:
         with atomic_write(args.output, "w") as file:
             _write_records(file, texts, embeddings)
-    else:
-        raise InputError(f"--output {str(args.output)!r}: use a .npy or .jsonl file name.")
     if args.output is not None:
         print(f"wrote {embeddings.shape[0]} embeddings of size {embeddings.shape[1]} to {args.output}", file=sys.stderr)
     return 0
+
+
+# `--input` files that are corpora (ids and texts in fields): bulk mode reads them; file mode would embed raw lines.
+_CORPUS_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
+
+
+def _is_bulk(args: argparse.Namespace) -> bool:
+    """Whether `--output` names a shard directory (bulk mode) rather than a .npy or .jsonl file or stdout. Refuses
+    what would not do what was meant: an output of another suffix (once made a directory), texts with a directory,
+    a corpus file read as lines of text (once embedded raw JSON lines)."""
+    output = args.output
+    bulk = output is not None and output.suffix not in (".npy", ".jsonl")
+    if bulk and output.suffix and not output.is_dir():
+        raise InputError(f"--output {str(output)!r}: genvec encode writes no {output.suffix} files; use a .npy "
+                         "(array) or .jsonl (one record per text) file, or for bulk mode a directory: a name without a "
+                         "suffix, or one that exists.")
+    if bulk and args.texts:
+        raise InputError(f"--output {str(output)!r} names a directory (bulk mode), which takes an --input corpus; "
+                         "for texts given as arguments use --output FILE.npy or FILE.jsonl.")
+    if not bulk and args.input is not None and args.input.suffix.lower() in _CORPUS_SUFFIXES:
+        written = f"--output {str(output)!r}" if output is not None else "no --output (stdout)"
+        raise InputError(f"--input {str(args.input)!r} is a {args.input.suffix} corpus, but with {written} genvec "
+                         "encode reads --input as plain text, one text per line (each raw line would be embedded). Use "
+                         "--output DIR (bulk mode: each row's --text-field with its --id-field, into shards that "
+                         "genvec.bulk.read_shards reads back), or pass a .txt file of texts.")
+    return bulk
 
 
 def _run_bulk_encode(args: argparse.Namespace) -> int:
@@ -174,8 +198,8 @@ def _run_bulk_encode(args: argparse.Namespace) -> int:
     corpus = read_corpus(args.input, text_field=args.text_field, id_field=args.id_field, split=args.split)
     model = _load_model(args)
     output = encode_corpus(model, corpus, args.output, instruction=args.instruction, side=_side(args),
-                           truncate=args.truncate, normalize=args.normalize, shard_size=args.shard_size,
-                           batch_size=args.batch_size)
+                           truncate=args.truncate, max_length=args.max_length, normalize=args.normalize,
+                           shard_size=args.shard_size, batch_size=args.batch_size)
     print(f"{len(corpus.ids)} embeddings of size {model.embedding_dim} in {output} (genvec.bulk.read_shards reads "
           "them back)", file=sys.stderr)
     return 0
@@ -480,7 +504,8 @@ def _run_convert_gguf(args: argparse.Namespace) -> int:
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     _add_model_arguments(parser)
     parser.add_argument("--api-key", help="require Authorization: Bearer KEY on every route but /health, /ready, "
-                        "/metrics (default: $GENVEC_API_KEY; none: open)")
+                        "/metrics (default: $GENVEC_API_KEY, the safer way: other users can read a flag in `ps`; "
+                        "none: open)")
     _add_config_flags(parser, ["serve"], kebab_aliases=True, environment=True)
 
 
@@ -488,10 +513,14 @@ def _run_serve(args: argparse.Namespace) -> int:
     from genvec.serve import API_KEY_VARIABLE, serve
 
     config = _config_from_args(args).serve
-    api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or None
+    api_key, source = (args.api_key, "--api-key") if args.api_key is not None else (
+        os.environ.get(API_KEY_VARIABLE), API_KEY_VARIABLE)
+    if api_key is not None and not api_key.strip():  # e.g. an unset variable in a compose file: never serve open
+        raise InputError(f"{source} is set but empty; set it to the key clients will send, or unset it to serve "
+                         "without a key.")
     if config.host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         print(f"warning: serving on {config.host} without an API key; anyone who reaches this port can use it "
-              f"(set --api-key or {API_KEY_VARIABLE})", file=sys.stderr)
+              f"(set {API_KEY_VARIABLE})", file=sys.stderr)
     serve(args.model, config, device=args.device, dtype=args.dtype, backbone=args.backbone, api_key=api_key)
     return 0
 

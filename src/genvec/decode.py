@@ -37,6 +37,10 @@ from genvec.errors import InputError, check_positive_int
 
 logger = logging.getLogger(__name__)
 
+# Below this a temperature samples the most probable token every time (greedy decoding by another name), and near
+# float32's smallest numbers logits / temperature overflows to inf and the softmax to NaN.
+MIN_TEMPERATURE = 1e-4
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -146,6 +150,7 @@ def _next_token(
         sorted_probabilities, order = probabilities.sort(dim=-1, descending=True)
         # Keep the smallest prefix whose mass reaches top_p: drop a token when the mass before it already does.
         outside = sorted_probabilities.cumsum(-1) - sorted_probabilities >= sampling.top_p
+        outside[:, 0] = False  # the most probable token always stays (a top_p that is 0 in float32 keeps it alone)
         sorted_probabilities = sorted_probabilities.masked_fill(outside, 0.0)
         probabilities = torch.zeros_like(probabilities).scatter(-1, order, sorted_probabilities)
     return torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
@@ -167,17 +172,28 @@ def check_decode_arguments(max_new_tokens: object, sampling: Sampling | None, ba
     if sampling is None:
         return
     for name in ("temperature", "top_p"):
-        value = getattr(sampling, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise InputError(f"{name} must be a finite number, got {value!r}.", param=name)
+        _check_finite(getattr(sampling, name), name)
     seed = sampling.seed
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
         raise InputError(f"seed must be an integer between 0 and 2**63 - 1 (or None), got {seed!r}.", param="seed")
-    if not sampling.temperature > 0:
-        raise InputError(f"temperature must be > 0, got {sampling.temperature!r}; use do_sample=False for greedy.",
+    if not sampling.temperature >= MIN_TEMPERATURE:
+        raise InputError(f"temperature must be at least {MIN_TEMPERATURE:g}, got {sampling.temperature!r}; a lower "
+                         "one always picks the most probable token: use do_sample=False (greedy) for that.",
                          param="temperature")
     if not 0 < sampling.top_p <= 1:
         raise InputError(f"top_p must be in (0, 1], got {sampling.top_p!r}.", param="top_p")
+
+
+def _check_finite(value: object, name: str) -> None:
+    """A finite int or float (not a bool); an int too large for a float counts as infinite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{name} must be a finite number, got {value!r:.40}.", param=name)
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int of hundreds of digits
+        finite = False
+    if not finite:
+        raise InputError(f"{name} must be a finite number, got {value!r:.40}.", param=name)
 
 
 def check_states(states: object, hidden_size: int) -> torch.Tensor:
@@ -210,6 +226,9 @@ def _stack_states(rows: list | tuple, hidden_size: int) -> np.ndarray:
         raise InputError("states is empty; pass at least one (K, H) state.", param="states")
     arrays = []
     for index, row in enumerate(rows):
+        if _holds_booleans(row):
+            raise InputError(f"states[{index}] holds true/false values; a state is numbers (K x H floats).",
+                             param="states", index=index)
         try:
             array = np.asarray(row, dtype=np.float32)
         except (TypeError, ValueError) as err:
@@ -221,6 +240,18 @@ def _stack_states(rows: list | tuple, hidden_size: int) -> np.ndarray:
                              "tokens x the hidden size, the same K for every row).", param="states", index=index)
         arrays.append(array)
     return np.stack(arrays)
+
+
+def _holds_booleans(row: object) -> bool:
+    """Whether a state row holds booleans, which numpy would silently read as 0.0 and 1.0 (JSON `true` included)."""
+    if isinstance(row, np.ndarray):
+        return row.dtype == np.bool_
+    if isinstance(row, torch.Tensor):
+        return row.dtype == torch.bool
+    if not isinstance(row, (list, tuple)):
+        return isinstance(row, (bool, np.bool_))
+    # map(type, ...) runs in C: a row of nested lists is checked without a Python loop over its numbers
+    return bool in map(type, row) or any(bool in map(type, values) for values in row if isinstance(values, list))
 
 
 # ------------------------------------------------------------------------------------------------- logit lens

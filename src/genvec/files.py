@@ -44,7 +44,11 @@ def temporary_path(path: str | Path) -> Path:
     """A fresh name beside `path` for a library that insists on writing by file name (e.g. safetensors)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # At most the name's first 48 characters (<= 192 bytes): a valid name of up to 255 bytes stays writable.
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name[:48]}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:  # named after the temporary file, which the caller never heard of
+        raise OSError(err.errno, err.strerror, str(path)) from err
     os.close(handle)
     os.chmod(temporary, default_mode())  # mkstemp makes 0600; the file should look like any other one
     return Path(temporary)
@@ -59,7 +63,10 @@ def commit_file(temporary: Path, path: str | Path) -> None:
     with open(temporary, "rb+") as file:
         os.fsync(file.fileno())
     os.chmod(temporary, default_mode())
-    os.replace(temporary, path)
+    try:
+        os.replace(temporary, path)
+    except OSError as err:  # named after the temporary file, which the caller never heard of
+        raise OSError(err.errno, err.strerror, str(path)) from err
 
 
 def append_synced(file: IO, data: str | bytes) -> None:

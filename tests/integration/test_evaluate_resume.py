@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -60,3 +61,39 @@ def test_a_killed_evaluation_resumes_without_rescoring_finished_tasks(qwen3_mode
     assert scores["methods"]["genvec/ckpt"]["A_STS"]["main_score"] == pytest.approx(
         json.loads(first.read_text())["scores"]["test"][0]["main_score"], abs=1e-6)
     assert "| B_Retrieval |" in rerun.stdout
+
+
+def test_a_rerun_scores_again_a_torn_result_and_changed_data(qwen3_model, tmp_path):
+    """A kill inside mteb's in-place write leaves half a result file; an edited benchmark makes a result stale: the
+    next `genvec evaluate` says so and scores the task again, instead of failing on every rerun or reusing it."""
+    sts = tmp_path / "bench" / "A_STS" / "sts.tsv"
+    write_tasks(tmp_path / "bench")
+    shutil.rmtree(tmp_path / "bench" / "B_Retrieval")  # the STS task alone
+    qwen3_model.save_pretrained(tmp_path / "ckpt")
+    command = [sys.executable, "-m", "genvec", "evaluate", "--model", str(tmp_path / "ckpt"), "--device", "cpu",
+               "--local", str(tmp_path / "bench"), "--output", str(tmp_path / "out")]
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+    def evaluate() -> subprocess.CompletedProcess:
+        done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done
+
+    def row(done) -> str:
+        (line,) = [line for line in done.stdout.splitlines() if line.startswith("| A_STS |")]
+        return line
+
+    first = evaluate()
+    (result,) = list((tmp_path / "out" / "mteb").rglob("A_STS.json"))
+    result.write_text(result.read_text()[:200])
+    torn = evaluate()
+    assert "A_STS.json again: its file is damaged" in torn.stderr and row(torn) == row(first)
+    assert json.loads(result.read_text())["task_name"] == "A_STS"
+
+    revision = json.loads(result.read_text())["dataset_revision"]
+    sts.write_text("sentence1\tsentence2\tscore\nA man plays.\tSomeone plays.\t0.5\n"  # the gold ranks reversed:
+                   "A dog runs.\tStocks fell.\t4.5\nRain falls.\tIt rains.\t1.0\n")  # Spearman changes sign
+    edited = evaluate()
+    assert json.loads(result.read_text())["dataset_revision"] not in (revision, "local")
+    assert "A_STS.json again: it was scored with other inputs (data: recorded 'local-" in edited.stderr
+    assert row(edited) != row(first)

@@ -144,3 +144,87 @@ def test_langchain_and_llamaindex_openai_embedders_against_genvec_serve(model):
         assert close(embed.get_text_embedding_batch(TEXTS), model.encode_document(TEXTS, normalize=True))
     finally:
         server.close()
+
+
+def test_framework_methods_refuse_a_string_or_none_where_they_take_a_list(model):
+    pytest.importorskip("langchain_core")
+    pytest.importorskip("llama_index.core")
+    import asyncio
+
+    from genvec.errors import InputError
+    from genvec.integrations.langchain import GenVecEmbeddings
+    from genvec.integrations.llamaindex import GenVecEmbedding
+
+    embeddings = GenVecEmbeddings(model)
+    with pytest.raises(InputError, match=r"embed_documents takes a list of texts, got one str \('abc'\); pass "
+                                         r"\[text\], or use embed_query"):
+        embeddings.embed_documents("abc")  # list("abc") would embed "a", "b" and "c"
+    with pytest.raises(InputError, match="embed_documents takes a list of texts, got NoneType"):
+        embeddings.embed_documents(None)
+    with pytest.raises(InputError, match="got one str"):
+        asyncio.run(embeddings.aembed_documents("abc"))
+    with pytest.raises(InputError, match=r"embed_query takes one text \(a string\), got list"):
+        embeddings.embed_query(["a", "b"])
+    assert embeddings.embed_documents([]) == []
+    assert close(embeddings.embed_documents(text for text in TEXTS[:2]), model.encode_document(TEXTS[:2]))
+
+    embedding = GenVecEmbedding(model)
+    with pytest.raises(InputError, match="get_text_embedding_batch takes a list of texts, got one str"):
+        embedding.get_text_embedding_batch("abc")
+    with pytest.raises(InputError, match="get_text_embedding_batch takes a list of texts, got NoneType"):
+        embedding.get_text_embedding_batch(None)
+    with pytest.raises(InputError, match="aget_text_embedding_batch takes a list of texts, got one str"):
+        asyncio.run(embedding.aget_text_embedding_batch("abc"))
+    with pytest.raises(InputError, match=r"get_query_embedding takes one text \(a string\), got list"):
+        embedding.get_query_embedding(["a", "b"])
+    assert embedding.get_text_embedding_batch([]) == []
+
+
+def test_haystack_document_embedder_takes_documents_only_and_a_loaded_model_is_not_serialised_as_its_repr(
+        model, tmp_path):
+    pytest.importorskip("haystack")
+    from haystack import Document, Pipeline
+    from haystack.core.errors import SerializationError
+
+    from genvec.integrations.haystack import GenVecDocumentEmbedder, GenVecTextEmbedder
+
+    embedder = GenVecDocumentEmbedder(model=model)
+    for documents, message in [(None, r"takes a list of Documents, got NoneType"),
+                               (Document(content="a"), r"takes a list of Documents, got Document"),
+                               (["a", "b"], r"documents\[0\] is str \('a'\); wrap texts as Document"),
+                               ([Document(content="a"), None], r"documents\[1\] is NoneType")]:
+        with pytest.raises(TypeError, match=message):
+            embedder.run(documents)
+    assert embedder.run([]) == {"documents": []}
+    assert close(embedder.run([Document(content=TEXTS[0])])["documents"][0].embedding, model.encode_document(TEXTS[:1]))
+
+    pipeline = Pipeline()
+    pipeline.add_component("embedder", GenVecTextEmbedder(model=model))
+    with pytest.raises(SerializationError, match=r"built from a loaded GenVecModel, which has no checkpoint path .* "
+                                                 r"model.save_pretrained\(directory\)"):
+        pipeline.dumps()
+    model.save_pretrained(tmp_path / "ckpt")
+    by_path = GenVecTextEmbedder(model=tmp_path / "ckpt", device="cpu")  # a Path is written as its string
+    assert by_path.to_dict()["init_parameters"]["model"] == str(tmp_path / "ckpt")
+
+
+def test_a_saved_sentence_transformer_cannot_load_a_checkpoint_outside_its_directory(model, tmp_path):
+    pytest.importorskip("sentence_transformers")
+    import json
+
+    from sentence_transformers import SentenceTransformer
+
+    import genvec
+    from genvec.errors import CheckpointError
+
+    genvec.to_sentence_transformer(model).save(str(tmp_path / "st"))
+    model.save_pretrained(tmp_path / "outside")
+    config = tmp_path / "st" / "genvec_st_config.json"
+    for checkpoint in ["../outside", str(tmp_path / "outside"), "genvec/../../outside", "..\\outside", "", 5]:
+        config.write_text(json.dumps({"checkpoint": checkpoint}))
+        with pytest.raises(CheckpointError, match=r"genvec_st_config.json sets checkpoint to .*; it must be a "
+                                                  r"directory inside the saved model's directory"):
+            SentenceTransformer(str(tmp_path / "st"), trust_remote_code=True)
+    config.write_text(json.dumps({"checkpoint": "genvec"}))
+    assert close(SentenceTransformer(str(tmp_path / "st"), trust_remote_code=True).encode(TEXTS[:1]),
+                 model.encode(TEXTS[:1]))

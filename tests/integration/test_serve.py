@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import json
+import logging
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ httpx = pytest.importorskip("httpx2")
 
 from genvec import inference
 from genvec.config.sections import ServeConfig
+from genvec.errors import CheckpointError, InputError
 from genvec.serve.app import create_app
 
 KEY = "s3cret-key"
@@ -118,14 +120,26 @@ def test_decode_and_inspect_give_what_the_model_gives(served, served_model):
     lens = httpx.post(served.url + "/v1/inspect", headers=headers, json={"input": TEXTS[0], "top_k": 3}).json()
     expected_lens = json.loads(json.dumps(served_model.inspect(TEXTS[0], top_k=3).to_dict()))
     assert lens["special_tokens"] == expected_lens["special_tokens"]
+    # A top_p below float32's smallest number keeps the most probable token alone: sampling decodes greedily.
+    nucleus = httpx.post(served.url + "/v1/decode", headers=headers, json={
+        "input": TEXTS[:2], "max_new_tokens": 8, "do_sample": True, "top_p": 1e-300, "seed": 3})
+    assert nucleus.status_code == 200, nucleus.text
+    assert [item["text"] for item in nucleus.json()["data"]] == served_model.decode(TEXTS[:2], max_new_tokens=8)
 
 
 def bad_requests(model) -> list[tuple[str, str, object, dict, int, str | None]]:
-    """(name, path, body (bytes or JSON), headers, expected status, expected param)."""
+    """(name, path, body (bytes or JSON), headers (sent with Content-Type: application/json unless they name it; None
+    leaves it out), expected status, expected param)."""
     k, h = model.num_compression_tokens, model.hidden_size
     auth = {"Authorization": f"Bearer {KEY}"}
     long_text = "river " * 600
     nan_state = base64.b64encode(np.full(k * h, np.nan, dtype="<f4").tobytes()).decode()
+
+    def nested(depth: int, inner: bytes = b"[]") -> bytes:  # [[[...]]] or {"a": {"a": ... 1}}
+        if inner == b"[]":
+            return b"[" * depth + b"]" * depth
+        return b'{"a": ' * depth + inner + b"}" * depth
+
     return [
         ("malformed JSON", "/v1/embeddings", b'{"input": ', auth, 400, None),
         ("not an object", "/v1/embeddings", [1, 2], auth, 400, None),
@@ -161,26 +175,90 @@ def bad_requests(model) -> list[tuple[str, str, object, dict, int, str | None]]:
         ("decode bad top_p", "/v1/decode", {"input": "x", "do_sample": True, "top_p": 0}, auth, 400, "top_p"),
         ("inspect bad top_k", "/v1/inspect", {"input": "x", "top_k": 0}, auth, 400, "top_k"),
         ("unknown route", "/v1/completions", {"prompt": "x"}, auth, 404, None),
+        # JSON nested deeper than the parser recurses (a RecursionError), anywhere in the body
+        ("input nested 1,000 deep", "/v1/embeddings", b'{"input": ' + nested(1000) + b"}", auth, 400, None),
+        ("unknown field nested 100,000 deep", "/v1/embeddings", b'{"input": "x", "extra": ' + nested(100_000) + b"}",
+         auth, 400, None),
+        ("user objects nested 100,000 deep", "/v1/embeddings", b'{"input": "x", "user": ' + nested(100_000, b"1")
+         + b"}", auth, 400, None),
+        ("temperature nested 800 deep", "/v1/decode", b'{"input": "x", "do_sample": true, "temperature": '
+         + nested(800) + b"}", auth, 400, "temperature"),
+        # lone surrogates (a JavaScript client cutting a string inside a surrogate pair), in every text field
+        ("lone surrogate in input", "/v1/embeddings", {"input": "bad \ud800 text"}, auth, 400, "input"),
+        ("lone surrogate in a list", "/v1/embeddings", {"input": ["ok", "\udc00"]}, auth, 400, "input"),
+        ("lone surrogate in a long input", "/v1/embeddings", {"input": "y" * 5000 + "\ud800"}, auth, 400, "input"),
+        ("lone surrogate in decode input", "/v1/decode", {"input": "\ud800"}, auth, 400, "input"),
+        ("lone surrogate in inspect input", "/v1/inspect", {"input": "a \ud800"}, auth, 400, "input"),
+        ("lone surrogate in instruction", "/v1/embeddings", {"input": "ok", "instruction": "\ud800"}, auth, 400,
+         "instruction"),
+        ("lone surrogate in decode instruction", "/v1/decode", {"input": "ok", "instruction": "x\udfff"}, auth, 400,
+         "instruction"),
+        ("lone surrogate in input_type", "/v1/embeddings", {"input": "ok", "input_type": "\ud800"}, auth, 400,
+         "input_type"),
+        ("lone surrogate as a field name", "/v1/embeddings", {"input": "ok", "\ud800": 1}, auth, 400, "\\ud800"),
+        # sampling numbers float32 cannot hold, and numbers no float can
+        ("temperature 1e-300", "/v1/decode", {"input": "x", "do_sample": True, "temperature": 1e-300,
+                                              "max_new_tokens": 2}, auth, 400, "temperature"),
+        ("temperature 5e-324", "/v1/decode", {"input": "x", "do_sample": True, "temperature": 5e-324,
+                                              "max_new_tokens": 2}, auth, 400, "temperature"),
+        ("temperature of 401 digits", "/v1/decode", {"input": "x", "do_sample": True, "temperature": 10**400},
+         auth, 400, "temperature"),
+        ("top_p of 401 digits", "/v1/decode", {"input": "x", "do_sample": True, "top_p": 10**400}, auth, 400,
+         "top_p"),
+        # decode states of JSON booleans, which numpy would read as 1.0 and 0.0
+        ("decode states of booleans", "/v1/decode", {"states": [[[True] * h] * k]}, auth, 400, "states"),
+        ("decode states with one false", "/v1/decode",
+         {"states": [[[0.0] * (h - 1) + [False]] + [[0.0] * h] * (k - 1)]}, auth, 400, "states"),
+        # a body not declared JSON (what a web page may POST cross-site without asking first)
+        ("text/plain body", "/v1/embeddings", {"input": "x"}, {**auth, "Content-Type": "text/plain"}, 415, None),
+        ("form body", "/v1/embeddings", b"input=x", {**auth, "Content-Type": "application/x-www-form-urlencoded"},
+         415, None),
+        ("multipart body", "/v1/embeddings", {"input": "x"}, {**auth, "Content-Type": "multipart/form-data; b=x"},
+         415, None),
+        ("no Content-Type", "/v1/decode", {"input": "x"}, {**auth, "Content-Type": None}, 415, None),
+        ("XML Content-Type", "/v1/inspect", {"input": "x"}, {**auth, "Content-Type": "application/xml"}, 415, None),
     ]
 
 
 def test_bad_requests_get_the_documented_4xx_and_the_server_keeps_serving(served, served_model):
     cases = bad_requests(served_model)
     assert len(cases) >= 20
+    server_errors = _server_errors(httpx.get(served.url + "/metrics").text)
     for name, path, body, headers, status, param in cases:
-        if isinstance(body, bytes):
-            response = httpx.post(served.url + path, content=body,
-                                  headers={**headers, "Content-Type": "application/json"})
-        else:
-            response = httpx.post(served.url + path, content=json.dumps(body), headers={
-                **headers, "Content-Type": "application/json"})
+        sent = {key: value for key, value in {"Content-Type": "application/json", **headers}.items()
+                if value is not None}
+        response = httpx.post(served.url + path, content=body if isinstance(body, bytes) else json.dumps(body),
+                              headers=sent)
         assert response.status_code == status, (name, response.status_code, response.text[:300])
+        assert response.headers["content-type"] == "application/json", name
         error = response.json()["error"]
         assert set(error) == {"message", "type", "param", "code"} and error["message"], name
         assert error["param"] == param, (name, error)
     assert client(served).embeddings.create(model="m", input="still serving").data[0].embedding
     metrics = httpx.get(served.url + "/metrics").text  # open without the key
     assert 'genvec_requests_total{route="/v1/embeddings",status="401"} 2.0' in metrics
+    assert _server_errors(metrics) == server_errors
+
+
+def test_a_client_that_hangs_up_mid_body_is_one_log_line_and_no_server_error(served, caplog):
+    caplog.set_level(logging.INFO, logger="genvec.serve.access")
+    before = httpx.get(served.url + "/metrics").text
+    head = (f"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{").encode()
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", served.port)) as connection:
+            connection.sendall(head)
+            time.sleep(0.05)
+    deadline = time.monotonic() + 10
+    while _count(httpx.get(served.url + "/metrics").text, "/v1/embeddings", 499) < _count(before, "/v1/embeddings",
+                                                                                            499) + 3:
+        assert time.monotonic() < deadline, "the hang-ups were not counted as 499"
+        time.sleep(0.05)
+    assert _server_errors(httpx.get(served.url + "/metrics").text) == _server_errors(before)
+    hang_ups = [record for record in caplog.records if record.name == "genvec.serve.access"
+                and json.loads(record.getMessage())["status"] == 499]
+    assert len(hang_ups) == 3
+    assert [record for record in caplog.records if record.exc_info or record.levelno >= logging.WARNING] == []
 
 
 def test_a_model_failure_is_a_500_in_the_openai_shape_counted_on_metrics(served):
@@ -215,6 +293,11 @@ def test_probes_and_info(served, served_model):
     assert info["num_special_tokens"] == served_model.num_special_tokens
     assert info["max_input_tokens"] == inference.text_limit(served_model) and info["instructions"]["query"]
     assert [m.id for m in client(served).models.list().data] == ["tiny-genvec"]
+    assert client(served).models.retrieve("tiny-genvec").id == "tiny-genvec"  # as OpenAI's GET /v1/models/{id}
+    with pytest.raises(openai.NotFoundError, match="does not exist; this server serves 'tiny-genvec'") as missing:
+        client(served).models.retrieve("text-embedding-3-small")
+    assert missing.value.body["code"] == "model_not_found"
+    assert httpx.get(served.url + "/v1/models/tiny-genvec").status_code == 401  # behind the key
 
 
 def test_truncation_is_explicit_and_counted(served, served_model):
@@ -232,6 +315,11 @@ def test_truncation_is_explicit_and_counted(served, served_model):
         expected = served_model.encode([text])
     assert np.abs(np.array(cut.json()["data"][0]["embedding"]) - expected[0]).max() < 1e-5
     assert _counter(httpx.get(served.url + "/metrics").text, "genvec_truncations_total") == before + 1
+    # /v1/inspect's 422 names the same way out, and inspect takes it
+    refused = httpx.post(served.url + "/v1/inspect", headers=headers, json={"input": text})
+    assert refused.status_code == 422 and "truncate: true" in refused.json()["error"]["message"]
+    lens = httpx.post(served.url + "/v1/inspect", headers=headers, json={"input": text, "truncate": True})
+    assert lens.status_code == 200 and lens.headers["x-genvec-truncated"] == "1"
 
 
 def test_sixteen_concurrent_clients_get_their_own_embeddings(served, served_model):
@@ -292,6 +380,60 @@ def test_ready_says_503_while_the_model_loads_and_a_full_queue_says_429(served_m
 def _counter(metrics: str, name: str) -> float:
     line = next(line for line in metrics.splitlines() if line.startswith(name + " ") or line.startswith(name + "{"))
     return float(line.rsplit(" ", 1)[1])
+
+
+def _count(metrics: str, route: str, status: int) -> float:
+    """genvec_requests_total of one route and status (0 before the first)."""
+    prefix = f'genvec_requests_total{{route="{route}",status="{status}"}} '
+    return sum(float(line[len(prefix):]) for line in metrics.splitlines() if line.startswith(prefix))
+
+
+def _server_errors(metrics: str) -> float:
+    """Requests answered 5xx on any route (503 aside: a loading model)."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith("genvec_requests_total{") and '",status="5' in line and 'status="503"' not in line)
+
+
+def test_a_model_that_cannot_load_stops_genvec_serve_with_its_error(tmp_path, capsys):
+    from genvec.cli import main
+
+    (tmp_path / "empty").mkdir()
+    started = time.monotonic()
+    assert main(["serve", "--model", str(tmp_path / "empty"), "--device", "cpu", "--serve.port", "0"]) == 2
+    assert "is not a genvec checkpoint" in capsys.readouterr().err and time.monotonic() - started < 60
+
+
+def test_ready_says_the_model_failed_without_the_loaders_details():
+    def load():
+        raise CheckpointError("/srv/private/models/x is not a genvec checkpoint")
+
+    server = Server(load)
+    try:
+        deadline = time.monotonic() + 30
+        while (ready := httpx.get(server.url + "/ready")).json()["error"]["code"] != "model_failed":
+            assert time.monotonic() < deadline, ready.text
+            time.sleep(0.05)
+        assert ready.status_code == 503 and "see the server log" in ready.json()["error"]["message"]
+        assert "private" not in ready.text and "private" not in httpx.post(server.url + "/v1/embeddings",
+                                                                          json={"input": "x"}).text
+    finally:
+        server.close()
+
+
+def test_the_api_key_is_stripped_and_an_empty_one_refused(served_model, monkeypatch, capsys):
+    state = create_app(served_model, api_key=f" {KEY}\n").state.genvec  # as read from a mounted secret file
+    state.authorize(f"Bearer {KEY}")  # accepted: no ApiError
+    for empty in ("", " \n"):
+        with pytest.raises(InputError, match="api_key is empty") as refused:
+            create_app(served_model, api_key=empty)
+        assert refused.value.param == "api_key"
+    from genvec.cli import main
+
+    monkeypatch.setenv("GENVEC_API_KEY", "\n")
+    assert main(["serve", "--model", "unused", "--device", "cpu"]) == 2
+    assert "GENVEC_API_KEY is set but empty" in capsys.readouterr().err
+    assert main(["serve", "--model", "unused", "--api-key", " "]) == 2
+    assert "--api-key is set but empty" in capsys.readouterr().err
 
 
 def test_genvec_serve_reads_env_config_logs_json_and_finishes_requests_in_flight_on_sigterm(served_model, tmp_path):

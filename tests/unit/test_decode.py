@@ -134,7 +134,7 @@ def test_top_p_sampling_draws_only_from_the_nucleus():
         ({"states": torch.zeros(1, 2, 64, dtype=torch.long)}, "floating-point"),
         ({"texts": ["a"], "max_new_tokens": 0}, "max_new_tokens must be a positive integer, got 0"),
         ({"texts": ["a"], "batch_size": 0}, "batch_size must be a positive integer"),
-        ({"texts": ["a"], "do_sample": True, "temperature": 0.0}, "temperature must be > 0"),
+        ({"texts": ["a"], "do_sample": True, "temperature": 0.0}, "temperature must be at least 0.0001, got 0.0"),
         ({"texts": ["a"], "do_sample": True, "top_p": 1.5}, r"top_p must be in \(0, 1\]"),
         ({"texts": []}, "got 0 texts"),
     ],

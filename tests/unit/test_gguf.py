@@ -130,3 +130,38 @@ def test_the_record_has_the_format_header_and_a_record_without_one_is_still_read
     (output / RECORD_FILE).write_text(json.dumps({**record, "format": "genvec-targets"}))
     with pytest.raises(InputError, match=r"is not a genvec-gguf file .*: pass another output directory or remove"):
         convert_gguf(tiny_gguf, output)
+
+
+def test_a_cut_or_bad_header_gguf_is_named_with_its_damage(tiny_gguf, tmp_path):
+    data = tiny_gguf.read_bytes()
+    header = {"version 99": (4, (99).to_bytes(4, "little")), "2^60 tensors": (8, (2**60).to_bytes(8, "little")),
+              "2^40 fields": (16, (2**40).to_bytes(8, "little"))}
+    damaged = {"first 5000 bytes": data[:5000], "all but the last 1000": data[:-1000], "10 bytes": data[:10],
+               "GGUF and zeros": b"GGUF" + bytes(60)}
+    for what, (offset, value) in header.items():
+        damaged[what] = data[:offset] + value + data[offset + len(value):]
+    for what, content in damaged.items():
+        source = tmp_path / "t.gguf"
+        source.write_bytes(content)
+        with pytest.raises(InputError, match=r"'.*t\.gguf' is a damaged GGUF file \([\d,]+ bytes\): the gguf package "
+                                             r"cannot read it .* fetch the file again") as caught:
+            convert_gguf(source, tmp_path / "out")
+        assert str(tmp_path) in str(caught.value), what
+    wheel = tmp_path / "cut_llm-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("cut_llm/model.gguf", data[:5000])
+    with pytest.raises(InputError, match=r"^model\.gguf inside '.*cut_llm-0\.1-py3-none-any\.whl' is a damaged GGUF"):
+        convert_gguf(wheel, tmp_path / "out")  # not the scratch copy it was read from
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".") and p.is_dir()] == []
+
+
+def test_a_wheel_with_a_damaged_member_is_named(tiny_gguf, tmp_path):
+    wheel = tmp_path / "tiny_llm-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:  # stored, not compressed: the member's bytes are in the file as is
+        archive.write(tiny_gguf, "tiny_llm/tiny.gguf")
+    data = bytearray(wheel.read_bytes())
+    data[20_000] ^= 0xFF  # inside the member's data: its CRC no longer matches
+    wheel.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"tiny_llm-0\.1-py3-none-any\.whl' is a damaged zip file \(Bad CRC-32"):
+        convert_gguf(wheel, tmp_path / "out")

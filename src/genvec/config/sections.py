@@ -309,6 +309,13 @@ class ServeConfig:
     """The most tokens /v1/decode may generate per text."""
     max_decode_inputs: int = 64
     """The most texts or states one /v1/decode request may hold."""
+    header_timeout_seconds: float = 10.0
+    """How long a connection may take to send a request's headers (after connecting, or after its last answer)
+    before the server closes it."""
+    body_timeout_seconds: float = 30.0
+    """How long a request's body may take to arrive; later: 408, and the connection is closed."""
+    max_unfinished_bodies: int = 32
+    """Request bodies that may be arriving at once (each holds up to max_body_bytes); one more: 503 with Retry-After."""
 
     def problems(self) -> list[str]:
         """Every invalid value of this section, one line each."""
@@ -316,9 +323,13 @@ class ServeConfig:
         if not 0 <= self.port <= 65535:
             problems.append(f"serve.port: must be between 0 and 65535, got {self.port}")
         for name in ("max_batch_tokens", "max_batch_texts", "max_inputs", "max_body_bytes", "max_queue_texts",
-                     "max_new_tokens", "max_decode_inputs"):
+                     "max_new_tokens", "max_decode_inputs", "max_unfinished_bodies"):
             if getattr(self, name) < 1:
                 problems.append(f"serve.{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("header_timeout_seconds", "body_timeout_seconds"):
+            if not (math.isfinite(getattr(self, name)) and 0 < getattr(self, name) <= 3600):
+                problems.append(f"serve.{name}: must be a number of seconds above 0 and at most 3600, got "
+                                f"{getattr(self, name)}")
         if not 0 <= self.batch_wait_ms <= 1000:
             problems.append(f"serve.batch_wait_ms: must be between 0 and 1000, got {self.batch_wait_ms}")
         if self.truncate not in ("error", "cut"):

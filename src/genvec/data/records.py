@@ -10,8 +10,11 @@ one, checking that every record holds the required fields. Each record is a dict
 
 Files are UTF-8; a byte-order mark before the first line is dropped. In a text file a carriage return alone also
 ends a line (old Mac files), and blank lines are records too (their text is empty), so a line's number is its record
-id. In a JSON file a bare string is read like a text line: a record whose `text_field` holds it. TSV has no quoting
-(a quote is part of the text); CSV keeps its quoting rules.
+id. In a JSON file a bare string is read like a text line: a record whose `text_field` holds it; a lone surrogate
+(an escape such as `\\ud800` without its pair, which is no character) and nesting too deep to parse are errors
+naming the line, so no reader passes them on to a tokenizer, pyarrow or a JSON writer. TSV has no quoting (a quote
+is part of the text); CSV keeps its quoting rules; a CSV or TSV field over csv's limit (131,072 characters) is an
+error naming the line.
 
 What it does not do: say what the fields mean, skip or clean records (its callers do: `data/sources.py` skips empty
 and duplicate queries, `bulk.py` refuses repeated ids), or download anything by itself (datasets go through
@@ -21,6 +24,7 @@ and duplicate queries, `bulk.py` refuses repeated ids), or download anything by 
 import csv
 import importlib
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +36,8 @@ FORMATS = {".jsonl": "json", ".ndjson": "json", ".json": "json", ".csv": "csv", 
            ".parquet": "parquet"}
 SUPPORTED = ".jsonl, .ndjson, .json, .csv, .tsv, .txt, .parquet, or a Hugging Face dataset (hub id or directory)"
 BATCH_ROWS = 4096  # rows per batch read from Parquet files and datasets
+# A UTF-16 surrogate code point: json.loads joins an escaped pair into one character, so any left is a lone half.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -210,8 +216,9 @@ class _JsonFile(_File):
     def _rows(self, columns: Sequence[str] | None) -> Iterator[Record]:
         document = self._whole() if self.path.suffix.lower() == ".json" else None
         if document is not None:  # one JSON document (an array of records, or a single record), however laid out
-            for index, value in enumerate(document):
-                yield Record("item", index, self._fields(f"item {index}", value))
+            escaped, items = document
+            for index, value in enumerate(items):
+                yield Record("item", index, self._fields(f"item {index}", value, escaped))
             return
         for number, line in _text_lines(self.path):
             if not line.strip():
@@ -221,10 +228,15 @@ class _JsonFile(_File):
             except json.JSONDecodeError as err:
                 raise InputError(f"{self.path}: line {number} is not valid JSON ({err.msg} at column {err.colno}); "
                                  "expected one JSON object per line (JSON Lines).") from err
-            yield Record("line", number, self._fields(f"line {number}", value))
+            except RecursionError as err:
+                raise InputError(f"{self.path}: line {number} nests JSON arrays or objects too deeply to read; "
+                                 "expected one JSON object of fields per line (JSON Lines).") from err
+            # Only a \u escape can make a surrogate: the file was decoded as strict UTF-8.
+            yield Record("line", number, self._fields(f"line {number}", value, "\\u" in line))
 
-    def _whole(self) -> list | None:
-        """The records of a .json file that is one JSON value (kept for the next read), or None: JSON Lines."""
+    def _whole(self) -> tuple[bool, list] | None:
+        """(whether the text holds a \\u escape, the records) of a .json file that is one JSON value (kept for the
+        next read), or None: JSON Lines."""
         if not self._parsed:
             text = "".join(line for _, line in _text_lines(self.path))
             try:
@@ -234,16 +246,28 @@ class _JsonFile(_File):
                     raise InputError(f"{self.path}: not valid JSON ({err.msg} at line {err.lineno}, column "
                                      f"{err.colno}); expected a JSON array of objects.") from err
                 whole = None  # several documents, one per line, or broken: the JSON Lines reader names the line
-            self._document = None if whole is None else whole if isinstance(whole, list) else [whole]
+            except RecursionError as err:
+                raise InputError(f"{self.path}: nests JSON arrays or objects too deeply to read; expected a JSON "
+                                 "array of objects of fields.") from err
+            items = None if whole is None else whole if isinstance(whole, list) else [whole]
+            self._document = None if items is None else ("\\u" in text, items)
             self._parsed = True
         return self._document
 
-    def _fields(self, where: str, value: object) -> dict:
+    def _fields(self, where: str, value: object, escaped: bool) -> dict:
         if isinstance(value, str):
-            return {self.text_field: value}
+            value = {self.text_field: value}
         if not isinstance(value, dict):
             raise InputError(f"{self.path}: {where} is a JSON {_json_type(value)}; expected an object of fields (or "
                              f"a string, read as the field {self.text_field!r}).")
+        if escaped:
+            for name, field in value.items():
+                found = _lone_surrogate(name) or _lone_surrogate(field)
+                if found:
+                    raise InputError(
+                        f"{self.path}: {where}: the field {name!r} holds a lone surrogate, U+{found:04X} (a "
+                        "\\ud800-\\udfff escape without its pair), which is no character; give the escape its pair "
+                        "(a high one, \\ud800-\\udbff, followed by a low one, \\udc00-\\udfff) or remove it.")
         return value
 
 
@@ -254,7 +278,11 @@ class _CsvFile(_File):
 
     def __init__(self, path: Path, text_field: str) -> None:
         super().__init__(path, text_field)
-        header = next(self._reader(), None)
+        reader = self._reader()
+        try:
+            header = next(reader, None)
+        except csv.Error as err:
+            raise self._damaged(reader.line_num, err) from err
         self.columns = None if header is None else tuple(header)  # an empty file declares nothing and has no rows
 
     def _reader(self):
@@ -276,7 +304,15 @@ class _CsvFile(_File):
                                      f"{len(self.columns)}; expected {self._layout()}")
                 yield Record("line", reader.line_num, dict(zip(self.columns, row)))
         except csv.Error as err:
-            raise InputError(f"{self.path}: line {reader.line_num} is not valid CSV ({err}).") from err
+            raise self._damaged(reader.line_num, err) from err
+
+    def _damaged(self, line: int, err: csv.Error) -> InputError:
+        if "field limit" in str(err):
+            quote = "" if self.delimiter == "\t" else " If it should be short, a double quote before it never closes."
+            return InputError(f"{self.path}: line {line} holds a field over {csv.field_size_limit():,} characters, "
+                              "the most the csv reader takes; shorten it (a model reads at most its max_length "
+                              f"tokens of a text anyway).{quote}")
+        return InputError(f"{self.path}: line {line} is not valid {self.format.upper()} ({err}).")
 
     def _layout(self) -> str:
         if self.delimiter == "\t":
@@ -347,6 +383,25 @@ def _kept(records: Iterator[Record], columns: Sequence[str]) -> Iterator[Record]
     for record in records:
         yield Record(record.unit, record.number, {name: record.fields[name] for name in columns
                                                   if name in record.fields})
+
+
+def _lone_surrogate(value: object) -> int | None:
+    """The code point of the first lone surrogate in the strings of a parsed JSON value (keys too), or None.
+
+    Walks with a list, not recursion: a value may nest nearly as deep as the parser's own limit."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            found = _SURROGATE.search(item)
+            if found:
+                return ord(found.group())
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return None
 
 
 def _json_type(value: object) -> str:

@@ -10,11 +10,14 @@ instruction; its query instructions fill the task's domain in as the paper's scr
 
 A task missing from the table is an error naming it, never a silent fallback to a generic prompt. A user's table
 (`InstructionTable.from_file`) is YAML or JSON: `{TASK: "instruction"}` (symmetric) or
-`{TASK: {"query": "...", "document": "..."}}`.
+`{TASK: {"query": "...", "document": "..."}}`. A benchmark directory may come from anyone, so the table is read
+within bounds: at most `MAX_TABLE_BYTES`, and YAML aliases (`*name`) are refused, since a few lines of them can
+expand into gigabytes wherever the value is printed or copied.
 
 What it does not do: run a benchmark (`genvec.evaluate` builds the encoder that consults it).
 """
 
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,9 @@ from typing import Literal
 from genvec.errors import InputError
 
 SUMMARIZE = "Summarize the following passage:"
+MAX_TABLE_BYTES = 1 << 20  # the paper's whole table is under 10 KB
+_SHORT = reprlib.Repr()  # an entry shown in a message: a few items, two levels, cut strings
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 2, 60, 60
 
 Side = Literal["query", "document"]
 
@@ -195,21 +201,30 @@ class InstructionTable:
         """A table read from YAML (`.yaml`/`.yml`) or JSON (`.json`); see the module docstring for the layout.
 
         Raises:
-            InputError: a missing or unreadable file, or an entry that is not a string or a query/document mapping
-                (every bad entry is listed).
+            InputError: a missing, unreadable or oversized file, a YAML alias, or an entry that is not a string or a
+                query/document mapping (every bad entry is listed).
         """
         path = Path(path)
         if path.suffix not in (".yaml", ".yml", ".json") or not path.is_file():
             raise InputError(f"instruction table {str(path)!r}: pass an existing .yaml, .yml or .json file.")
+        size = path.stat().st_size
+        if size > MAX_TABLE_BYTES:
+            raise InputError(f"instruction table {str(path)!r} is {size:,} bytes, over the {MAX_TABLE_BYTES:,} an "
+                             "instruction table may have; pass the file that maps task names to instructions.")
         import json
 
         import yaml
 
         try:
             text = path.read_text(encoding="utf-8")
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+            data = json.loads(text) if path.suffix == ".json" else _load_yaml(text, path)
+        except InputError:  # an alias, already named: an InputError is a ValueError too
+            raise
         except (UnicodeDecodeError, ValueError, yaml.YAMLError) as err:
             raise InputError(f"instruction table {str(path)!r} could not be read: {err}") from err
+        except RecursionError as err:
+            raise InputError(f"instruction table {str(path)!r} nests lists or mappings too deeply to read; it maps "
+                             "task names to instructions.") from err
         if not isinstance(data, dict) or not data:
             raise InputError(f"instruction table {str(path)!r} must map task names to instructions.")
         tasks, problems = {}, []
@@ -217,12 +232,30 @@ class InstructionTable:
             parsed = _parse_entry(entry)
             if parsed is None:
                 problems.append(f"{task}: expected a non-empty string or {{query: STRING, document: STRING}}, "
-                                f"got {entry!r:.60}")
+                                f"got {_SHORT.repr(entry)}")
             else:
                 tasks[str(task)] = parsed
         if problems:
             raise InputError(f"instruction table {str(path)!r} has bad entries:\n" + "\n".join(problems))
         return cls(tasks, source=str(path))
+
+
+def _load_yaml(text: str, path: Path) -> object:
+    """A YAML document as Python values (safe tags only), refusing aliases: nothing it builds is larger than the
+    text."""
+    import yaml
+
+    class AliasFreeLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise InputError(
+                    f"instruction table {str(path)!r}: line {event.start_mark.line + 1} uses the YAML alias "
+                    f"*{event.anchor}; write the instruction out in full (aliases are refused: a few lines of them "
+                    "can expand into gigabytes).")
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=AliasFreeLoader)
 
 
 def _parse_entry(entry: object) -> TaskInstructions | None:

@@ -16,17 +16,25 @@ Every subdirectory of the benchmark directory is one task, named after the subdi
 
 `instructions.yaml` (or `.json`) in the benchmark directory gives each task its instructions (see
 `genvec.evaluate.instructions`). Files are read by `genvec.data.records`; every file problem is an `InputError`
-naming the file, the line and the fix.
+naming the file, the line and the fix, raised while the directory is read, before any text is encoded. Texts and
+titles are JSON strings (a title may be null); `_id`s are non-empty strings or integers, unique within their file
+(`1` and `"1"` are one id: `qrels.tsv` cannot tell them apart); labels are strings or integers; a qrels score is a
+whole number from -MAX_GRADE to MAX_GRADE, once per query and document; STS scores are finite numbers, not all equal.
 """
 
+import math
+import reprlib
 from pathlib import Path
 
-from genvec.data.records import read_records
+from genvec.data.records import Record, read_records
 from genvec.errors import InputError
 from genvec.evaluate.instructions import InstructionTable
 
 HARM_K = (1, 5, 20, 100)
 RETRIEVAL_FILES = ("corpus.jsonl", "queries.jsonl", "qrels.tsv")
+MAX_GRADE = 1000  # relevance grades are small whole numbers; pytrec_eval keeps them in a C int
+_SHORT = reprlib.Repr()  # a wrong value shown in a message: a few items, two levels, cut strings
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 2, 60, 60
 
 
 def read_local_benchmark(directory: str | Path) -> tuple[list, InstructionTable | None]:
@@ -82,12 +90,14 @@ def _metadata(name: str, task_type: str, main_score: str):
 
 
 def _retrieval_task(directory: Path):
-    documents = _records(directory / "corpus.jsonl", ("_id", "text"))
-    queries = _records(directory / "queries.jsonl", ("_id", "text"))
-    corpus = {str(r["_id"]): (str(r.get("title") or ""), str(r["text"])) for r in documents}
-    query_texts = {str(r["_id"]): str(r["text"]) for r in queries}
+    corpus_path, queries_path = directory / "corpus.jsonl", directory / "queries.jsonl"
+    documents = _by_id(corpus_path)
+    queries = _by_id(queries_path)
+    corpus = {key: (_text(corpus_path, record, "title", nullable=True), _text(corpus_path, record, "text"))
+              for key, record in documents.items()}
+    query_texts = {key: _text(queries_path, record, "text") for key, record in queries.items()}
     qrels = _qrels(directory / "qrels.tsv", set(query_texts), set(corpus))
-    harmful = {str(r["_id"]) for r in documents if _flag(r, "harmful", directory / "corpus.jsonl")}
+    harmful = {key for key, record in documents.items() if _flag(record, "harmful", corpus_path)}
     return retrieval_task(directory.name, corpus, query_texts, qrels, harmful)
 
 
@@ -131,11 +141,12 @@ def _sts_task(directory: Path):
     import datasets
     from mteb.abstasks import AbsTaskSTS
 
-    rows = _rows(directory / "sts.tsv", ("sentence1", "sentence2", "score"))
+    path = directory / "sts.tsv"
+    rows = _rows(path, ("sentence1", "sentence2", "score"))
     if not rows:
-        raise InputError(f"{directory / 'sts.tsv'}: no sentence pair; add lines sentence1<TAB>sentence2<TAB>score "
-                         "under the header.")
-    scores = [_number(row["score"], directory / "sts.tsv", line) for line, row in rows]
+        raise InputError(f"{path}: no sentence pair; add lines sentence1<TAB>sentence2<TAB>score under the header.")
+    scores = [_number(row["score"], path, line) for line, row in rows]
+    _check_sts_scores(scores, path)
 
     class LocalSTS(AbsTaskSTS):
         metadata = _metadata(directory.name, "STS", "cosine_spearman")
@@ -154,16 +165,18 @@ def _clustering_task(directory: Path):
     import datasets
     from mteb.abstasks import AbsTaskClustering
 
-    records = _records(directory / "clustering.jsonl", ("text", "label"))
-    if len({str(r["label"]) for r in records}) < 2:
-        raise InputError(f"{directory / 'clustering.jsonl'}: a clustering task needs at least two labels.")
+    path = directory / "clustering.jsonl"
+    records = list(read_records(path, required=("text", "label")))
+    columns = {"sentences": [_text(path, record, "text") for record in records],
+               "labels": [_label(path, record) for record in records]}
+    if len(set(columns["labels"])) < 2:
+        raise InputError(f"{path}: a clustering task needs at least two labels.")
 
     class LocalClustering(AbsTaskClustering):
         metadata = _metadata(directory.name, "Clustering", "v_measure")
         max_fraction_of_documents_to_embed = None  # a local set is scored whole
 
         def load_data(self, num_proc=None, **kwargs):
-            columns = {"sentences": [str(r["text"]) for r in records], "labels": [str(r["label"]) for r in records]}
             self.dataset = {"default": datasets.DatasetDict({"test": datasets.Dataset.from_dict(columns)})}
             self.data_loaded = True
 
@@ -176,12 +189,13 @@ def _classification_task(directory: Path):
 
     path = directory / "classification.jsonl"
     splits: dict[str, dict[str, list[str]]] = {"train": {"text": [], "label": []}, "test": {"text": [], "label": []}}
-    for number, record in enumerate(_records(path, ("text", "label", "split")), 1):
-        if record["split"] not in splits:
-            raise InputError(f"{path}: record {number} has split={record['split']!r}; use \"train\" or \"test\" "
+    for record in read_records(path, required=("text", "label", "split")):
+        split = record.fields["split"]
+        if not isinstance(split, str) or split not in splits:
+            raise InputError(f"{path}: {record.where} has split={_SHORT.repr(split)}; use \"train\" or \"test\" "
                              "(the classifier is fitted on the train texts and scored on the test texts).")
-        splits[record["split"]]["text"].append(str(record["text"]))
-        splits[record["split"]]["label"].append(str(record["label"]))
+        splits[split]["text"].append(_text(path, record, "text"))
+        splits[split]["label"].append(_label(path, record))
     train_labels = set(splits["train"]["label"])
     if len(train_labels) < 2 or not splits["test"]["text"]:
         raise InputError(f"{path}: a classification task needs train texts of at least two labels and some test "
@@ -236,9 +250,52 @@ def _pair_task(directory: Path):
 # ------------------------------------------------------------------------------------------------- readers
 
 
-def _records(path: Path, required: tuple[str, ...]) -> list[dict]:
-    """The records of a JSON Lines file, each with the `required` fields."""
-    return [record.fields for record in read_records(path, required=required)]
+def _by_id(path: Path) -> dict[str, Record]:
+    """The records of a JSON Lines file of `_id` and `text`, by id (as text); a repeated id is an error."""
+    records: dict[str, Record] = {}
+    for record in read_records(path, required=("_id", "text")):
+        value = record.fields["_id"]
+        if not (isinstance(value, str) and value) and not (isinstance(value, int) and not isinstance(value, bool)):
+            raise InputError(f"{path}: {record.where}: '_id' is {_shown(value)}; use a non-empty string or an "
+                             "integer.")
+        key = str(value)
+        if key in records:
+            raise InputError(f"{path}: {record.where} repeats the _id {key!r} of {records[key].where}; ids must be "
+                             "unique (an integer and the same digits in quotes are one id, as qrels.tsv names "
+                             "them): give one record another _id, or delete the copy.")
+        records[key] = record
+    return records
+
+
+def _text(path: Path, record: Record, name: str, *, nullable: bool = False) -> str:
+    """A text field of a JSON record: a string (or, when `nullable`, null or missing: "")."""
+    value = record.fields.get(name)
+    if isinstance(value, str):
+        return value
+    if nullable and value is None:
+        return ""
+    raise InputError(f"{path}: {record.where}: {name!r} is {_shown(value)}; expected a string"
+                     f"{' or null' if nullable else ''}. Write the {name} in double quotes (a text is embedded as "
+                     "written, never converted from another value).")
+
+
+def _label(path: Path, record: Record) -> str:
+    """A record's label as text: a string or an integer (1 and "1" are one label)."""
+    value = record.fields["label"]
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return str(value)
+    raise InputError(f"{path}: {record.where}: 'label' is {_shown(value)}; use a string or an integer.")
+
+
+def _shown(value: object) -> str:
+    """A JSON value for a message, in JSON's words and bounded in size."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    return f"{'an array' if isinstance(value, list) else 'an object'} {_SHORT.repr(value)}"
 
 
 def _rows(path: Path, header: tuple[str, ...]) -> list[tuple[int, dict]]:
@@ -248,26 +305,56 @@ def _rows(path: Path, header: tuple[str, ...]) -> list[tuple[int, dict]]:
 
 def _qrels(path: Path, query_ids: set[str], document_ids: set[str]) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
+    lines: dict[tuple[str, str], int] = {}
     for line, row in _rows(path, ("query-id", "corpus-id", "score")):
         query, document = row["query-id"], row["corpus-id"]
         if query not in query_ids or document not in document_ids:
             unknown = f"query {query!r}" if query not in query_ids else f"document {document!r}"
             raise InputError(f"{path}: line {line} names the {unknown}, which the task does not have.")
-        qrels.setdefault(query, {})[document] = int(_number(row["score"], path, line))
+        if (query, document) in lines:
+            raise InputError(f"{path}: line {line} judges the query {query!r} and the document {document!r} again "
+                             f"(line {lines[query, document]} did); keep one line per pair.")
+        lines[query, document] = line
+        qrels.setdefault(query, {})[document] = _grade(row["score"], path, line)
     if not qrels:
         raise InputError(f"{path}: no relevance judgement; add lines query-id<TAB>corpus-id<TAB>score.")
     return qrels
 
 
+def _grade(text: str, path: Path, line: int) -> int:
+    """A qrels score: a whole number (`2`, `2.0`), never rounded, within +-MAX_GRADE."""
+    value = _number(text, path, line)
+    if not value.is_integer() or abs(value) > MAX_GRADE:
+        raise InputError(f"{path}: line {line}: the score {text!r} is not a relevance grade; use a whole number from "
+                         f"-{MAX_GRADE} to {MAX_GRADE} (0 not relevant, 1 relevant, higher more relevant).")
+    return int(value)
+
+
 def _number(text: str, path: Path, line: int) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError as err:
         raise InputError(f"{path}: line {line}: {text!r} is not a number.") from err
+    if not math.isfinite(value):
+        raise InputError(f"{path}: line {line}: {text!r} is not a finite number; write the score as a number.")
+    return value
 
 
-def _flag(record: dict, name: str, path: Path) -> bool:
-    value = record.get(name, False)
+def _check_sts_scores(scores: list[float], path: Path) -> None:
+    """STS is scored by rank correlation with the scores, which mteb first scales by their range."""
+    low, high = min(scores), max(scores)
+    if low == high:
+        held = "one pair" if len(scores) == 1 else f"{len(scores)} pairs, all with the score {low:g}"
+        raise InputError(f"{path}: {held}; a correlation with the scores needs pairs with different scores. Add "
+                         "pairs, or check the score column.")
+    if not math.isfinite(high - low):
+        raise InputError(f"{path}: the scores run from {low:g} to {high:g}, a range too wide to scale; rescale them "
+                         "(for example to 0-5).")
+
+
+def _flag(record: Record, name: str, path: Path) -> bool:
+    value = record.fields.get(name, False)
     if not isinstance(value, bool):
-        raise InputError(f"{path}: document {record.get('_id')!r} has {name}={value!r}; use true or false.")
+        raise InputError(f"{path}: {record.where}: document {record.fields.get('_id')!r} has {name}="
+                         f"{_SHORT.repr(value)}; use true or false.")
     return value

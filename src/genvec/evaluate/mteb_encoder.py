@@ -2,8 +2,9 @@
 
 `mteb_encoder(model)` builds an mteb encoder (an `AbsEncoder`, defined once mteb is imported) with a `ModelMeta`
 attached: name `genvec/<checkpoint directory>`, revision the model's identity (`GenVecModel.identity`: backbone,
-settings and trained weights, so results of two models never mix in mteb's cache), the embedding size, the
-similarity, `adapted_from` the backbone. Its `encode` reads the whole task's texts at once
+settings and trained weights, so results of two models never mix in mteb's cache; what else a result depends on,
+its task's data, instructions and similarity, `genvec.evaluate.run` records beside mteb's results), the embedding
+size, the similarity, `adapted_from` the backbone. Its `encode` reads the whole task's texts at once
 (`inputs.dataset["text"]`), looks the task up in the `InstructionTable` (queries and symmetric texts get the task's
 instruction, retrieval documents "Summarize the following passage:"), and calls `GenVecModel.encode`, the front door
 (sorted by length, the shared instruction read once, float32). A task missing from the table is an error naming it:

@@ -1,7 +1,13 @@
 """Run an evaluation: a genvec model on mteb tasks (by name, a benchmark, or a local directory), results kept.
 
 mteb writes its own result layout under `OUTPUT/mteb/` (one JSON per task, the model's metadata); a task already
-scored there for this checkpoint is not run again, so an interrupted evaluation loses at most the task in progress.
+scored there is not run again, so an interrupted evaluation loses at most the task in progress. mteb finds a result by
+the method's name and revision (a genvec model's identity, a baseline's) and would reuse it whatever else changed, so
+`OUTPUT/mteb/genvec_results.json` records what else each result was scored with: the task's data (its dataset
+revision; a local task's is a digest of its files, set by `select_tasks`), the instructions each side got and the
+similarity. A result whose record differs from the present run, that no record names, or whose file is torn (mteb
+writes it in place, so a kill can leave half of it) is deleted with a warning that says why, and its task is scored
+again. One evaluation at a time writes to an output (a lock beside it): a second one is refused, not merged.
 genvec adds `OUTPUT/scores.json` (the format header `genvec-scores`, every score of each task for the model and
 each baseline, and the model's relative difference to each baseline), `OUTPUT/summary.md` (per task, per task
 type, average) and `OUTPUT/summary.png` (each task's main score per method), all written atomically after every run.
@@ -10,6 +16,7 @@ Baselines are input-centric and read every text as it is.
 
 import hashlib
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +27,17 @@ from genvec.evaluate.advbench import SIMILARITY as ADVBENCH_SIMILARITY
 from genvec.evaluate.instructions import ADVBENCH_IR, InstructionTable
 from genvec.evaluate.mteb_encoder import mteb_encoder
 from genvec.evaluate.plot import PLOT_FILE, plot_scores
-from genvec.files import atomic_write, write_text_atomic
-from genvec.formats import header
+from genvec.files import atomic_write, exclusive_lock, list_files, lock_file_for, sha256_file, write_text_atomic
+from genvec.formats import differences, header, read_document
 from genvec.model import GenVecModel
+
+logger = logging.getLogger(__name__)
 
 # The similarity a benchmark's own scoring prescribes, by task name (declared beside each benchmark); other tasks are
 # scored with cosine.
 BENCHMARK_SIMILARITY = {ADVBENCH_IR: ADVBENCH_SIMILARITY}
+# Beside mteb's results/: what each cached result was scored with besides the method (see the module docstring).
+RESULT_RECORD = "genvec_results.json"
 
 
 @dataclass
@@ -40,14 +51,20 @@ class EvaluationResult:
 
 def select_tasks(*, local: str | Path | None = None, tasks: list[str] | None = None, benchmark: str | None = None):
     """mteb task objects from exactly one of a local benchmark directory, task names, or a benchmark name (an mteb
-    one, or "advbench-ir"); and the local directory's instruction table when it has one (else None)."""
+    one, or "advbench-ir"); and the local directory's instruction table when it has one (else None). A local task's
+    dataset revision becomes a digest of its files, so a result cached for other data is not reused."""
     if sum(x is not None and x != [] for x in (local, tasks, benchmark)) != 1:
         raise InputError("choose what to evaluate: exactly one of local (a benchmark directory), tasks (mteb task "
                          "names) and benchmark (a benchmark name).", param="local")
     if local is not None:
         from genvec.evaluate.local import read_local_benchmark
 
-        return read_local_benchmark(local)
+        chosen, table = read_local_benchmark(local)
+        for task in chosen:  # every local task's dataset revision is "local": name its data instead (result keys)
+            directory = Path(local) / task.metadata.name
+            names = sorted(path.name for path in directory.iterdir() if path.is_file())
+            task.metadata.dataset["revision"] = "local-" + files_digest(directory, names)
+        return chosen, table
     if benchmark is not None and benchmark.lower() == "advbench-ir":
         from genvec.evaluate.advbench import advbench_task
 
@@ -83,7 +100,7 @@ def evaluate_model(
     Raises:
         ConfigError: an invalid `config`. InputError: a task without an instruction in the table (before any task
             runs), tasks whose benchmarks prescribe different similarities, a baseline that cannot be loaded, or mteb
-            missing.
+            missing. BusyError: another evaluation is writing to `output`.
     """
     config = GenVecConfig(eval=config or EvalConfig()).eval  # a ConfigError lists every problem of the section
     similarity = task_similarity(tasks) if config.similarity == "auto" else config.similarity
@@ -97,15 +114,93 @@ def evaluate_model(
     encoder = mteb_encoder(model, instructions=table, checkpoint=checkpoint, batch_size=config.batch_size,
                            similarity=similarity, show_progress=show_progress)
     encoders = [encoder] + [_baseline(name, model, similarity) for name in baselines or []]
-    cache = mteb.ResultCache(output / "mteb")
-    methods: dict[str, dict[str, dict]] = {}
-    for each in encoders:
-        results = mteb.evaluate(each, tasks, cache=cache, overwrite_strategy="only-missing",
-                                show_progress_bar=show_progress, raise_error=True)
-        methods[each.mteb_model_meta.name] = _scores(results)
+    with exclusive_lock(lock_file_for(output.resolve()), f"the evaluation output {output}"):
+        cache = mteb.ResultCache(output / "mteb")
+        drop_stale_results(output / "mteb", {
+            cache.get_task_result_path(task.metadata.name, each.mteb_model_meta):
+                result_key(task, similarity, table if each is encoder else None)
+            for each in encoders for task in tasks})
+        methods: dict[str, dict[str, dict]] = {}
+        for each in encoders:
+            results = mteb.evaluate(each, tasks, cache=cache, overwrite_strategy="only-missing",
+                                    show_progress_bar=show_progress, raise_error=True)
+            methods[each.mteb_model_meta.name] = _scores(results)
+        return _write_reports(output, methods, tasks, encoder.mteb_model_meta, similarity)
+
+
+def result_key(task, similarity: str, instructions: InstructionTable | None) -> dict[str, object]:
+    """What a cached result of `task` depends on besides its method's name and revision (which mteb's result path
+    holds): the task's data (its dataset revision), the instructions each side gets (None for a baseline, which reads
+    the raw text) and the similarity."""
+    name = task.metadata.name
+    sides = None if instructions is None else {side: instructions.instruction(name, side)
+                                               for side in ("query", "document")}
+    return {"data": task.metadata.revision, "instructions": sides, "similarity": similarity}
+
+
+def drop_stale_results(root: Path, keys: dict[Path, dict[str, object]]) -> None:
+    """Delete each result file of `keys` (mteb's path -> `result_key`) under mteb's cache `root` that this run must
+    not reuse, with a warning naming it and why; then record the keys, so a result mteb writes next is known.
+
+    The record is written before any task runs: with the output locked, every result file that exists afterwards was
+    either kept here under the same key or written by this run.
+    """
+    record = root / RESULT_RECORD
+    recorded = _read_result_record(record)
+    now = dict(recorded)
+    for path, key in keys.items():
+        name = path.relative_to(root).as_posix()
+        reason = _why_stale(path, recorded.get(name), key)
+        if reason:
+            logger.warning("scoring %s again: %s.", path, reason)
+            path.unlink()
+        now[name] = key
+    if now != recorded or not record.exists():  # a rerun with nothing to score again leaves every file as it was
+        write_text_atomic(record, json.dumps({**header("genvec-results", 1), "results": now}, indent=2) + "\n")
+
+
+def _read_result_record(path: Path) -> dict[str, dict]:
+    """The recorded keys of `path` ({} when there is none; a damaged one is reported and every result re-scored)."""
+    if not path.exists():
+        return {}
+    try:
+        return dict(read_document(path, "genvec-results", 1, InputError, "it is rebuilt").get("results") or {})
+    except InputError as err:
+        logger.warning("%s; every cached result is scored again.", err)
+        return {}
+
+
+def _why_stale(path: Path, recorded: dict | None, key: dict[str, object]) -> str | None:
+    """Why the result file `path` cannot be reused under `key` (None: it can, or there is none)."""
+    import mteb
+
+    if not path.exists():
+        return None
+    try:
+        mteb.TaskResult.from_disk(path)
+    except (OSError, ValueError) as err:  # a JSON or pydantic error: mteb's in-place write was cut short
+        return f"its file is damaged, as an interrupted run leaves it ({type(err).__name__}: {str(err)[:120]})"
+    if recorded is None:
+        return (f"{RESULT_RECORD} does not say which data, instructions and similarity it was scored with (an older "
+                "genvec or another program wrote it)")
+    changed = differences(recorded, key)
+    return f"it was scored with other inputs ({'; '.join(changed)})" if changed else None
+
+
+def files_digest(root: Path, names: list[str]) -> str:
+    """16 hex digits of the names and bytes of the files `names` under `root` (what a local task or a baseline's
+    directory holds), so a result is keyed by the data, not by where it lies."""
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(f"{name}\0{sha256_file(Path(root) / name)}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _write_reports(output: Path, methods: dict[str, dict[str, dict]], tasks: list, meta, similarity: str):
+    """scores.json, summary.md and summary.png of one evaluation (the model's `meta` names it); its result."""
     types = {task.metadata.name: task.metadata.type for task in tasks}
-    name = encoder.mteb_model_meta.name
-    document = {**header("genvec-scores", 1), "model": name, "revision": encoder.mteb_model_meta.revision,
+    name = meta.name
+    document = {**header("genvec-scores", 1), "model": name, "revision": meta.revision,
                 "similarity": similarity, "task_types": types, "methods": methods,
                 "relative_difference": {other: relative_differences(methods[name], methods[other])
                                         for other in methods if other != name}}
@@ -203,8 +298,8 @@ def _baseline(name: str, model: GenVecModel, similarity: str):
 
     if name == "mean-pool":
         encode = mean_pooled_encoder(model.backbone, model.tokenizer)
-        fingerprint = model.backbone_record["fingerprint"]
-        revision = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
+        facts = {**model.backbone_record["fingerprint"], "dtype": str(model.dtype)}  # what its vectors depend on
+        revision = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:12]
         return baseline_encoder("baseline/mean-pool", encode, embed_dim=model.hidden_size, revision=revision,
                                 similarity=similarity)
     try:
@@ -215,7 +310,8 @@ def _baseline(name: str, model: GenVecModel, similarity: str):
         raise InputError(f"could not load the baseline {name!r} as a sentence-transformers model: {err}") from err
     parts = Path(name).parts  # a directory named "model" (as packaged models often are) is named by its parent
     label = "baseline/" + (parts[-2] if len(parts) > 1 and parts[-1] in ("model", "models") else parts[-1])
-    source = str(Path(name).resolve()) if Path(name).exists() else name
+    # a directory is known by its files (a model saved again over it is another model), a hub name by the name
+    source = files_digest(name, list_files(name)) if Path(name).is_dir() else name
     return baseline_encoder(label, sentence_transformer_encoder(loaded), embed_dim=loaded.get_embedding_dimension(),
                             revision=hashlib.sha256(source.encode()).hexdigest()[:12], similarity=similarity)
 

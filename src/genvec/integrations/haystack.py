@@ -1,23 +1,28 @@
 """genvec models as Haystack 3 components: `GenVecTextEmbedder` (a query string -> its embedding) and
 `GenVecDocumentEmbedder` (documents -> the same documents with embeddings of their content). Both load their model
-in `warm_up` (Haystack calls it before the first run) and serialise by checkpoint path.
+in `warm_up` (Haystack calls it before the first run) and serialise by checkpoint path (a component built from a
+loaded model has none, and refuses to serialise).
 
     pipeline.add_component("embedder", GenVecTextEmbedder(model="runs/quickstart/train/final"))
 """
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
+from haystack.core.errors import SerializationError
 
 from genvec.integrations.common import resolve_model
+from genvec.model import GenVecModel
 
 
 class _Loads:
     """The settings, loading in `warm_up` and serialising by path, shared by both components (the components call
     no `super()`: Haystack's `@component` rebuilds each class, which `super()` would not survive)."""
 
-    def __init__(self, model: str, device: str = "auto", batch_size: int = 32, normalize: bool = False) -> None:
+    def __init__(self, model: str | Path | GenVecModel, device: str = "auto", batch_size: int = 32,
+                 normalize: bool = False) -> None:
         self.model, self.device, self.batch_size, self.normalize = model, device, batch_size, normalize
         self._model = None
 
@@ -26,6 +31,11 @@ class _Loads:
             self._model = resolve_model(self.model, self.device)
 
     def to_dict(self) -> dict[str, Any]:
+        if not isinstance(self.model, (str, Path)):
+            raise SerializationError(  # Haystack's error for a component it cannot write
+                f"{type(self).__name__} was built from a loaded {type(self.model).__name__}, which has no checkpoint "
+                "path to serialise (and its repr cannot be loaded back); save the model with "
+                "model.save_pretrained(directory) and build the component with model=directory.")
         return default_to_dict(self, model=str(self.model), device=self.device, batch_size=self.batch_size,
                                normalize=self.normalize)
 
@@ -54,6 +64,7 @@ class GenVecDocumentEmbedder(_Loads):
 
     @component.output_types(documents=list[Document])
     def run(self, documents: list[Document]):
+        _check_documents(documents)
         self.warm_up()
         if not documents:
             return {"documents": []}
@@ -65,3 +76,14 @@ class GenVecDocumentEmbedder(_Loads):
                                               show_progress=False)
         return {"documents": [dataclasses.replace(document, embedding=vector.tolist())
                               for document, vector in zip(documents, vectors)]}
+
+
+def _check_documents(documents: object) -> None:
+    """Refuse anything but a list (or tuple) of Haystack `Document`s, naming the first item that is not one."""
+    if not isinstance(documents, (list, tuple)):
+        raise TypeError(f"GenVecDocumentEmbedder takes a list of Documents, got {type(documents).__name__} "
+                        f"({documents!r:.40}); pass [] for none, and use GenVecTextEmbedder for a query string.")
+    for index, document in enumerate(documents):
+        if not isinstance(document, Document):
+            raise TypeError(f"GenVecDocumentEmbedder takes a list of Documents, but documents[{index}] is "
+                            f"{type(document).__name__} ({document!r:.40}); wrap texts as Document(content=text).")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
 
-from genvec.integrations.common import resolve_model
+from genvec.integrations.common import one_text, resolve_model, text_list
 from genvec.model import GenVecModel
 
 
@@ -23,10 +23,12 @@ class GenVecEmbeddings(Embeddings):
         self.batch_size, self.normalize = batch_size, normalize
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        texts = text_list(texts, "embed_documents", "embed_query")
         if not texts:
             return []
-        return self.model.encode_document(list(texts), batch_size=self.batch_size, normalize=self.normalize,
+        return self.model.encode_document(texts, batch_size=self.batch_size, normalize=self.normalize,
                                           show_progress=False).tolist()
 
     def embed_query(self, text: str) -> list[float]:
+        text = one_text(text, "embed_query", "use embed_documents for a list of texts")
         return self.model.encode_query([text], normalize=self.normalize, show_progress=False)[0].tolist()

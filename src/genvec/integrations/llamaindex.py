@@ -11,7 +11,7 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
-from genvec.integrations.common import resolve_model
+from genvec.integrations.common import one_text, resolve_model, text_list
 from genvec.model import GenVecModel
 
 
@@ -32,13 +32,26 @@ class GenVecEmbedding(BaseEmbedding):
     def class_name(cls) -> str:
         return "GenVecEmbedding"
 
+    def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False,
+                                 **kwargs: Any) -> list[list[float]]:
+        # LlamaIndex's batching walks `texts` itself: a string would become one text per character, None a TypeError.
+        texts = text_list(texts, "get_text_embedding_batch", "get_text_embedding")
+        return super().get_text_embedding_batch(texts, show_progress=show_progress, **kwargs)
+
+    async def aget_text_embedding_batch(self, texts: list[str], show_progress: bool = False,
+                                        **kwargs: Any) -> list[list[float]]:
+        texts = text_list(texts, "aget_text_embedding_batch", "aget_text_embedding")
+        return await super().aget_text_embedding_batch(texts, show_progress=show_progress, **kwargs)
+
     def _get_query_embedding(self, query: str) -> list[float]:
+        query = one_text(query, "get_query_embedding", "embed each query with its own call")
         return self._model.encode_query([query], normalize=self.normalize, show_progress=False)[0].tolist()
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
         return self._get_query_embedding(query)
 
     def _get_text_embedding(self, text: str) -> list[float]:
+        text = one_text(text, "get_text_embedding", "use get_text_embedding_batch for a list of texts")
         return self._get_text_embeddings([text])[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:

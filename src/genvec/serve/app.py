@@ -1,9 +1,9 @@
 """The genvec HTTP server: OpenAI-compatible embeddings, plus decoding and the logit lens (FastAPI).
 
-Routes: `POST /v1/embeddings` (and `/embeddings`), `POST /v1/decode`, `POST /v1/inspect`, `GET /v1/models`,
-`GET /info`, and the open probes `GET /health` (alive), `GET /ready` (model loaded and warm; 503 before) and
-`GET /metrics` (Prometheus). With an API key every other route needs `Authorization: Bearer KEY` (compared in
-constant time).
+Routes: `POST /v1/embeddings` (and `/embeddings`), `POST /v1/decode`, `POST /v1/inspect`, `GET /v1/models` (and
+`/v1/models/{id}`), `GET /info`, and the open probes `GET /health` (alive), `GET /ready` (model loaded and warm; 503
+before) and `GET /metrics` (Prometheus). With an API key every other route needs `Authorization: Bearer KEY`
+(compared in constant time).
 
 A request goes through four steps, one function each: its body is parsed and bounded (`protocol.py`: body size,
 fields, number of inputs); its texts are prepared by the model's front door (`genvec.inference.prepare`: the
@@ -12,7 +12,10 @@ pool); the model runs them (embeddings are coalesced into model batches by `batc
 the model's own thread, never on the event loop); the answer is written. An `InputError` of the front door becomes
 a 400 (a 422 for a text too long with truncation off) naming the field, without checking anything twice; a cut text
 is counted on /metrics and in the `X-Genvec-Truncated` header. Errors always have the OpenAI shape
-(`protocol.ApiError`). Every request is logged as one JSON line on the `genvec.serve.access` logger.
+(`protocol.ApiError`); a client that hangs up before its body has arrived is no error of the server's: 499 on
+/metrics and in the access log, no traceback. Every request is logged as one JSON line on the `genvec.serve.access`
+logger. Requests uvicorn cannot parse as HTTP at all (a bad request line, a broken Content-Length or chunk) never
+reach the app: uvicorn answers them with its own plain-text 400 and closes the connection.
 
 What it does not do: load files or models a client names (the `model` field is reported, never followed), or
 keep anything between requests.
@@ -30,14 +33,15 @@ from contextlib import asynccontextmanager
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from genvec import decode as decoding
 from genvec import inference
 from genvec.config.sections import ServeConfig
-from genvec.errors import InputError, InputTooLongError
+from genvec.errors import GenVecError, InputError, InputTooLongError
 from genvec.inference import Inputs
 from genvec.model import GenVecModel
 from genvec.serve import protocol
@@ -53,13 +57,25 @@ MAX_TOP_K = 100
 INLINE_TOKENIZE_CHARS = 4096  # requests of at most this many characters are prepared on the event loop
 TRUNCATED_HEADER = "X-Genvec-Truncated"  # how many of the request's texts were cut
 WAITING_PER_DECODE_INPUT = 4  # decode and inspect inputs that may wait for the model, per max_decode_inputs
+CLIENT_GONE = 499  # the status nginx logs for a client that closed the connection before the answer
 
 
 def create_app(load: Callable[[], GenVecModel] | GenVecModel, config: ServeConfig | None = None, *,
-               api_key: str | None = None, model_name: str = "genvec") -> FastAPI:
+               api_key: str | None = None, model_name: str = "genvec",
+               on_load_failure: Callable[[Exception], None] | None = None) -> FastAPI:
     """The FastAPI application. `load` is a loaded model, or a function that loads one (run in a thread at
-    startup, while /health already answers and /ready says 503)."""
-    state = _ServerState(config or ServeConfig(), api_key, model_name)
+    startup, while /health already answers and /ready says 503).
+
+    Args:
+        api_key: the key every route but the probes requires (white space around it is dropped: a key read from a
+            file often ends in a newline); None serves without one.
+        on_load_failure: called with the error when `load` fails (`serve` stops the server with it); without it
+            the server stays up, /ready and every route answering 503.
+
+    Raises:
+        InputError: an `api_key` that is empty or only white space.
+    """
+    state = _ServerState(config or ServeConfig(), api_key, model_name, on_load_failure)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -72,6 +88,7 @@ def create_app(load: Callable[[], GenVecModel] | GenVecModel, config: ServeConfi
                   openapi_url=None)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(InputError, _input_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
     routes = _Routes(state)
@@ -92,6 +109,7 @@ class _Routes:
     def table(self) -> list[tuple[str, str, Callable]]:
         return [("/health", "GET", self.health), ("/ready", "GET", self.ready), ("/metrics", "GET", self.metrics),
                 ("/info", "GET", self.info), ("/v1/models", "GET", self.models),
+                ("/v1/models/{model_id:path}", "GET", self.model),
                 ("/v1/embeddings", "POST", self.embeddings), ("/embeddings", "POST", self.embeddings),
                 ("/v1/decode", "POST", self.decode), ("/v1/inspect", "POST", self.inspect)]
 
@@ -110,18 +128,32 @@ class _Routes:
         return self.state.info()
 
     async def models(self) -> dict:
-        return {"object": "list", "data": [{"id": self.state.model_name, "object": "model", "created": 0,
-                                            "owned_by": "genvec"}]}
+        return {"object": "list", "data": [self._model_card()]}
+
+    async def model(self, model_id: str) -> dict:
+        """OpenAI's `models.retrieve`: the served model by its name; 404 in the OpenAI shape for any other."""
+        if model_id != self.state.model_name:
+            raise ApiError(404, f"the model {model_id!r} does not exist; this server serves "
+                           f"{self.state.model_name!r}.", param="model", code="model_not_found")
+        return self._model_card()
+
+    def _model_card(self) -> dict:
+        return {"id": self.state.model_name, "object": "model", "created": 0, "owned_by": "genvec"}
+
+    async def _json_body(self, request: Request) -> dict:
+        """The request's JSON object: 415 for another Content-Type (before the body is read), then read and parsed."""
+        protocol.check_content_type(request.headers.get("content-type"))
+        return protocol.parse_json(await self.state.read_body(request))
 
     async def embeddings(self, request: Request) -> Response:
         state, config = self.state, self.state.config
-        body = protocol.parse_json(await state.read_body(request))
+        body = await self._json_body(request)
         model = state.require_model()
         parsed = protocol.embedding_request(body, max_inputs=config.max_inputs, embedding_dim=model.embedding_dim,
                                             default_truncate=config.truncate == "cut")
         request.state.inputs = len(parsed.texts)
         inputs = await state.prepare(parsed.texts, parsed.options)
-        vectors = await state.embed(inputs)
+        vectors = await state.embed(inputs, request)
         if parsed.normalize:
             vectors = inference.normalize_rows(vectors)
         state.metrics.tokens.inc(inputs.num_tokens)
@@ -133,7 +165,7 @@ class _Routes:
 
     async def decode(self, request: Request) -> Response:
         state, config = self.state, self.state.config
-        body = protocol.parse_json(await state.read_body(request))
+        body = await self._json_body(request)
         model = state.require_model()
         parsed = protocol.decode_request(body, max_inputs=config.max_decode_inputs, hidden_size=model.hidden_size,
                                          max_new_tokens=config.max_new_tokens,
@@ -154,12 +186,12 @@ class _Routes:
 
     async def inspect(self, request: Request) -> Response:
         state = self.state
-        body = protocol.parse_json(await state.read_body(request))
+        body = await self._json_body(request)
         model = state.require_model()
-        text, top_k = protocol.inspect_request(body, max_top_k=MAX_TOP_K)
+        parsed = protocol.inspect_request(body, max_top_k=MAX_TOP_K, default_truncate=state.config.truncate == "cut")
         request.state.inputs = 1
-        inputs = await state.prepare([text], protocol.TextOptions(None, None, state.config.truncate))
-        lens = await state.run_model(lambda: inference.inspect(model, inputs, top_k=top_k), weight=1)
+        inputs = await state.prepare([parsed.text], parsed.options)
+        lens = await state.run_model(lambda: inference.inspect(model, inputs, top_k=parsed.top_k), weight=1)
         return _answer({"object": "inspection", "model": state.model_name, **lens.to_dict()}, inputs)
 
 
@@ -171,11 +203,11 @@ def _answer(body: dict, inputs: Inputs | None) -> Response:
                     headers=headers)
 
 
-async def _api_error(request: Request, err: ApiError) -> JSONResponse:
+async def _api_error(request: Request, err: ApiError) -> Response:
     return _error_response(err)
 
 
-async def _input_error(request: Request, err: InputError) -> JSONResponse:
+async def _input_error(request: Request, err: InputError) -> Response:
     """The front door refused an input: 422 for a text too long with truncation off, else 400, naming the field."""
     too_long = isinstance(err, InputTooLongError)
     hint = " (over this API: send truncate: true)" if too_long else ""
@@ -184,13 +216,19 @@ async def _input_error(request: Request, err: InputError) -> JSONResponse:
                                     code="input_too_long" if too_long else "invalid_value"))
 
 
-async def _http_error(request: Request, err: HTTPException) -> JSONResponse:
+async def _client_gone(request: Request, err: ClientDisconnect) -> Response:
+    """The client hung up before its body arrived: nobody reads an answer, and it is no failure of the server's. The
+    status (499) labels /metrics and the request's one access-log line; no traceback."""
+    return Response(status_code=CLIENT_GONE)
+
+
+async def _http_error(request: Request, err: HTTPException) -> Response:
     codes = {404: "not_found", 405: "method_not_allowed"}
     return _error_response(ApiError(err.status_code, f"{request.method} {request.url.path}: {err.detail}",
                                     code=codes.get(err.status_code)))
 
 
-async def _internal_error(request: Request, err: Exception) -> JSONResponse:
+async def _internal_error(request: Request, err: Exception) -> Response:
     logger.exception("request %s %s failed", request.method, request.url.path)
     return _error_response(ApiError(500, "the server failed on this request; its log has the details.",
                                     kind="server_error", code="internal_error"))
@@ -241,25 +279,29 @@ class _Around:
                 }))
 
 
-def _error_response(err: ApiError) -> JSONResponse:
-    return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+def _error_response(err: ApiError) -> Response:
+    """The error in the OpenAI shape, as ASCII JSON: a lone surrogate a message quotes cannot break the answer."""
+    return Response(json.dumps(err.body()), status_code=err.status, headers=err.headers,
+                    media_type="application/json")
 
 
 class _ServerState:
     """The model, its thread, the batcher, the limits and the metrics of one server."""
 
-    def __init__(self, config: ServeConfig, api_key: str | None, model_name: str) -> None:
-        self.config, self.model_name = config, model_name
-        self.key_digest = hashlib.sha256(api_key.encode()).digest() if api_key else None
+    def __init__(self, config: ServeConfig, api_key: str | None, model_name: str,
+                 on_load_failure: Callable[[Exception], None] | None) -> None:
+        self.config, self.model_name, self.on_load_failure = config, model_name, on_load_failure
+        self.key_digest = _key_digest(api_key)
         self.model: GenVecModel | None = None
         self.ready = False
-        self.failed: str | None = None
+        self.failed = False
         self.instructions: dict[str, str] = {}
         self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="genvec-model")
         self.tokenizer_threads = ThreadPoolExecutor(2, thread_name_prefix="genvec-tokenize")
         self.metrics = _Metrics()
         self.batcher: Batcher | None = None
         self.model_waiting = 0
+        self.unfinished_bodies = 0  # requests whose bodies are still arriving (read_body)
 
     async def start(self, load) -> None:
         loop = asyncio.get_running_loop()
@@ -268,8 +310,11 @@ class _ServerState:
             self.instructions = {k: v for k, v in model.config.model.instructions.items() if v}
             await loop.run_in_executor(self.model_thread, lambda: model.encode(["warm up"], show_progress=False))
         except Exception as err:
-            logger.exception("the model could not be loaded")
-            self.failed = f"{type(err).__name__}: {err}"
+            # The details (paths, the loader's message) go to the log only, never to a client.
+            logger.error("the model could not be loaded: %s", err, exc_info=not isinstance(err, GenVecError))
+            self.failed = True
+            if self.on_load_failure is not None:
+                self.on_load_failure(err)
             return
         self.model = model
         self.batcher = Batcher(lambda ids: inference.embed(model, Inputs(ids), batch_size=len(ids)), self.model_thread,
@@ -289,7 +334,7 @@ class _ServerState:
 
     def not_ready(self) -> ApiError:
         if self.failed:
-            return ApiError(503, f"the model failed to load ({self.failed}).", kind="server_error",
+            return ApiError(503, "the model failed to load; see the server log.", kind="server_error",
                             code="model_failed")
         return ApiError(503, "the model is loading; retry shortly.", kind="server_error", code="loading",
                         headers={"Retry-After": "2"})
@@ -309,21 +354,49 @@ class _ServerState:
         if not hmac.compare_digest(hashlib.sha256(given.strip().encode()).digest(), self.key_digest):
             raise ApiError(401, "invalid API key.", kind="authentication_error", code="invalid_api_key")
 
-    async def read_body(self, request) -> bytes:
-        """The body, refused with 413 as soon as it passes the limit (announced or streamed)."""
+    async def read_body(self, request: Request) -> bytes:
+        """The body, refused with 413 as soon as it passes the limit (announced or streamed); 408 when it has not
+        all arrived within `body_timeout_seconds`, and 503 when it would be one more unfinished body than
+        `max_unfinished_bodies` (both close the connection). Raises ClientDisconnect when the client hangs up."""
         limit = self.config.max_body_bytes
         announced = request.headers.get("content-length")
         if announced is not None and announced.isdigit() and int(announced) > limit:
             raise ApiError(413, f"the request body has {int(announced):,} bytes; the limit is {limit:,}. Send fewer "
                            "or shorter inputs per request.", code="request_too_large")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ApiError(413, f"the request body passed the limit of {limit:,} bytes. Send fewer or shorter "
-                               "inputs per request.", code="request_too_large")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        seconds = self.config.body_timeout_seconds
+        try:
+            return await asyncio.wait_for(self._receive_body(request, limit), seconds)
+        except asyncio.TimeoutError as err:  # the builtin TimeoutError from Python 3.11 on
+            raise ApiError(408, f"the request body did not arrive within {seconds:g} seconds; send it at once (the "
+                           "server's body_timeout_seconds).", code="request_timeout",
+                           headers={"Connection": "close"}) from err
+
+    async def _receive_body(self, request: Request, limit: int) -> bytes:
+        """The body's chunks as they come (ASGI messages: `more_body` says whether the body is unfinished). Only
+        bodies still arriving count against `max_unfinished_bodies`: one that came whole costs no waiting memory."""
+        chunks, size, unfinished = [], 0, False
+        try:
+            while True:
+                message = await request.receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect()
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, f"the request body passed the limit of {limit:,} bytes. Send fewer or "
+                                   "shorter inputs per request.", code="request_too_large")
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+                if not unfinished:
+                    if self.unfinished_bodies >= self.config.max_unfinished_bodies:
+                        raise ApiError(503, f"{self.unfinished_bodies} request bodies are still arriving (the "
+                                       "server's max_unfinished_bodies); retry after a second.", kind="server_error",
+                                       code="overloaded", headers={"Retry-After": "1", "Connection": "close"})
+                    self.unfinished_bodies, unfinished = self.unfinished_bodies + 1, True
+        finally:
+            if unfinished:
+                self.unfinished_bodies -= 1
 
     async def prepare(self, texts: list[str], options: protocol.TextOptions) -> Inputs:
         """The texts as the model reads them (the front door; long requests in a tokenizer thread); cut ones counted."""
@@ -341,13 +414,25 @@ class _ServerState:
             self.metrics.truncations.inc(len(inputs.cut))
         return inputs
 
-    async def embed(self, inputs: Inputs) -> np.ndarray:
-        """Embeddings of prepared texts, coalesced with other requests' texts; 429 when the queue is full."""
+    async def embed(self, inputs: Inputs, request: Request) -> np.ndarray:
+        """Embeddings of prepared texts, coalesced with other requests' texts; 429 when the queue is full. If the
+        client hangs up meanwhile, its texts not yet in a batch are withdrawn (ClientDisconnect)."""
         try:
-            return await self.batcher.submit(inputs.ids)
+            vectors = self.batcher.submit(inputs.ids)
         except Overloaded as err:
             raise ApiError(429, f"the server is busy ({err}); retry after a second.", kind="overloaded",
                            code="overloaded", headers={"Retry-After": "1"}) from err
+        # The watcher cancels `vectors` itself, at once: a batch formed after it saw the hang-up holds no text of it.
+        watcher = asyncio.get_running_loop().create_task(_cancel_on_hang_up(request, vectors))
+        try:
+            return await vectors
+        except asyncio.CancelledError:
+            if watcher.done() and not watcher.cancelled():  # the client left; this request was not cancelled
+                raise ClientDisconnect() from None
+            raise
+        finally:  # also when this request itself is cancelled (shutdown): nothing is left for the model
+            watcher.cancel()
+            vectors.cancel()
 
     async def run_model(self, work: Callable, weight: int):
         """Run `work` in the model thread (after the batches ahead of it); 429 when too much is waiting."""
@@ -377,6 +462,25 @@ class _ServerState:
                        "max_decode_inputs": config.max_decode_inputs},
             "auth": self.key_digest is not None,
         }
+
+
+async def _cancel_on_hang_up(request: Request, work: asyncio.Future) -> None:
+    """Cancel `work` when the client hangs up. The body has been read, so the next ASGI message is the disconnect."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    work.cancel()
+
+
+def _key_digest(api_key: str | None) -> bytes | None:
+    """The SHA-256 of the key without the white space around it (clients' keys are stripped the same way)."""
+    if api_key is None:
+        return None
+    if not isinstance(api_key, str):
+        raise InputError(f"api_key must be a string or None, got {type(api_key).__name__}.", param="api_key")
+    if not api_key.strip():
+        raise InputError(f"api_key is empty or only white space ({api_key!r}); pass the key clients will send, or "
+                         "None to serve without one.", param="api_key")
+    return hashlib.sha256(api_key.strip().encode()).digest()
 
 
 class _Metrics:

@@ -1,17 +1,26 @@
-"""Coalesce texts from concurrent requests into model batches, length-aware, with a bounded queue.
+"""Coalesce texts from concurrent requests into model batches, length-aware and fair, with a bounded queue.
 
-Every request's texts (already tokenised) join one queue. A single worker task takes the oldest texts (up to four
-batches' worth), sorts them longest first and fills a batch until its padded size (texts x longest) would pass
-`max_batch_tokens` or it holds `max_batch_texts`; the model runs it in the model thread, off the event loop, while
-new requests queue up behind it and join the next batch. A large request is thereby split into model batches by the
-server, and small requests share them. When more than `max_queue_texts` texts wait, `submit` raises `Overloaded`.
+Every request's texts (already tokenised) wait in the request's own queue, longest first; the requests take turns.
+A single worker task builds each batch around the next text of the request whose turn it is (the *anchor*): it
+takes a window of up to four batches' worth of texts round-robin from the waiting requests (one text of each in
+turn, then the next of each), and adds the window's texts nearest the anchor's length until the batch's padded size
+(texts x longest) would pass `max_batch_tokens` or it holds `max_batch_texts`. That request then goes to the back
+of the turn order. So a large request is split into model batches by the server, small requests share them, and a
+request that arrives behind two huge ones waits a few batches, not for all their texts (fairness by request, not by
+arrival); batches stay homogeneous in length, as texts of similar length fill them. The model runs a batch in the
+model thread, off the event loop, while new requests queue up behind it. When more than `max_queue_texts` texts
+wait, `submit` raises `Overloaded`.
+
+`submit` answers a future: cancelling it (the client went away) withdraws the request's texts that are not yet in a
+batch, so they never reach the model; a batch already running is finished and its rows for that request dropped.
 
 With `wait_seconds`, the batch after an answered one may wait that long at most for as many texts as were queued
 plus as many as were just answered: clients that send their next text as soon as they get an answer then share
 full batches instead of splitting into groups that alternate. Texts arriving when no batch was just answered, or
 enough texts for a full batch, never wait.
 
-What it does not do: tokenise, normalise or know HTTP (`genvec.serve.app` does).
+What it does not do: tokenise, normalise or know HTTP (`genvec.serve.app` does, and cancels the future of a
+client that hung up).
 """
 
 import asyncio
@@ -19,23 +28,29 @@ import contextlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+WINDOW_BATCHES = 4  # a batch is chosen among this many batches' worth of waiting texts
 
 
 class Overloaded(Exception):
     """The queue is full; the caller should answer 429 with Retry-After."""
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
-    """One request's texts: its future, and the rows computed so far."""
+    """One request: its future, its texts not yet in a batch (index, ids; longest first), the rows computed so far."""
 
     future: asyncio.Future
     size: int
+    rows: deque = field(default_factory=deque)
     vectors: np.ndarray | None = None
-    remaining: int = 0
+    remaining: int = 0  # rows not yet computed
+
+
+_Text = tuple[_Job, int, list[int]]  # a request, the text's index in it, its token ids
 
 
 class Batcher:
@@ -56,7 +71,8 @@ class Batcher:
         self.max_batch_tokens, self.max_batch_texts, self.max_queue_texts = (
             max_batch_tokens, max_batch_texts, max_queue_texts)
         self.on_batch = on_batch
-        self.pending: deque[tuple[_Job, int, list[int]]] = deque()
+        self.jobs: deque[_Job] = deque()  # requests with texts waiting, in turn order
+        self.waiting = 0  # texts waiting in them (not those of withdrawn requests)
         self.expected, self.deadline = 0, 0.0  # texts the next batch may wait for, until this loop time
         self.wakeup = asyncio.Event()
         self.worker: asyncio.Task | None = None
@@ -64,7 +80,7 @@ class Batcher:
     @property
     def queued(self) -> int:
         """Texts waiting for the model (not those in the batch being computed)."""
-        return len(self.pending)
+        return self.waiting
 
     def start(self) -> None:
         self.worker = asyncio.get_running_loop().create_task(self._work(), name="genvec-batcher")
@@ -75,29 +91,41 @@ class Batcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.worker
 
-    async def submit(self, ids: list[list[int]]) -> np.ndarray:
-        """The embeddings (rows in the order of `ids`) once every text has been through a batch.
+    def submit(self, ids: list[list[int]]) -> asyncio.Future:
+        """A future of the embeddings (rows in the order of `ids`), set once every text has been through a batch.
+        Cancel it to withdraw the texts not yet in a batch.
 
         Raises:
             Overloaded: the queue would pass `max_queue_texts`.
         """
-        if self.pending and self.queued + len(ids) > self.max_queue_texts:
-            raise Overloaded(f"{self.queued} texts are waiting (limit {self.max_queue_texts})")
+        assert ids, "submit() needs at least one text"
+        if self.waiting and self.waiting + len(ids) > self.max_queue_texts:
+            raise Overloaded(f"{self.waiting} texts are waiting (limit {self.max_queue_texts})")
         job = _Job(asyncio.get_running_loop().create_future(), len(ids), remaining=len(ids))
-        self.pending.extend((job, index, row) for index, row in enumerate(ids))
+        job.rows.extend(sorted(enumerate(ids), key=lambda item: -len(item[1])))
+        job.future.add_done_callback(lambda _: self._withdraw(job))
+        self.jobs.append(job)
+        self.waiting += len(ids)
         self.wakeup.set()
-        return await job.future
+        return job.future
+
+    def _withdraw(self, job: _Job) -> None:
+        """Forget the texts of a request that no longer needs them (cancelled, or failed in an earlier batch)."""
+        self.waiting -= len(job.rows)
+        job.rows.clear()
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await self.wakeup.wait()
-            if not self.pending:
+            if not self.waiting:
                 self.wakeup.clear()
                 continue
             if self.wait_seconds > 0:
                 await self._fill()
             batch = self._take()
+            if not batch:  # every waiting request was withdrawn meanwhile
+                continue
             rows = [row for _, _, row in batch]
             try:
                 vectors = await loop.run_in_executor(self.executor, self.run, rows)
@@ -109,23 +137,27 @@ class Batcher:
                 continue
             if self.on_batch is not None:
                 self.on_batch(len(rows), len(rows) * max(len(row) for row in rows))
-            for (job, index, _), vector in zip(batch, vectors):
-                if job.future.done():  # the client went away, or an earlier batch failed
-                    continue
-                if job.vectors is None:
-                    job.vectors = np.empty((job.size, vectors.shape[1]), dtype=np.float32)
-                job.vectors[index] = vector
-                job.remaining -= 1
-                if job.remaining == 0:
-                    job.future.set_result(job.vectors)
+            self._answer(batch, vectors)
             # Clients just answered often send again at once: the next batch may wait briefly for as many texts.
-            self.expected = min(self.max_batch_texts, len(self.pending) + len(rows))
+            self.expected = min(self.max_batch_texts, self.waiting + len(rows))
             self.deadline = loop.time() + self.wait_seconds
+
+    def _answer(self, batch: list[_Text], vectors: np.ndarray) -> None:
+        """Put each row where its request expects it; a request with all its rows gets its answer."""
+        for (job, index, _), vector in zip(batch, vectors):
+            if job.future.done():  # the client went away, or an earlier batch failed
+                continue
+            if job.vectors is None:
+                job.vectors = np.empty((job.size, vectors.shape[1]), dtype=np.float32)
+            job.vectors[index] = vector
+            job.remaining -= 1
+            if job.remaining == 0:
+                job.future.set_result(job.vectors)
 
     async def _fill(self) -> None:
         """Wait, until `deadline`, for the texts expected since the last batch was answered (or a full batch)."""
         loop = asyncio.get_running_loop()
-        while (len(self.pending) < self.expected and not self._full()
+        while (self.waiting < self.expected and not self._full()
                and (left := self.deadline - loop.time()) > 0):
             self.wakeup.clear()
             try:
@@ -136,22 +168,59 @@ class Batcher:
 
     def _full(self) -> bool:
         """Whether the queue holds at least one full batch (in texts, or in padded tokens)."""
-        if len(self.pending) >= self.max_batch_texts:
+        if self.waiting >= self.max_batch_texts:
             return True
-        longest = max(len(row) for _, _, row in self.pending)
-        return len(self.pending) * longest >= self.max_batch_tokens
+        longest = max((len(job.rows[0][1]) for job in self.jobs if job.rows), default=0)
+        return self.waiting * longest >= self.max_batch_tokens
 
-    def _take(self) -> list[tuple[_Job, int, list[int]]]:
-        """The next batch: from the oldest texts, longest first, within the token and text bounds."""
-        window = [self.pending.popleft() for _ in range(min(len(self.pending), 4 * self.max_batch_texts))]
-        window.sort(key=lambda item: -len(item[2]))
-        batch, longest = [], 0
-        for item in window:
-            size = max(longest, len(item[2]))
-            if batch and (len(batch) >= self.max_batch_texts or (len(batch) + 1) * size > self.max_batch_tokens):
-                break
-            batch.append(item)
-            longest = size
-        for item in reversed(window[len(batch):]):  # the rest go back to the front of the queue
-            self.pending.appendleft(item)
+    def _take(self) -> list[_Text]:
+        """The next batch: the anchor (the next text of the request whose turn it is) and the texts of the window
+        nearest its length, within the token and text bounds. The window's other texts go back to their requests."""
+        for job in self.jobs:
+            if job.future.done():  # withdrawn now, not when its callback runs: `waiting` must not count it
+                self._withdraw(job)
+        self.jobs = deque(job for job in self.jobs if job.rows)
+        if not self.jobs:
+            return []
+        window = self._window()
+        ranked = sorted(window, key=lambda item: -len(item[2]))  # longest first; a stable sort
+        low = next(i for i, item in enumerate(ranked) if item is window[0])
+        low, high = self._around(ranked, low)
+        batch = ranked[low:high]
+        chosen = {id(item) for item in batch}
+        for job, index, row in reversed([item for item in window if id(item) not in chosen]):
+            job.rows.appendleft((index, row))  # the rest go back to the front of their requests, in order
+        self.waiting -= len(batch)
+        first = self.jobs.popleft()  # the anchor's request: its turn is over
+        if first.rows:
+            self.jobs.append(first)
         return batch
+
+    def _around(self, ranked: list[_Text], anchor: int) -> tuple[int, int]:
+        """The batch `ranked[low:high]` (texts longest first) grown from `ranked[anchor]` one text at a time, the
+        longer or the shorter neighbour, whichever is nearer the anchor's length, while the bounds allow."""
+        low, high, length = anchor, anchor + 1, len(ranked[anchor][2])
+        while high - low < self.max_batch_texts:  # the batch's longest text is ranked[low]
+            longer = low > 0 and (high - low + 1) * len(ranked[low - 1][2]) <= self.max_batch_tokens
+            shorter = high < len(ranked) and (high - low + 1) * len(ranked[low][2]) <= self.max_batch_tokens
+            if longer and shorter:
+                longer = len(ranked[low - 1][2]) - length <= length - len(ranked[high][2])
+            if longer:
+                low -= 1
+            elif shorter:
+                high += 1
+            else:
+                break
+        return low, high
+
+    def _window(self) -> list[_Text]:
+        """Up to `WINDOW_BATCHES` batches' worth of texts, taken from the waiting requests in turn order, one text of
+        each per pass (each request's longest first); the first is the anchor. Taken out of their requests."""
+        window: list[_Text] = []
+        limit = WINDOW_BATCHES * self.max_batch_texts
+        jobs = list(self.jobs)
+        while jobs and len(window) < limit:
+            for job in jobs[: limit - len(window)]:
+                window.append((job, *job.rows.popleft()))
+            jobs = [job for job in jobs if job.rows]
+        return window

@@ -1,8 +1,9 @@
 """The HTTP API's request bodies, checked by hand so every mistake gets the OpenAI error shape with the field named.
 
 OpenAI's clients read `{"error": {"message", "type", "param", "code"}}` and retry 429 and 5xx, so a client's mistake
-is always a 4xx: 400 for a malformed body or a wrong value, 413 for an oversized body (the app), 422 for a limit
-(too many inputs, an input too long with truncation off), 401 for a missing or wrong key (the app).
+is always a 4xx: 400 for a malformed body or a wrong value (JSON nested too deeply included), 413 for an oversized
+body (the app), 415 for a body not sent as `application/json`, 422 for a limit (too many inputs, an input too long
+with truncation off), 401 for a missing or wrong key (the app).
 
 Only the wire is checked here: JSON types, the fields a route takes, the server's own limits (inputs per request,
 `max_new_tokens`, `top_k`) and the states' encoding. What the model accepts (an instruction or a side, the length
@@ -24,7 +25,8 @@ EMBEDDING_FIELDS = {"input", "model", "encoding_format", "dimensions", "user", "
                     "normalize", "truncate"}
 DECODE_FIELDS = {"input", "states", "model", "input_type", "instruction", "max_new_tokens", "do_sample",
                  "temperature", "top_p", "seed", "truncate"}
-INSPECT_FIELDS = {"input", "model", "top_k"}
+INSPECT_FIELDS = {"input", "model", "top_k", "truncate"}
+JSON_MEDIA_TYPE = "application/json"
 
 
 class ApiError(Exception):
@@ -63,6 +65,13 @@ class EmbeddingRequest:
 
 
 @dataclass(frozen=True)
+class InspectRequest:
+    text: str
+    top_k: int
+    options: TextOptions
+
+
+@dataclass(frozen=True)
 class DecodeRequest:
     texts: list[str] | None
     states: list[np.ndarray] | None  # (K, H) float32 each, shapes checked by the front door
@@ -74,8 +83,20 @@ class DecodeRequest:
     seed: object
 
 
+def check_content_type(value: str | None) -> None:
+    """415 unless the body is declared `application/json` (parameters such as `charset=utf-8` aside). A browser
+    sends a cross-site POST without asking the server first only as text/plain, a form or multipart, so refusing
+    those also keeps web pages away from a server without a key."""
+    media_type = (value or "").split(";", 1)[0].strip().lower()
+    if media_type != JSON_MEDIA_TYPE:
+        shown = f"Content-Type {value[:100]!r}" if value else "no Content-Type"
+        raise ApiError(415, f"the request body must be JSON sent with Content-Type: {JSON_MEDIA_TYPE}; got {shown}.",
+                       code="unsupported_media_type")
+
+
 def parse_json(raw: bytes) -> dict:
-    """The request body as a JSON object; 400 when it is not UTF-8 JSON or not an object."""
+    """The request body as a JSON object; 400 when it is not UTF-8 JSON, nested too deeply to parse, or not an
+    object."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -85,6 +106,9 @@ def parse_json(raw: bytes) -> dict:
         body = json.loads(text, parse_constant=_refuse_constant)
     except ValueError as err:
         raise ApiError(400, f"the request body is not valid JSON ({err}).", code="invalid_json") from err
+    except RecursionError as err:  # the parser recurses once per level: [[[[...]]]] a thousand deep
+        raise ApiError(400, "the request body is JSON nested too deeply to read (about a thousand levels); no field "
+                       "of this API nests more than four.", code="invalid_json") from err
     if not isinstance(body, dict):
         raise ApiError(400, f"the request body must be a JSON object, got {type(body).__name__}.", code="invalid_json")
     return body
@@ -125,7 +149,7 @@ def decode_request(body: dict, *, max_inputs: int, max_new_tokens: int, hidden_s
                          body.get("temperature", 1.0), body.get("top_p", 1.0), body.get("seed"))
 
 
-def inspect_request(body: dict, *, max_top_k: int) -> tuple[str, int]:
+def inspect_request(body: dict, *, max_top_k: int, default_truncate: bool) -> InspectRequest:
     _known(body, INSPECT_FIELDS)
     text = body.get("input")
     if not isinstance(text, str) or not text.strip():
@@ -135,7 +159,8 @@ def inspect_request(body: dict, *, max_top_k: int) -> tuple[str, int]:
         raise ApiError(400, f"top_k must be an integer from 1 to {max_top_k}, got {top_k!r}.", param="top_k",
                        code="invalid_value")
     _string(body, "model")
-    return text, top_k
+    truncate = _bool(body, "truncate", default_truncate)
+    return InspectRequest(text, top_k, TextOptions(None, None, "cut" if truncate else "error"))
 
 
 def encode_vector(vector: np.ndarray, as_base64: bool) -> list[float] | str:
@@ -149,7 +174,7 @@ def encode_vector(vector: np.ndarray, as_base64: bool) -> list[float] | str:
 
 
 def _known(body: dict, allowed: set[str]) -> None:
-    unknown = sorted(set(body) - allowed)
+    unknown = sorted(_shown(name) for name in set(body) - allowed)
     if unknown:
         raise ApiError(400, f"unrecognized request argument supplied: {', '.join(unknown)} (this route takes "
                        f"{', '.join(sorted(allowed))}).", param=unknown[0], code="unknown_parameter")
@@ -225,6 +250,11 @@ def _string(body: dict, name: str) -> None:
     if name in body and body[name] is not None and not isinstance(body[name], str):
         raise ApiError(400, f"{name} must be a string, got {type(body[name]).__name__}.", param=name,
                        code="invalid_type")
+
+
+def _shown(text: str) -> str:
+    """`text` fit to be echoed in an answer: a lone surrogate (JSON allows `\\ud800`, UTF-8 cannot hold it) escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _is_int(value: Any) -> bool:

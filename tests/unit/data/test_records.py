@@ -178,3 +178,40 @@ def test_read_corpus_takes_every_format_the_reader_does_and_speaks_of_its_parame
     (tmp_path / "e.jsonl").write_text("\n")
     with pytest.raises(InputError, match=r"e.jsonl: no rows to encode"):
         read_corpus(tmp_path / "e.jsonl")
+
+
+def test_json_nested_too_deeply_to_parse_names_the_line(tmp_path):
+    deep = "[" * 100_000 + "]" * 100_000
+    (tmp_path / "r.jsonl").write_text('{"text": "a"}\n{"text": ' + deep + "}\n")
+    with pytest.raises(InputError, match=r"r.jsonl: line 2 nests JSON arrays or objects too deeply to read; expected "
+                                         r"one JSON object of fields per line"):
+        list(read_records(tmp_path / "r.jsonl"))
+    (tmp_path / "r.json").write_text(deep)
+    with pytest.raises(InputError, match=r"r.json: nests JSON arrays or objects too deeply to read"):
+        list(read_records(tmp_path / "r.json"))
+
+
+def test_a_lone_surrogate_escape_names_the_line_and_the_field(tmp_path):
+    # json.loads joins an escaped pair into one character; half of one is no character and no encoder takes it.
+    (tmp_path / "r.jsonl").write_text('{"text": "a pair \\ud83d\\ude00 is fine"}\n{"id": "b", "text": "x\\udc00"}\n')
+    with pytest.raises(InputError, match=r"r.jsonl: line 2: the field 'text' holds a lone surrogate, U\+DC00 .* give "
+                                         r"the escape its pair .* or remove it"):
+        list(read_records(tmp_path / "r.jsonl"))
+    assert next(read_records(tmp_path / "r.jsonl")).fields["text"] == "a pair \U0001f600 is fine"
+    (tmp_path / "r.jsonl").write_text('{"text": "x", "meta": {"tags": [["ok", "\\uD800"]]}}\n')  # nested, upper case
+    with pytest.raises(InputError, match=r"line 1: the field 'meta' holds a lone surrogate, U\+D800"):
+        list(read_records(tmp_path / "r.jsonl"))
+    (tmp_path / "r.json").write_text('[{"text": "fine"}, "\\ud800 bare"]')
+    with pytest.raises(InputError, match=r"r.json: item 1: the field 'text' holds a lone surrogate, U\+D800"):
+        list(read_records(tmp_path / "r.json"))
+
+
+def test_a_field_over_the_csv_limit_names_the_line_and_the_fix(tmp_path):
+    (tmp_path / "r.tsv").write_text(f"id\ttext\na\tshort\nb\t{'x' * 200_000}\n")
+    with pytest.raises(InputError, match=r"r.tsv: line 3 holds a field over 131,072 characters, the most the csv "
+                                         r"reader takes; shorten it \(a model reads at most its max_length tokens"):
+        list(read_records(tmp_path / "r.tsv"))
+    (tmp_path / "r.csv").write_text(f"{'x' * 200_000},text\n")  # in the header, read when the file is opened
+    with pytest.raises(InputError, match=r"r.csv: line 1 holds a field over 131,072 characters.* a double quote "
+                                         r"before it never closes"):
+        open_records(tmp_path / "r.csv")

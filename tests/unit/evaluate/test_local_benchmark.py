@@ -98,7 +98,7 @@ def test_bad_benchmark_files_name_the_file_the_line_and_the_fix(tmp_path):
     corpus.write_text('{"_id": "d0", "text": "x"}\n')
     classes = tmp_path / "bench" / "MyClasses" / "classification.jsonl"
     classes.write_text('{"text": "a", "label": "x", "split": "dev"}\n')
-    with pytest.raises(InputError, match=r"record 1 has split='dev'; use \"train\" or \"test\""):
+    with pytest.raises(InputError, match=r"classification.jsonl: line 1 has split='dev'; use \"train\" or \"test\""):
         read_local_benchmark(tmp_path / "bench")
     classes.write_text('{"text": "a", "label": "x", "split": "train"}\n{"text": "b", "label": "y", "split": "train"}\n'
                        '{"text": "c", "label": "z", "split": "test"}\n')
@@ -108,6 +108,105 @@ def test_bad_benchmark_files_name_the_file_the_line_and_the_fix(tmp_path):
     (tmp_path / "bench" / "MyPairs" / "pairs.tsv").write_text("sentence1\tsentence2\tlabel\na\tb\tyes\n")
     with pytest.raises(InputError, match=r"pairs.tsv: line 2 has label 'yes'; use 1"):
         read_local_benchmark(tmp_path / "bench")
+
+
+def refused(root, match):
+    """The message of reading the benchmark at `root`, which must fail with an InputError matching `match`."""
+    with pytest.raises(InputError, match=match) as caught:
+        read_local_benchmark(root)
+    return str(caught.value)
+
+
+def test_repeated_ids_are_refused_naming_both_lines(tmp_path):
+    write_benchmark(tmp_path / "bench")
+    retrieval = tmp_path / "bench" / "MyRetrieval"
+    with (retrieval / "corpus.jsonl").open("a") as corpus:
+        corpus.write('{"_id": "d0", "text": "a different document"}\n')
+    refused(tmp_path / "bench", r"corpus.jsonl: line 5 repeats the _id 'd0' of line 1; ids must be unique .* give one "
+                                r"record another _id, or delete the copy")
+    (retrieval / "corpus.jsonl").write_text('{"_id": 1, "text": "one"}\n{"_id": "d0", "text": "x"}\n'
+                                            '{"_id": "1", "text": "uno"}\n')
+    refused(tmp_path / "bench", r"corpus.jsonl: line 3 repeats the _id '1' of line 1; .*an integer and the same digits "
+                                r"in quotes are one id")
+    write_benchmark(tmp_path / "again")
+    with (tmp_path / "again" / "MyRetrieval" / "queries.jsonl").open("a") as queries:
+        queries.write('{"_id": "q1", "text": "a query asked twice"}\n')
+    refused(tmp_path / "again", r"queries.jsonl: line 4 repeats the _id 'q1' of line 2")
+
+
+@pytest.mark.parametrize(("task", "name", "record", "match"), [
+    ("MyRetrieval", "corpus.jsonl", {"_id": "d9", "text": None}, r"'text' is null; expected a string\. Write the text"),
+    ("MyRetrieval", "corpus.jsonl", {"_id": "d9", "text": {"a": 1}}, r"'text' is an object \{'a': 1\}; expected a "),
+    ("MyRetrieval", "corpus.jsonl", {"_id": "d9", "text": "x", "title": 5}, r"'title' is the number 5; expected a "
+                                                                             r"string or null"),
+    ("MyRetrieval", "corpus.jsonl", {"_id": None, "text": "x"}, r"'_id' is null; use a non-empty string or an integer"),
+    ("MyRetrieval", "corpus.jsonl", {"_id": 1.5, "text": "x"}, r"'_id' is the number 1.5; use a non-empty string"),
+    ("MyRetrieval", "corpus.jsonl", {"_id": True, "text": "x"}, r"'_id' is the boolean true; use"),
+    ("MyRetrieval", "queries.jsonl", {"_id": "q9", "text": ["a", "b"]}, r"'text' is an array \['a', 'b'\]"),
+    ("MyClusters", "clustering.jsonl", {"text": 5, "label": "ice"}, r"'text' is the number 5; expected a string"),
+    ("MyClusters", "clustering.jsonl", {"text": "x", "label": None}, r"'label' is null; use a string or an integer"),
+    ("MyClusters", "clustering.jsonl", {"text": "x", "label": [0]}, r"'label' is an array \[0\]; use a string"),
+    ("MyClasses", "classification.jsonl", {"text": None, "label": "ice", "split": "train"}, r"'text' is null"),
+    ("MyClasses", "classification.jsonl", {"text": "x", "label": "ice", "split": ["train"]},
+     r"split=\['train'\]; use \"train\" or \"test\""),
+])
+def test_a_value_of_the_wrong_json_type_is_refused_not_converted(tmp_path, task, name, record, match):
+    write_benchmark(tmp_path / "bench")
+    path = tmp_path / "bench" / task / name
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines) + json.dumps(record) + "\n")
+    refused(tmp_path / "bench", rf"{name}: line {len(lines) + 1}(: | has ).*{match}")
+
+
+def test_qrels_scores_are_whole_relevance_grades_judged_once(tmp_path):
+    write_benchmark(tmp_path / "bench")
+    qrels = tmp_path / "bench" / "MyRetrieval" / "qrels.tsv"
+    for score in ("nan", "inf", "-inf"):
+        qrels.write_text(f"query-id\tcorpus-id\tscore\nq0\td0\t1\nq1\td1\t{score}\n")
+        refused(tmp_path / "bench", rf"qrels.tsv: line 3: '{score}' is not a finite number")
+    for score in ("1.7", "1e30", "-1001"):
+        qrels.write_text(f"query-id\tcorpus-id\tscore\nq0\td0\t{score}\n")
+        refused(tmp_path / "bench", rf"qrels.tsv: line 2: the score '{score}' is not a relevance grade; use a whole "
+                                    r"number from -1000 to 1000")
+    qrels.write_text("query-id\tcorpus-id\tscore\nq0\td0\t1\nq1\td1\t1\nq0\td0\t2\n")
+    refused(tmp_path / "bench", r"qrels.tsv: line 4 judges the query 'q0' and the document 'd0' again \(line 2 did\); "
+                                r"keep one line per pair")
+    qrels.write_text("query-id\tcorpus-id\tscore\nq0\td0\t2.0\nq0\td2\t-1\nq1\td1\t0\n")
+    tasks, _ = read_local_benchmark(tmp_path / "bench")
+    retrieval = next(task for task in tasks if task.metadata.name == "MyRetrieval")
+    retrieval.load_data()
+    assert retrieval.dataset["default"]["test"]["relevant_docs"] == {"q0": {"d0": 2, "d2": -1}, "q1": {"d1": 0}}
+
+
+def test_sts_scores_must_be_finite_and_differ(tmp_path):
+    write_benchmark(tmp_path / "bench")
+    sts = tmp_path / "bench" / "MySTS" / "sts.tsv"
+    for score in ("nan", "inf"):
+        sts.write_text(f"sentence1\tsentence2\tscore\na\tb\t1\nc\td\t{score}\n")
+        refused(tmp_path / "bench", rf"sts.tsv: line 3: '{score}' is not a finite number")
+    sts.write_text("sentence1\tsentence2\tscore\na\tb\t1\n")
+    refused(tmp_path / "bench", r"sts.tsv: one pair; a correlation with the scores needs pairs with different scores")
+    sts.write_text("sentence1\tsentence2\tscore\na\tb\t3\nc\td\t3.0\ne\tf\t3\n")
+    refused(tmp_path / "bench", r"sts.tsv: 3 pairs, all with the score 3; a correlation")
+    sts.write_text("sentence1\tsentence2\tscore\na\tb\t1e308\nc\td\t-1e308\n")
+    refused(tmp_path / "bench", r"sts.tsv: the scores run from -1e\+308 to 1e\+308, a range too wide to scale")
+
+
+def test_damage_the_reader_catches_is_named_before_any_text_is_encoded(tmp_path):
+    write_benchmark(tmp_path / "bench")
+    corpus = tmp_path / "bench" / "MyRetrieval" / "corpus.jsonl"
+    valid = corpus.read_text()
+    corpus.write_text(valid + '{"_id": "d9", "text": "' + "[" * 100_000 + '"}\n')  # a text that looks deep: fine
+    read_local_benchmark(tmp_path / "bench")
+    corpus.write_text(valid + "[" * 100_000 + "]" * 100_000 + "\n")
+    refused(tmp_path / "bench", r"corpus.jsonl: line 5 nests JSON arrays or objects too deeply to read")
+    corpus.write_text(valid + '{"_id": "d9", "text": "a lone \\ud800 half"}\n')
+    refused(tmp_path / "bench", r"corpus.jsonl: line 5: the field 'text' holds a lone surrogate, U\+D800")
+    corpus.write_text(valid)
+    sts = tmp_path / "bench" / "MySTS" / "sts.tsv"
+    sts.write_text(f"sentence1\tsentence2\tscore\na\tb\t1\n{'x' * 200_000}\tc\t2\n")
+    refused(tmp_path / "bench", r"sts.tsv: line 3 holds a field over 131,072 characters, the most the csv reader "
+                                r"takes; shorten it")
 
 
 def test_genvec_evaluate_on_a_local_directory_writes_scores_and_skips_scored_tasks(qwen3_model, tmp_path, capsys):

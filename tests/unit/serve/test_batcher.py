@@ -1,6 +1,8 @@
-"""The serve batcher's waiting policy, on a stand-in model function (the server tests use the real model)."""
+"""The serve batcher's waiting policy, fairness and withdrawal, on a stand-in model function (the server tests use the
+real model)."""
 
 import asyncio
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -65,3 +67,76 @@ def test_texts_that_do_not_come_are_waited_for_until_the_deadline_only():
     sizes, rows, seconds = run_clients(0.2, clients=1, requests=2, texts=2)
     assert sizes == [2, 1] and rows == [[1.0, 1.0, 1.0]]
     assert 0.2 <= seconds < 1.5
+
+
+def recorded_batches(requests: list[list[list[int]]], max_texts: int, max_tokens: int = 10_000):
+    """Submit `requests` at once to a batcher; each batch as the list of its texts' first token ids, and the order in
+    which the requests were answered. (`asyncio.ensure_future` takes a future, what `submit` answers, or a
+    coroutine, what it was before it could be withdrawn.)"""
+    batches = []
+
+    def run(ids):
+        batches.append([row[0] for row in ids])
+        return np.array([[float(row[0]), float(len(row))] for row in ids], dtype=np.float32)
+
+    async def main():
+        batcher = Batcher(run, ThreadPoolExecutor(1), max_batch_tokens=max_tokens, max_batch_texts=max_texts,
+                          max_queue_texts=100_000)
+        batcher.start()
+        futures = [asyncio.ensure_future(batcher.submit(ids)) for ids in requests]
+        answered = []
+        for index, future in enumerate(futures):
+            future.add_done_callback(lambda _, index=index: answered.append(index))
+        results = await asyncio.gather(*futures)
+        await batcher.stop()
+        return results, answered
+
+    results, answered = asyncio.run(main())
+    for ids, result in zip(requests, results):  # every request got its own rows, in its order
+        assert result.tolist() == [[float(row[0]), float(len(row))] for row in ids]
+    return batches, answered
+
+
+def test_a_small_request_behind_two_large_ones_waits_a_few_batches_not_for_all_their_texts():
+    large_a, large_b, small = [[1] * 50] * 100, [[2] * 50] * 100, [[3] * 5]
+    batches, answered = recorded_batches([large_a, large_b, small], max_texts=4)
+    assert sorted(x for batch in batches for x in batch) == [1] * 100 + [2] * 100 + [3]  # each text once
+    first = next(i for i, batch in enumerate(batches) if 3 in batch)
+    assert first <= 2 and answered[0] == 2, (first, answered)  # its turn came third: 2 batches waited, not 50
+    assert {1, 2} <= set(batches[0] + batches[1])  # the two large requests share the model from the start
+
+
+def test_batches_stay_within_their_bounds_and_group_texts_of_similar_length():
+    lengths = [50, 5] * 8 + [30] * 3
+    batches, _ = recorded_batches([[[length] * length] for length in lengths], max_texts=4, max_tokens=120)
+    assert sorted(x for batch in batches for x in batch) == sorted(lengths)
+    for batch in batches:
+        assert len(batch) <= 4 and (len(batch) == 1 or len(batch) * max(batch) <= 120), batches
+    # In arrival order, [50, 5] pairs would pad to 800 tokens; grouped by length: 8 x 50 + 8 x 5 + 4 x 30 at most.
+    assert sum(len(batch) * max(batch) for batch in batches) <= 560, batches
+
+
+def test_a_withdrawn_request_s_texts_never_reach_the_model():
+    batches, first_batch = [], threading.Event()
+
+    def run(ids):
+        first_batch.wait(5)
+        batches.append(len(ids))
+        return np.zeros((len(ids), 1), dtype=np.float32)
+
+    async def main():
+        batcher = Batcher(run, ThreadPoolExecutor(1), max_batch_tokens=10_000, max_batch_texts=4, max_queue_texts=100)
+        batcher.start()
+        gone = asyncio.ensure_future(batcher.submit([[1] * 3] * 40))
+        await asyncio.sleep(0.05)  # its first batch is running
+        gone.cancel()  # what the server does when the client hangs up
+        await asyncio.sleep(0)
+        waiting = batcher.queued
+        first_batch.set()
+        answer = await batcher.submit([[2] * 3])  # the worker goes on with the next request
+        await batcher.stop()
+        return waiting, answer.shape
+
+    waiting, shape = asyncio.run(main())
+    assert waiting == 0 and shape == (1, 1)
+    assert batches == [4, 1]  # the batch running when the client left was finished; its other 36 texts never ran

@@ -24,7 +24,7 @@ def decode(body: dict):
 
 
 def inspect(body: dict):
-    return protocol.inspect_request(body, max_top_k=5)
+    return protocol.inspect_request(body, max_top_k=5, default_truncate=False)
 
 
 def state(rows: int = 2, value: float = 0.5) -> str:
@@ -49,6 +49,7 @@ REFUSED = [  # (check, body, status, param, code)
     (embedding, {"input": "a", "model": 1}, 400, "model", "invalid_type"),
     (embedding, {"input": "a", "user": {}}, 400, "user", "invalid_type"),
     (embedding, {"input": "a", "temperature": 1}, 400, "temperature", "unknown_parameter"),
+    (embedding, {"input": "a", "\ud800": 1}, 400, "\\ud800", "unknown_parameter"),  # a lone surrogate, shown escaped
     (decode, {}, 400, "input", "invalid_value"),
     (decode, {"input": "a", "states": [state()]}, 400, "input", "invalid_value"),
     (decode, {"states": []}, 400, "states", "invalid_type"),
@@ -66,6 +67,7 @@ REFUSED = [  # (check, body, status, param, code)
     (inspect, {"input": "a", "top_k": 6}, 400, "top_k", "invalid_value"),
     (inspect, {"input": "a", "top_k": True}, 400, "top_k", "invalid_value"),
     (inspect, {"input": "a", "instruction": "x"}, 400, "instruction", "unknown_parameter"),
+    (inspect, {"input": "a", "top_k": 2, "truncate": "yes"}, 400, "truncate", "invalid_type"),
 ]
 
 
@@ -76,6 +78,7 @@ def test_a_wire_mistake_gets_its_status_field_and_code(check, body, status, para
     error = refused.value.body()["error"]
     assert (refused.value.status, error["param"], error["code"]) == (status, param, code)
     assert error["message"] and error["type"] == "invalid_request_error"
+    json.dumps(error, ensure_ascii=False).encode("utf-8")  # the answer can be written as UTF-8
 
 
 PARSED = [  # (body, (texts, instruction, side, truncate, base64, normalize))
@@ -95,6 +98,13 @@ def test_a_good_embeddings_body_parses_to_what_the_front_door_reads(body, expect
             parsed.normalize) == expected
 
 
+def test_inspect_takes_truncate_as_the_other_routes_do():
+    assert inspect({"input": "a", "top_k": 2}).options == protocol.TextOptions(None, None, "error")
+    parsed = inspect({"input": "a", "top_k": 2, "truncate": True})
+    assert (parsed.text, parsed.top_k, parsed.options.truncate) == ("a", 2, "cut")
+    assert protocol.inspect_request({"input": "a"}, max_top_k=10, default_truncate=True).options.truncate == "cut"
+
+
 def test_what_the_model_accepts_is_left_to_the_front_door():
     # A side or an instruction the model cannot use, and sampling numbers, pass the wire checks as sent ...
     parsed = decode({"input": "a", "input_type": "sideways", "do_sample": True, "temperature": -1, "top_p": 2})
@@ -105,6 +115,25 @@ def test_what_the_model_accepts_is_left_to_the_front_door():
                                         1)
     assert refused.value.param == "temperature"
     assert protocol.PARAMS.get("texts") == "input" and protocol.PARAMS.get("side") == "input_type"
+
+
+@pytest.mark.parametrize(("sampling", "param"), [
+    ({"temperature": 1e-300}, "temperature"),  # 0 in float32: a zero or NaN distribution for torch.multinomial
+    ({"temperature": 5e-324}, "temperature"),
+    ({"temperature": 0.5 * decoding.MIN_TEMPERATURE}, "temperature"),
+    ({"temperature": 10**400}, "temperature"),  # a JSON integer too large for a float
+    ({"top_p": 10**400}, "top_p"),
+    ({"top_p": -(10**400)}, "top_p"),
+    ({"temperature": "1"}, "temperature"),
+    ({"seed": 2**63}, "seed"),
+])
+def test_sampling_numbers_generation_cannot_use_are_refused_naming_the_field(sampling, param):
+    parsed = decode({"input": "a", "do_sample": True, **sampling})
+    with pytest.raises(InputError) as refused:
+        decoding.check_decode_arguments(parsed.max_new_tokens,
+                                        decoding.Sampling(parsed.temperature, parsed.top_p, parsed.seed), 1)
+    assert refused.value.param == param and len(str(refused.value)) < 400
+    decoding.check_decode_arguments(8, decoding.Sampling(decoding.MIN_TEMPERATURE, 1e-300, 2**63 - 1), 1)
 
 
 def test_states_arrive_as_k_by_h_rows_and_their_shapes_are_the_front_doors():
@@ -120,12 +149,41 @@ def test_states_arrive_as_k_by_h_rows_and_their_shapes_are_the_front_doors():
     assert (infinite.value.param, infinite.value.index) == ("states", 1)
 
 
+@pytest.mark.parametrize("states", [
+    [[[True] * H] * 2],  # JSON true, which numpy reads as 1.0
+    [[[0.5] * H] * 2, [[0.5] * (H - 1) + [False], [0.5] * H]],  # one false among numbers
+    [np.ones((2, H), dtype=bool)],
+])
+def test_states_of_booleans_are_refused_not_read_as_ones(states):
+    parsed = decode({"states": states}) if not isinstance(states[0], np.ndarray) else None
+    with pytest.raises(InputError, match="true/false") as refused:
+        decoding.check_states(parsed.states if parsed else states, H)
+    assert (refused.value.param, refused.value.index) == ("states", len(states) - 1)
+
+
 @pytest.mark.parametrize(("raw", "fragment"), [
     (b"\xff", "not UTF-8"), (b"{", "not valid JSON"), (b"[1]", "must be a JSON object"),
     (b'{"input": NaN}', "not valid JSON"),
+    (b'{"input": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),  # 200 KB, a RecursionError
+    (b'{"user": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_000 + b"}", "nested too deeply"),
 ])
 def test_a_body_that_is_not_a_json_object_is_a_400(raw, fragment):
     with pytest.raises(ApiError, match=fragment) as refused:
         protocol.parse_json(raw)
     assert refused.value.status == 400 and refused.value.code == "invalid_json"
     assert protocol.parse_json(json.dumps({"input": "a"}).encode()) == {"input": "a"}
+
+
+@pytest.mark.parametrize(("content_type", "accepted"), [
+    ("application/json", True), ("application/json; charset=utf-8", True), ("Application/JSON ; charset=UTF-8", True),
+    (None, False), ("", False), ("text/plain", False), ("text/plain; charset=utf-8", False),
+    ("application/x-www-form-urlencoded", False), ("multipart/form-data; boundary=x", False),
+    ("application/xml", False), ("application/jsonl", False),
+])
+def test_a_body_not_declared_json_is_a_415(content_type, accepted):
+    if accepted:
+        protocol.check_content_type(content_type)
+        return
+    with pytest.raises(ApiError, match="Content-Type: application/json") as refused:
+        protocol.check_content_type(content_type)
+    assert (refused.value.status, refused.value.code) == (415, "unsupported_media_type")
