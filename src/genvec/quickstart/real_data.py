@@ -25,10 +25,8 @@ import logging
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -36,7 +34,7 @@ from pathlib import Path
 
 from genvec.data.records import read_records
 from genvec.errors import InputError
-from genvec.files import exclusive_lock, lock_file_for, write_text_atomic
+from genvec.files import locked_scratch, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -114,15 +112,9 @@ def download(directory: Path, package: str, wheel_name: str) -> Path:
         if problem is None:
             return wheel
         logger.warning("%s is damaged or not the %s wheel (%s); downloading it again", wheel, package, problem)
-    wheel.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{wheel.name}.download-"
-    with exclusive_lock(lock_file_for(wheel), f"the package cache file {wheel}"):
-        for stale in wheel.parent.glob(prefix + "*"):  # left by a killed download; only the lock holder writes here
-            if stale.is_dir() and not stale.is_symlink():
-                shutil.rmtree(stale, ignore_errors=True)
-        # A fresh directory: pip reuses any file of the wheel's name it finds in its `-d` directory, unchecked.
-        with tempfile.TemporaryDirectory(dir=wheel.parent, prefix=prefix) as scratch:
-            os.replace(_fetch(package, wheel, Path(scratch), problem), wheel)
+    # A fresh directory: pip reuses any file of the wheel's name it finds in its `-d` directory, unchecked.
+    with locked_scratch(wheel, "download", f"the package cache file {wheel}") as scratch:
+        os.replace(_fetch(package, wheel, scratch, problem), wheel)
     return wheel
 
 
