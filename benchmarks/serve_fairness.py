@@ -9,7 +9,8 @@ machine's changing speed hits both alike), starts `genvec serve --truncate cut -
 first on PYTHONPATH, and for `--seconds`:
 - two heavy clients each send maximal requests one after another: N texts (`--inputs`, the server's limit), each
   longer than the model reads (cut to its limit): N x 508 tokens per request;
-- one light client sends a one-text request, waits for the answer, waits 0.1 s, and again.
+- one light client sends a one-text request, waits for the answer, waits 0.1 s, and again (a request unanswered
+  after 120 s is counted as 120 s and ends the round: the FIFO server before fair batching starved it that long).
 Reported per tree: the light client's latency (p50, p99, max, over every round) and how many requests it made, and
 the texts/s the heavy clients got answered (fairness should not cost throughput). Results go to
 `benchmarks/results/serve/fairness-<inputs>.json` and `.md` (or `--results-dir`). Figures are printed, never asserted.
@@ -32,6 +33,7 @@ from serve import free_port, wait_until_ready
 
 WORDS = ["the", "river", "ice", "bear", "polar", "arctic", "water", "city", "house", "model", "token", "winter"]
 LIGHT_TEXT = "where do polar bears live?"
+GIVE_UP_SECONDS = 120.0  # a light request unanswered this long counts as this long, and ends its round
 THIS_TREE = str(Path(__file__).resolve().parents[1] / "src")
 
 
@@ -50,7 +52,7 @@ def main() -> int:
                                        for _ in range(args.inputs)]})
     measured = {name: [] for name in trees}
     with tempfile.TemporaryDirectory() as scratch:
-        checkpoint = _save_checkpoint(Path(scratch))
+        checkpoint = _save_checkpoint(Path(scratch), args.baseline or THIS_TREE)
         for round_index in range(args.rounds):
             for name, tree in trees.items():
                 figures = _round(checkpoint, tree, heavy_body, args)
@@ -67,18 +69,15 @@ def main() -> int:
     return 0
 
 
-def _save_checkpoint(scratch: Path) -> Path:
-    """The tests' tiny model (qwen3 backbone, N=4, K=2, D=16), saved."""
-    import torch
-
-    from genvec import GenVecModel
-    from genvec.testing import save_tiny_backbone
-
-    backbone = save_tiny_backbone(scratch / "backbone", "qwen3")
-    torch.manual_seed(0)
-    model = GenVecModel.from_backbone(str(backbone), num_special_tokens=4, num_compression_tokens=2,
-                                      embedding_dim=16, dtype="fp32", device="cpu")
-    model.save_pretrained(scratch / "model")
+def _save_checkpoint(scratch: Path, tree: str) -> Path:
+    """The tests' tiny model (qwen3 backbone, N=4, K=2, D=16), saved by `tree`'s genvec (the baseline's, when there
+    is one: an older genvec may not read a newer one's config)."""
+    code = ("import sys, torch\nfrom genvec import GenVecModel\nfrom genvec.testing import save_tiny_backbone\n"
+            "backbone = save_tiny_backbone(sys.argv[1] + '/backbone', 'qwen3')\ntorch.manual_seed(0)\n"
+            "model = GenVecModel.from_backbone(str(backbone), num_special_tokens=4, num_compression_tokens=2, "
+            "embedding_dim=16, dtype='fp32', device='cpu')\nmodel.save_pretrained(sys.argv[1] + '/model')\n")
+    subprocess.run([sys.executable, "-c", code, str(scratch)], env={**os.environ, "PYTHONPATH": tree}, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return scratch / "model"
 
 
@@ -123,15 +122,20 @@ def _heavy_client(port: int, body: str, stop: threading.Event, answered: list) -
 
 
 def _light_client(port: int, seconds: float) -> list[float]:
-    """One-text requests one after another (0.1 s apart) for `seconds`; each one's latency."""
+    """One-text requests one after another (0.1 s apart) for `seconds`; each one's latency. A request still
+    unanswered after GIVE_UP_SECONDS ends the round with that latency (a lower bound: it was starved)."""
     latencies, started = [], time.monotonic()
     body = json.dumps({"input": LIGHT_TEXT})
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=GIVE_UP_SECONDS)
     try:
         while time.monotonic() - started < seconds:
             sent = time.perf_counter()
             connection.request("POST", "/v1/embeddings", body, {"Content-Type": "application/json"})
-            response = connection.getresponse()
+            try:
+                response = connection.getresponse()
+            except TimeoutError:
+                latencies.append(GIVE_UP_SECONDS)
+                break
             response.read()
             if response.status != 200:
                 raise SystemExit(f"the light client got {response.status}")

@@ -7,15 +7,19 @@ small projections, become an embedding of the LLM's potential response to the in
     >>> model = genvec.load_model("path/to/checkpoint")
     >>> model.encode(["where do polar bears live?"], normalize=True)
 
-Importing genvec has no side effects and loads no heavy library: each public name is imported the first time it is
-used (PEP 562), so `genvec --help` starts without torch. Optional dependencies load inside the functions that need
-them.
+Importing genvec loads no heavy library: each public name is imported the first time it is used (PEP 562), so
+`genvec --help` starts without torch. Optional dependencies load inside the functions that need them. Its one
+effect: when torch is not loaded yet, it chooses torch's CPU thread setup where the environment leaves it unset
+(`genvec.threads`: threads for the CPUs the process may use, a short spin; `GENVEC_CPU_THREADS=torch` opts out).
 """
 
 import importlib
 from typing import TYPE_CHECKING
 
+from genvec import threads as _threads
 from genvec.version import __version__
+
+_threads.configure()
 
 # Public name -> the module that defines it.
 _EXPORTS = {

@@ -93,6 +93,15 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def files_digest(root: str | Path, names: list[str]) -> str:
+    """16 hex digits of the names and bytes of the files `names` under `root` (a local task's data, a baseline's
+    directory), so what was computed from them is keyed by their content, not by where they lie."""
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(f"{name}\0{sha256_file(Path(root) / name)}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 def list_files(directory: str | Path) -> list[str]:
     """Every file under `directory`, as sorted paths relative to it (for errors that show what a directory holds)."""
     directory = Path(directory)

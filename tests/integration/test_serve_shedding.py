@@ -188,3 +188,61 @@ def test_a_one_text_request_is_served_between_the_batches_of_two_large_ones(mode
         assert finished["small"] < min(finished["a"], finished["b"])
     finally:
         server.close()
+
+
+def test_a_decode_waiting_for_the_model_is_dropped_when_its_client_hangs_up(model, monkeypatch):
+    """Decode and inspect run in the model's thread one after another: a request still waiting there when its
+    client hangs up never runs, and its place counts as free again."""
+    real = inference.decode
+    ran, release = [], threading.Event()
+
+    def decode(model, source, **kwargs):
+        ran.append(source.shape[0] if hasattr(source, "shape") else len(source.ids))
+        release.wait(10)  # the first request holds the model thread
+        return real(model, source, **kwargs)
+
+    monkeypatch.setattr(inference, "decode", decode)
+    server = ShedServer(model, ServeConfig())
+    try:
+        first = threading.Thread(target=lambda: httpx.post(server.url + "/v1/decode", timeout=30,
+                                                           json={"input": "first", "max_new_tokens": 2}))
+        first.start()
+        deadline = time.monotonic() + 5
+        while not ran and time.monotonic() < deadline:
+            time.sleep(0.02)
+        body = json.dumps({"input": ["gone"] * 3, "max_new_tokens": 2}).encode()
+        gone = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        gone.sendall(b"POST /v1/decode HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        deadline = time.monotonic() + 5
+        while server.state.model_waiting < 4 and time.monotonic() < deadline:  # 1 + 3 inputs waiting
+            time.sleep(0.02)
+        gone.close()
+        while server.state.model_waiting > 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.state.model_waiting == 1  # only the running request
+        release.set()
+        first.join(30)
+        time.sleep(0.3)
+        assert ran == [1], ran  # the withdrawn request's three texts never reached the model
+        assert server.state.model_waiting == 0
+    finally:
+        release.set()
+        server.close()
+
+
+@pytest.mark.parametrize("raw", [b"FOO /v1/embeddings HTTP/1.1\r\nHost: x\r\n\r\n",
+                                 b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+                                 b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                                 b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", b"\x16\x03\x01\x02\x00garbage\r\n\r\n"])
+def test_bytes_that_are_not_http_get_a_400_in_the_openai_shape(model, raw):
+    server = ShedServer(model, ServeConfig())
+    try:
+        connection = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        connection.sendall(raw)
+        status, headers, body = error_of(read_until_closed(connection))
+        assert status == 400 and headers["content-type"] == "application/json" and headers["connection"] == "close"
+        assert body["error"]["code"] == "invalid_http" and body["error"]["type"] == "invalid_request_error"
+        assert httpx.get(server.url + "/health").status_code == 200  # the server is unaffected
+    finally:
+        server.close()

@@ -29,6 +29,7 @@ from pathlib import Path
 from genvec.data.records import Record, read_records
 from genvec.errors import InputError
 from genvec.evaluate.instructions import InstructionTable
+from genvec.files import files_digest
 
 HARM_K = (1, 5, 20, 100)
 RETRIEVAL_FILES = ("corpus.jsonl", "queries.jsonl", "qrels.tsv")
@@ -60,6 +61,16 @@ def read_local_benchmark(directory: str | Path) -> tuple[list, InstructionTable 
 
 
 def _task(directory: Path):
+    """The task of one subdirectory (None if it holds no task's files); its dataset revision is a digest of the
+    subdirectory's files, so a result cached for other data is never taken for this one."""
+    task = _task_of_layout(directory)
+    if task is not None:
+        names = sorted(path.name for path in directory.iterdir() if path.is_file())
+        task.metadata.dataset["revision"] = "local-" + files_digest(directory, names)
+    return task
+
+
+def _task_of_layout(directory: Path):
     if all((directory / name).is_file() for name in RETRIEVAL_FILES):
         return _retrieval_task(directory)
     if (directory / "sts.tsv").is_file():

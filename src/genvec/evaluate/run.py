@@ -27,7 +27,7 @@ from genvec.evaluate.advbench import SIMILARITY as ADVBENCH_SIMILARITY
 from genvec.evaluate.instructions import ADVBENCH_IR, InstructionTable
 from genvec.evaluate.mteb_encoder import mteb_encoder
 from genvec.evaluate.plot import PLOT_FILE, plot_scores
-from genvec.files import atomic_write, exclusive_lock, list_files, lock_file_for, sha256_file, write_text_atomic
+from genvec.files import atomic_write, exclusive_lock, files_digest, list_files, lock_file_for, write_text_atomic
 from genvec.formats import differences, header, read_document
 from genvec.model import GenVecModel
 
@@ -52,19 +52,15 @@ class EvaluationResult:
 def select_tasks(*, local: str | Path | None = None, tasks: list[str] | None = None, benchmark: str | None = None):
     """mteb task objects from exactly one of a local benchmark directory, task names, or a benchmark name (an mteb
     one, or "advbench-ir"); and the local directory's instruction table when it has one (else None). A local task's
-    dataset revision becomes a digest of its files, so a result cached for other data is not reused."""
+    dataset revision is a digest of its files (`genvec.evaluate.local`), so a result cached for other data is not
+    reused."""
     if sum(x is not None and x != [] for x in (local, tasks, benchmark)) != 1:
         raise InputError("choose what to evaluate: exactly one of local (a benchmark directory), tasks (mteb task "
                          "names) and benchmark (a benchmark name).", param="local")
     if local is not None:
         from genvec.evaluate.local import read_local_benchmark
 
-        chosen, table = read_local_benchmark(local)
-        for task in chosen:  # every local task's dataset revision is "local": name its data instead (result keys)
-            directory = Path(local) / task.metadata.name
-            names = sorted(path.name for path in directory.iterdir() if path.is_file())
-            task.metadata.dataset["revision"] = "local-" + files_digest(directory, names)
-        return chosen, table
+        return read_local_benchmark(local)
     if benchmark is not None and benchmark.lower() == "advbench-ir":
         from genvec.evaluate.advbench import advbench_task
 
@@ -185,15 +181,6 @@ def _why_stale(path: Path, recorded: dict | None, key: dict[str, object]) -> str
                 "genvec or another program wrote it)")
     changed = differences(recorded, key)
     return f"it was scored with other inputs ({'; '.join(changed)})" if changed else None
-
-
-def files_digest(root: Path, names: list[str]) -> str:
-    """16 hex digits of the names and bytes of the files `names` under `root` (what a local task or a baseline's
-    directory holds), so a result is keyed by the data, not by where it lies."""
-    digest = hashlib.sha256()
-    for name in names:
-        digest.update(f"{name}\0{sha256_file(Path(root) / name)}\n".encode())
-    return digest.hexdigest()[:16]
 
 
 def _write_reports(output: Path, methods: dict[str, dict[str, dict]], tasks: list, meta, similarity: str):

@@ -15,7 +15,7 @@ is counted on /metrics and in the `X-Genvec-Truncated` header. Errors always hav
 (`protocol.ApiError`); a client that hangs up before its body has arrived is no error of the server's: 499 on
 /metrics and in the access log, no traceback. Every request is logged as one JSON line on the `genvec.serve.access`
 logger. Requests uvicorn cannot parse as HTTP at all (a bad request line, a broken Content-Length or chunk) never
-reach the app: uvicorn answers them with its own plain-text 400 and closes the connection.
+reach the app: `connections.py` answers them with a 400 in the OpenAI shape and closes the connection.
 
 What it does not do: load files or models a client names (the `model` field is reported, never followed), or
 keep anything between requests.
@@ -179,7 +179,8 @@ class _Routes:
             source, inputs = decoding.check_states(parsed.states, model.hidden_size), None
             request.state.inputs = source.shape[0]
         texts = await state.run_model(lambda: inference.decode(model, source, max_new_tokens=parsed.max_new_tokens,
-                                                               sampling=sampling), weight=request.state.inputs)
+                                                               sampling=sampling),
+                                     weight=request.state.inputs, request=request)
         return _answer({"object": "list", "model": state.model_name,
                         "data": [{"object": "decoded", "index": i, "text": text} for i, text in enumerate(texts)]},
                        inputs)
@@ -191,7 +192,8 @@ class _Routes:
         parsed = protocol.inspect_request(body, max_top_k=MAX_TOP_K, default_truncate=state.config.truncate == "cut")
         request.state.inputs = 1
         inputs = await state.prepare([parsed.text], parsed.options)
-        lens = await state.run_model(lambda: inference.inspect(model, inputs, top_k=parsed.top_k), weight=1)
+        lens = await state.run_model(lambda: inference.inspect(model, inputs, top_k=parsed.top_k), weight=1,
+                                     request=request)
         return _answer({"object": "inspection", "model": state.model_name, **lens.to_dict()}, inputs)
 
 
@@ -422,28 +424,27 @@ class _ServerState:
         except Overloaded as err:
             raise ApiError(429, f"the server is busy ({err}); retry after a second.", kind="overloaded",
                            code="overloaded", headers={"Retry-After": "1"}) from err
-        # The watcher cancels `vectors` itself, at once: a batch formed after it saw the hang-up holds no text of it.
-        watcher = asyncio.get_running_loop().create_task(_cancel_on_hang_up(request, vectors))
-        try:
-            return await vectors
-        except asyncio.CancelledError:
-            if watcher.done() and not watcher.cancelled():  # the client left; this request was not cancelled
-                raise ClientDisconnect() from None
-            raise
-        finally:  # also when this request itself is cancelled (shutdown): nothing is left for the model
-            watcher.cancel()
-            vectors.cancel()
+        return await _unless_hung_up(request, vectors)
 
-    async def run_model(self, work: Callable, weight: int):
-        """Run `work` in the model thread (after the batches ahead of it); 429 when too much is waiting."""
+    async def run_model(self, work: Callable, weight: int, request: Request):
+        """Run `work` in the model thread (after the batches ahead of it); 429 when too much is waiting. If the client
+        hangs up before the model thread starts it, it never runs (ClientDisconnect); once started it runs to the end
+        and counts as waiting until then."""
         if self.model_waiting + weight > WAITING_PER_DECODE_INPUT * self.config.max_decode_inputs:
             raise ApiError(429, "too many decode and inspect requests are waiting; retry after a second.",
                            kind="overloaded", code="overloaded", headers={"Retry-After": "1"})
         self.model_waiting += weight
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self.model_thread, work)
-        finally:
-            self.model_waiting -= weight
+        loop = asyncio.get_running_loop()
+        job = self.model_thread.submit(work)
+
+        def finished(_) -> None:
+            loop.call_soon_threadsafe(self._done_waiting, weight)
+
+        job.add_done_callback(finished)  # withdrawn or ended, in the model thread or here
+        return await _unless_hung_up(request, asyncio.wrap_future(job))
+
+    def _done_waiting(self, weight: int) -> None:
+        self.model_waiting -= weight
 
     def info(self) -> dict:
         model = self.require_model()
@@ -459,13 +460,32 @@ class _ServerState:
                        "max_batch_tokens": config.max_batch_tokens, "max_batch_texts": config.max_batch_texts,
                        "batch_wait_ms": config.batch_wait_ms,
                        "max_queue_texts": config.max_queue_texts, "max_new_tokens": config.max_new_tokens,
-                       "max_decode_inputs": config.max_decode_inputs},
+                       "max_decode_inputs": config.max_decode_inputs,
+                       "header_timeout_seconds": config.header_timeout_seconds,
+                       "body_timeout_seconds": config.body_timeout_seconds,
+                       "max_unfinished_bodies": config.max_unfinished_bodies},
             "auth": self.key_digest is not None,
         }
 
 
+async def _unless_hung_up(request: Request, work: asyncio.Future):
+    """`work`'s result; if the client hangs up first, `work` is cancelled (what has not started never runs) and
+    ClientDisconnect raised. `work` is cancelled too when this request is (shutdown): nothing is left for the model."""
+    watcher = asyncio.get_running_loop().create_task(_cancel_on_hang_up(request, work))
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if watcher.done() and not watcher.cancelled():  # the client left; this request was not cancelled
+            raise ClientDisconnect() from None
+        raise
+    finally:
+        watcher.cancel()
+        work.cancel()
+
+
 async def _cancel_on_hang_up(request: Request, work: asyncio.Future) -> None:
-    """Cancel `work` when the client hangs up. The body has been read, so the next ASGI message is the disconnect."""
+    """Cancel `work` when the client hangs up, at once: a batch formed after the hang-up holds none of its texts.
+    The body has been read, so the next ASGI message is the disconnect."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
     work.cancel()

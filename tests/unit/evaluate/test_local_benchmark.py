@@ -286,3 +286,18 @@ def test_the_library_names_its_parameters_not_the_cli_flags(tmp_path):
     with pytest.raises(InputError, match=r"exactly one of local \(a benchmark directory\), tasks") as refused:
         select_tasks(local=tmp_path, tasks=["ArguAna"])
     assert "--" not in str(refused.value) and refused.value.param == "local"
+
+
+def test_a_local_tasks_revision_is_its_data_not_where_it_lies(tmp_path):
+    """The library's reader (not only `genvec evaluate`) keys each task by its files: mteb's result cache must not
+    take a result for other data as this task's."""
+    write_benchmark(tmp_path / "a")
+    write_benchmark(tmp_path / "b")
+    (tmp_path / "b" / "MySTS" / "sts.tsv").write_text("sentence1\tsentence2\tscore\nA man plays.\tSomeone plays.\t4\n"
+                                                      "A dog runs.\tStocks fell.\t1\n")
+    revisions = {root: {task.metadata.name: task.metadata.revision for task in read_local_benchmark(tmp_path / root)[0]}
+                 for root in ("a", "b")}
+    assert all(revision.startswith("local-") and revision != "local-" for revision in revisions["a"].values())
+    assert revisions["a"]["MySTS"] != revisions["b"]["MySTS"]
+    assert {k: v for k, v in revisions["a"].items() if k != "MySTS"} == \
+        {k: v for k, v in revisions["b"].items() if k != "MySTS"}
