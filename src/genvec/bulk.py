@@ -15,6 +15,7 @@ store, and names the shard if one is damaged.
 What it does not do: start processes itself (accelerate does), or write anything but whole shards.
 """
 
+import contextlib
 import json
 import logging
 import math
@@ -26,7 +27,7 @@ import numpy as np
 from genvec.data.records import Record, Records, open_records
 from genvec.device import DTYPE_NAMES, check_launch
 from genvec.errors import InputError, check_positive_int
-from genvec.files import atomic_write, write_text_atomic
+from genvec.files import atomic_write, exclusive_lock, lock_file_for, write_text_atomic
 from genvec.formats import differences, header, read_document
 from genvec.inference import Side, Truncate, embed, prepare, resolve_instruction, text_limit
 from genvec.model import GenVecModel
@@ -131,9 +132,9 @@ def encode_corpus(
     Raises:
         InputError: `output` holds shards of another corpus, model or setting (the differences are listed); a bad
             text (naming its row and id), setting or `max_length`.
+        BusyError: another `encode_corpus` is writing to `output` (its process is named).
     """
     from accelerate import PartialState
-    from tqdm.auto import tqdm
 
     check_positive_int(shard_size, "shard_size")
     instruction = resolve_instruction(model, instruction=instruction, side=side)
@@ -149,6 +150,22 @@ def encode_corpus(
     recorded = {"source": corpus.source, "rows": len(corpus.ids), "dtype": dtype, "max_length": max_length,
                 "instruction": instruction, "truncate": truncate, "normalize": normalize, "shard_size": shard_size,
                 "shards": shards, "model": model.identity(), "embedding_dim": model.embedding_dim}
+    with contextlib.ExitStack() as held:
+        if state.is_main_process:  # one job at a time: another would pass the manifest check and overwrite shards
+            output.parent.mkdir(parents=True, exist_ok=True)
+            held.enter_context(exclusive_lock(lock_file_for(output), f"the shard directory {output}"))
+        return _encode_shards(model, corpus, output, state, recorded, instruction=instruction, truncate=truncate,
+                              max_length=max_length, normalize=normalize, batch_size=batch_size,
+                              show_progress=show_progress)
+
+
+def _encode_shards(model: GenVecModel, corpus: Corpus, output: Path, state, recorded: dict, *,
+                   instruction: str | None, truncate: Truncate, max_length: int, normalize: bool, batch_size: int,
+                   show_progress: bool) -> Path:
+    """The shards this process owns that are not whole yet, encoded and written; the manifest marked complete."""
+    from tqdm.auto import tqdm
+
+    shards, shard_size = recorded["shards"], recorded["shard_size"]
     _share_manifest(state, output, recorded)
     mine = [index for index in range(shards) if index % state.num_processes == state.process_index]
     todo = [index for index in mine if not _is_whole(output, index, corpus.ids[_rows(index, shard_size)],

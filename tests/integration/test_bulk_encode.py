@@ -233,3 +233,21 @@ def test_bad_bulk_inputs_name_the_file_and_the_row(qwen3_model, checkpoint, tmp_
     with pytest.raises(InputError, match=r"texts\[1\] .* \(in shard 1: row 3 of the corpus, id 'd3'\)") as raised:
         encode_corpus(qwen3_model, corpus, tmp_path / "mem", shard_size=2, show_progress=False)
     assert raised.value.index == 3
+
+
+def test_a_second_encoding_into_a_directory_being_written_is_refused_before_it_writes(qwen3_model, tmp_path):
+    """Two jobs into one new --output could both pass the manifest check and overwrite each other's shards (both
+    reporting success): the first holds a lock on the directory while it writes."""
+    from genvec.bulk import encode_corpus, read_corpus
+    from genvec.errors import BusyError
+    from genvec.files import exclusive_lock, lock_file_for
+
+    write_corpus(tmp_path / "corpus.jsonl")
+    output = tmp_path / "shards"
+    corpus = read_corpus(tmp_path / "corpus.jsonl", id_field="_id")
+    with exclusive_lock(lock_file_for(output), "the other job's shards"), \
+            pytest.raises(BusyError, match="is being written by process"):
+        encode_corpus(qwen3_model, corpus, output, shard_size=5, show_progress=False)
+    assert not output.exists() or not any(output.iterdir())  # nothing written by the refused one
+    encode_corpus(qwen3_model, corpus, output, shard_size=5, show_progress=False)  # once the lock is free
+    assert read_shards(output)[0] == [f"doc-{i}" for i in range(23)]
