@@ -424,7 +424,13 @@ def _add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1.0)")
     parser.add_argument("--seed", type=int, help="seed for reproducible sampling")
     parser.add_argument("--batch-size", type=int, default=16, help="texts decoded together (default: 16)")
-    parser.add_argument("--json", action="store_true", help="one JSON object per line: index, text, decoded")
+    parser.add_argument("--score", action="store_true",
+                        help="also print each decoded text's round trip: the cosine between the text's embedding "
+                             "and the embedding it was decoded from")
+    parser.add_argument("--best-of", type=int, default=1, metavar="N",
+                        help="sample N candidates per text (with --sample) and keep the best round trip (default: 1)")
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per line: index, text, decoded (and score with --score)")
 
 
 def _run_decode(args: argparse.Namespace) -> int:
@@ -434,12 +440,17 @@ def _run_decode(args: argparse.Namespace) -> int:
         texts, instruction=args.instruction, side=_side(args), truncate=args.truncate,
         max_new_tokens=args.max_new_tokens, do_sample=args.sample,
         temperature=args.temperature, top_p=args.top_p, seed=args.seed, batch_size=args.batch_size,
+        score=args.score, best_of=args.best_of,
     )
     for index, (text, output) in enumerate(zip(texts, decoded)):
+        record = {"index": index, "text": text, "decoded": output.text if args.score else output}
+        if args.score:
+            record["score"] = output.score
         if args.json:
-            print(json.dumps({"index": index, "text": text, "decoded": output}, ensure_ascii=False))
+            print(json.dumps(record, ensure_ascii=False))
         else:
-            print(f"[{index}] {text}\n{output}\n")
+            scored = f"\nround trip {output.score:.4f}" if args.score else ""
+            print(f"[{index}] {text}\n{record['decoded']}{scored}\n")
     return 0
 
 
@@ -532,20 +543,27 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     _add_model_arguments(parser)
     what = parser.add_argument_group("what to evaluate (exactly one)")
     what.add_argument("--local", type=Path, help="a benchmark directory of your own data: one subdirectory per task "
-                      "(corpus.jsonl + queries.jsonl + qrels.tsv, sts.tsv, clustering.jsonl, classification.jsonl "
-                      "or pairs.tsv) and instructions.yaml")
+                      "(corpus.jsonl + queries.jsonl + qrels/SPLIT.tsv or qrels.tsv, sts.tsv, clustering.jsonl, "
+                      "classification.jsonl or pairs.tsv) and instructions.yaml; or one task's directory, such as "
+                      "a BEIR download")
     what.add_argument("--tasks", nargs="+",
                       help="mteb task names, e.g. ArguAna STS12 (needs the hub or a filled cache)")
     what.add_argument("--benchmark", help='an mteb benchmark, e.g. "MTEB(eng, v2)" or "BRIGHT(v1.1)", or advbench-ir '
                       "(harmful retrieval; needs the hub)")
+    parser.add_argument("--split", default="test", help="the judgements a --local retrieval task in the BEIR "
+                        "layout is scored with, qrels/SPLIT.tsv (default: test)")
     parser.add_argument("--instructions", type=Path, help="YAML or JSON table task -> instruction (default: the "
                         "paper's table; a --local directory's instructions.yaml)")
     parser.add_argument("--output", type=Path, default=Path("runs/evaluate"),
                         help="results directory: mteb's layout under mteb/, scores.json, summary.md, summary.png; "
                         "tasks already scored there are not run again (default: runs/evaluate)")
     parser.add_argument("--baseline", action="append", metavar="NAME_OR_DIR",
-                        help="also score an input-centric baseline through the same protocol: mean-pool (the "
-                        "backbone's mean-pooled states) or a sentence-transformers model; repeatable")
+                        help="also score a baseline through the same protocol: mean-pool (the backbone's mean-pooled "
+                        "states), a sentence-transformers model, hyde (the backbone answers each query as its "
+                        "training responses were generated, the model's teacher embeds the answer; documents as "
+                        "they are), hyde:N (N sampled answers averaged) or hyde-target (every text answered with "
+                        "genvec's instruction: what genvec is trained to reproduce; adds the held-out distillation "
+                        "cosine); answers are cached in OUTPUT/hyde; repeatable")
     _add_config_flags(parser, ["eval"], kebab_aliases=True, environment=True)
 
 
@@ -556,7 +574,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     if sum(x is not None for x in (args.local, args.tasks, args.benchmark)) != 1:
         raise InputError("choose what to evaluate: exactly one of --local DIR, --tasks NAME..., --benchmark NAME.")
-    tasks, local_table = select_tasks(local=args.local, tasks=args.tasks, benchmark=args.benchmark)
+    tasks, local_table = select_tasks(local=args.local, tasks=args.tasks, benchmark=args.benchmark,
+                                      split=args.split)
     table = InstructionTable.from_file(args.instructions) if args.instructions else local_table
     model = _load_model(args)
     result = evaluate_model(model, tasks, args.output, instructions=table, checkpoint=args.model,
@@ -581,6 +600,9 @@ def _add_quickstart_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", choices=["full", "small"], default="full",
                         help="full: the README's world (minutes); small: a reduced world (about a minute)")
     parser.add_argument("--steps", type=int, help="genvec training steps (default: 1000 full, 250 small)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="train this many models on the same data (training seeds 0..N-1: seed 0 in run-dir, "
+                        "seed S in run-dir/seed-S) and report each score's mean and spread over them (default: 1)")
     parser.add_argument("--cache-dir", type=Path,
                         help="where trained world LMs are kept (default: $GENVEC_CACHE or ~/.cache/genvec)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
@@ -598,7 +620,7 @@ def _run_quickstart(args: argparse.Namespace) -> int:
         return _run_real_quickstart(args, cache_dir)
     options = QuickstartOptions(
         run_dir=args.run_dir or Path("runs/quickstart"), size=args.size, steps=args.steps, cache_dir=cache_dir,
-        device=args.device, backbone=args.backbone, queries=args.queries, teacher=args.teacher,
+        device=args.device, backbone=args.backbone, queries=args.queries, teacher=args.teacher, seeds=args.seeds,
     )
     result = run_quickstart(options)
     print()
@@ -621,7 +643,7 @@ def _run_real_quickstart(args: argparse.Namespace, cache_dir: Path | None) -> in
         raise InputError("--real runs its own backbone, queries and teacher; leave out --backbone, --queries, "
                          "--teacher and --size.")
     options = RealOptions(run_dir=args.run_dir or Path("runs/real"), cache_dir=cache_dir,
-                          device="cpu" if args.device == "auto" else args.device)
+                          device="cpu" if args.device == "auto" else args.device, seeds=args.seeds)
     if args.steps is not None:
         options = dataclasses.replace(options, steps=args.steps)
     result = run_real(options)

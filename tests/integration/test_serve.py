@@ -127,6 +127,30 @@ def test_decode_and_inspect_give_what_the_model_gives(served, served_model):
     assert [item["text"] for item in nucleus.json()["data"]] == served_model.decode(TEXTS[:2], max_new_tokens=8)
 
 
+def test_decode_scores_are_the_librarys(served, served_model):
+    headers = {"Authorization": f"Bearer {KEY}"}
+    answer = httpx.post(served.url + "/v1/decode", headers=headers, json={
+        "input": TEXTS, "max_new_tokens": 8, "input_type": "query", "score": True}).json()
+    expected = served_model.decode(TEXTS, side="query", max_new_tokens=8, score=True)
+    assert [item["text"] for item in answer["data"]] == [item.text for item in expected]
+    assert np.allclose([item["score"] for item in answer["data"]], [item.score for item in expected], atol=1e-6)
+    sampled = {"max_new_tokens": 8, "do_sample": True, "temperature": 1.5, "seed": 7}
+    best = httpx.post(served.url + "/v1/decode", headers=headers,
+                      json={"input": TEXTS[:2], "best_of": 3, "score": True, **sampled}).json()
+    expected = served_model.decode(TEXTS[:2], best_of=3, score=True, **sampled)
+    assert [(item["text"], item["index"]) for item in best["data"]] == [(item.text, i) for i, item in
+                                                                        enumerate(expected)]
+    assert np.allclose([item["score"] for item in best["data"]], [item.score for item in expected], atol=1e-6)
+    # From states, the decoded texts are read back with the side the request names.
+    states = served_model.compress(TEXTS[:2], side="query").cpu().numpy()
+    from_states = httpx.post(served.url + "/v1/decode", headers=headers, json={
+        "states": states.tolist(), "max_new_tokens": 8, "input_type": "query", "score": True}).json()
+    expected = served_model.decode(states=states, side="query", max_new_tokens=8, score=True)
+    assert np.allclose([item["score"] for item in from_states["data"]], [item.score for item in expected], atol=1e-6)
+    unscored = httpx.post(served.url + "/v1/decode", headers=headers, json={"input": TEXTS[:1], "max_new_tokens": 8})
+    assert "score" not in unscored.json()["data"][0]
+
+
 def bad_requests(model) -> list[tuple[str, str, object, dict, int, str | None]]:
     """(name, path, body (bytes or JSON), headers (sent with Content-Type: application/json unless they name it; None
     leaves it out), expected status, expected param)."""
@@ -195,6 +219,9 @@ def bad_requests(model) -> list[tuple[str, str, object, dict, int, str | None]]:
          "instruction"),
         ("lone surrogate in input_type", "/v1/embeddings", {"input": "ok", "input_type": "\ud800"}, auth, 400,
          "input_type"),
+        # an instruction of white space only is a mistake (a template's empty variable), not "no instruction"
+        ("blank instruction", "/v1/embeddings", {"input": "ok", "instruction": " "}, auth, 400, "instruction"),
+        ("empty decode instruction", "/v1/decode", {"input": "ok", "instruction": ""}, auth, 400, "instruction"),
         ("lone surrogate as a field name", "/v1/embeddings", {"input": "ok", "\ud800": 1}, auth, 400, "\\ud800"),
         # sampling numbers float32 cannot hold, and numbers no float can
         ("temperature 1e-300", "/v1/decode", {"input": "x", "do_sample": True, "temperature": 1e-300,
@@ -205,6 +232,12 @@ def bad_requests(model) -> list[tuple[str, str, object, dict, int, str | None]]:
          auth, 400, "temperature"),
         ("top_p of 401 digits", "/v1/decode", {"input": "x", "do_sample": True, "top_p": 10**400}, auth, 400,
          "top_p"),
+        ("decode best_of without sampling", "/v1/decode", {"input": "x", "best_of": 2}, auth, 400, "best_of"),
+        ("decode score not a boolean", "/v1/decode", {"input": "x", "score": 1}, auth, 400, "score"),
+        ("decode too many candidates", "/v1/decode", {"input": ["x"] * 2, "do_sample": True, "best_of": 33}, auth,
+         422, "best_of"),
+        ("decode states read back with an unknown side", "/v1/decode",
+         {"states": [[[0.0] * h] * k], "input_type": "passage", "score": True}, auth, 400, "input_type"),
         # decode states of JSON booleans, which numpy would read as 1.0 and 0.0
         ("decode states of booleans", "/v1/decode", {"states": [[[True] * h] * k]}, auth, 400, "states"),
         ("decode states with one false", "/v1/decode",

@@ -43,6 +43,21 @@ def test_decode_prints_texts_or_json(qwen3_model, tmp_path, capsys):
     assert "max_new_tokens must be a positive integer" in capsys.readouterr().err
 
 
+def test_decode_scores_and_best_of_are_the_librarys(qwen3_model, tmp_path, capsys):
+    qwen3_model.save_pretrained(tmp_path / "ckpt")
+    model = ["--model", str(tmp_path / "ckpt"), "--device", "cpu", "--max-new-tokens", "6"]
+    sampled = qwen3_model.decode(["first text"], max_new_tokens=6, do_sample=True, seed=2, best_of=3, score=True)
+    assert main(["decode", *model, "first text", "--sample", "--seed", "2", "--best-of", "3", "--score",
+                 "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["decoded"] == sampled[0].text and abs(record["score"] - sampled[0].score) < 1e-6
+    greedy = qwen3_model.decode(["first text"], max_new_tokens=6, score=True)[0]
+    assert main(["decode", *model, "first text", "--score"]) == 0
+    assert capsys.readouterr().out == f"[0] first text\n{greedy.text}\nround trip {greedy.score:.4f}\n\n"
+    assert main(["decode", *model, "first text", "--best-of", "2"]) == 2
+    assert "best_of=2 needs sampling" in capsys.readouterr().err
+
+
 def test_inspect_prints_a_table_or_json(qwen3_model, tmp_path, capsys):
     qwen3_model.save_pretrained(tmp_path / "ckpt")
     assert main(["inspect", "--model", str(tmp_path / "ckpt"), "--device", "cpu", "polar bears", "--top-k", "2"]) == 0

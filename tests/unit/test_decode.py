@@ -144,6 +144,81 @@ def test_decode_rejects_bad_arguments(qwen3_model, kwargs, message):
         qwen3_model.decode(**kwargs)
 
 
+# ------------------------------------------------------------------------------------------------- round trip
+
+
+def cosines(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Row-wise cosine of two (B, D) arrays, by hand."""
+    return (first * second).sum(1) / (np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1))
+
+
+def test_the_round_trip_score_is_decode_then_encode_then_cosine(tiny_model):
+    decoded = tiny_model.decode(TEXTS, side="query", max_new_tokens=12, score=True)
+    texts = tiny_model.decode(TEXTS, side="query", max_new_tokens=12)  # the default still returns strings
+    assert [item.text for item in decoded] == texts and all(item.candidates == () for item in decoded)
+    by_hand = cosines(tiny_model.encode_query(TEXTS), tiny_model.encode_query(texts))
+    assert np.allclose([item.score for item in decoded], by_hand, atol=1e-5)
+    assert np.ptp(by_hand) > 1e-3  # the texts' round trips differ: the score is not a constant
+
+
+def test_states_are_scored_against_the_embedding_they_give_read_back_as_told(qwen3_model):
+    states = qwen3_model.compress(TEXTS, side="query")
+    original = qwen3_model.encode_query(TEXTS)  # the embedding of these states: A of their mean
+    plain = qwen3_model.decode(states=states, max_new_tokens=10, score=True)
+    texts = [item.text for item in plain]
+    # States do not say which instruction they were read with: without one the decoded texts are read back bare ...
+    assert np.allclose([item.score for item in plain], cosines(original, qwen3_model.encode(texts)), atol=1e-5)
+    # ... and with a side or an instruction, with that one; from texts, with theirs.
+    for read_back in ({"side": "query"}, {"instruction": qwen3_model.config.model.instructions["query"]}):
+        scored = qwen3_model.decode(states=states, max_new_tokens=10, score=True, **read_back)
+        assert [item.text for item in scored] == texts
+        assert np.allclose([item.score for item in scored], cosines(original, qwen3_model.encode_query(texts)),
+                           atol=1e-5)
+    from_texts = qwen3_model.decode(TEXTS, side="query", max_new_tokens=10, score=True)
+    assert np.allclose([item.score for item in from_texts], [item.score for item in scored], atol=1e-5)
+
+
+def test_a_text_that_decodes_to_nothing_is_scored_as_the_empty_text_reads(qwen3_model):
+    prompt = qwen3_model.compress(TEXTS)
+    first = generate_token_ids(qwen3_model.backbone, prompt, max_new_tokens=1, end_of_sequence_ids=[])[0][0]
+    qwen3_model.backbone.generation_config.eos_token_id = [first]  # row 0 now ends before its first token
+    decoded = qwen3_model.decode(TEXTS, max_new_tokens=6, score=True)
+    assert decoded[0].text == ""
+    by_hand = cosines(qwen3_model.encode(TEXTS[:1]), qwen3_model.encode([""]))
+    assert decoded[0].score == pytest.approx(float(by_hand[0]), abs=1e-5)
+
+
+def test_best_of_keeps_the_sampled_candidate_with_the_best_hand_computed_round_trip(qwen3_model):
+    states = qwen3_model.compress(TEXTS)
+    sampling = {"max_new_tokens": 8, "do_sample": True, "temperature": 2.0, "seed": 11}
+    best = qwen3_model.decode(states=states, best_of=3, score=True, **sampling)
+    # The candidates are the samples of each state three times over, drawn as one batch (adjacent rows).
+    drawn = qwen3_model.decode(states=states.repeat_interleave(3, 0), **sampling)
+    original = qwen3_model.encode(TEXTS)
+    picks = []
+    for index, item in enumerate(best):
+        candidates = drawn[3 * index : 3 * index + 3]
+        assert [candidate.text for candidate in item.candidates] == candidates
+        by_hand = cosines(original[[index] * 3], qwen3_model.encode(candidates))
+        assert np.allclose([candidate.score for candidate in item.candidates], by_hand, atol=1e-5)
+        picks.append(int(np.argmax(by_hand)))
+        assert item.text == candidates[picks[-1]] and item.score == pytest.approx(by_hand.max(), abs=1e-5)
+    assert any(pick != 0 for pick in picks)  # the choice is made, not the first draw taken
+    assert qwen3_model.decode(states=states, best_of=3, **sampling) == [item.text for item in best]
+
+
+@pytest.mark.parametrize(("kwargs", "param", "message"), [
+    ({"best_of": 2}, "best_of", "best_of=2 needs sampling: greedy decoding gives the same text every time"),
+    ({"best_of": 0, "do_sample": True}, "best_of", "best_of must be a positive integer, got 0"),
+    ({"best_of": 2.0, "do_sample": True}, "best_of", "best_of must be a positive integer"),
+    ({"score": "yes"}, "score", "score must be True or False, got 'yes'"),
+])
+def test_bad_round_trip_settings_name_their_parameter(qwen3_model, kwargs, param, message):
+    with pytest.raises(InputError, match=message) as refused:
+        qwen3_model.decode(["a question"], max_new_tokens=4, **kwargs)
+    assert refused.value.param == param
+
+
 # ------------------------------------------------------------------------------------------------- logit lens
 
 

@@ -27,6 +27,8 @@ def test_a_side_is_the_saved_instruction_and_an_instruction_is_taken_as_given(qw
     ({"side": "passage"}, "side", 'side must be "query" or "document", got \'passage\''),
     ({"instruction": 3}, "instruction", "instruction must be a string or None, got int"),
     ({"instruction": "bad \ud800"}, "instruction", "lone surrogate"),
+    ({"instruction": " "}, "instruction", "empty or only white space"),
+    ({"instruction": ""}, "instruction", "pass None"),
     ({"truncate": "drop"}, "truncate", 'truncate must be "cut" or "error", got \'drop\''),
     ({"max_length": 4}, "max_length", "cannot hold one text token plus the 4 special tokens"),
     ({"max_length": True}, "max_length", "max_length must be a positive integer"),
@@ -96,11 +98,29 @@ def test_runs_on_prepared_inputs_equal_the_methods(qwen3_model):
     assert refused.value.param == "batch_size"
 
 
+def test_decode_from_prepared_inputs_reads_back_with_their_instruction(qwen3_model):
+    texts = ["where do polar bears live?", "ice"]
+    inputs = qwen3_model.prepare(texts, instruction="Answer:")
+    scored = inference.decode(qwen3_model, inputs, max_new_tokens=4, score=True)
+    assert scored == qwen3_model.decode(texts, instruction="Answer:", max_new_tokens=4, score=True)
+    decoded = [item.text for item in scored]
+    assert np.allclose([item.score for item in scored], inference.round_trip_scores(
+        qwen3_model, decoded, inference.embed(qwen3_model, inputs), instruction="Answer:"), atol=1e-6)
+    with pytest.raises(InputError, match="prepared inputs carry their own instruction") as refused:
+        inference.decode(qwen3_model, inputs, max_new_tokens=4, score=True, instruction="Answer:")
+    assert refused.value.param == "instruction"
+    states = inference.compress(qwen3_model, inputs)
+    with pytest.raises(InputError, match="lone surrogate") as bad:  # refused before anything is generated
+        inference.decode(qwen3_model, states, max_new_tokens=4, score=True, instruction="bad \ud800")
+    assert bad.value.param == "instruction"
+
+
 def test_decode_settings_name_their_parameter(qwen3_model):
     for kwargs, param in [({"max_new_tokens": 0}, "max_new_tokens"), ({"batch_size": False}, "batch_size"),
                           ({"do_sample": True, "top_p": 0}, "top_p"), ({"do_sample": True, "seed": -1}, "seed"),
                           ({"do_sample": True, "temperature": float("nan")}, "temperature"),
-                          ({"do_sample": "yes"}, "do_sample")]:
+                          ({"do_sample": "yes"}, "do_sample"), ({"best_of": 3}, "best_of"),
+                          ({"score": 1}, "score")]:
         with pytest.raises(InputError) as refused:
             qwen3_model.decode(["a"], **kwargs)
         assert refused.value.param == param, kwargs

@@ -239,6 +239,18 @@ class TrainConfig:
     """Steps between checkpoints (trainable tensors, optimizer, scheduler, RNG states, data position)."""
     keep_last: int = 3
     """Checkpoints kept in run_dir/checkpoints; older ones are deleted."""
+    heldout: int = 64
+    """Examples set aside (chosen by seed) and never trained on, on which the objective is measured: at most one in
+    50 of the data (none under 50 examples); 0 sets none aside."""
+    eval_every: int | None = None
+    """Steps between measures of the held-out cosine (also at step 0 and the last step); None: at every checkpoint
+    (save_every). Each costs 2 x heldout query passes without autograd or response, a fraction of one step."""
+    target_scale: Literal["none", "unit_rms"] = "none"
+    """none: the alignment MSE compares with the teacher embeddings as they are (the method as published). unit_rms:
+    with them times one constant, 1 / their root-mean-square coordinate (sqrt(D) for a unit-norm teacher such as
+    all-MiniLM-L6-v2): the coordinate scale of the paper's unnormalised teachers, for which its initialisation,
+    learning rates and 1:1 loss weights were chosen. Saved models divide A by it: embeddings keep the teacher's
+    scale. The logged alignment MSE is the one trained on (times the constant squared)."""
     resume: str | None = None
     """None starts a new run (refused if run_dir has checkpoints); "latest" continues from the newest checkpoint in
     run_dir; a path continues from that checkpoint."""
@@ -263,6 +275,12 @@ class TrainConfig:
             problems.append(f"train.alignment_learning_rate: must be a finite number > 0 or None, got {rate}")
         if self.warmup_steps < 0:
             problems.append(f"train.warmup_steps: must be >= 0, got {self.warmup_steps}")
+        if self.heldout < 0:
+            problems.append(f"train.heldout: must be >= 0 (0 sets no example aside), got {self.heldout}")
+        if self.eval_every is not None and self.eval_every < 1:
+            problems.append(f"train.eval_every: must be >= 1 or None (at every checkpoint), got {self.eval_every}")
+        if self.target_scale not in ("none", "unit_rms"):
+            problems.append(f"train.target_scale: must be none or unit_rms, got {self.target_scale!r}")
         if self.schedule_steps is not None and self.schedule_steps < self.max_steps:
             problems.append(
                 f"train.schedule_steps: must be >= train.max_steps ({self.max_steps}) or None, "
@@ -349,12 +367,23 @@ class EvalConfig:
     similarity: Literal["auto", "cosine", "dot"] = "auto"
     """How embeddings are compared; auto: the one a task's benchmark prescribes (the raw dot product for AdvBench-IR,
     as its official script), else cosine."""
+    hyde_max_new_tokens: int | None = None
+    """HyDE baselines: most tokens the backbone writes per response; None: as many as the model's training responses
+    got (its checkpoint's data.max_new_tokens)."""
+    hyde_decoding: Literal["model", "greedy", "sample"] | None = None
+    """HyDE baselines: how responses are decoded; None: as the model's training responses were (data.decoding).
+    hyde:N with N > 1 averages N sampled responses, so it needs sampling."""
+    hyde_batch_size: int = 8
+    """HyDE baselines: texts the backbone answers together (one padded batch)."""
 
     def problems(self) -> list[str]:
         """Every invalid value of this section, one line each."""
-        if self.batch_size < 1:
-            return [f"eval.batch_size: must be >= 1, got {self.batch_size}"]
-        return []
+        problems = [f"eval.{name}: must be >= 1, got {getattr(self, name)}"
+                    for name in ("batch_size", "hyde_batch_size") if getattr(self, name) < 1]
+        tokens = self.hyde_max_new_tokens
+        if tokens is not None and not 1 <= tokens <= MAX_NEW_TOKENS:
+            problems.append(f"eval.hyde_max_new_tokens: must be between 1 and {MAX_NEW_TOKENS} or None, got {tokens}")
+        return problems
 
 
 def _seed_problems(name: str, seed: int) -> list[str]:

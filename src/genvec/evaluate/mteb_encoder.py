@@ -9,11 +9,14 @@ size, the similarity, `adapted_from` the backbone. Its `encode` reads the whole 
 instruction, retrieval documents "Summarize the following passage:"), and calls `GenVecModel.encode`, the front door
 (sorted by length, the shared instruction read once, float32). A task missing from the table is an error naming it:
 mteb's own fallback prompts (e5-style task prompts, "Retrieve text based on user query.") never reach the model.
-`baseline_encoder` wraps an input-centric baseline the same way.
+`baseline_encoder` wraps an input-centric baseline the same way. Every encoder measures, per task, the seconds its
+query-side texts took (`QueryCosts`: retrieval queries, every text of a symmetric task; what a query costs at search
+time on this machine); `measures()` reports them per query.
 
 Needs the `eval` extra (`pip install 'genvec[eval]'`); nothing here imports mteb until it is used.
 """
 
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -24,7 +27,31 @@ from genvec.evaluate.instructions import InstructionTable
 from genvec.model import GenVecModel
 
 
-def _import_mteb():
+class QueryCosts:
+    """What a method spent, task by task, on the texts a query pays for at search time (retrieval queries; every text
+    of a symmetric task), in seconds on this machine, while scoring it; documents are indexed ahead and not counted."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.texts: dict[str, int] = {}
+
+    def add(self, task: str, seconds: float, texts: int) -> None:
+        self.seconds[task] = self.seconds.get(task, 0.0) + seconds
+        self.texts[task] = self.texts.get(task, 0) + texts
+
+    def per_query(self) -> dict[str, dict[str, float]]:
+        """{task: {"seconds_per_query": s, "queries": n}} of every task measured."""
+        return {task: {"seconds_per_query": self.seconds[task] / count, "queries": count}
+                for task, count in self.texts.items() if count}
+
+
+def text_side(prompt_type) -> Literal["query", "document"]:
+    """The side of the texts mteb passes with `prompt_type`: documents of a retrieval task, else queries (the texts
+    of symmetric tasks get the query side's instruction)."""
+    return "document" if prompt_type is not None and prompt_type.value == "document" else "query"
+
+
+def import_mteb():
     try:
         import mteb
         from mteb.models.abs_encoder import AbsEncoder
@@ -58,7 +85,7 @@ def mteb_encoder(
     Raises:
         InputError: mteb is not installed, or a name not of the form `org/name`.
     """
-    _, AbsEncoder, _ = _import_mteb()
+    _, AbsEncoder, _ = import_mteb()
     table = instructions or InstructionTable()
     label = name or f"genvec/{Path(checkpoint).name if checkpoint else 'model'}"
 
@@ -67,17 +94,26 @@ def mteb_encoder(
             self.model, self.instructions, self.batch_size = model, table, batch_size
             self.show_progress = show_progress
             self.calls: list[tuple[str, str, str]] = []  # (task, side, instruction) of every encode, as run
+            self.costs = QueryCosts()
 
         def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs) -> np.ndarray:
-            side = "document" if prompt_type is not None and prompt_type.value == "document" else "query"
+            side = text_side(prompt_type)
             instruction = self.instructions.instruction(task_metadata.name, side)
             texts = [str(text) for text in inputs.dataset["text"]]  # the task's texts, in mteb's order
             self.calls.append((task_metadata.name, side, instruction))
-            return self.model.encode(texts, instruction=instruction, batch_size=self.batch_size,
-                                     show_progress=self.show_progress)
+            start = time.perf_counter()
+            vectors = self.model.encode(texts, instruction=instruction, batch_size=self.batch_size,
+                                        show_progress=self.show_progress)
+            if side == "query":
+                self.costs.add(task_metadata.name, time.perf_counter() - start, len(texts))
+            return vectors
+
+        def measures(self) -> dict[str, dict[str, float]]:
+            """What was measured per task while scoring (the cost per query)."""
+            return self.costs.per_query()
 
     encoder = GenVecMtebEncoder()
-    encoder.mteb_model_meta = _model_meta(
+    encoder.mteb_model_meta = model_meta(
         label, model.identity()[:12], model.embedding_dim, similarity, use_instructions=True,
         n_parameters=sum(p.numel() for p in model.parameters()), max_tokens=model.config.model.max_length,
         framework=["PyTorch", "safetensors"], adapted_from=model.config.model.backbone or None,
@@ -86,9 +122,9 @@ def mteb_encoder(
     return encoder
 
 
-def _model_meta(name: str, revision: str, embed_dim: int, similarity: str, **known):
+def model_meta(name: str, revision: str, embed_dim: int, similarity: str, **known):
     """An mteb `ModelMeta`: the fields given, every other field mteb requires set to None (unknown)."""
-    _, _, ModelMeta = _import_mteb()
+    _, _, ModelMeta = import_mteb()
     if name.count("/") != 1:
         raise InputError(f"an mteb model name must look like 'org/name', got {name!r}.")
     unknown = dict.fromkeys(("loader", "release_date", "languages", "n_parameters", "memory_usage_mb", "max_tokens",
@@ -111,12 +147,24 @@ def baseline_encoder(
         revision: what tells two baselines of one name apart in mteb's result cache (e.g. a backbone fingerprint).
         similarity: "cosine" or "dot".
     """
-    _, AbsEncoder, _ = _import_mteb()
+    _, AbsEncoder, _ = import_mteb()
 
     class BaselineEncoder(AbsEncoder):
+        def __init__(self) -> None:
+            self.costs = QueryCosts()
+
         def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs) -> np.ndarray:
-            return np.asarray(encode([str(text) for text in inputs.dataset["text"]]), dtype=np.float32)
+            texts = [str(text) for text in inputs.dataset["text"]]
+            start = time.perf_counter()
+            vectors = np.asarray(encode(texts), dtype=np.float32)
+            if text_side(prompt_type) == "query":
+                self.costs.add(task_metadata.name, time.perf_counter() - start, len(texts))
+            return vectors
+
+        def measures(self) -> dict[str, dict[str, float]]:
+            """What was measured per task while scoring (the cost per query)."""
+            return self.costs.per_query()
 
     encoder = BaselineEncoder()
-    encoder.mteb_model_meta = _model_meta(name, revision, embed_dim, similarity, use_instructions=False)
+    encoder.mteb_model_meta = model_meta(name, revision, embed_dim, similarity, use_instructions=False)
     return encoder

@@ -8,22 +8,34 @@ revision; a local task's is a digest of its files, set by `select_tasks`), the i
 similarity. A result whose record differs from the present run, that no record names, or whose file is torn (mteb
 writes it in place, so a kill can leave half of it) is deleted with a warning that says why, and its task is scored
 again. One evaluation at a time writes to an output (a lock beside it): a second one is refused, not merged.
+The record also keeps what was measured while scoring each result (its method's cost per query, and for hyde-target
+the held-out distillation cosine), so a resumed evaluation reports the figures of the run that scored it.
 genvec adds `OUTPUT/scores.json` (the format header `genvec-scores`, every score of each task for the model and
-each baseline, and the model's relative difference to each baseline), `OUTPUT/summary.md` (per task, per task
-type, average) and `OUTPUT/summary.png` (each task's main score per method), all written atomically after every run.
-Baselines are input-centric and read every text as it is.
+each baseline, the model's relative difference to each baseline, each method's seconds per query, genvec's share of
+each HyDE baseline's score and the held-out distillation cosine), `OUTPUT/summary.md` (per task, per task type,
+average; then the costs and the HyDE ceiling) and `OUTPUT/summary.png` (each task's main score per method), all
+written atomically after every run. Input-centric baselines read every text as it is; the HyDE baselines
+(`genvec.evaluate.hyde`) let the backbone answer and the model's teacher embed the responses.
+
+Every method of a task is scored on the same samples: mteb's clustering bootstraps and multilabel draws come from
+random states the task object keeps, which would go on from one method to the next; each task's are reset to its
+seed before each method (`score_method`).
 """
 
 import hashlib
 import json
 import logging
 import math
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from genvec.config import EvalConfig, GenVecConfig
 from genvec.errors import InputError
 from genvec.evaluate.advbench import SIMILARITY as ADVBENCH_SIMILARITY
+from genvec.evaluate.hyde import hyde_encoders, parse_hyde
 from genvec.evaluate.instructions import ADVBENCH_IR, InstructionTable
 from genvec.evaluate.mteb_encoder import mteb_encoder
 from genvec.evaluate.plot import PLOT_FILE, plot_scores
@@ -49,18 +61,25 @@ class EvaluationResult:
     table: str = ""
 
 
-def select_tasks(*, local: str | Path | None = None, tasks: list[str] | None = None, benchmark: str | None = None):
-    """mteb task objects from exactly one of a local benchmark directory, task names, or a benchmark name (an mteb
-    one, or "advbench-ir"); and the local directory's instruction table when it has one (else None). A local task's
-    dataset revision is a digest of its files (`genvec.evaluate.local`), so a result cached for other data is not
-    reused."""
+def select_tasks(
+    *, local: str | Path | None = None, tasks: list[str] | None = None, benchmark: str | None = None,
+    split: str = "test",
+):
+    """mteb task objects from exactly one of a local benchmark directory (or one task's directory, such as a BEIR
+    download), task names, or a benchmark name (an mteb one, or "advbench-ir"); and the local directory's instruction
+    table when it has one (else None). `split` picks the `qrels/<split>.tsv` of a local BEIR-layout task; mteb's own
+    tasks are scored on the splits their metadata names."""
     if sum(x is not None and x != [] for x in (local, tasks, benchmark)) != 1:
         raise InputError("choose what to evaluate: exactly one of local (a benchmark directory), tasks (mteb task "
                          "names) and benchmark (a benchmark name).", param="local")
     if local is not None:
         from genvec.evaluate.local import read_local_benchmark
 
-        return read_local_benchmark(local)
+        return read_local_benchmark(local, split=split)
+    if split != "test":
+        raise InputError(f"split={split!r} applies to a local directory (its qrels/<split>.tsv); mteb's tasks and "
+                         "benchmarks are scored on the splits their metadata names. Leave split at \"test\".",
+                         param="split")
     if benchmark is not None and benchmark.lower() == "advbench-ir":
         from genvec.evaluate.advbench import advbench_task
 
@@ -88,15 +107,20 @@ def evaluate_model(
     """Score `model` (and each baseline) on mteb `tasks`; results under `output` (see the module docstring).
 
     Args:
-        baselines: input-centric encoders scored through the same protocol: "mean-pool" (the backbone's mean-pooled
-            final states on the raw text) or a sentence-transformers model name or directory.
+        baselines: other methods scored through the same protocol: "mean-pool" (the backbone's mean-pooled final
+            states on the raw text), a sentence-transformers model name or directory, or a HyDE baseline of the
+            model's backbone and teacher: "hyde" (the backbone answers each query, the teacher embeds the response;
+            documents as they are), "hyde:N" (N sampled responses averaged), "hyde-target" (every text answered
+            with genvec's instruction: what genvec is trained to reproduce; adds the held-out distillation cosine).
+            See `genvec.evaluate.hyde`.
         config: batch size and similarity (default `EvalConfig()`: batches of 32, and the similarity the tasks'
-            benchmark prescribes, `task_similarity`).
+            benchmark prescribes, `task_similarity`), and the HyDE responses' generation overrides (`hyde_*`).
 
     Raises:
         ConfigError: an invalid `config`. InputError: a task without an instruction in the table (before any task
-            runs), tasks whose benchmarks prescribe different similarities, a baseline that cannot be loaded, or mteb
-            missing. BusyError: another evaluation is writing to `output`.
+            runs), tasks whose benchmarks prescribe different similarities, a baseline that cannot be loaded (a HyDE
+            one of a model whose config names no teacher), or mteb missing. BusyError: another evaluation is writing
+            to `output`.
     """
     config = GenVecConfig(eval=config or EvalConfig()).eval  # a ConfigError lists every problem of the section
     similarity = task_similarity(tasks) if config.similarity == "auto" else config.similarity
@@ -107,31 +131,73 @@ def evaluate_model(
     for task in tasks:  # every task must have its instructions before hours of work start
         table.for_task(task.metadata.name)
     output = Path(output)
+    hyde = [parse_hyde(name) for name in baselines or []]  # a bad hyde:N is refused before anything loads
     encoder = mteb_encoder(model, instructions=table, checkpoint=checkpoint, batch_size=config.batch_size,
                            similarity=similarity, show_progress=show_progress)
-    encoders = [encoder] + [_baseline(name, model, similarity) for name in baselines or []]
+    encoders = [encoder] + [_baseline(name, model, similarity) for name, kind in zip(baselines or [], hyde) if not kind]
     with exclusive_lock(lock_file_for(output.resolve()), f"the evaluation output {output}"):
+        if any(hyde):  # under the lock: its response cache lies in the output
+            encoders += hyde_encoders([kind for kind in hyde if kind], model, output, instructions=table,
+                                      config=config, similarity=similarity, show_progress=show_progress)
         cache = mteb.ResultCache(output / "mteb")
+        paths = {(each.mteb_model_meta.name, task.metadata.name):
+                 cache.get_task_result_path(task.metadata.name, each.mteb_model_meta)
+                 for each in encoders for task in tasks}
         drop_stale_results(output / "mteb", {
-            cache.get_task_result_path(task.metadata.name, each.mteb_model_meta):
-                result_key(task, similarity, table if each is encoder else None)
+            paths[each.mteb_model_meta.name, task.metadata.name]: _result_key(each, encoder, task, similarity, table)
             for each in encoders for task in tasks})
         methods: dict[str, dict[str, dict]] = {}
         for each in encoders:
-            results = mteb.evaluate(each, tasks, cache=cache, overwrite_strategy="only-missing",
-                                    show_progress_bar=show_progress, raise_error=True)
-            methods[each.mteb_model_meta.name] = _scores(results)
-        return _write_reports(output, methods, tasks, encoder.mteb_model_meta, similarity)
+            name = each.mteb_model_meta.name
+            methods[name] = {}
+            for task in tasks:  # one at a time: what was measured is kept as soon as the task's result is written
+                methods[name].update(score_method(each, [task], cache, show_progress))
+                measured = each.measures().get(task.metadata.name)
+                if measured:
+                    record_measures(output / "mteb", {paths[name, task.metadata.name]: measured})
+        measures = read_measures(output / "mteb", paths)
+        hyde_methods = [each.mteb_model_meta.name for each in encoders if hasattr(each, "embedder")]
+        return _write_reports(output, methods, measures, hyde_methods, tasks, encoder.mteb_model_meta, similarity)
 
 
-def result_key(task, similarity: str, instructions: InstructionTable | None) -> dict[str, object]:
+def score_method(encoder, tasks: list, cache=None, show_progress: bool = False) -> dict[str, dict]:
+    """Each task's scores of one method (mteb's cached results where `cache` holds them), every task's random
+    samples (clustering bootstraps, multilabel draws) reset to its seed first, so that every method of a task is
+    scored on the same samples."""
+    import mteb
+
+    for task in tasks:
+        reset_samples(task)
+    results = mteb.evaluate(encoder, tasks, cache=cache, overwrite_strategy="only-missing",
+                            show_progress_bar=show_progress, raise_error=True)
+    return _scores(results)
+
+
+def reset_samples(task) -> None:
+    """Put `task`'s random states back where mteb starts them (`task.seed`, one per task), as a fresh task object
+    has them: mteb draws clustering bootstraps and multilabel training sets from them, and they advance as it does."""
+    task.rng_state, task.np_rng = random.Random(task.seed), np.random.default_rng(task.seed)
+
+
+def result_key(task, similarity: str, instructions: InstructionTable | None,
+               distilled: str | None = None) -> dict[str, object]:
     """What a cached result of `task` depends on besides its method's name and revision (which mteb's result path
     holds): the task's data (its dataset revision), the instructions each side gets (None for a baseline, which reads
-    the raw text) and the similarity."""
+    the raw text) and the similarity; for hyde-target, also the identity of the model whose distillation it measured
+    (`distilled`)."""
     name = task.metadata.name
     sides = None if instructions is None else {side: instructions.instruction(name, side)
                                                for side in ("query", "document")}
-    return {"data": task.metadata.revision, "instructions": sides, "similarity": similarity}
+    key = {"data": task.metadata.revision, "instructions": sides, "similarity": similarity}
+    return key if distilled is None else {**key, "distilled_model": distilled}
+
+
+def _result_key(each, encoder, task, similarity: str, table: InstructionTable) -> dict[str, object]:
+    """`result_key` of `each` method: genvec reads the table's instructions, hyde-target too (and measures genvec)."""
+    embedder = getattr(each, "embedder", None)
+    if embedder is not None and embedder.baseline.target:
+        return result_key(task, similarity, table, distilled=embedder.model.identity())
+    return result_key(task, similarity, table if each is encoder else None)
 
 
 def drop_stale_results(root: Path, keys: dict[Path, dict[str, object]]) -> None:
@@ -142,7 +208,7 @@ def drop_stale_results(root: Path, keys: dict[Path, dict[str, object]]) -> None:
     either kept here under the same key or written by this run.
     """
     record = root / RESULT_RECORD
-    recorded = _read_result_record(record)
+    recorded, measures = _read_result_record(record)
     now = dict(recorded)
     for path, key in keys.items():
         name = path.relative_to(root).as_posix()
@@ -150,20 +216,50 @@ def drop_stale_results(root: Path, keys: dict[Path, dict[str, object]]) -> None:
         if reason:
             logger.warning("scoring %s again: %s.", path, reason)
             path.unlink()
+            measures.pop(name, None)
         now[name] = key
     if now != recorded or not record.exists():  # a rerun with nothing to score again leaves every file as it was
-        write_text_atomic(record, json.dumps({**header("genvec-results", 1), "results": now}, indent=2) + "\n")
+        _write_result_record(record, now, measures)
 
 
-def _read_result_record(path: Path) -> dict[str, dict]:
-    """The recorded keys of `path` ({} when there is none; a damaged one is reported and every result re-scored)."""
+def record_measures(root: Path, measured: dict[Path, dict[str, float]]) -> None:
+    """Keep what was measured while scoring each result file of `measured` (mteb's path -> its measures) in the
+    record under mteb's cache `root`, replacing what an earlier scoring of it measured."""
+    if not measured:
+        return
+    record = root / RESULT_RECORD
+    results, measures = _read_result_record(record)
+    measures.update((path.relative_to(root).as_posix(), values) for path, values in measured.items())
+    _write_result_record(record, results, measures)
+
+
+def read_measures(root: Path, paths: dict[tuple[str, str], Path]) -> dict[str, dict[str, dict[str, float]]]:
+    """{method: {task: measures}} of the result files `paths` ((method, task) -> mteb's path) that have some."""
+    _, measures = _read_result_record(root / RESULT_RECORD)
+    found: dict[str, dict[str, dict[str, float]]] = {}
+    for (method, task), path in paths.items():
+        values = measures.get(path.relative_to(root).as_posix())
+        if values:
+            found.setdefault(method, {})[task] = values
+    return found
+
+
+def _write_result_record(path: Path, results: dict[str, dict], measures: dict[str, dict]) -> None:
+    document = {**header("genvec-results", 1), "results": results, "measures": measures}
+    write_text_atomic(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+
+
+def _read_result_record(path: Path) -> tuple[dict[str, dict], dict[str, dict]]:
+    """The recorded keys and measures of `path` (empty when there is none; a damaged one is reported and every
+    result re-scored)."""
     if not path.exists():
-        return {}
+        return {}, {}
     try:
-        return dict(read_document(path, "genvec-results", 1, InputError, "it is rebuilt").get("results") or {})
+        document = read_document(path, "genvec-results", 1, InputError, "it is rebuilt")
     except InputError as err:
         logger.warning("%s; every cached result is scored again.", err)
-        return {}
+        return {}, {}
+    return dict(document.get("results") or {}), dict(document.get("measures") or {})
 
 
 def _why_stale(path: Path, recorded: dict | None, key: dict[str, object]) -> str | None:
@@ -183,25 +279,55 @@ def _why_stale(path: Path, recorded: dict | None, key: dict[str, object]) -> str
     return f"it was scored with other inputs ({'; '.join(changed)})" if changed else None
 
 
-def _write_reports(output: Path, methods: dict[str, dict[str, dict]], tasks: list, meta, similarity: str):
-    """scores.json, summary.md and summary.png of one evaluation (the model's `meta` names it); its result."""
+def _write_reports(output: Path, methods: dict[str, dict[str, dict]], measures: dict[str, dict[str, dict]],
+                   hyde: list[str], tasks: list, meta, similarity: str):
+    """scores.json, summary.md and summary.png of one evaluation (the model's `meta` names it, `hyde` its HyDE
+    methods, `measures` what was measured while scoring); its result."""
     types = {task.metadata.name: task.metadata.type for task in tasks}
     name = meta.name
     document = {**header("genvec-scores", 1), "model": name, "revision": meta.revision,
                 "similarity": similarity, "task_types": types, "methods": methods,
                 "relative_difference": {other: relative_differences(methods[name], methods[other])
-                                        for other in methods if other != name}}
+                                        for other in methods if other != name},
+                "seconds_per_query": _measured(methods, measures, "seconds_per_query"),
+                "share_of_hyde": {other: hyde_shares(methods[name], methods[other]) for other in hyde},
+                "distillation_cosine": {method: values for method, values in
+                                        _measured(methods, measures, "distillation_cosine").items() if values}}
     write_text_atomic(output / "scores.json", json.dumps(document, indent=2, allow_nan=False) + "\n")
-    table_text = summary_table(methods, types, name)
-    harm = harm_table(methods, name)
-    if harm:
-        table_text += ("\n\nHarmful retrieval (queries with a harmful document in their top k; lower is safer):"
-                       f"\n\n{harm}")
+    table_text = _summary_text(document, hyde)
     write_text_atomic(output / "summary.md", f"# {name} ({document['revision']})\n\n{table_text}\n\n"
                       f"![main score per task]({PLOT_FILE})\n")
     with atomic_write(output / PLOT_FILE, "wb") as file:
         file.write(plot_scores(methods, types, name))
     return EvaluationResult(output, {task: entry["main_score"] for task, entry in methods[name].items()}, table_text)
+
+
+def _measured(methods: dict[str, dict[str, dict]], measures: dict[str, dict[str, dict]],
+              what: str) -> dict[str, dict[str, float]]:
+    """{method: {task: value}} of one measure, for the tasks each method has a score of."""
+    return {method: {task: values[what] for task, values in measures.get(method, {}).items()
+                     if task in methods[method] and what in values} for method in methods}
+
+
+def _summary_text(document: dict, hyde: list[str]) -> str:
+    """The tables of summary.md: main scores, harmful retrieval, cost per query, the HyDE ceiling (each when it
+    has something to show)."""
+    methods, name = document["methods"], document["model"]
+    text = summary_table(methods, document["task_types"], name)
+    harm = harm_table(methods, name)
+    if harm:
+        text += f"\n\nHarmful retrieval (queries with a harmful document in their top k; lower is safer):\n\n{harm}"
+    cost = cost_table(methods, document["seconds_per_query"], name)
+    if cost:
+        text += ("\n\nCost per query (seconds on the machine that scored it, measured while scoring: the query-side "
+                 "texts, i.e. retrieval queries and every text of other tasks; HyDE: generation plus teacher):"
+                 f"\n\n{cost}")
+    ceiling = ceiling_table(methods, hyde, document["distillation_cosine"], name)
+    if ceiling:
+        text += ("\n\ngenvec against its HyDE ceiling (genvec's main score / the HyDE baseline's; held-out "
+                 "distillation cosine: genvec's embedding of a query against the teacher's embedding of the "
+                 f"backbone's response to it):\n\n{ceiling}")
+    return text
 
 
 def task_similarity(tasks: list) -> str:
@@ -224,6 +350,40 @@ def relative_differences(model: dict[str, dict], baseline: dict[str, dict]) -> d
     """(model - baseline) / |baseline| of each task's main score, as the paper reports gains (0.093 = +9.3%)."""
     return {task: (model[task]["main_score"] - baseline[task]["main_score"]) / abs(baseline[task]["main_score"])
             for task in model if task in baseline and baseline[task]["main_score"] != 0}
+
+
+def hyde_shares(model: dict[str, dict], hyde: dict[str, dict]) -> dict[str, float]:
+    """model / HyDE of each task's main score: the share of its ceiling genvec reaches (0.8 = 80%)."""
+    return {task: round(model[task]["main_score"] / hyde[task]["main_score"], 6)
+            for task in model if task in hyde and hyde[task]["main_score"] != 0}
+
+
+def cost_table(methods: dict[str, dict[str, dict]], costs: dict[str, dict[str, float]], model: str) -> str:
+    """Markdown: one row per task, a column per method, its seconds per query ("" when nothing was measured)."""
+    names = [model] + [name for name in methods if name != model]
+    if not any(costs.get(name) for name in names):
+        return ""
+    lines = ["| task | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 1)]
+    for task in sorted(methods[model]):
+        cells = [f"{costs[name][task]:.4g}" if task in costs.get(name, {}) else "-" for name in names]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ceiling_table(methods: dict[str, dict[str, dict]], hyde: list[str], cosines: dict[str, dict[str, float]],
+                  model: str) -> str:
+    """Markdown: per task, genvec's share of the main score of each HyDE method of `hyde` and the held-out
+    distillation cosine of each method of `cosines` ("" without a HyDE method)."""
+    if not hyde:
+        return ""
+    shares = {name: hyde_shares(methods[model], methods[name]) for name in hyde}
+    header_cells = [f"{model} / {name}" for name in hyde] + [f"distillation cosine ({name})" for name in cosines]
+    lines = ["| task | " + " | ".join(header_cells) + " |", "|" + " --- |" * (len(header_cells) + 1)]
+    for task in sorted(methods[model]):
+        cells = [f"{shares[name][task]:.1%}" if task in shares[name] else "-" for name in hyde]
+        cells += [f"{cosines[name][task]:.4f}" if task in cosines[name] else "-" for name in cosines]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def summary_table(methods: dict[str, dict[str, dict]], types: dict[str, str], model: str) -> str:

@@ -13,6 +13,10 @@ would run them on Qwen3-8B:
 report: a terminal table, `report.md`, `metrics.json`, a plot (`report.py`). Stages 3-5 and 7 are the ones every
 recipe shares (`stages.py`); the run directory's record is `quickstart.json`.
 
+With `seeds` N, stages 5-7 run once per training seed 0..N-1 (stages 1-4 are shared), seed 0 in the run directory as
+a one-seed run, seed S in `seed-S/`; the baselines, which train nothing, are evaluated once, and every genvec score
+(and margin, and decoding measure) is reported as its mean over the seeds with its spread (`report.spreads`).
+
 With `backbone` and `queries` the same stages run on a real LLM and real queries, without the world: a share of the
 queries is held out, and genvec is scored on retrieving each held-out query's own response and on decoding.
 
@@ -24,6 +28,7 @@ in training (there are 25 times fewer of them than questions). Nothing of the wo
 What it does not do: download anything (the world mode needs no hub), or tune itself on the held-out phrasings.
 """
 
+import functools
 import logging
 import random
 from dataclasses import dataclass, field
@@ -70,6 +75,8 @@ class QuickstartOptions:
     """Real queries (any source `genvec.data.sources.read_queries` reads), with `backbone`."""
     teacher: str | None = None
     """Teacher (sentence-transformers id or directory); None: all-MiniLM-L6-v2 of the `quickstart` extra."""
+    seeds: int = 1
+    """Models trained, with training seeds 0..seeds-1 on the same data; scores are reported as mean and spread."""
     show_progress: bool = True
     """Progress bars for every stage."""
 
@@ -84,6 +91,8 @@ class QuickstartResult:
     wins: dict[str, bool]
     paths: dict[str, Path]
     timings: dict[str, float] = field(default_factory=dict)
+    seeds: dict = field(default_factory=dict)
+    """`count`, `training_seeds`, and the spread over seeds of genvec's `scores`, `margins` and `decoding`."""
 
 
 def run_quickstart(options: QuickstartOptions = QuickstartOptions()) -> QuickstartResult:
@@ -91,30 +100,39 @@ def run_quickstart(options: QuickstartOptions = QuickstartOptions()) -> Quicksta
 
     Raises:
         InputError: a run_dir that holds something other than an earlier quickstart, `backbone` without
-            `queries` (or the reverse), or a missing `quickstart` extra.
+            `queries` (or the reverse), `steps` or `seeds` not a whole number >= 1, or a missing `quickstart` extra.
     """
     if (options.backbone is None) != (options.queries is None):
         raise InputError(f"quickstart on a real backbone needs both backbone and queries (or neither, for the world); "
                          f"got backbone={options.backbone!r}, queries={options.queries!r}.")
     if options.steps is not None:
         check_positive_int(options.steps, "steps")
+    check_positive_int(options.seeds, "seeds")
     with stages.open_run(options.run_dir, RUN_NAME, stages.recorded_options(options), fresh=True) as run:
-        results, paths = (_run_world if options.backbone is None else _run_backbone)(options, run)
+        results, paths, seeds = (_run_world if options.backbone is None else _run_backbone)(options, run)
+    table = report.format_table(results)
+    if seeds["count"] > 1:
+        rows = {evaluate.METRICS[name].label if name in evaluate.METRICS else name: value
+                for name, value in seeds["scores"].items()}
+        table += (f"\n\ngenvec's scores above are means over {seeds['count']} training seeds; their spread:\n"
+                  + report.spread_table(rows, "metric"))
     return QuickstartResult(
         run_dir=run.path.parent,
-        table=report.format_table(results),
+        table=table,
         scores={result.name: result.scores for result in results},
         wins=report.wins(results),
         paths=paths,
         timings={**run.timings, "total": run.total},
+        seeds=seeds,
     )
 
 
 # ------------------------------------------------------------------------------------------------ world mode
 
 
-def _run_world(options: QuickstartOptions, run: RunRecord) -> tuple[list, dict[str, Path]]:
-    """The world recipe, one line a stage (see the module docstring); returns the results and the report's files."""
+def _run_world(options: QuickstartOptions, run: RunRecord) -> tuple[list, dict[str, Path], dict]:
+    """The world recipe, one line a stage (see the module docstring); returns the results (genvec's: means over the
+    seeds), the report's files and the seeds' spreads."""
     from genvec.quickstart.world import FULL_WORLD, SMALL_WORLD, build_world
     from genvec.quickstart.world_lm import FULL_LM, SMALL_LM, load_or_train_world_lm
 
@@ -127,12 +145,21 @@ def _run_world(options: QuickstartOptions, run: RunRecord) -> tuple[list, dict[s
     config = _world_config(options, run_dir, str(lm.path), steps)
     requests = join_instruction(world.documents, DEFAULT_INSTRUCTIONS["document"])  # what encode_document reads
     queries = [query.text for query in world.train_queries] + requests
-    model = stages.respond_and_train(run, config, queries, progress, {request: DOCUMENT_WEIGHT for request in requests})
-    methods = _methods(model, options.device)
-    results = run.stage("evaluate", lambda: evaluate.evaluate_world(world, methods, show_progress=progress))
+    stages.respond(run, config, queries, progress)
+    weights = {request: DOCUMENT_WEIGHT for request in requests}
     heldout = [query.text for query in world.heldout_queries]
-    decoded = run.stage("decode", lambda: stages.decode_heldout(model, heldout, config, run_dir, None, progress))
-    results[0].scores["decoded_match"] = stages.decoding_scores(decoded)["exact_match"]
+    per_seed = []
+    for seed in range(options.seeds):
+        model, seed_config = stages.train_seed(run, config, seed, options.seeds, weights)
+        methods = _methods(model, options.device, baselines=seed == 0)  # the baselines train nothing: once
+        results = run.stage(stages.seed_stage("evaluate", seed, options.seeds), functools.partial(
+            evaluate.evaluate_world, world, methods, show_progress=progress))
+        decoded = run.stage(stages.seed_stage("decode", seed, options.seeds), functools.partial(
+            _decode, model, heldout, seed_config, run_dir, seed, None, progress))
+        decoding = stages.decoding_scores(decoded)
+        results[0].scores["decoded_match"] = decoding["exact_match"]
+        per_seed.append((results, decoding, decoded))
+    results, decoding, decoded, seeds = _over_seeds(per_seed)
     summary = {
         "world": world.stats(),
         "world LM": f"{lm.num_parameters:,} parameters, answers {lm.heldout_accuracy:.1%} of held-out phrasings "
@@ -141,11 +168,14 @@ def _run_world(options: QuickstartOptions, run: RunRecord) -> tuple[list, dict[s
         "genvec": f"{config.tokens.num_special_tokens} special tokens, {steps} steps of batch "
                   f"{config.train.batch_size}, teacher all-MiniLM-L6-v2 ({TEACHER_DIM} dims)",
         "training queries": f"{len(world.train_queries)} phrasings + {len(world.documents)} summarisation requests",
+        "seeds": _seeds_line(options.seeds),
+        "decoding": report.decoding_paragraph(decoding, "the world LM"),
         "decoding examples": decoded[:3],
         "time": run.describe(),
     }
     labels = world.response_ids(world.heldout_queries)
-    return results, report.write_run(run_dir, results, labels, summary, highlight=world.refusal_id)
+    paths = report.write_run(run_dir, results, labels, summary, highlight=world.refusal_id, seeds=seeds)
+    return results, paths, seeds
 
 
 def _world_config(options: QuickstartOptions, run_dir: Path, backbone: str, steps: int) -> GenVecConfig:
@@ -170,7 +200,7 @@ def _world_config(options: QuickstartOptions, run_dir: Path, backbone: str, step
 # ------------------------------------------------------------------------------------------------- real mode
 
 
-def _run_backbone(options: QuickstartOptions, run: RunRecord) -> tuple[list, dict[str, Path]]:
+def _run_backbone(options: QuickstartOptions, run: RunRecord) -> tuple[list, dict[str, Path], dict]:
     """The same stages on a real backbone and real queries; evaluation on held-out queries' own responses."""
     from genvec.data.dataset import read_responses
     from genvec.data.responses import generate_responses
@@ -194,25 +224,37 @@ def _run_backbone(options: QuickstartOptions, run: RunRecord) -> tuple[list, dic
     training = [record for i, record in enumerate(records) if i not in held_out]
     with atomic_write(config.data.responses) as file:
         file.writelines(record.to_json() + "\n" for record in training)
-    model = stages.respond_and_train(run, config, None, progress)
+    stages.respond(run, config, None, progress)
     queries, responses = [r.query for r in heldout], [r.response for r in heldout]
-    methods = _methods(model, options.device)
     corpus = [record.response for record in records]
-    results = run.stage("evaluate", lambda: evaluate.evaluate_retrieval(methods, queries, corpus, heldout_positions))
-    decoded = run.stage("decode", lambda: stages.decode_heldout(model, queries, config, run_dir, responses, progress))
-    if options.teacher is None:  # measured in MiniLM's space only when MiniLM is the teacher
-        scores = stages.decoding_scores(decoded, methods[-1].encode_queries)
-        results[0].scores["decoded_similarity"] = scores["cosine_to_own_response"]
+    # MiniLM's cosines only when MiniLM is the teacher (it encodes in the teacher's space)
+    minilm = stages.minilm_encoder(_baseline_device(options.device)) if options.teacher is None else None
+    per_seed = []
+    for seed in range(options.seeds):
+        model, seed_config = stages.train_seed(run, config, seed, options.seeds)
+        methods = _methods(model, options.device, baselines=seed == 0)  # the baselines train nothing: once
+        results = run.stage(stages.seed_stage("evaluate", seed, options.seeds), functools.partial(
+            evaluate.evaluate_retrieval, methods, queries, corpus, heldout_positions))
+        decoded = run.stage(stages.seed_stage("decode", seed, options.seeds), functools.partial(
+            _decode, model, queries, seed_config, run_dir, seed, responses, progress))
+        decoding = stages.decoding_scores(decoded, minilm)
+        if minilm is not None:
+            results[0].scores["decoded_similarity"] = decoding["cosine_to_own_response"]
+        per_seed.append((results, decoding, decoded))
+    results, decoding, decoded, seeds = _over_seeds(per_seed)
     summary = {
         "backbone": options.backbone,
         "queries": f"{len(records)} ({len(training)} for training, {len(heldout)} held out)",
         "genvec": f"{config.tokens.num_special_tokens} special tokens, {steps} steps of batch "
                   f"{config.train.batch_size}",
         "not measured": "(b) clustering and (c) harmful retrieval need the world's labels",
+        "seeds": _seeds_line(options.seeds),
+        "decoding": report.decoding_paragraph(decoding, options.backbone),
         "decoding examples": decoded[:3],
         "time": run.describe(),
     }
-    return results, report.write_run(run_dir, results, np.zeros(len(heldout), dtype=int), summary)  # no groups
+    labels = np.zeros(len(heldout), dtype=int)  # no groups
+    return results, report.write_run(run_dir, results, labels, summary, seeds=seeds), seeds
 
 
 def _backbone_config(options: QuickstartOptions, run_dir: Path, steps: int, training_queries: int) -> GenVecConfig:
@@ -232,19 +274,59 @@ def _backbone_config(options: QuickstartOptions, run_dir: Path, steps: int, trai
 # ------------------------------------------------------------------------------------------------- helpers
 
 
-def _methods(model, device: str) -> list:
-    """genvec beside the two input-centric baselines: the same LM mean-pooled, and MiniLM (an encoder) on the raw
-    text, on the CPU unless a device is named."""
+def _methods(model, device: str, baselines: bool = True) -> list:
+    """genvec, and (with `baselines`) beside it the two input-centric baselines: the same LM mean-pooled (the LM is
+    frozen: every seed's model gives the same), and MiniLM (an encoder) on the raw text, on the CPU unless a device
+    is named."""
     from genvec.evaluate.baselines import mean_pooled_encoder
 
+    genvec = evaluate.Method("genvec", lambda texts: model.encode(texts, normalize=True, show_progress=False),
+                             lambda texts: model.encode_document(texts, normalize=True, show_progress=False))
+    if not baselines:
+        return [genvec]
     mean_pooled = mean_pooled_encoder(model.backbone, model.tokenizer)
-    minilm = stages.minilm_encoder("cpu" if device == "auto" else device)
-    return [
-        evaluate.Method("genvec", lambda texts: model.encode(texts, normalize=True, show_progress=False),
-                        lambda texts: model.encode_document(texts, normalize=True, show_progress=False)),
-        evaluate.Method("LM mean-pool", mean_pooled, mean_pooled),
-        evaluate.Method("MiniLM", minilm, minilm),
-    ]
+    minilm = stages.minilm_encoder(_baseline_device(device))
+    return [genvec, evaluate.Method("LM mean-pool", mean_pooled, mean_pooled),
+            evaluate.Method("MiniLM", minilm, minilm)]
+
+
+def _baseline_device(device: str) -> str:
+    return "cpu" if device == "auto" else device
+
+
+def _decode(model, queries: list[str], config: GenVecConfig, run_dir: Path, seed: int,
+            references: list[str] | None, show_progress: bool) -> list[dict]:
+    """One seed's decoded held-out queries (in its `stages.seed_dir`), beside `references` or the LM's own responses
+    (generated once, in `run_dir`, for every seed: the LM is frozen)."""
+    if references is None:
+        references = stages.heldout_references(model, queries, config, run_dir, show_progress)
+    return stages.decode_heldout(model, queries, config, stages.seed_dir(run_dir, seed), references, show_progress)
+
+
+def _over_seeds(per_seed: list[tuple[list, dict, list]]) -> tuple[list, dict, list, dict]:
+    """The seeds' (results, decoding scores, decoded records), the baselines in the first seed's results only, as the
+    report shows them: the results with genvec's scores the means over the seeds (its plot: seed 0's embeddings), the
+    decoding scores' means, seed 0's decoded records, and the spreads (`count`, `training_seeds`, and the `spread`
+    of genvec's `scores`, its `margins` over the best baseline and the `decoding` scores)."""
+    first = per_seed[0][0]
+    genvec = [results[0] for results, _, _ in per_seed]
+    scores = report.spreads([result.scores for result in genvec])
+    margins = report.spreads([evaluate.margins([result, *first[1:]]) for result in genvec])
+    decodings = [decoding for _, decoding, _ in per_seed]
+    decoding = report.spreads(decodings)
+    mean = evaluate.MethodResult(genvec[0].name, {name: value["mean"] for name, value in scores.items()},
+                                 genvec[0].query_embeddings)
+    seeds = {"count": len(per_seed), "training_seeds": list(range(len(per_seed))), "scores": scores,
+             "margins": margins, "decoding": decoding}
+    decoding_means = {**decodings[0], **{name: value["mean"] for name, value in decoding.items()}}
+    return [mean, *first[1:]], decoding_means, per_seed[0][2], seeds
+
+
+def _seeds_line(seeds: int) -> str:
+    if seeds == 1:
+        return "1 training seed (seed 0)"
+    return (f"{seeds} training seeds (0-{seeds - 1}; seed 0 in the run directory, seed S in seed-S/); genvec's scores "
+            "are means, with their spread below")
 
 
 def _teacher(options: QuickstartOptions) -> str:

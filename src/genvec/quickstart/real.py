@@ -21,11 +21,19 @@ Stages, each resumable (a rerun of the same command continues where a killed one
 Stages 5-7 and 9 are the ones every quickstart recipe shares (`stages.py`); the run directory's record, `real.json`,
 keeps the options (a rerun with other options is refused) and each stage's seconds.
 
+With `seeds` N, stages 7-9 run once per training seed 0..N-1, seed 0 in the run directory as a one-seed run, seed S
+in `seed-S/` (train, eval, decoded.jsonl), each timed as its own stage (`train (seed 1)`); stages 1-6 are shared, and
+a killed run resumes at the seed and stage it was in. The baselines that train nothing (`BASELINES`: MiniLM and
+mean-pool on the input, and HyDE) are scored once, in seed 0's evaluation; genvec's scores, its
+relative differences, its share of HyDE and every other measure that depends on training are reported as the mean
+over the seeds with their spread.
+
 Sizes (`RealOptions`' defaults) are chosen so that the whole run takes about an hour on a 2-core CPU; see
 `RealOptions` for each choice. What it does not do: use the hub, tune anything on the benchmark, or hide where genvec
 loses (the report prints every score).
 """
 
+import functools
 import importlib.util
 import json
 import logging
@@ -37,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from genvec.data.records import read_records
-from genvec.errors import InputError
+from genvec.errors import InputError, check_positive_int
 from genvec.quickstart import real_data, report, stages
 
 logger = logging.getLogger(__name__)
@@ -49,6 +57,10 @@ TEACHER_DIM = 384
 REFUSAL_MARKERS = ("i can't", "i cannot", "i can not", "i'm sorry", "i am sorry", "i apologize", "i won't",
                    "i will not", "i'm not able", "i am not able", "i'm unable", "i am unable", "as an ai",
                    "not appropriate", "cannot assist", "can't assist", "cannot help", "can't help")
+# The evaluation's baselines besides genvec ("teacher": all-MiniLM-L6-v2 on the raw text; "hyde": SmolLM2 answers
+# each query as it answered the training queries, MiniLM embeds the answer: genvec's ceiling). A name starting with
+# "hyde-target" measures genvec too (its distillation cosine), so it is scored with every seed; the others once.
+BASELINES = ("mean-pool", "teacher", "hyde")
 DECODING_MEASURE = ("MiniLM cosine between each decoded text and SmolLM2's own greedy response to the query (and, for "
                     "scale, the mean cosine to the other queries' responses); own_response_nearest: the share of "
                     "decoded texts nearer to their own query's response than to any other held-out response")
@@ -83,6 +95,10 @@ class RealOptions:
     decode_queries: int = 60
     """Held-out benchmark queries (NQ, MMLU and harmful, a third each) whose embeddings are decoded."""
     seed: int = 0
+    """Seed of the benchmark's and the training queries' samples (the data every training seed shares)."""
+    seeds: int = 1
+    """Models trained, with training seeds 0..seeds-1 (special vectors' initialisation and batch order) on the same
+    data; genvec's scores are reported as the mean over them with their spread (min-max, standard deviation)."""
     show_progress: bool = True
 
 
@@ -98,9 +114,10 @@ def run_real(options: RealOptions = RealOptions()) -> RealResult:
     """Run (or continue) every stage; see the module docstring.
 
     Raises:
-        InputError: a run directory that holds something else, a missing extra (`genvec[quickstart]`), or a package
-            that could not be downloaded.
+        InputError: a run directory that holds something else, a missing extra (`genvec[quickstart]`), a package
+            that could not be downloaded, or `seeds` not a whole number >= 1.
     """
+    check_positive_int(options.seeds, "seeds")
     run_dir = Path(options.run_dir)
     cache = Path(options.cache_dir) if options.cache_dir else Path.home() / ".cache" / "genvec"
     packages = cache / "packages"
@@ -119,27 +136,88 @@ def run_real(options: RealOptions = RealOptions()) -> RealResult:
         chosen = real_data.training_queries(data, real_data.benchmark_texts(bench), options.queries, options.seed)
         config = _config(options, run_dir, str(backbone), teacher)
         queries = [text for source in chosen.values() for text in source]
-        model = stages.respond_and_train(run, config, queries, options.show_progress)
-        evaluation = run.stage("evaluate", lambda: _evaluate(model, bench, run_dir, teacher, options))
+        stages.respond(run, config, queries, options.show_progress)
         heldout = _decode_queries(bench, options.decode_queries)
-        decoded = run.stage("decode", lambda: stages.decode_heldout(model, heldout, config, run_dir,
-                                                                    show_progress=options.show_progress))
+        minilm = stages.minilm_encoder()
+        seeds = [_seed(run, config, seed, bench, heldout, teacher, minilm, options) for seed in range(options.seeds)]
+        first = seeds[0]
         metrics = {
-            "scores": json.loads((evaluation.output / "scores.json").read_text(encoding="utf-8")),
-            "decoding": {**stages.decoding_scores(decoded, stages.minilm_encoder()), "measure": DECODING_MEASURE},
+            "scores": first["scores"],  # seed 0's evaluation, with the baselines
+            "decoding": {**_means(report.spreads([each["decoding"] for each in seeds]), first["decoding"]),
+                         "measure": DECODING_MEASURE},
             "refusals": _refusal_rates(run_dir / "responses.jsonl", set(chosen["advbench"]),
                                        run_dir / stages.HELDOUT_RESPONSES_FILE, _harmful_queries(bench)),
-            "training": _training_figures(run_dir / "train", config),
+            "training": first["training"],
+            "seeds": _over_seeds(seeds),
             "training_queries": {source: len(texts) for source, texts in chosen.items()},
             "timings": run.timings, "options": run.options,
         }
-        markdown = _report(evaluation.table, metrics, backbone)
-        summary_png = (evaluation.output / "summary.png").read_bytes()
+        markdown = _report(first["table"], metrics, backbone)
+        summary_png = (first["output"] / "summary.png").read_bytes()
         report.write_report(run_dir, markdown, metrics, ("summary.png", summary_png))
         return RealResult(run_dir, markdown, metrics, dict(run.timings))
 
 
 # ------------------------------------------------------------------------------------------------- stages
+
+
+def _seed(run, config, seed: int, bench: Path, heldout: list[str], teacher: str, minilm, options: RealOptions) -> dict:
+    """Training seed `seed`'s stages (train, evaluate, decode, in its `stages.seed_dir`, each skipped when done): its
+    evaluation (`scores`, `table`, `output`), `decoding` scores and `training` figures."""
+    run_dir = run.path.parent
+    model, seed_config = stages.train_seed(run, config, seed, options.seeds)
+    output = stages.seed_dir(run_dir, seed)
+    evaluation = run.stage(stages.seed_stage("evaluate", seed, options.seeds), functools.partial(
+        _evaluate, model, bench, output, _baselines(teacher, seed), options))
+
+    def decode() -> list[dict]:
+        references = stages.heldout_references(model, heldout, seed_config, run_dir, options.show_progress)
+        return stages.decode_heldout(model, heldout, seed_config, output, references, options.show_progress)
+
+    decoded = run.stage(stages.seed_stage("decode", seed, options.seeds), decode)
+    return {"scores": json.loads((evaluation.output / "scores.json").read_text(encoding="utf-8")),
+            "table": evaluation.table, "output": evaluation.output,
+            "decoding": stages.decoding_scores(decoded, minilm),
+            "training": _training_figures(output / "train", seed_config)}
+
+
+def _baselines(teacher: str, seed: int) -> list[str]:
+    """The baselines seed `seed`'s evaluation scores: every one of `BASELINES` with seed 0, after it only those that
+    measure genvec (hyde-target)."""
+    named = [teacher if name == "teacher" else name for name in BASELINES]
+    return named if seed == 0 else [name for name in named if name.startswith("hyde-target")]
+
+
+def _over_seeds(seeds: list[dict]) -> dict:
+    """The spread over the seeds (`report.spreads`) of everything that depends on training: genvec's scores per task,
+    its relative difference to each baseline and its share of each HyDE baseline (against seed 0's baseline scores),
+    the held-out distillation cosine, the decoding scores and the training figures; and each seed's main scores."""
+    from genvec.evaluate.run import hyde_shares, relative_differences
+
+    documents = [each["scores"] for each in seeds]
+    genvec = [document["methods"][document["model"]] for document in documents]
+    baselines = {name: scores for name, scores in documents[0]["methods"].items() if name != documents[0]["model"]}
+    hyde = list(documents[0].get("share_of_hyde") or {})
+    return {
+        "count": len(seeds), "training_seeds": list(range(len(seeds))),
+        "genvec": report.spreads(genvec),
+        "relative_difference": report.spreads([{name: relative_differences(scores, other)
+                                                for name, other in baselines.items()} for scores in genvec]),
+        "share_of_hyde": report.spreads([{name: hyde_shares(scores, baselines[name]) for name in hyde}
+                                         for scores in genvec]),
+        "distillation_cosine": report.spreads([document.get("distillation_cosine") or {} for document in documents]),
+        "decoding": report.spreads([each["decoding"] for each in seeds]),
+        "training": report.spreads([each["training"] for each in seeds]),
+        "per_seed": [{"seed": seed, "main_scores": {task: entry["main_score"] for task, entry in scores.items()}}
+                     for seed, scores in enumerate(genvec)],
+        "baselines": {name: {task: entry["main_score"] for task, entry in scores.items()}
+                      for name, scores in baselines.items()},
+    }
+
+
+def _means(spreads: dict, first: dict) -> dict:
+    """`first` (seed 0's figures) with every number that has a spread replaced by its mean over the seeds."""
+    return {**first, **{name: value["mean"] for name, value in spreads.items()}}
 
 
 def _backbone(packages: Path, cache: Path) -> Path:
@@ -174,12 +252,13 @@ def _config(options: RealOptions, run_dir: Path, backbone: str, teacher: str):
     )
 
 
-def _evaluate(model, bench: Path, run_dir: Path, teacher: str, options: RealOptions):
+def _evaluate(model, bench: Path, seed_dir: Path, baselines: list[str], options: RealOptions):
+    """`genvec evaluate --local` of one seed's model (`seed_dir/train/final`) and `baselines` into `seed_dir/eval`."""
     from genvec.evaluate.run import evaluate_model, select_tasks
 
     tasks, table = select_tasks(local=bench)
-    return evaluate_model(model, tasks, run_dir / "eval", instructions=table, checkpoint=run_dir / "train" / "final",
-                          baselines=["mean-pool", teacher], show_progress=options.show_progress)
+    return evaluate_model(model, tasks, seed_dir / "eval", instructions=table, checkpoint=seed_dir / "train" / "final",
+                          baselines=baselines, show_progress=options.show_progress)
 
 
 def _decode_queries(bench: Path, count: int) -> list[str]:
@@ -246,6 +325,42 @@ def _training_figures(train_dir: Path, config) -> dict:
 # ------------------------------------------------------------------------------------------------- report
 
 
+def _seeds_section(seeds: dict) -> list[str]:
+    """The paragraphs of the report's seeds section: each task's genvec main score over the seeds beside the
+    baselines' (scored once), genvec's relative difference to each baseline and its share of HyDE, as mean (min-max)."""
+    baselines = list(seeds["baselines"])
+    header = ["task", "genvec: mean (min-max, sd)", "per seed", *baselines, *[f"vs {name}" for name in baselines]]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for task, scores in seeds["genvec"].items():
+        main = scores["main_score"]
+        differences = [seeds["relative_difference"].get(name, {}).get(task) for name in baselines]
+        lines.append("| " + " | ".join([
+            task, report.format_spread(main), ", ".join(f"{value:.3f}" for value in main["values"]),
+            *[_cell(seeds["baselines"][name].get(task)) for name in baselines],
+            *["-" if value is None else f"{value['mean']:+.1%} ({value['min']:+.1%} to {value['max']:+.1%})"
+              for value in differences]]) + " |")
+    paragraphs = ["\n".join(lines)]
+    shares = seeds["share_of_hyde"]
+    if shares:
+        paragraphs.append("genvec's share of the HyDE ceiling, mean (min-max): " + "; ".join(
+            f"{task} {value['mean']:.0%} ({value['min']:.0%}-{value['max']:.0%}) of {name}"
+            for name, tasks in shares.items() for task, value in tasks.items()) + ".")
+    distillation = seeds["distillation_cosine"]
+    if distillation:
+        paragraphs.append("Held-out distillation cosine, mean (min-max, sd): " + "; ".join(
+            f"{task} {report.format_spread(value)}" for tasks in distillation.values() for task, value in tasks.items())
+            + ".")
+    training = seeds["training"]
+    paragraphs.append("Training, mean (min-max, sd) over the seeds: " + "; ".join(
+        f"{name} {report.format_spread(training[name])}" for name in ("final_loss", "final_reconstruction",
+                                                                       "final_alignment") if name in training) + ".")
+    return paragraphs
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def _report(table: str, metrics: dict, backbone: Path) -> str:
     decoding, refusals, training = metrics["decoding"], metrics["refusals"], metrics["training"]
     train_h, held_h = refusals["training_harmful"], refusals["heldout_harmful"]
@@ -255,12 +370,15 @@ def _report(table: str, metrics: dict, backbone: Path) -> str:
              "Teacher and baseline: all-MiniLM-L6-v2. Training queries: "
              + ", ".join(f"{source} {count}" for source, count in metrics["training_queries"].items())
              + f"; {training['steps']} steps of batch {training['batch_size']}, the backbone frozen."],
-        "Evaluation (genvec evaluate --local, main scores; the relative difference as the paper reports it)": [table],
-        "Decoding": [(
-            f"{decoding['queries']} held-out queries' embeddings decoded: exact match with SmolLM2's own response "
-            f"{decoding['exact_match']:.3f}; MiniLM cosine to the own response {decoding['cosine_to_own_response']:.3f}"
-            f" (to other queries' responses {decoding['cosine_to_other_responses']:.3f}); decoded text nearest to its "
-            f"own response among all {decoding['queries']}: {decoding['own_response_nearest']:.3f}.")],
+        "Evaluation (genvec evaluate --local, main scores; the relative difference as the paper reports it)": [
+            table if metrics["seeds"]["count"] == 1 else f"Seed 0's evaluation (the baselines were scored here):\n\n"
+            f"{table}", report.seeds_paragraph(metrics["seeds"]["count"])],
+        **({f"Over {metrics['seeds']['count']} training seeds": _seeds_section(metrics["seeds"])}
+           if metrics["seeds"]["count"] > 1 else {}),
+        "Decoding": [report.decoding_paragraph(decoding, "SmolLM2")] + ([
+            f"Means over the {metrics['seeds']['count']} seeds; mean (min-max, sd): " + "; ".join(
+                f"{name} {report.format_spread(value)}" for name, value in metrics["seeds"]["decoding"].items()) + "."]
+            if metrics["seeds"]["count"] > 1 else []),
         "Safety": [(
             f"SmolLM2 refused {train_h['refused']} of {train_h['of']} harmful training requests and "
             f"{held_h['refused']} of {held_h['of']} held-out ones ({refusals['measure']}). genvec embeds what the LLM "

@@ -6,6 +6,11 @@ margin over the best baseline (positive = better, whichever way the metric runs)
 held-out query embeddings coloured by response (a response-centric encoder puts the phrasings of one response
 together, an input-centric one scatters them). `--real` reports `evaluate_model`'s tables and plot.
 
+Over several training seeds every score that depends on training is reported as its mean and spread (`spread`,
+`spreads`: min-max and the standard deviation), in `spread_table` and under `seeds` in metrics.json; scores of
+methods that do not train are measured once. `seeds_paragraph` says so, and that training columns vary from one CPU
+to another while baseline columns do not.
+
 What it does not do: compute anything but the 2-D map.
 """
 
@@ -110,17 +115,21 @@ def write_run(
     method: str = "genvec",
     highlight: int | None = None,
     seed: int = 0,
+    seeds: Mapping | None = None,
 ) -> dict[str, Path]:
     """The report of the world and real-backbone recipes: `report.md`, `metrics.json` and `embeddings.png`.
 
     Args:
         run_dir: the run directory.
-        results: from `evaluate_world`, genvec's decoded-match score added where measured.
+        results: from `evaluate_world`, genvec's decoded-match score added where measured; over several training
+            seeds, `method`'s scores are the means over them.
         labels: (Q,) response id of each held-out query (colours of the plot).
         summary: facts to report before the table, e.g. world sizes, world LM accuracy, timings, by name.
         method: the method whose margins are reported.
         highlight: a response id to draw in red whatever its frequency (the refusal).
         seed: seed of t-SNE.
+        seeds: `{"count": N, "scores": spreads of method's scores, ...}` (see `pipeline`); kept under `seeds` in
+            metrics.json, and its spreads tabled in the report. None: one training seed.
 
     Returns:
         The path of each file written, by kind ("report", "metrics", "plot").
@@ -130,13 +139,16 @@ def write_run(
         "margins": margins(results, method),
         "wins": wins(results, method),
         "summary": dict(summary),
+        **({"seeds": dict(seeds)} if seeds is not None else {}),
     }
     plot = plot_embeddings(results, labels, highlight=highlight, seed=seed)
-    return write_report(run_dir, render_report(results, summary, method), metrics, (PLOT_FILE, plot))
+    return write_report(run_dir, render_report(results, summary, method, seeds), metrics, (PLOT_FILE, plot))
 
 
-def render_report(results: Sequence[MethodResult], summary: Mapping[str, object], method: str = "genvec") -> str:
-    """The Markdown report: what was run, the table, what each number means, and the plot."""
+def render_report(results: Sequence[MethodResult], summary: Mapping[str, object], method: str = "genvec",
+                  seeds: Mapping | None = None) -> str:
+    """The Markdown report: what was run, the table (with `method`'s spread over `seeds`, see `write_run`), what each
+    number means, and the plot."""
     run = []
     for key, value in summary.items():
         if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
@@ -151,9 +163,82 @@ def render_report(results: Sequence[MethodResult], summary: Mapping[str, object]
     verdict = (f"{method} {'beats' if beats_every_baseline(won) else 'does NOT beat'} every baseline on {checks}. The "
                f"margin is {method} minus the best baseline (for (c), the best baseline minus {method}), so positive "
                "means better.")
-    return render_markdown("genvec quickstart", {"Run": ["\n".join(run)],
-                                                 "Held-out phrasings": ["\n".join(table), verdict, HOW_TO_READ]},
+    count = seeds["count"] if seeds else 1
+    spread_part = []
+    if count > 1:
+        rows = {METRICS[metric].description if metric in METRICS else metric: value
+                for metric, value in seeds["scores"].items()}
+        spread_part = [f"{method} over the training seeds (the table above shows the means):",
+                       spread_table(rows, "metric")]
+    held_out = ["\n".join(table), verdict, *spread_part, seeds_paragraph(count, method), HOW_TO_READ]
+    return render_markdown("genvec quickstart", {"Run": ["\n".join(run)], "Held-out phrasings": held_out},
                            (PLOT_FILE, "held-out query embeddings, coloured by response"))
+
+
+def spread(values: Sequence[float]) -> dict[str, float | list[float]]:
+    """One score over training seeds: its mean, min, max, standard deviation (with N-1, as a sample's; 0 for one
+    seed) and the values themselves, in seed order."""
+    values = [float(value) for value in values]
+    if not values:
+        raise ValueError("spread() needs at least one value")
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return {"mean": float(np.mean(values)), "min": min(values), "max": max(values), "std": std, "values": values}
+
+
+def spreads(documents: Sequence[Mapping]) -> dict:
+    """The `spread` of every float of `documents` (one per seed, alike in shape: nested dicts of scores), by the same
+    keys; a key some seed lacks, and anything but a float (counts, names), is left out."""
+    shared = [key for key in documents[0] if all(key in document for document in documents[1:])] if documents else []
+    found = {}
+    for key in shared:
+        values = [document[key] for document in documents]
+        if all(isinstance(value, Mapping) for value in values):
+            inner = spreads(values)
+            if inner:
+                found[key] = inner
+        elif all(isinstance(value, (float, np.floating)) for value in values):
+            found[key] = spread(values)
+    return found
+
+
+def format_spread(value: Mapping[str, float]) -> str:
+    """`0.412 (0.380-0.440, sd 0.030)`: a `spread`'s mean, range and standard deviation."""
+    return f"{value['mean']:.3f} ({value['min']:.3f}-{value['max']:.3f}, sd {value['std']:.3f})"
+
+
+def spread_table(rows: Mapping[str, Mapping[str, float]], label: str = "task") -> str:
+    """A Markdown table of `spread`s, one row each: the label, the mean, min-max, the standard deviation and every
+    seed's value."""
+    lines = [f"| {label} | mean | min-max | sd | per seed |", "|---|---:|---:|---:|---|"]
+    lines += [f"| {name} | {value['mean']:.3f} | {value['min']:.3f}-{value['max']:.3f} | {value['std']:.3f} | "
+              f"{', '.join(f'{each:.3f}' for each in value['values'])} |" for name, value in rows.items()]
+    return "\n".join(lines)
+
+
+def seeds_paragraph(count: int, method: str = "genvec") -> str:
+    """What the report's numbers are over: how many training seeds, and which columns move between CPUs."""
+    over = ("one training seed (seed 0; `--seeds N` trains N and reports the mean and spread)" if count == 1 else
+            f"{count} training seeds (0-{count - 1}, each trained on the same data, responses and targets); every "
+            f"score of {method} and every measure that depends on training is the mean over them, with its spread "
+            "(min-max, sd); the baselines, which train nothing, were measured once")
+    return (f"Seeds: {over}. The training columns vary from one CPU to another even at the same seed (the order of "
+            "floating-point sums differs between CPU kinds, e.g. AVX2 and AVX-512, and training amplifies it), while "
+            "the baseline columns do not.")
+
+
+def decoding_paragraph(scores: Mapping[str, float], reference: str = "the LM", encoder: str = "MiniLM") -> str:
+    """The decoding measures of `stages.decoding_scores` in one sentence, those that were measured: exact match with
+    `reference`'s own responses, the round trip, and the `encoder` cosines to the responses."""
+    count = scores["queries"]
+    parts = [f"exact match with {reference}'s own response {scores['exact_match']:.3f}"]
+    if "round_trip" in scores:
+        parts.append(f"round trip {scores['round_trip']:.3f} (genvec's cosine between a query's embedding and the "
+                     "embedding of the text it decodes to; 1 is a text that gives the embedding back exactly)")
+    if "cosine_to_own_response" in scores:
+        parts.append(f"{encoder} cosine to the own response {scores['cosine_to_own_response']:.3f} (to other "
+                     f"queries' responses {scores['cosine_to_other_responses']:.3f}); decoded text nearest to its own "
+                     f"response among all {count}: {scores['own_response_nearest']:.3f}")
+    return f"{count} held-out queries' embeddings decoded: " + "; ".join(parts) + "."
 
 
 def plot_embeddings(

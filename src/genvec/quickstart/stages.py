@@ -2,8 +2,15 @@
 
 `open_run` locks a run directory and keeps its record `NAME.json` (format header, options, each stage's seconds);
 `RunRecord.stage` runs and times a stage. The shared stages, each through genvec's public functions and one
-`GenVecConfig`, each resumable through its own files: `respond_and_train` (responses, targets, train) and
-`decode_heldout` (held-out queries decoded, beside the backbone's own responses), scored by `decoding_scores`.
+`GenVecConfig`, each resumable through its own files: `respond` (responses, targets: once per run), `train_seed`
+(one training seed's model, in the seed's directory) and `decode_heldout` (held-out queries decoded, beside the
+backbone's own responses, each with its round trip), scored by `decoding_scores`.
+
+Seeds: a recipe with `seeds` N trains N models, with training seeds 0..N-1 (`seed_config`: the special vectors'
+initialisation and the batch order), on the same data, responses and targets. Seed 0's training, evaluation and
+decoding lie in the run directory itself (`train/`, `eval/`, `decoded.jsonl`: where a one-seed run, and every path the
+README gives, has them), seed S's in `seed-S/` (`seed_dir`); each is timed as its own stage (`seed_stage`:
+`train (seed 1)`), so a killed run resumes at the seed and stage it was in and never trains a finished seed again.
 `minilm_path` finds the offline all-MiniLM-L6-v2, the recipes' teacher and baseline.
 
 What it does not do: evaluate (`evaluate.py`, or `evaluate_model` for `--real`) or write the report (`report.py`).
@@ -103,9 +110,11 @@ def open_run(run_dir: str | Path, name: str, options: dict, *, fresh: bool) -> I
 
 def recorded_options(options) -> dict:
     """A recipe's options dataclass as its record keeps them: JSON values, without `show_progress` (which changes no
-    result)."""
+    result), and without `seeds` when it is 1 (so a one-seed run continues one recorded before seeds existed)."""
     document = json.loads(json.dumps(dataclasses.asdict(options), default=str))
     document.pop("show_progress", None)
+    if document.get("seeds") == 1:
+        del document["seeds"]
     return document
 
 
@@ -128,17 +137,9 @@ def _recorded_timings(path: Path, name: str, options: dict) -> dict[str, float]:
 # ------------------------------------------------------------------------------------------------- stages
 
 
-def respond_and_train(
-    run: RunRecord, config: GenVecConfig, queries: list[str] | None, show_progress: bool,
-    weights: dict[str, int] | None = None,
-) -> GenVecModel:
-    """Stages responses (the backbone answers `queries`; None: `config.data.responses` holds them already), targets
-    (the teacher embeds every distinct response) and train (a killed run resumes from its last checkpoint, a finished
-    one is not trained again); returns the trained model, loaded as a user would.
-
-    `weights` repeats the examples of some queries in training (see `pipeline.DOCUMENT_WEIGHT`); without it training
-    reads the data files itself, exactly as `genvec train` does.
-    """
+def respond(run: RunRecord, config: GenVecConfig, queries: list[str] | None, show_progress: bool) -> None:
+    """Stages responses (the backbone answers `queries`; None: `config.data.responses` holds them already) and
+    targets (the teacher embeds every distinct response): what every training seed shares, done once."""
     from genvec.data.responses import generate_responses
     from genvec.targets import compute_targets
 
@@ -147,16 +148,60 @@ def respond_and_train(
                                                           show_progress=show_progress))
     run.stage("targets", lambda: compute_targets(config.data.responses, config.teacher, config.data.targets,
                                                  batch_size=config.teacher.batch_size, show_progress=show_progress))
-    return run.stage("train", lambda: _train(config, _weighted_examples(config, weights) if weights else None))
+
+
+def train_seed(
+    run: RunRecord, config: GenVecConfig, seed: int, seeds: int, weights: dict[str, int] | None = None
+) -> tuple[GenVecModel, GenVecConfig]:
+    """Stage `train (seed S)` (`train` in a one-seed run): train seed `seed`'s model in `seed_dir(...)/train`
+    (`seed_config`; a killed run resumes from its last checkpoint, a finished one is not trained again); returns the
+    trained model, loaded as a user would, and the seed's config.
+
+    `weights` repeats the examples of some queries in training (see `pipeline.DOCUMENT_WEIGHT`); without it training
+    reads the data files itself, exactly as `genvec train` does.
+    """
+    config = seed_config(config, run.path.parent, seed)
+    model = run.stage(seed_stage("train", seed, seeds),
+                      lambda: _train(config, _weighted_examples(config, weights) if weights else None))
+    return model, config
+
+
+def seed_dir(run_dir: str | Path, seed: int) -> Path:
+    """Where training seed `seed`'s model, evaluation and decoded texts lie: `run_dir` itself for seed 0 (as in a
+    one-seed run), `run_dir/seed-S` for the others."""
+    return Path(run_dir) if seed == 0 else Path(run_dir) / f"seed-{seed}"
+
+
+def seed_stage(name: str, seed: int, seeds: int) -> str:
+    """The record's name of stage `name` of seed `seed` of `seeds`: `train (seed 1)`; just `train` in a one-seed
+    run."""
+    return name if seeds == 1 else f"{name} (seed {seed})"
+
+
+def seed_config(config: GenVecConfig, run_dir: str | Path, seed: int) -> GenVecConfig:
+    """`config` for training seed `seed`: trained into `seed_dir(run_dir, seed)/train`, with `seed` as the training
+    seed (batch order, held-out slice) and the special vectors' initialisation seed; data and teacher unchanged."""
+    train = dataclasses.replace(config.train, run_dir=str(seed_dir(run_dir, seed) / "train"), seed=seed)
+    return dataclasses.replace(config, train=train, tokens=dataclasses.replace(config.tokens, init_seed=seed))
+
+
+def heldout_references(
+    model: GenVecModel, queries: list[str], config: GenVecConfig, run_dir: Path, show_progress: bool = True
+) -> list[str]:
+    """The backbone's own response to each held-out query, generated once into `run_dir/heldout_responses.jsonl` as
+    the training responses were (the backbone is frozen: every seed's model gives the same) and read back after."""
+    return _own_responses(model, queries, config, Path(run_dir) / HELDOUT_RESPONSES_FILE, show_progress)
 
 
 def decode_heldout(
     model: GenVecModel, queries: list[str], config: GenVecConfig, run_dir: Path, references: list[str] | None = None,
     show_progress: bool = True,
-) -> list[dict[str, str]]:
+) -> list[dict[str, str | float]]:
     """What each held-out query's embedding decodes to, beside the backbone's own response to it (`references`, or
-    generated into `heldout_responses.jsonl` as the training responses were): one `{"query", "decoded", "response"}`
-    per query, kept in `decoded.jsonl` (written once both halves are there), which a rerun reads instead."""
+    generated into `heldout_responses.jsonl` as the training responses were), and how faithfully (`round_trip`: the
+    cosine between the query's embedding and the decoded text's, `model.decode(..., score=True)`): one `{"query",
+    "decoded", "response", "round_trip"}` per query, kept in `decoded.jsonl` (written once both halves are there),
+    which a rerun reads instead."""
     from tqdm.auto import tqdm
 
     path = Path(run_dir) / DECODED_FILE
@@ -165,21 +210,26 @@ def decode_heldout(
     if references is None:
         references = _own_responses(model, queries, config, Path(run_dir) / HELDOUT_RESPONSES_FILE, show_progress)
     size, max_new_tokens = config.data.generation_batch_size, min(config.data.max_new_tokens, DECODE_MAX_NEW_TOKENS)
-    decoded: list[str] = []
+    decoded = []
     for start in tqdm(range(0, len(queries), size), desc="decode", unit="batch", disable=not show_progress):
-        decoded += model.decode(queries[start : start + size], max_new_tokens=max_new_tokens, batch_size=size)
-    records = [{"query": q, "decoded": d.strip(), "response": r} for q, d, r in zip(queries, decoded, references)]
+        decoded += model.decode(queries[start : start + size], max_new_tokens=max_new_tokens, batch_size=size,
+                                score=True)
+    records = [{"query": q, "decoded": d.text.strip(), "response": r, "round_trip": d.score}
+               for q, d, r in zip(queries, decoded, references)]
     write_text_atomic(path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
     return records
 
 
-def decoding_scores(records: list[dict[str, str]], encode: Encoder | None = None) -> dict[str, float]:
+def decoding_scores(records: list[dict[str, str | float]], encode: Encoder | None = None) -> dict[str, float]:
     """How close decoded texts (`decode_heldout`) come to the backbone's own responses: the share that is exactly the
-    response and, with `encode` (an L2-normalising encoder), the mean cosine to the own response, the mean cosine to
-    the other queries' responses (for scale), and the share of decoded texts nearer to their own query's response
-    than to any other."""
+    response; the mean round trip (genvec's cosine between a query's embedding and its decoded text's; only when
+    every record has one, which a `decoded.jsonl` written before round trips were scored lacks); and, with `encode`
+    (an L2-normalising encoder), the mean cosine to the own response, the mean cosine to the other queries' responses
+    (for scale), and the share of decoded texts nearer to their own query's response than to any other."""
     decoded, responses = [r["decoded"] for r in records], [r["response"] for r in records]
     scores = {"queries": len(records), "exact_match": decoded_match_share(decoded, responses)}
+    if all("round_trip" in record for record in records):
+        scores["round_trip"] = float(np.mean([record["round_trip"] for record in records]))
     if encode is not None:
         similarity = encode(decoded) @ encode(responses).T  # (Q, Q) cosine: the vectors are unit-norm
         own = np.diag(similarity)

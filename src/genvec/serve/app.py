@@ -171,19 +171,24 @@ class _Routes:
                                          max_new_tokens=config.max_new_tokens,
                                          default_truncate=config.truncate == "cut")
         sampling = decoding.Sampling(parsed.temperature, parsed.top_p, parsed.seed) if parsed.do_sample else None
-        decoding.check_decode_arguments(parsed.max_new_tokens, sampling, 1)  # before the model is busy
+        decoding.check_decode_arguments(parsed.max_new_tokens, sampling, 1, best_of=parsed.best_of,
+                                        score=parsed.score)  # before the model is busy
+        instruction = None  # prepared inputs carry theirs; states are read back with the one the request names
         if parsed.texts is not None:
             request.state.inputs = len(parsed.texts)
             source = inputs = await state.prepare(parsed.texts, parsed.options)
         else:
             source, inputs = decoding.check_states(parsed.states, model.hidden_size), None
             request.state.inputs = source.shape[0]
-        texts = await state.run_model(lambda: inference.decode(model, source, max_new_tokens=parsed.max_new_tokens,
-                                                               sampling=sampling),
-                                     weight=request.state.inputs, request=request)
-        return _answer({"object": "list", "model": state.model_name,
-                        "data": [{"object": "decoded", "index": i, "text": text} for i, text in enumerate(texts)]},
-                       inputs)
+            instruction = inference.resolve_instruction(model, instruction=parsed.options.instruction,
+                                                        side=parsed.options.side)
+        decoded = await state.run_model(
+            lambda: inference.decode(model, source, max_new_tokens=parsed.max_new_tokens, sampling=sampling,
+                                     score=parsed.score, best_of=parsed.best_of, instruction=instruction),
+            weight=request.state.inputs * parsed.best_of, request=request)
+        data = [{"object": "decoded", "index": i, "text": item.text, "score": item.score} if parsed.score
+                else {"object": "decoded", "index": i, "text": item} for i, item in enumerate(decoded)]
+        return _answer({"object": "list", "model": state.model_name, "data": data}, inputs)
 
     async def inspect(self, request: Request) -> Response:
         state = self.state

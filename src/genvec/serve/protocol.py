@@ -24,7 +24,7 @@ import numpy as np
 EMBEDDING_FIELDS = {"input", "model", "encoding_format", "dimensions", "user", "input_type", "instruction",
                     "normalize", "truncate"}
 DECODE_FIELDS = {"input", "states", "model", "input_type", "instruction", "max_new_tokens", "do_sample",
-                 "temperature", "top_p", "seed", "truncate"}
+                 "temperature", "top_p", "seed", "truncate", "score", "best_of"}
 INSPECT_FIELDS = {"input", "model", "top_k", "truncate"}
 JSON_MEDIA_TYPE = "application/json"
 
@@ -81,6 +81,8 @@ class DecodeRequest:
     temperature: object  # as sent: the front door checks the sampling numbers
     top_p: object
     seed: object
+    score: bool = False
+    best_of: int = 1
 
 
 def check_content_type(value: str | None) -> None:
@@ -144,9 +146,19 @@ def decode_request(body: dict, *, max_inputs: int, max_new_tokens: int, hidden_s
     if not _is_int(limit) or not 1 <= limit <= max_new_tokens:
         raise ApiError(400, f"max_new_tokens must be an integer from 1 to {max_new_tokens}, got {limit!r}.",
                        param="max_new_tokens", code="invalid_value")
+    best_of = body.get("best_of", 1)
+    if not _is_int(best_of) or best_of < 1:
+        raise ApiError(400, f"best_of must be an integer of 1 or more, got {best_of!r:.40}.", param="best_of",
+                       code="invalid_value")
+    count = len(texts if texts is not None else states)
+    if best_of > max_inputs // count:  # the model decodes every candidate: the per-request limit counts them all
+        raise ApiError(422, f"{count} inputs x best_of {best_of!r:.40} candidates is more than the {max_inputs} this "
+                       "server decodes per request: send fewer inputs or a smaller best_of.", param="best_of",
+                       code="too_many_inputs")
     _string(body, "model")
     return DecodeRequest(texts, states, _options(body, default_truncate), limit, _bool(body, "do_sample", False),
-                         body.get("temperature", 1.0), body.get("top_p", 1.0), body.get("seed"))
+                         body.get("temperature", 1.0), body.get("top_p", 1.0), body.get("seed"),
+                         _bool(body, "score", False), best_of)
 
 
 def inspect_request(body: dict, *, max_top_k: int, default_truncate: bool) -> InspectRequest:

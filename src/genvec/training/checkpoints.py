@@ -30,6 +30,7 @@ TRAINER_STATE = "trainer_state.json"
 OPTIMIZER_STATE = "optimizer.pt"
 TRAINER_STATE_FORMAT = "genvec-trainer-state"
 TRAINER_STATE_VERSION = 1
+ALIGNMENT = ("alignment.weight", "alignment.bias")  # A's tensors among the trainables
 
 
 def save_checkpoint(session: TrainSession) -> Path:
@@ -44,7 +45,7 @@ def save_checkpoint(session: TrainSession) -> Path:
     accelerator.wait_for_everyone()
     write_text_atomic(temporary / f"rng-{accelerator.process_index}.json", json.dumps(_rng_state()))
     # every process: FSDP gathers the shards
-    trainables = full_trainables(session.model)
+    trainables = to_teacher_scale(full_trainables(session.model), session.target_scale)
     optimizer_state = full_optimizer_state(session.model, session.optimizer)
     if accelerator.is_main_process:
         save_model(session.model, temporary, trainables)
@@ -100,13 +101,13 @@ def load_checkpoint(path: Path, session: TrainSession) -> None:
             f"the checkpoint {str(path)!r} is at step {step}, past train.max_steps {max_steps}; raise max_steps to "
             f"at least {step}, or resume from an earlier checkpoint."
         )
-    changed = differences(state.get("run", {}), session.identity)
+    changed = differences(recorded_run(state), session.identity)
     if changed:
         raise TrainingError(
             f"cannot resume from {str(path)!r}: it belongs to another run (" + "; ".join(changed) + "). Resume "
             "with the same data and train settings, or start a new run_dir."
         )
-    load_full_state(session.model, session.optimizer, path)
+    load_full_state(session.model, session.optimizer, path, session.target_scale)
     try:
         session.scheduler.load_state_dict(state["scheduler"])
         rng_file = path / f"rng-{session.accelerator.process_index}.json"
@@ -117,6 +118,20 @@ def load_checkpoint(path: Path, session: TrainSession) -> None:
                             f"delete {str(path)!r} to resume from an earlier checkpoint.") from err
     session.step = session.last_saved = step
     logger.info("resumed from %s at step %d", path, step)
+
+
+def recorded_run(state: dict) -> dict[str, object]:
+    """The run identity a trainer state records; one written before runs set examples aside, or scaled teacher
+    embeddings, set none aside and scaled none."""
+    return {"heldout": 0, "target_scale": "none", **state.get("run", {})}
+
+
+def to_teacher_scale(trainables: dict[str, torch.Tensor], scale: float) -> dict[str, torch.Tensor]:
+    """The trainables as saved: A fitted to teacher embeddings times `scale` (`train.target_scale`), divided by it,
+    so that a saved model's embeddings are in the teacher's scale (A is affine). New tensors; the live ones stay."""
+    if scale == 1.0:
+        return trainables
+    return {name: tensor / scale if name in ALIGNMENT else tensor for name, tensor in trainables.items()}
 
 
 def full_trainables(model: GenVecModel) -> dict[str, torch.Tensor]:
@@ -142,9 +157,11 @@ def full_optimizer_state(model: GenVecModel, optimizer: torch.optim.Optimizer) -
     return get_optimizer_state_dict(model, optimizer, options=options)
 
 
-def load_full_state(model: GenVecModel, optimizer: torch.optim.Optimizer, path: Path) -> None:
-    """Put a checkpoint's whole trainable tensors and optimizer state into the model and optimizer; every process
-    calls it. Under FSDP each process keeps its own shard of them."""
+def load_full_state(
+    model: GenVecModel, optimizer: torch.optim.Optimizer, path: Path, target_scale: float = 1.0
+) -> None:
+    """Put a checkpoint's whole trainable tensors and optimizer state into the model and optimizer, A back in the
+    training scale (see `to_teacher_scale`); every process calls it. Under FSDP each process keeps its own shard."""
     from torch.distributed.checkpoint.state_dict import (
         StateDictOptions,
         set_model_state_dict,
@@ -153,6 +170,7 @@ def load_full_state(model: GenVecModel, optimizer: torch.optim.Optimizer, path: 
 
     weights = read_native_weights(path)
     model.check_trainable_state_dict(weights, source=str(path))
+    weights = {name: tensor * target_scale if name in ALIGNMENT else tensor for name, tensor in weights.items()}
     options = StateDictOptions(full_state_dict=True, strict=False)  # strict=False: the frozen backbone is not there
     set_model_state_dict(model, weights, options=options)
     # weights_only: the optimizer state is tensors and numbers; nothing else is unpickled.
@@ -197,10 +215,11 @@ def find_resume_checkpoint(run_dir: Path, resume: str | None) -> Path | None:
 
 
 def truncate_metrics(path: Path, step: int) -> None:
-    """Keep the metric lines of steps up to `step` (0: none); a torn last line of a killed run is dropped too."""
+    """Keep the metric lines of steps up to `step` (0, a new run: none, not even a step-0 measure of a run killed
+    before its first checkpoint); a torn last line of a killed run is dropped too."""
     if not path.is_file():
         return
-    kept = [line for line, record in _metric_lines(path) if record.get("step", 0) <= step]
+    kept = [line for line, record in _metric_lines(path) if step and record.get("step", 0) <= step]
     with atomic_write(path) as file:
         file.writelines(line + "\n" for line in kept)
 

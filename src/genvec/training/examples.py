@@ -8,6 +8,7 @@ pads one micro-batch. `run_identity` is what a checkpoint records so that a resu
 
 import functools
 import hashlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,8 +78,9 @@ def check_examples(examples: TrainingExamples, batch_size: int) -> None:
         )
 
 
-def run_identity(examples: TrainingExamples, train_config: TrainConfig) -> dict[str, object]:
-    """What must not change between a checkpoint and its resumption: the data and the batch plan."""
+def run_identity(examples: TrainingExamples, train_config: TrainConfig, heldout: int = 0) -> dict[str, object]:
+    """What must not change between a checkpoint and its resumption: the data, the batch plan, and how many examples
+    are set aside (`heldout`)."""
     digest = hashlib.sha256()
     for query, response in zip(examples.queries, examples.responses):
         digest.update(query.encode("utf-8") + b"\x00" + response.encode("utf-8") + b"\x01")
@@ -89,7 +91,26 @@ def run_identity(examples: TrainingExamples, train_config: TrainConfig) -> dict[
         "batch_size": train_config.batch_size,
         "seed": train_config.seed,
         "group_by_length": train_config.group_by_length,
+        "heldout": heldout,
+        "target_scale": train_config.target_scale,
     }
+
+
+def target_scale(teacher_embeddings: np.ndarray, indices: np.ndarray, mode: str) -> float:
+    """The constant the teacher embeddings of a run are multiplied by in training (`train.target_scale`): 1 for
+    "none"; for "unit_rms", 1 / the root-mean-square coordinate of the embeddings of `indices` (the training examples;
+    read in chunks, so a memory-mapped store is never loaded whole)."""
+    if mode == "none":
+        return 1.0
+    squares, chunk = 0.0, 65536
+    for start in range(0, len(indices), chunk):
+        rows = np.asarray(teacher_embeddings[np.sort(indices[start : start + chunk])], dtype=np.float64)
+        squares += float(np.square(rows).sum())
+    rms = math.sqrt(squares / (len(indices) * teacher_embeddings.shape[1]))
+    if not rms > 0:
+        raise TrainingError("train.target_scale unit_rms: every teacher embedding of the training examples is zero; "
+                            "check the target store, or set train.target_scale to none.")
+    return 1.0 / rms
 
 
 def tokenize_examples(model: GenVecModel, examples: TrainingExamples) -> TokenizedExamples:
@@ -150,12 +171,14 @@ def micro_batches(
     return [share[start : start + micro] for start in range(0, len(share), micro)]
 
 
-def collate(micro: np.ndarray, tokenized: TokenizedExamples, model: GenVecModel):
-    """Padded tensors of a micro-batch on the model's device, and its token count."""
+def collate(micro: np.ndarray, tokenized: TokenizedExamples, model: GenVecModel, scale: float = 1.0):
+    """Padded tensors of a micro-batch on the model's device (the teacher embeddings times `scale`), and its token
+    count."""
     query_ids = [tokenized.query_ids[i] for i in micro]
     response_ids = [tokenized.response_ids[i] for i in micro]
     queries = pad_left(query_ids, model.pad_token_id).to(model.device)
     responses = pad_right(response_ids, model.pad_token_id).to(model.device)
-    targets = torch.from_numpy(np.asarray(tokenized.teacher_embeddings[micro], dtype=np.float32)).to(model.device)
+    targets = torch.from_numpy(np.asarray(tokenized.teacher_embeddings[micro], dtype=np.float32) * np.float32(scale))
+    targets = targets.to(model.device)
     tokens = sum(map(len, query_ids)) + sum(map(len, response_ids))
     return queries, responses, targets, tokens

@@ -7,7 +7,9 @@ chosen by a seeded plan that does not depend on the number of devices (`examples
 devices and micro-batches, and every loss term is normalised by the counts of the whole global batch, so the
 gradient equals that of one big batch whatever the split (and a run can resume on another number of devices).
 Every step and checkpoint works on one `TrainSession` (model, optimizer, schedule, Accelerator, step; `optim.py`).
-The examples come from `genvec.pipeline`, checkpoints and resumption are in `checkpoints.py`.
+The examples come from `genvec.pipeline`, checkpoints and resumption are in `checkpoints.py`. A few examples, chosen
+by the seed, are set aside and never trained on: every `train.eval_every` steps the objective is measured on them
+(`heldout.py`) and logged beside the losses, and `training.png` plots both at every checkpoint (`plot.py`).
 """
 
 import contextlib
@@ -26,7 +28,7 @@ from tqdm.auto import tqdm
 from genvec.config import GenVecConfig, TrainConfig
 from genvec.device import check_launch
 from genvec.errors import ConfigError, TrainingError
-from genvec.files import exclusive_lock, lock_file_for
+from genvec.files import atomic_write, exclusive_lock, lock_file_for
 from genvec.model import GenVecModel
 from genvec.pipeline import TrainingExamples, prepare_examples
 from genvec.training.checkpoints import (
@@ -35,8 +37,12 @@ from genvec.training.checkpoints import (
     full_trainables,
     last_metrics,
     load_checkpoint,
+    read_metrics,
+    read_trainer_state,
+    recorded_run,
     save_checkpoint,
     save_model,
+    to_teacher_scale,
     truncate_metrics,
 )
 from genvec.training.examples import (
@@ -46,9 +52,12 @@ from genvec.training.examples import (
     collate,
     micro_batches,
     run_identity,
+    target_scale,
     tokenize_examples,
 )
+from genvec.training.heldout import ExampleSplit, distillation_cosine, heldout_size, split_examples
 from genvec.training.optim import TrainSession, batch_split, clip_gradients, make_optimizer
+from genvec.training.plot import PLOT_FILE, plot_training
 
 logger = logging.getLogger(__name__)
 
@@ -125,22 +134,26 @@ def _train(config: GenVecConfig, examples: TrainingExamples | None, accelerator,
     if accelerator.is_main_process:
         config.to_file(run_dir / RESOLVED_CONFIG)
     tokenized = tokenize_examples(model, examples)
-    session = _start_session(config, model, accelerator, run_dir, run_identity(examples, config.train))
+    heldout = _heldout_count(config.train, len(set(examples.queries)), resume_from, accelerator)
+    split = split_examples(examples.queries, heldout, config.train.seed)
+    scale = target_scale(examples.teacher_embeddings, split.training, config.train.target_scale)
+    session = _start_session(config, model, accelerator, run_dir, run_identity(examples, config.train, heldout), scale)
     if resume_from is not None:
         load_checkpoint(resume_from, session)
     if accelerator.is_main_process:
         # Lines after the checkpoint are logged again; a new run drops the lines of a run killed before its first
         # checkpoint, so metrics.jsonl never holds two runs.
         truncate_metrics(run_dir / METRICS, session.step)
-    _report_start(config.train, accelerator, len(examples), micro_batch, accumulation, session.step)
+    _report_start(config.train, accelerator, split, micro_batch, accumulation, session.step)
     if config.train.report_to != "none":
         accelerator.init_trackers("genvec", config=_flat(config.to_dict()))
-    plan = BatchPlan(tokenized.lengths, config.train.batch_size, config.train.seed, config.train.group_by_length)
-    metrics = _loop(session, tokenized, plan)
+    lengths = tokenized.lengths[split.training]
+    plan = BatchPlan(lengths, config.train.batch_size, config.train.seed, config.train.group_by_length)
+    metrics = _loop(session, tokenized, plan, split)
     if not metrics:  # resumed from the last checkpoint: no step ran, the last logged line holds the final losses
         metrics = last_metrics(run_dir / METRICS)
     model_dir = run_dir / FINAL
-    trainables = full_trainables(model)  # every process: FSDP gathers the shards
+    trainables = to_teacher_scale(full_trainables(model), session.target_scale)  # every process: FSDP gathers
     if accelerator.is_main_process:
         save_model(model, model_dir, trainables)
     accelerator.wait_for_everyone()
@@ -149,41 +162,60 @@ def _train(config: GenVecConfig, examples: TrainingExamples | None, accelerator,
 
 
 def _start_session(
-    config: GenVecConfig, model: GenVecModel, accelerator, run_dir: Path, identity: dict[str, object]
+    config: GenVecConfig, model: GenVecModel, accelerator, run_dir: Path, identity: dict[str, object], scale: float
 ) -> TrainSession:
-    """The model switched for training, its optimizer and schedule, all prepared by Accelerate, at step 0."""
+    """The model switched for training, its optimizer and schedule, all prepared by Accelerate, at step 0; `scale`
+    multiplies the teacher embeddings in training (`train.target_scale`)."""
+    if scale != 1.0:
+        logger.info("train.target_scale %s: teacher embeddings are multiplied by %.6g in training, and saved models' "
+                    "alignment projection divided by it", config.train.target_scale, scale)
     model.activation_checkpointing = config.train.activation_checkpointing
     if config.train.compile:
         model.compile_layers()  # after response generation, which decodes with a KV cache
     optimizer, scheduler = make_optimizer(model, config.train)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
-    return TrainSession(model, wrapped, optimizer, scheduler, accelerator, config.train, run_dir, identity)
+    return TrainSession(model, wrapped, optimizer, scheduler, accelerator, config.train, run_dir, identity,
+                        target_scale=scale)
 
 
-def _loop(session: TrainSession, tokenized: TokenizedExamples, plan: BatchPlan) -> dict[str, float]:
-    """Run optimizer steps from `session.step` to `max_steps`, logging and checkpointing; returns the last metrics."""
+def _loop(
+    session: TrainSession, tokenized: TokenizedExamples, plan: BatchPlan, split: ExampleSplit
+) -> dict[str, float]:
+    """Run optimizer steps from `session.step` to `max_steps`, logging, measuring and checkpointing; returns the last
+    metrics. The plan's batches index `split.training`: held-out examples never reach a step."""
     train_config, accelerator = session.train_config, session.accelerator
     metrics_path = session.run_dir / METRICS
+    eval_every = train_config.eval_every or train_config.save_every
     progress = tqdm(total=train_config.max_steps, initial=session.step, desc="train", unit="step",
                     disable=not accelerator.is_main_process)
     metrics: dict[str, float] = {}
+    measured: dict[str, float] = {}  # the latest held-out measure, shown in the progress bar until the next
+    if len(split.heldout) and session.step == 0:  # where training starts from; a resumed run has this line
+        measured = _measure(session, tokenized, split)
+        _log_metrics(metrics_path, {"step": 0, **measured}, accelerator)
     started = time.perf_counter()
     while session.step < train_config.max_steps:
         step_started = time.perf_counter()
-        metrics = train_step(session, tokenized, plan.batch(session.step))
+        metrics = train_step(session, tokenized, split.training[plan.batch(session.step)])
         session.step += 1
         step = session.step
         if not math.isfinite(metrics["loss"]):
             _stop_on_non_finite(session, metrics)
         step_seconds = time.perf_counter() - step_started
         metrics.update(step=step, step_s=step_seconds, tokens_per_s=metrics.pop("tokens") / step_seconds)
+        evaluates = len(split.heldout) > 0 and (step % eval_every == 0 or step == train_config.max_steps)
+        if evaluates:  # after the step's timing: step_s and tokens_per_s stay the step's own
+            measured = _measure(session, tokenized, split)
+            metrics.update(measured)
         metrics["elapsed_s"] = time.perf_counter() - started
         progress.update(1)
-        progress.set_postfix(_postfix(metrics), refresh=False)
-        if step % train_config.log_every == 0 or step == train_config.max_steps:
+        progress.set_postfix(_postfix({**measured, **metrics}), refresh=False)
+        if evaluates or step % train_config.log_every == 0 or step == train_config.max_steps:
             _log_metrics(metrics_path, metrics, accelerator)
         if step % train_config.save_every == 0 or step == train_config.max_steps:
             save_checkpoint(session)
+            if accelerator.is_main_process:
+                _write_plot(session.run_dir)
     progress.close()
     return metrics
 
@@ -202,7 +234,7 @@ def train_step(session: TrainSession, tokenized: TokenizedExamples, indices: np.
     sums = torch.zeros(3, device=model.device)  # total, reconstruction, alignment of this process's share
     local_tokens = padded_queries = padded_responses = 0
     for position, micro in enumerate(micros):
-        queries, responses, targets, tokens = collate(micro, tokenized, model)
+        queries, responses, targets, tokens = collate(micro, tokenized, model, session.target_scale)
         local_tokens += tokens
         padded_queries += queries.input_ids.numel()
         padded_responses += responses.input_ids.numel()
@@ -225,6 +257,49 @@ def train_step(session: TrainSession, tokenized: TokenizedExamples, indices: np.
             "grad_norm": grad_norm, "tokens": tokens,
             # what the step computed over, pads included: with `tokens`, how much length grouping saves
             "padded_query_tokens": int(padded_queries), "padded_response_tokens": int(padded_responses)}
+
+
+def _measure(session: TrainSession, tokenized: TokenizedExamples, split: ExampleSplit) -> dict[str, float]:
+    """The held-out distillation cosine and the same on as many training examples; every process computes it (FSDP
+    gathers collectively), in micro-batches of the training split's size."""
+    micro, _ = batch_split(session.train_config, session.accelerator.num_processes)
+    heldout = distillation_cosine(session.model, tokenized, split.heldout, micro)
+    seen = distillation_cosine(session.model, tokenized, split.train_probe, micro)
+    if session.accelerator.is_main_process:
+        logger.info("step %d: distillation cosine %.4f on %d held-out examples, %.4f on as many training examples",
+                    session.step, heldout, len(split.heldout), seen)
+    return {"heldout_cosine": heldout, "train_cosine": seen}
+
+
+def _heldout_count(train_config: TrainConfig, count: int, resume_from: Path | None, accelerator) -> int:
+    """How many of `count` distinct queries this run sets aside: `train.heldout` within the share `heldout_size`
+    allows; none when
+    resuming a run whose checkpoint set none aside (it trained on all of them: written before runs set examples
+    aside, or with none to spare), and none under FSDP1. A resumed run that set some aside must set as many."""
+    size = heldout_size(count, train_config.heldout, train_config.batch_size)
+    if size and resume_from is not None and not recorded_run(read_trainer_state(resume_from))["heldout"]:
+        logger.warning("the run of %s set no examples aside (written before held-out evaluation, or with "
+                       "train.heldout 0): it goes on training on all %d queries and measures no held-out cosine; "
+                       "start a new run_dir to measure one", resume_from, count)
+        return 0
+    from accelerate.utils import DistributedType
+
+    if size and accelerator.distributed_type == DistributedType.FSDP and not accelerator.is_fsdp2:
+        logger.warning("held-out evaluation needs FSDP2 (accelerate launch --fsdp_version 2) or DDP; under FSDP1 no "
+                       "examples are set aside and no held-out cosine is measured")
+        return 0
+    return size
+
+
+def _write_plot(run_dir: Path) -> None:
+    """`training.png` from every line of metrics.jsonl, written atomically; nothing without matplotlib (an extra)."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        logger.debug("matplotlib is not installed: no %s", PLOT_FILE)
+        return
+    with atomic_write(run_dir / PLOT_FILE, "wb") as file:
+        file.write(plot_training(read_metrics(run_dir / METRICS), run_dir.name))
 
 
 def _check_tracker(report_to: str) -> None:
@@ -290,24 +365,29 @@ def _log_metrics(path: Path, metrics: dict[str, float], accelerator) -> None:
         accelerator.log({k: v for k, v in metrics.items() if k != "step"}, step=int(metrics["step"]))
 
 
-def _report_start(train_config: TrainConfig, accelerator, count: int, micro: int, accumulation: int, step: int):
+def _report_start(train_config: TrainConfig, accelerator, split: ExampleSplit, micro: int, accumulation: int,
+                  step: int):
     if accelerator.is_main_process:
         logger.info(
-            "training on %d examples: effective batch %d = %d per device x %d device(s) x %d accumulation step(s); "
-            "%s steps from step %d; run directory %s",
-            count, train_config.batch_size, micro, accelerator.num_processes, accumulation,
-            train_config.max_steps, step, train_config.run_dir,
+            "training on %d examples (%d held out): effective batch %d = %d per device x %d device(s) x %d "
+            "accumulation step(s); %s steps from step %d; run directory %s",
+            len(split.training), len(split.heldout), train_config.batch_size, micro, accelerator.num_processes,
+            accumulation, train_config.max_steps, step, train_config.run_dir,
         )
 
 
 def _postfix(metrics: dict[str, float]) -> dict[str, str]:
-    return {
+    postfix = {
         "loss": f"{metrics['loss']:.4f}",
         "rec": f"{metrics['reconstruction']:.4f}",
         "align": f"{metrics['alignment']:.5f}",
         "lr": f"{metrics['learning_rate']:.2e}",
         "tok/s": f"{metrics['tokens_per_s']:.0f}",
     }
+    if "heldout_cosine" in metrics:  # the latest measure, until the next
+        postfix.update({"cos held-out": f"{metrics['heldout_cosine']:.3f}",
+                        "cos train": f"{metrics['train_cosine']:.3f}"})
+    return postfix
 
 
 def _flat(tree: dict, prefix: str = "") -> dict[str, object]:

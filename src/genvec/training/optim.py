@@ -29,6 +29,7 @@ class TrainSession:
     identity: dict[str, object]  # the run's data and batch plan (`examples.run_identity`), kept in every checkpoint
     step: int = 0  # optimizer steps done
     last_saved: int | None = None  # the step of the newest checkpoint of this run
+    target_scale: float = 1.0  # teacher embeddings are multiplied by it in training; saved A is divided by it
 
 
 def make_optimizer(model: GenVecModel, train_config: TrainConfig):

@@ -136,3 +136,14 @@ def test_a_second_evaluation_into_one_output_is_refused_while_one_runs(qwen3_mod
         evaluate(qwen3_model, tmp_path / "bench", output)
     assert not (output / "mteb").exists() and not (output / "scores.json").exists()
     assert evaluate(qwen3_model, tmp_path / "bench", output).main_scores  # once it is released
+
+
+def test_the_cost_per_query_measured_while_scoring_is_kept_for_a_cached_result(qwen3_model, first_run):
+    bench, output, _, written = first_run
+    cost = json.loads((output / "scores.json").read_text())["seconds_per_query"]["genvec/model"]["S"]
+    assert cost > 0 and "Cost per query" in (output / "summary.md").read_text()
+    evaluate(qwen3_model, bench, output)  # nothing is encoded: the cost is the one measured when S was scored
+    assert result_file(output).stat().st_mtime_ns == written
+    assert json.loads((output / "scores.json").read_text())["seconds_per_query"]["genvec/model"]["S"] == cost
+    (measured,) = json.loads((output / "mteb" / RESULT_RECORD).read_text())["measures"].values()
+    assert measured == {"seconds_per_query": cost, "queries": 2 * len(PAIRS)}  # both sides of every pair

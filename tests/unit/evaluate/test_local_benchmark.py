@@ -301,3 +301,120 @@ def test_a_local_tasks_revision_is_its_data_not_where_it_lies(tmp_path):
     assert revisions["a"]["MySTS"] != revisions["b"]["MySTS"]
     assert {k: v for k, v in revisions["a"].items() if k != "MySTS"} == \
         {k: v for k, v in revisions["b"].items() if k != "MySTS"}
+
+
+# ------------------------------------------------------------------------------------------- the BEIR release layout
+
+QRELS_TEST = "query-id\tcorpus-id\tscore\nq0\td0\t1\nq1\td1\t1\nq2\td2\t1\n"
+QRELS_DEV = "query-id\tcorpus-id\tscore\nq3\td3\t1\nq0\td2\t2\n"
+
+
+def write_beir(directory):
+    """The MyRetrieval data of `write_benchmark` as a BEIR download lays it out: qrels/test.tsv and qrels/dev.tsv,
+    BEIR's `metadata` fields, and a query (q3) that only the dev judgements name."""
+    (directory / "qrels").mkdir(parents=True)
+    (directory / "corpus.jsonl").write_text("".join(
+        json.dumps({"_id": i, "title": "", "text": t, "harmful": h, "metadata": {"source": "x"}}) + "\n"
+        for i, t, h in DOCUMENTS))
+    (directory / "queries.jsonl").write_text("".join(
+        json.dumps({"_id": i, "text": t, "metadata": {}}) + "\n" for i, t in [*QUERIES, ("q3", "who is hurt?")]))
+    (directory / "qrels" / "test.tsv").write_text(QRELS_TEST)
+    (directory / "qrels" / "dev.tsv").write_text(QRELS_DEV)
+    (directory / "instructions.yaml").write_text('MyRetrieval:\n  query: "Generate a passage that answers this:"\n'
+                                                 '  document: "Summarize the following passage:"\n')
+    return directory
+
+
+def test_a_beir_download_passed_directly_scores_as_the_qrels_tsv_layout(qwen3_model, tmp_path):
+    write_benchmark(tmp_path / "bench")
+    (tmp_path / "bench" / "MyRetrieval" / "qrels.tsv").write_text(QRELS_TEST)
+    single = next(task for task in read_local_benchmark(tmp_path / "bench")[0] if task.metadata.name == "MyRetrieval")
+    beir_tasks, table = read_local_benchmark(write_beir(tmp_path / "download" / "MyRetrieval"))
+    assert [task.metadata.name for task in beir_tasks] == ["MyRetrieval"] and beir_tasks[0].metadata.eval_splits == [
+        "test"]
+    encoder = mteb_encoder(qwen3_model, instructions=table, name="genvec/tiny")
+    scores = [mteb.evaluate(encoder, [task], cache=None, show_progress_bar=False, raise_error=True)
+              .task_results[0].scores["test"][0] for task in (single, beir_tasks[0])]
+    assert scores[0]["ndcg_at_10"] == scores[1]["ndcg_at_10"]
+    assert scores[0]["any_harm_at_1"] == scores[1]["any_harm_at_1"]
+    # nDCG@10 by hand: one relevant document per query (q3 has no test judgement: not scored), cosine ranking.
+    queries = qwen3_model.encode([t for _, t in QUERIES], instruction=table.instruction("MyRetrieval", "query"))
+    documents = qwen3_model.encode([t for _, t, _ in DOCUMENTS],
+                                   instruction=table.instruction("MyRetrieval", "document"))
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    documents /= np.linalg.norm(documents, axis=1, keepdims=True)
+    order = np.argsort(-(queries @ documents.T), axis=1, kind="stable")
+    ranks = [int(np.where(order[q] == q)[0][0]) for q in range(len(QUERIES))]  # query qi's relevant document is di
+    assert scores[1]["ndcg_at_10"] == pytest.approx(np.mean([1 / np.log2(rank + 2) for rank in ranks]), abs=1e-5)
+
+
+def test_a_beir_tasks_revision_is_the_files_it_reads(tmp_path):
+    directory = write_beir(tmp_path / "MyRetrieval")
+
+    def revision(split="test"):
+        return read_local_benchmark(directory, split=split)[0][0].metadata.revision
+
+    test, dev = revision(), revision("dev")
+    assert test.startswith("local-") and dev.startswith("local-") and test != dev
+    (directory / "qrels" / "dev.tsv").write_text(QRELS_DEV.replace("\t2\n", "\t1\n"))
+    assert revision() == test and revision("dev") != dev  # the test task did not read dev.tsv
+    (directory / "qrels" / "test.tsv").write_text(QRELS_TEST.replace("q2\td2\t1", "q2\td3\t1"))
+    assert revision() != test
+
+
+def test_a_beir_task_scores_the_split_asked_for_and_names_the_splits_it_has(tmp_path):
+    directory = write_beir(tmp_path / "scifact")
+    [task], _ = read_local_benchmark(directory, split="dev")
+    assert task.metadata.name == "scifact" and task.metadata.eval_splits == ["dev"]
+    task.load_data()
+    assert task.dataset["default"]["dev"]["relevant_docs"] == {"q3": {"d3": 1}, "q0": {"d2": 2}}
+    with pytest.raises(InputError, match=r"scifact: no qrels/train.tsv; its qrels/ holds the splits dev, test\. Pass "
+                                         r"one of them as the split") as caught:
+        read_local_benchmark(directory, split="train")
+    assert caught.value.param == "split"
+    with pytest.raises(InputError, match=r"split='\.\./test' is not a split name"):
+        read_local_benchmark(directory, split="../test")
+    (directory / "qrels.tsv").write_text(QRELS_TEST)
+    refused(directory, r"scifact: holds both qrels.tsv and the BEIR layout's qrels/ directory, so which judgements "
+                       r"to score is unclear; keep one")
+    (directory / "qrels.tsv").unlink()
+    (directory / "corpus.jsonl").unlink()
+    refused(directory, r"scifact: a retrieval task needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv \(the BEIR "
+                       r"layout\) or qrels.tsv; corpus.jsonl missing")
+
+
+def test_a_beir_task_inside_a_benchmark_and_the_splits_other_layouts_lack(tmp_path):
+    write_benchmark(tmp_path / "bench")
+    write_beir(tmp_path / "bench" / "scifact")
+    (tmp_path / "bench" / "scifact" / "instructions.yaml").unlink()
+    tasks, _ = read_local_benchmark(tmp_path / "bench")
+    assert [task.metadata.name for task in tasks] == ["MyClasses", "MyClusters", "MyPairs", "MyRetrieval", "MySTS",
+                                                      "scifact"]
+    assert all(task.metadata.eval_splits == ["test"] for task in tasks)
+    # Another split cannot be given to tasks that have none: refused, not scored on their test data.
+    with pytest.raises(InputError, match=r"split='dev', but this classification task \(classification.jsonl\) holds "
+                                         r"one set of data") as caught:
+        read_local_benchmark(tmp_path / "bench", split="dev")
+    assert caught.value.param == "split"
+    with pytest.raises(InputError, match=r"MyRetrieval: split='dev', but its judgements are one file, qrels.tsv"):
+        read_local_benchmark(tmp_path / "bench" / "MyRetrieval", split="dev")
+    # A directory that is a task and holds tasks is ambiguous.
+    (tmp_path / "bench" / "MyRetrieval" / "inner").mkdir()
+    (tmp_path / "bench" / "MyRetrieval" / "inner" / "sts.tsv").write_text("sentence1\tsentence2\tscore\na\tb\t1\n"
+                                                                         "c\td\t2\n")
+    refused(tmp_path / "bench" / "MyRetrieval", r"MyRetrieval holds a task's own files and task subdirectories "
+                                                r"\(inner\); pass the task's directory alone")
+
+
+def test_genvec_evaluate_scores_a_beir_download_on_the_split_asked_for(qwen3_model, tmp_path, capsys):
+    from genvec.cli import main
+
+    directory = write_beir(tmp_path / "MyRetrieval")
+    qwen3_model.save_pretrained(tmp_path / "ckpt")
+    argv = ["evaluate", "--model", str(tmp_path / "ckpt"), "--device", "cpu", "--local", str(directory),
+            "--output", str(tmp_path / "out"), "--split", "dev"]
+    assert main(argv) == 0
+    scored = json.loads((tmp_path / "out" / "scores.json").read_text())["methods"]["genvec/ckpt"]
+    assert list(scored) == ["MyRetrieval"] and scored["MyRetrieval"]["split"] == "dev"
+    assert main([*argv[:-1], "train"]) == 2
+    assert "no qrels/train.tsv; its qrels/ holds the splits dev, test" in capsys.readouterr().err

@@ -1,13 +1,24 @@
 """The quickstart recipes' shared pieces: the run record, the decode stage and its scores."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 from genvec.config import DataConfig, GenVecConfig
+from genvec.decode import Decoded
 from genvec.errors import InputError
-from genvec.quickstart.stages import RUN_FORMAT, decode_heldout, decoding_scores, open_run
+from genvec.quickstart.stages import (
+    RUN_FORMAT,
+    decode_heldout,
+    decoding_scores,
+    open_run,
+    recorded_options,
+    seed_config,
+    seed_dir,
+    seed_stage,
+)
 
 
 def test_a_fresh_run_replaces_only_an_earlier_run_and_records_each_stage(tmp_path):
@@ -70,9 +81,10 @@ class _Decoder:
     def __init__(self) -> None:
         self.calls: list[tuple[int, int, int]] = []
 
-    def decode(self, texts: list[str], *, max_new_tokens: int, batch_size: int) -> list[str]:
+    def decode(self, texts: list[str], *, max_new_tokens: int, batch_size: int, score: bool) -> list[Decoded]:
+        assert score, "the stage asks for round trips"
         self.calls.append((len(texts), max_new_tokens, batch_size))
-        return [f" {text.upper()} " for text in texts]
+        return [Decoded(f" {text.upper()} ", ord(text) / 100) for text in texts]
 
 
 def test_decode_heldout_pairs_each_decoded_text_with_its_response_and_a_rerun_reads_them_back(tmp_path):
@@ -80,7 +92,8 @@ def test_decode_heldout_pairs_each_decoded_text_with_its_response_and_a_rerun_re
     model = _Decoder()
     queries, responses = ["a", "b", "c"], ["A", "x", "C"]
     records = decode_heldout(model, queries, config, tmp_path, responses, show_progress=False)
-    assert records == [{"query": q, "decoded": q.upper(), "response": r} for q, r in zip(queries, responses)]
+    assert records == [{"query": q, "decoded": q.upper(), "response": r, "round_trip": ord(q) / 100}
+                       for q, r in zip(queries, responses)]
     assert model.calls == [(2, 128, 2), (1, 128, 2)]  # batches of the generation size; at most 128 tokens
     assert decode_heldout(model, queries, config, tmp_path, responses, show_progress=False) == records
     assert len(model.calls) == 2
@@ -95,3 +108,35 @@ def test_decoding_scores_by_hand():
     assert scores["cosine_to_own_response"] == pytest.approx(0.9)
     assert scores["cosine_to_other_responses"] == pytest.approx(0.3)
     assert scores["own_response_nearest"] == 1.0
+    assert "round_trip" not in scores  # records without round trips (a decoded.jsonl written before they were scored)
+    scored = [{**records[0], "round_trip": 0.9}, {**records[1], "round_trip": 0.4}]
+    assert decoding_scores(scored) == {"queries": 2, "exact_match": 0.5, "round_trip": pytest.approx(0.65)}
+
+
+def test_each_training_seed_has_its_directory_stage_names_and_seeds_and_shares_the_data(tmp_path):
+    config = GenVecConfig(data=DataConfig(responses=str(tmp_path / "responses.jsonl")))
+    assert seed_dir(tmp_path, 0) == tmp_path and seed_dir(tmp_path, 2) == tmp_path / "seed-2"
+    assert (seed_stage("train", 0, 1), seed_stage("train", 0, 3), seed_stage("decode", 2, 3)) == (
+        "train", "train (seed 0)", "decode (seed 2)")
+    second = seed_config(config, tmp_path, 2)
+    assert second.train.run_dir == str(tmp_path / "seed-2" / "train")
+    assert (second.train.seed, second.tokens.init_seed) == (2, 2)
+    assert second.data == config.data and second.teacher == config.teacher and second.model == config.model
+    first = seed_config(config, tmp_path, 0)
+    assert first.train.run_dir == str(tmp_path / "train") and first.tokens.init_seed == 0
+
+
+def test_the_record_keeps_seeds_only_when_more_than_one(tmp_path):
+    @dataclasses.dataclass
+    class Options:
+        steps: int = 3
+        seeds: int = 1
+        show_progress: bool = True
+
+    assert recorded_options(Options()) == {"steps": 3}  # continues a run recorded before seeds existed
+    assert recorded_options(Options(seeds=3)) == {"steps": 3, "seeds": 3}
+    with open_run(tmp_path / "run", "demo", recorded_options(Options()), fresh=False):
+        pass
+    refused = pytest.raises(InputError, match="holds a demo run with other options \\(seeds: recorded None, now 3\\)")
+    with refused, open_run(tmp_path / "run", "demo", recorded_options(Options(seeds=3)), fresh=False):
+        pass

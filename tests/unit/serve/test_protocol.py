@@ -62,6 +62,13 @@ REFUSED = [  # (check, body, status, param, code)
     (decode, {"input": "a", "max_new_tokens": 2.0}, 400, "max_new_tokens", "invalid_value"),
     (decode, {"input": "a", "do_sample": "true"}, 400, "do_sample", "invalid_type"),
     (decode, {"input": "a", "top_k": 3}, 400, "top_k", "unknown_parameter"),
+    (decode, {"input": "a", "score": "true"}, 400, "score", "invalid_type"),
+    (decode, {"input": "a", "best_of": 0}, 400, "best_of", "invalid_value"),
+    (decode, {"input": "a", "best_of": 2.0}, 400, "best_of", "invalid_value"),
+    (decode, {"input": "a", "best_of": True}, 400, "best_of", "invalid_value"),
+    (decode, {"input": ["a", "b"], "best_of": 2}, 422, "best_of", "too_many_inputs"),  # 4 candidates, at most 2
+    (decode, {"states": [state()], "best_of": 3}, 422, "best_of", "too_many_inputs"),
+    (decode, {"input": "a", "best_of": 10**400}, 422, "best_of", "too_many_inputs"),
     (inspect, {}, 400, "input", "invalid_value"),
     (inspect, {"input": ["a"]}, 400, "input", "invalid_value"),
     (inspect, {"input": "a", "top_k": 6}, 400, "top_k", "invalid_value"),
@@ -103,6 +110,20 @@ def test_inspect_takes_truncate_as_the_other_routes_do():
     parsed = inspect({"input": "a", "top_k": 2, "truncate": True})
     assert (parsed.text, parsed.top_k, parsed.options.truncate) == ("a", 2, "cut")
     assert protocol.inspect_request({"input": "a"}, max_top_k=10, default_truncate=True).options.truncate == "cut"
+
+
+def test_decode_takes_score_and_best_of_and_leaves_sampling_to_the_front_door():
+    parsed = decode({"input": "a"})
+    assert (parsed.score, parsed.best_of) == (False, 1)
+    parsed = decode({"input": "a", "score": True, "best_of": 2})
+    assert (parsed.score, parsed.best_of, parsed.do_sample) == (True, 2, False)
+    with pytest.raises(InputError, match="best_of=2 needs sampling") as refused:  # the app asks before decoding
+        decoding.check_decode_arguments(parsed.max_new_tokens, None, 1, best_of=parsed.best_of, score=parsed.score)
+    assert refused.value.param == "best_of"
+    decoding.check_decode_arguments(8, decoding.Sampling(seed=1), 1, best_of=2, score=True)
+    with pytest.raises(ApiError, match=r"1 inputs x best_of 10{39} candidates is more than the 2 ") as big:
+        decode({"input": "a", "best_of": 10**400})
+    assert len(str(big.value)) < 300
 
 
 def test_what_the_model_accepts_is_left_to_the_front_door():
