@@ -59,6 +59,13 @@ def qwen3_model(backbone_dirs):
     return _tiny_model(backbone_dirs["qwen3"])
 
 
+@pytest.fixture(scope="module")
+def served_model(backbone_dirs):
+    """The Qwen3 tiny model, seeded, once per test module: the model the serving tests' servers and clients share."""
+    torch.manual_seed(0)
+    return _tiny_model(backbone_dirs["qwen3"])
+
+
 def _tiny_model(directory) -> GenVecModel:
     return GenVecModel.from_backbone(
         str(directory), num_special_tokens=4, num_compression_tokens=2, embedding_dim=EMBEDDING_DIM, dtype="fp32",

@@ -8,14 +8,16 @@ One path from texts to what the model computes of them:
 2. `embed`, `compress`, `decode` or `inspect` runs the prepared inputs, batched by one rule (`collate.length_batches`:
    longest first, at most `batch_size` texts and the device's padded tokens), an instruction shared by every text
    read once (design decision 10), and `normalize_rows` the one normaliser.
-3. `identity` names which model this is, for every manifest, cache key and mteb revision.
+3. `relevance` and `rank` score documents against queries (cosine of a query-side and a document-side embedding) for
+   `rerank` and the server's rerank and score routes.
+4. `identity` names which model this is, for every manifest, cache key and mteb revision.
 
-`GenVecModel` gets its text-reading methods (`encode`, `encode_query`, `encode_document`, `compress`, `decode`,
-`inspect`, `identity`) from `InferenceMixin`, as transformers' models get `generate` from `GenerationMixin`: users
-call the model, the model calls this module, and this module calls the method (`special_states`,
-`compression_states`, `embed`, in `model.py`) through the `Method` protocol. The library, the CLI, the server, bulk
-encoding, the mteb encoder and the framework adapters all come through here, so one text and side give one vector,
-and an over-long text is cut or refused the same way, whichever door it came through.
+`GenVecModel` gets its text-reading methods (`encode`, `encode_query`, `encode_document`, `rerank`, `compress`,
+`decode`, `inspect`, `identity`) from `InferenceMixin`, as transformers' models get `generate` from
+`GenerationMixin`: users call the model, the model calls this module, and this module calls the method
+(`special_states`, `compression_states`, `embed`, in `model.py`) through the `Method` protocol. The library, the
+CLI, the server, bulk encoding, the mteb encoder and the framework adapters all come through here, so one text and
+side give one vector, and an over-long text is cut or refused the same way, whichever door it came through.
 
 What it does not do: the method itself (`model.py`), generation and the logit lens (`decode.py`), HTTP (`serve/`).
 
@@ -343,6 +345,28 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
+@dataclasses.dataclass(frozen=True)
+class Ranked:
+    """One document of a ranking: its index in the documents given and its relevance (a cosine, -1 to 1)."""
+
+    index: int
+    score: float
+
+
+def relevance(queries: np.ndarray, documents: np.ndarray) -> np.ndarray:
+    """Cosine of every query embedding (Q, D) with every document embedding (N, D): (Q, N) float32."""
+    return normalize_rows(queries) @ normalize_rows(documents).T
+
+
+def rank(scores: np.ndarray, top_n: int | None = None) -> list[Ranked]:
+    """Documents by one query's `scores` (N,), most relevant first (equal scores in the order given); the first
+    `top_n` (None: all)."""
+    if top_n is not None:
+        check_positive_int(top_n, "top_n")
+    order = np.argsort(-scores, kind="stable")[:top_n]
+    return [Ranked(int(index), float(scores[index])) for index in order]
+
+
 def identity(model: Method) -> str:
     """32 hex digits naming what a model computes: its backbone's architecture and tokenizer, the dtype it runs in,
     the settings that shape its inputs, and its trainable tensors. Two models with one identity give one vector of
@@ -478,6 +502,33 @@ class InferenceMixin:
         inputs = prepare(self, texts, side="document", truncate=truncate, max_length=max_length)
         warn_if_cut(inputs)  # here, not through `encode`, so the warning points at the caller's line
         return embed(self, inputs, batch_size=batch_size, normalize=normalize, show_progress=show_progress)
+
+    def rerank(
+        self: Method, query: str, documents: Sequence[str], *, instruction: str | None = None,
+        top_n: int | None = None, truncate: Truncate = "cut", batch_size: int = 32, max_length: int | None = None,
+    ) -> list[Ranked]:
+        """`documents` ordered by relevance to `query`: the cosine between the query's embedding (the model's query
+        instruction, or `instruction`) and each document's (its document instruction), most relevant first.
+
+        Returns:
+            The first `top_n` (None: all) as `Ranked(index, score)`: the document's index in `documents` and the
+            cosine; equal scores keep the order given.
+
+        Example:
+            >>> [(hit.index, round(hit.score, 3)) for hit in model.rerank("who wrote Hamlet?", passages, top_n=3)]
+        """
+        if not isinstance(query, str):
+            raise InputError(f"rerank() takes one query (a string), got {type(query).__name__}.", param="query")
+        if top_n is not None:
+            check_positive_int(top_n, "top_n")
+        question = prepare(self, [query], instruction=instruction, side=None if instruction is not None else "query",
+                           truncate=truncate, max_length=max_length, what="query")
+        passages = prepare(self, documents, side="document", truncate=truncate, max_length=max_length,
+                           what="documents")
+        warn_if_cut(question)
+        warn_if_cut(passages)
+        scores = relevance(embed(self, question, batch_size=batch_size), embed(self, passages, batch_size=batch_size))
+        return rank(scores[0], top_n)
 
     def compress(
         self: Method, texts: Sequence[str] | str, *, instruction: str | None = None, side: Side | None = None,

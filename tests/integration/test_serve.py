@@ -54,17 +54,6 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def served_model(backbone_dirs):
-    import torch
-
-    from genvec import GenVecModel
-
-    torch.manual_seed(0)
-    return GenVecModel.from_backbone(str(backbone_dirs["qwen3"]), num_special_tokens=4, num_compression_tokens=2,
-                                     embedding_dim=16, dtype="fp32", device="cpu")
-
-
-@pytest.fixture(scope="module")
 def served(served_model):
     server = Server(served_model, api_key=KEY)
     server.wait_ready()
@@ -183,7 +172,7 @@ def bad_requests(model) -> list[tuple[str, str, object, dict, int, str | None]]:
          "encoding_format"),
         ("bad dimensions", "/v1/embeddings", {"input": "x", "dimensions": 8}, auth, 400, "dimensions"),
         ("unknown parameter", "/v1/embeddings", {"input": "x", "temperature": 0.5}, auth, 400, "temperature"),
-        ("bad input_type", "/v1/embeddings", {"input": "x", "input_type": "passage"}, auth, 400, "input_type"),
+        ("bad input_type", "/v1/embeddings", {"input": "x", "input_type": "classification"}, auth, 400, "input_type"),
         ("normalize not a bool", "/v1/embeddings", {"input": "x", "normalize": "yes"}, auth, 400, "normalize"),
         ("model not a string", "/v1/embeddings", {"input": "x", "model": 7}, auth, 400, "model"),
         ("missing key", "/v1/embeddings", {"input": "x"}, {}, 401, None),
@@ -237,7 +226,7 @@ def bad_requests(model) -> list[tuple[str, str, object, dict, int, str | None]]:
         ("decode too many candidates", "/v1/decode", {"input": ["x"] * 2, "do_sample": True, "best_of": 33}, auth,
          422, "best_of"),
         ("decode states read back with an unknown side", "/v1/decode",
-         {"states": [[[0.0] * h] * k], "input_type": "passage", "score": True}, auth, 400, "input_type"),
+         {"states": [[[0.0] * h] * k], "input_type": "sideways", "score": True}, auth, 400, "input_type"),
         # decode states of JSON booleans, which numpy would read as 1.0 and 0.0
         ("decode states of booleans", "/v1/decode", {"states": [[[True] * h] * k]}, auth, 400, "states"),
         ("decode states with one false", "/v1/decode",
@@ -325,9 +314,10 @@ def test_probes_and_info(served, served_model):
     assert info["embedding_dim"] == served_model.embedding_dim
     assert info["num_special_tokens"] == served_model.num_special_tokens
     assert info["max_input_tokens"] == inference.text_limit(served_model) and info["instructions"]["query"]
-    assert [m.id for m in client(served).models.list().data] == ["tiny-genvec"]
+    names = [m.id for m in client(served).models.list().data]  # the model and its instruction-bound aliases
+    assert names == ["tiny-genvec", "tiny-genvec-query", "tiny-genvec-document"]
     assert client(served).models.retrieve("tiny-genvec").id == "tiny-genvec"  # as OpenAI's GET /v1/models/{id}
-    with pytest.raises(openai.NotFoundError, match="does not exist; this server serves 'tiny-genvec'") as missing:
+    with pytest.raises(openai.NotFoundError, match="does not exist; this server serves tiny-genvec, ") as missing:
         client(served).models.retrieve("text-embedding-3-small")
     assert missing.value.body["code"] == "model_not_found"
     assert httpx.get(served.url + "/v1/models/tiny-genvec").status_code == 401  # behind the key

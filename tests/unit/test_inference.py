@@ -127,3 +127,34 @@ def test_decode_settings_name_their_parameter(qwen3_model):
     with pytest.raises(InputError, match="exactly one of texts") as both:
         qwen3_model.decode(["a"], states=torch.zeros(1, 2, qwen3_model.hidden_size))
     assert both.value.param == "texts"
+
+
+def test_rerank_orders_documents_by_the_cosine_of_query_and_document_embeddings(qwen3_model):
+    documents = ["the sea is deep", "a cat sleeps", "ships cross the sea", "bread and butter"]
+    query = qwen3_model.encode_query(["what lies under the sea?"], normalize=True)[0]
+    passages = qwen3_model.encode_document(documents, normalize=True)
+    cosines = passages @ query
+    ranked = qwen3_model.rerank("what lies under the sea?", documents)
+    assert [hit.index for hit in ranked] == sorted(range(4), key=lambda i: -cosines[i])
+    np.testing.assert_allclose([hit.score for hit in ranked], sorted(cosines, reverse=True), atol=1e-5)
+    assert qwen3_model.rerank("what lies under the sea?", documents, top_n=2) == ranked[:2]
+    # an instruction replaces the query side's; documents keep theirs
+    told = qwen3_model.encode(["what lies under the sea?"], instruction="Refute:", normalize=True)[0]
+    hits = qwen3_model.rerank("what lies under the sea?", documents, instruction="Refute:")
+    np.testing.assert_allclose(sorted(hit.score for hit in hits), sorted(passages @ told), atol=1e-5)
+
+
+def test_rank_keeps_the_given_order_for_equal_scores_and_refuses_a_bad_top_n(qwen3_model):
+    ranked = inference.rank(np.array([0.5, 0.9, 0.5, 0.1], dtype=np.float32))
+    assert [hit.index for hit in ranked] == [1, 0, 2, 3]
+    assert [hit.index for hit in inference.rank(np.array([0.5, 0.9, 0.5]), top_n=10)] == [1, 0, 2]
+    for top_n in (0, -1, 1.5, True):
+        with pytest.raises(InputError) as refused:
+            qwen3_model.rerank("q", ["a", "b"], top_n=top_n)
+        assert refused.value.param == "top_n"
+    with pytest.raises(InputError) as refused:
+        qwen3_model.rerank(["q"], ["a"])
+    assert refused.value.param == "query"
+    with pytest.raises(InputError) as refused:
+        qwen3_model.rerank("q", ["a", 3])
+    assert (refused.value.param, refused.value.index) == ("documents", 1)

@@ -5,6 +5,7 @@ checks that span sections and raises them all in one `ConfigError`. The attribut
 """
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -14,6 +15,8 @@ MAX_EMBEDDING_DIM = 65_536
 MAX_NEW_TOKENS = 32_768
 # Seeds are handed to numpy and torch, which take non-negative integers below 2**63 (torch) or 2**64 (numpy).
 MAX_SEED = 2**63 - 1
+# A serve prompt's name: it becomes part of a model alias (MODEL-NAME) and TEI's prompt_name.
+PROMPT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 DEFAULT_INSTRUCTIONS = {
     "query": "Generate a passage that best answers this question:",
@@ -334,6 +337,19 @@ class ServeConfig:
     """How long a request's body may take to arrive; later: 408, and the connection is closed."""
     max_unfinished_bodies: int = 32
     """Request bodies that may be arriving at once (each holds up to max_body_bytes); one more: 503 with Retry-After."""
+    prompts: dict[str, str] = field(default_factory=dict)
+    """Instructions by name, beside the model's own `query` and `document` ones, e.g. {"arguana": "Generate text that
+    refutes this claim"}. Each name is served as the model alias MODEL-NAME (a request's `model` picks its
+    instruction: clients that send only `model` and `input` get the right embedding) and as TEI's `prompt_name`."""
+    max_rerank_documents: int = 1000
+    """The most documents one rerank or score request may hold (more: 422)."""
+    max_rerank_tokens: int = 262144
+    """The most tokens (query and documents, instructions included) one rerank or score request may hold (more: 422)."""
+    otlp_endpoint: str | None = None
+    """OpenTelemetry: send a trace of every request (spans for tokenisation, queueing, the model batch and
+    serialisation) to this OTLP/HTTP endpoint, e.g. http://localhost:4318 (needs the `otel` extra); None: no tracing."""
+    otlp_service_name: str = "genvec"
+    """The service.name the traces carry."""
 
     def problems(self) -> list[str]:
         """Every invalid value of this section, one line each."""
@@ -341,7 +357,8 @@ class ServeConfig:
         if not 0 <= self.port <= 65535:
             problems.append(f"serve.port: must be between 0 and 65535, got {self.port}")
         for name in ("max_batch_tokens", "max_batch_texts", "max_inputs", "max_body_bytes", "max_queue_texts",
-                     "max_new_tokens", "max_decode_inputs", "max_unfinished_bodies"):
+                     "max_new_tokens", "max_decode_inputs", "max_unfinished_bodies", "max_rerank_documents",
+                     "max_rerank_tokens"):
             if getattr(self, name) < 1:
                 problems.append(f"serve.{name}: must be >= 1, got {getattr(self, name)}")
         for name in ("header_timeout_seconds", "body_timeout_seconds"):
@@ -354,6 +371,14 @@ class ServeConfig:
             problems.append(f"serve.truncate: must be error or cut, got {self.truncate!r}")
         if not self.host:
             problems.append("serve.host: must not be empty")
+        for name, instruction in self.prompts.items():
+            if not PROMPT_NAME.fullmatch(name) or name in ("query", "document"):
+                problems.append(f"serve.prompts: a name must be letters, digits, '.', '_' or '-' and not query or "
+                                f"document (the model's own), got {name!r}")
+            if not instruction.strip():
+                problems.append(f"serve.prompts.{name}: the instruction is empty")
+        if self.otlp_endpoint is not None and not self.otlp_endpoint.startswith(("http://", "https://")):
+            problems.append(f"serve.otlp_endpoint: must be an http:// or https:// address, got {self.otlp_endpoint!r}")
         return problems
 
 

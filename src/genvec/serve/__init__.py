@@ -1,12 +1,14 @@
 """`genvec serve`: an OpenAI-compatible embedding server that also decodes (`app.py`), its request checks
-(`protocol.py`) and its batching (`batcher.py`); `serve` starts one with uvicorn.
+(`protocol.py`), the other servers' routes (`dialects.py`: TEI, Ollama, Cohere / Jina rerank, vLLM score), its
+batching (`batcher.py`) and its traces (`tracing.py`); `serve` starts one with uvicorn.
 
 Its settings are the `serve` section of `GenVecConfig` (`ServeConfig`); the CLI builds it from a config file, the
 `GENVEC_SERVE_<FIELD>` environment variables and its flags (`GenVecConfig.from_layers`). The API key is no config
 field, so that it is never written into a config file: `serve(api_key=...)`, or `GENVEC_API_KEY` for the CLI (white
 space around it is dropped; an empty one is refused).
 
-Needs the `serve` extra (`pip install 'genvec[serve]'`: fastapi, uvicorn, prometheus-client).
+Needs the `serve` extra (`pip install 'genvec[serve]'`: fastapi, uvicorn, prometheus-client); tracing
+(`otlp_endpoint`) the `otel` extra too (`pip install 'genvec[otel]'`).
 """
 
 import contextlib

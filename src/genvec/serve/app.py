@@ -1,27 +1,31 @@
 """The genvec HTTP server: OpenAI-compatible embeddings, plus decoding and the logit lens (FastAPI).
 
 Routes: `POST /v1/embeddings` (and `/embeddings`), `POST /v1/decode`, `POST /v1/inspect`, `GET /v1/models` (and
-`/v1/models/{id}`), `GET /info`, and the open probes `GET /health` (alive), `GET /ready` (model loaded and warm; 503
-before) and `GET /metrics` (Prometheus). With an API key every other route needs `Authorization: Bearer KEY`
-(compared in constant time).
+`/v1/models/{id}`: the model and its instruction-bound aliases, `protocol.Prompts`), `GET /info`, the other servers'
+routes (`dialects.py`: TEI's, Ollama's, Cohere / Jina rerank, vLLM score), and the open probes `GET /health`
+(alive), `GET /ready` (model loaded and warm; 503 before) and `GET /metrics` (Prometheus). With an API key every
+other route needs `Authorization: Bearer KEY` (compared in constant time).
 
 A request goes through four steps, one function each: its body is parsed and bounded (`protocol.py`: body size,
 fields, number of inputs); its texts are prepared by the model's front door (`genvec.inference.prepare`: the
 instruction, tokenising once, the length policy; short requests on the event loop, long ones in a small thread
 pool); the model runs them (embeddings are coalesced into model batches by `batcher.py`; decode and inspect run in
-the model's own thread, never on the event loop); the answer is written. An `InputError` of the front door becomes
-a 400 (a 422 for a text too long with truncation off) naming the field, without checking anything twice; a cut text
-is counted on /metrics and in the `X-Genvec-Truncated` header. Errors always have the OpenAI shape
-(`protocol.ApiError`); a client that hangs up before its body has arrived is no error of the server's: 499 on
-/metrics and in the access log, no traceback. Every request is logged as one JSON line on the `genvec.serve.access`
-logger. Requests uvicorn cannot parse as HTTP at all (a bad request line, a broken Content-Length or chunk) never
-reach the app: `connections.py` answers them with a 400 in the OpenAI shape and closes the connection.
+the model's own thread, never on the event loop); the answer is written. An `InputError` of the front door becomes a
+400 (a 422 for a text too long with truncation off) naming the field, without checking anything twice; a cut text is
+counted on /metrics and in the `X-Genvec-Truncated` header. Errors have the OpenAI shape (`protocol.ApiError`), or
+TEI's or Ollama's on their routes (`dialects.error_response`); a client that hangs up before its body has arrived is
+no error of the server's: 499 on /metrics and in the access log, no traceback. Every request is logged as one JSON
+line on the `genvec.serve.access` logger. Requests uvicorn cannot parse as HTTP at all (a bad request line, a broken
+Content-Length or chunk) never reach the app: `connections.py` answers them with a 400 in the OpenAI shape and
+closes the connection. With `otlp_endpoint`, each request (but the probes) is also one trace: its steps note their
+times, and `tracing.py` turns them into spans once the request is answered.
 
 What it does not do: load files or models a client names (the `model` field is reported, never followed), or
 keep anything between requests.
 """
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import json
@@ -44,8 +48,8 @@ from genvec.config.sections import ServeConfig
 from genvec.errors import GenVecError, InputError, InputTooLongError
 from genvec.inference import Inputs
 from genvec.model import GenVecModel
-from genvec.serve import protocol
-from genvec.serve.batcher import Batcher, Overloaded
+from genvec.serve import dialects, protocol, tracing
+from genvec.serve.batcher import Batcher, Overloaded, Timing
 from genvec.serve.protocol import ApiError
 from genvec.version import __version__
 
@@ -55,6 +59,7 @@ access_logger = logging.getLogger("genvec.serve.access")
 OPEN_ROUTES = {"/health", "/ready", "/metrics"}
 MAX_TOP_K = 100
 INLINE_TOKENIZE_CHARS = 4096  # requests of at most this many characters are prepared on the event loop
+TOKENIZER_THREADS = 2  # longer requests are prepared in this many threads
 TRUNCATED_HEADER = "X-Genvec-Truncated"  # how many of the request's texts were cut
 WAITING_PER_DECODE_INPUT = 4  # decode and inspect inputs that may wait for the model, per max_decode_inputs
 CLIENT_GONE = 499  # the status nginx logs for a client that closed the connection before the answer
@@ -92,7 +97,7 @@ def create_app(load: Callable[[], GenVecModel] | GenVecModel, config: ServeConfi
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
     routes = _Routes(state)
-    for path, method, handler in routes.table():
+    for path, method, handler in routes.table() + dialects.DialectRoutes(state, routes.json_body, _answer).table():
         app.add_api_route(path, handler, methods=[method])
     # The route paths once: the middleware labels metrics with them.
     app.add_middleware(_Around, state=state, route_paths={route.path for route in app.routes})
@@ -128,26 +133,35 @@ class _Routes:
         return self.state.info()
 
     async def models(self) -> dict:
-        return {"object": "list", "data": [self._model_card()]}
+        """The model and its aliases, each alias with the instruction it binds."""
+        return {"object": "list", "data": [self._model_card(name) for name in self._model_names()]}
 
     async def model(self, model_id: str) -> dict:
-        """OpenAI's `models.retrieve`: the served model by its name; 404 in the OpenAI shape for any other."""
-        if model_id != self.state.model_name:
-            raise ApiError(404, f"the model {model_id!r} does not exist; this server serves "
-                           f"{self.state.model_name!r}.", param="model", code="model_not_found")
-        return self._model_card()
+        """OpenAI's `models.retrieve`: the served model or an alias by its name; 404 in the OpenAI shape for any
+        other."""
+        if model_id not in self._model_names():
+            raise ApiError(404, f"the model {model_id!r:.120} does not exist; this server serves "
+                           f"{', '.join(self._model_names())}.", param="model", code="model_not_found")
+        return self._model_card(model_id)
 
-    def _model_card(self) -> dict:
-        return {"id": self.state.model_name, "object": "model", "created": 0, "owned_by": "genvec"}
+    def _model_names(self) -> list[str]:
+        return [self.state.model_name, *self.state.prompts.aliases()]
 
-    async def _json_body(self, request: Request) -> dict:
+    def _model_card(self, name: str) -> dict:
+        card = {"id": name, "object": "model", "created": 0, "owned_by": "genvec"}
+        prompt = self.state.prompts.aliases().get(name)
+        if prompt is not None:
+            card.update(parent=self.state.model_name, prompt_name=prompt, instruction=self.state.prompts.named[prompt])
+        return card
+
+    async def json_body(self, request: Request) -> dict:
         """The request's JSON object: 415 for another Content-Type (before the body is read), then read and parsed."""
         protocol.check_content_type(request.headers.get("content-type"))
         return protocol.parse_json(await self.state.read_body(request))
 
     async def embeddings(self, request: Request) -> Response:
         state, config = self.state, self.state.config
-        body = await self._json_body(request)
+        body = await self.json_body(request)
         model = state.require_model()
         parsed = protocol.embedding_request(body, max_inputs=config.max_inputs, embedding_dim=model.embedding_dim,
                                             default_truncate=config.truncate == "cut")
@@ -165,7 +179,7 @@ class _Routes:
 
     async def decode(self, request: Request) -> Response:
         state, config = self.state, self.state.config
-        body = await self._json_body(request)
+        body = await self.json_body(request)
         model = state.require_model()
         parsed = protocol.decode_request(body, max_inputs=config.max_decode_inputs, hidden_size=model.hidden_size,
                                          max_new_tokens=config.max_new_tokens,
@@ -180,8 +194,7 @@ class _Routes:
         else:
             source, inputs = decoding.check_states(parsed.states, model.hidden_size), None
             request.state.inputs = source.shape[0]
-            instruction = inference.resolve_instruction(model, instruction=parsed.options.instruction,
-                                                        side=parsed.options.side)
+            instruction = state.instruction(parsed.options)
         decoded = await state.run_model(
             lambda: inference.decode(model, source, max_new_tokens=parsed.max_new_tokens, sampling=sampling,
                                      score=parsed.score, best_of=parsed.best_of, instruction=instruction),
@@ -192,7 +205,7 @@ class _Routes:
 
     async def inspect(self, request: Request) -> Response:
         state = self.state
-        body = await self._json_body(request)
+        body = await self.json_body(request)
         model = state.require_model()
         parsed = protocol.inspect_request(body, max_top_k=MAX_TOP_K, default_truncate=state.config.truncate == "cut")
         request.state.inputs = 1
@@ -202,16 +215,21 @@ class _Routes:
         return _answer({"object": "inspection", "model": state.model_name, **lens.to_dict()}, inputs)
 
 
-def _answer(body: dict, inputs: Inputs | None) -> Response:
+def _answer(body: dict | list, inputs: Inputs | None) -> Response:
     """The JSON answer, with how many texts were cut. json.dumps directly: FastAPI's default encoder walks every
     float in Python (a third of an embeddings request's time)."""
+    trace = tracing.current()
+    started = time.perf_counter() if trace is not None else 0.0
     headers = {TRUNCATED_HEADER: str(len(inputs.cut))} if inputs is not None else None
-    return Response(json.dumps(body, separators=(",", ":"), ensure_ascii=False), media_type="application/json",
-                    headers=headers)
+    response = Response(json.dumps(body, separators=(",", ":"), ensure_ascii=False), media_type="application/json",
+                        headers=headers)
+    if trace is not None:
+        trace.add("serialize", started, time.perf_counter(), bytes=len(response.body))
+    return response
 
 
 async def _api_error(request: Request, err: ApiError) -> Response:
-    return _error_response(err)
+    return _error_response(err, request.url.path)
 
 
 async def _input_error(request: Request, err: InputError) -> Response:
@@ -220,7 +238,7 @@ async def _input_error(request: Request, err: InputError) -> Response:
     hint = " (over this API: send truncate: true)" if too_long else ""
     return _error_response(ApiError(422 if too_long else 400, f"{err}{hint}",
                                     param=protocol.PARAMS.get(err.param, err.param),
-                                    code="input_too_long" if too_long else "invalid_value"))
+                                    code="input_too_long" if too_long else "invalid_value"), request.url.path)
 
 
 async def _client_gone(request: Request, err: ClientDisconnect) -> Response:
@@ -232,13 +250,13 @@ async def _client_gone(request: Request, err: ClientDisconnect) -> Response:
 async def _http_error(request: Request, err: HTTPException) -> Response:
     codes = {404: "not_found", 405: "method_not_allowed"}
     return _error_response(ApiError(err.status_code, f"{request.method} {request.url.path}: {err.detail}",
-                                    code=codes.get(err.status_code)))
+                                    code=codes.get(err.status_code)), request.url.path)
 
 
 async def _internal_error(request: Request, err: Exception) -> Response:
     logger.exception("request %s %s failed", request.method, request.url.path)
     return _error_response(ApiError(500, "the server failed on this request; its log has the details.",
-                                    kind="server_error", code="internal_error"))
+                                    kind="server_error", code="internal_error"), request.url.path)
 
 
 class _Around:
@@ -258,6 +276,7 @@ class _Around:
         path = scope["path"]
         scope.setdefault("state", {})["inputs"] = 0  # the handlers set request.state.inputs
         status = 500  # unless a response starts: an unhandled error is answered 500 by the outer middleware
+        trace = self.state.tracer.begin(scope) if path not in OPEN_ROUTES else None  # None without tracing
 
         async def sending(message) -> None:
             nonlocal status
@@ -270,13 +289,15 @@ class _Around:
                 try:
                     self.state.authorize(Headers(scope=scope).get("authorization"))
                 except ApiError as err:
-                    return await _error_response(err)(scope, receive, sending)
+                    return await _error_response(err, path)(scope, receive, sending)
             await self.app(scope, receive, sending)
         finally:
             route = scope.get("route")  # set once routed; a request refused before (401) is named by its path
             label = route.path if route is not None else (path if path in self.route_paths else "unmatched")
             seconds = time.perf_counter() - started
             self.state.metrics.observe(label, status, seconds)
+            if trace is not None:
+                self.state.tracer.end(trace, label, status, scope["state"].get("inputs", 0))
             if access_logger.isEnabledFor(logging.INFO):
                 client = scope.get("client")
                 access_logger.info(json.dumps({
@@ -286,10 +307,9 @@ class _Around:
                 }))
 
 
-def _error_response(err: ApiError) -> Response:
-    """The error in the OpenAI shape, as ASCII JSON: a lone surrogate a message quotes cannot break the answer."""
-    return Response(json.dumps(err.body()), status_code=err.status, headers=err.headers,
-                    media_type="application/json")
+def _error_response(err: ApiError, path: str) -> Response:
+    """The error in the shape of the route's dialect (OpenAI's, or TEI's or Ollama's on their routes)."""
+    return dialects.error_response(err, path)
 
 
 class _ServerState:
@@ -302,10 +322,13 @@ class _ServerState:
         self.model: GenVecModel | None = None
         self.ready = False
         self.failed = False
+        self.started = time.time()
         self.instructions: dict[str, str] = {}
+        self.prompts = protocol.Prompts(model_name, {})
         self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="genvec-model")
-        self.tokenizer_threads = ThreadPoolExecutor(2, thread_name_prefix="genvec-tokenize")
+        self.tokenizer_threads = ThreadPoolExecutor(TOKENIZER_THREADS, thread_name_prefix="genvec-tokenize")
         self.metrics = _Metrics()
+        self.tracer = tracing.make_tracer(config)
         self.batcher: Batcher | None = None
         self.model_waiting = 0
         self.unfinished_bodies = 0  # requests whose bodies are still arriving (read_body)
@@ -315,6 +338,7 @@ class _ServerState:
         try:
             model = load if isinstance(load, GenVecModel) else await loop.run_in_executor(self.model_thread, load)
             self.instructions = {k: v for k, v in model.config.model.instructions.items() if v}
+            self.prompts = protocol.Prompts(self.model_name, {**self.instructions, **self.config.prompts})
             await loop.run_in_executor(self.model_thread, lambda: model.encode(["warm up"], show_progress=False))
         except Exception as err:
             # The details (paths, the loader's message) go to the log only, never to a client.
@@ -324,7 +348,8 @@ class _ServerState:
                 self.on_load_failure(err)
             return
         self.model = model
-        self.batcher = Batcher(lambda ids: inference.embed(model, Inputs(ids), batch_size=len(ids)), self.model_thread,
+        self.batcher = Batcher(lambda ids, instruction: inference.embed(model, Inputs(ids, instruction=instruction),
+                                                                        batch_size=len(ids)), self.model_thread,
                                max_batch_tokens=self.config.max_batch_tokens,
                                max_batch_texts=self.config.max_batch_texts,
                                max_queue_texts=self.config.max_queue_texts,
@@ -338,6 +363,8 @@ class _ServerState:
             await self.batcher.stop()
         self.model_thread.shutdown(wait=True)
         self.tokenizer_threads.shutdown(wait=True)
+        if self.tracer.enabled:  # send the spans still waiting
+            await asyncio.to_thread(self.tracer.shutdown)
 
     def not_ready(self) -> ApiError:
         if self.failed:
@@ -405,13 +432,20 @@ class _ServerState:
             if unfinished:
                 self.unfinished_bodies -= 1
 
-    async def prepare(self, texts: list[str], options: protocol.TextOptions) -> Inputs:
-        """The texts as the model reads them (the front door; long requests in a tokenizer thread); cut ones counted."""
+    def instruction(self, options: protocol.TextOptions) -> str | None:
+        """The instruction a request asks for (by model alias, prompt name, input_type or instruction)."""
+        return self.prompts.instruction(options, functools.partial(inference.resolve_instruction, self.model))
+
+    async def prepare(self, texts: list[str], options: protocol.TextOptions, what: str = "input") -> Inputs:
+        """The texts as the model reads them (the front door; long requests in a tokenizer thread); cut ones counted.
+        `what`: the texts' field in error messages."""
+        trace = tracing.current()
+        started = time.perf_counter() if trace is not None else 0.0
         model = self.model
+        instruction = self.instruction(options)
 
         def prepare() -> Inputs:
-            return inference.prepare(model, texts, instruction=options.instruction, side=options.side,
-                                     truncate=options.truncate, what="input")
+            return inference.prepare(model, texts, instruction=instruction, truncate=options.truncate, what=what)
 
         if sum(len(text) for text in texts) <= INLINE_TOKENIZE_CHARS:  # short: no thread hand-off
             inputs = prepare()
@@ -419,17 +453,34 @@ class _ServerState:
             inputs = await asyncio.get_running_loop().run_in_executor(self.tokenizer_threads, prepare)
         if inputs.cut:
             self.metrics.truncations.inc(len(inputs.cut))
+        if trace is not None:
+            trace.add("tokenize", started, time.perf_counter(), texts=len(texts), tokens=inputs.num_tokens)
         return inputs
 
     async def embed(self, inputs: Inputs, request: Request) -> np.ndarray:
         """Embeddings of prepared texts, coalesced with other requests' texts; 429 when the queue is full. If the
         client hangs up meanwhile, its texts not yet in a batch are withdrawn (ClientDisconnect)."""
+        return (await self.embed_parts([inputs], request))[0]
+
+    async def embed_parts(self, parts: list[Inputs], request: Request) -> list[np.ndarray]:
+        """`embed` of several prepared inputs at once (a query side and a document side): each is submitted with its
+        instruction, so the batcher puts it only in batches that read that instruction once."""
+        trace, timing, queued = tracing.current(), Timing(), time.perf_counter()
+        submitted = []
         try:
-            vectors = self.batcher.submit(inputs.ids)
+            for part in parts:
+                submitted.append(self.batcher.submit(part.ids, timing, key=part.instruction))
         except Overloaded as err:
+            for future in submitted:
+                future.cancel()
             raise ApiError(429, f"the server is busy ({err}); retry after a second.", kind="overloaded",
                            code="overloaded", headers={"Retry-After": "1"}) from err
-        return await _unless_hung_up(request, vectors)
+        try:
+            return await _unless_hung_up(request, asyncio.gather(*submitted))
+        finally:
+            if trace is not None:
+                trace.add_model(queued, timing.first_start, timing.last_end, batches=timing.batches,
+                                texts=sum(len(part) for part in parts), padded_tokens=timing.padded_tokens)
 
     async def run_model(self, work: Callable, weight: int, request: Request):
         """Run `work` in the model thread (after the batches ahead of it); 429 when too much is waiting. If the client
@@ -440,13 +491,20 @@ class _ServerState:
                            kind="overloaded", code="overloaded", headers={"Retry-After": "1"})
         self.model_waiting += weight
         loop = asyncio.get_running_loop()
+        trace, queued = tracing.current(), time.perf_counter()
+        if trace is not None:
+            work = timed = tracing.Timed(work)
         job = self.model_thread.submit(work)
 
         def finished(_) -> None:
             loop.call_soon_threadsafe(self._done_waiting, weight)
 
         job.add_done_callback(finished)  # withdrawn or ended, in the model thread or here
-        return await _unless_hung_up(request, asyncio.wrap_future(job))
+        try:
+            return await _unless_hung_up(request, asyncio.wrap_future(job))
+        finally:
+            if trace is not None:
+                trace.add_model(queued, timed.started, timed.ended, batches=1, texts=request.state.inputs)
 
     def _done_waiting(self, weight: int) -> None:
         self.model_waiting -= weight
@@ -470,6 +528,15 @@ class _ServerState:
                        "body_timeout_seconds": config.body_timeout_seconds,
                        "max_unfinished_bodies": config.max_unfinished_bodies},
             "auth": self.key_digest is not None,
+            "aliases": {alias: self.prompts.named[name] for alias, name in self.prompts.aliases().items()},
+            "rerank": {"max_documents": config.max_rerank_documents, "max_tokens": config.max_rerank_tokens},
+            # TEI's /info fields, for clients and dashboards that read them
+            "model_id": self.model_name, "model_sha": None, "model_dtype": str(model.dtype).removeprefix("torch."),
+            "model_type": {"embedding": {"pooling": "genvec"}}, "max_input_length": inference.text_limit(model),
+            "max_client_batch_size": config.max_inputs, "max_batch_tokens": config.max_batch_tokens,
+            "max_batch_requests": config.max_batch_texts, "max_concurrent_requests": config.max_queue_texts,
+            "tokenization_workers": TOKENIZER_THREADS, "auto_truncate": config.truncate == "cut",
+            "version": __version__, "prompts": self.prompts.named,
         }
 
 

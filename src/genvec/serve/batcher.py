@@ -5,7 +5,9 @@ A single worker task builds each batch around the next text of the request whose
 takes a window of up to four batches' worth of texts round-robin from the waiting requests (one text of each in
 turn, then the next of each), and adds the window's texts nearest the anchor's length until the batch's padded size
 (texts x longest) would pass `max_batch_tokens` or it holds `max_batch_texts`. That request then goes to the back
-of the turn order. So a large request is split into model batches by the server, small requests share them, and a
+of the turn order. A batch holds only texts with the anchor's instruction (the `key` of `submit`), so the model
+reads that instruction once for the whole batch (`inference`'s shared prefix) however requests with different
+instructions interleave. So a large request is split into model batches by the server, small requests share them, and a
 request that arrives behind two huge ones waits a few batches, not for all their texts (fairness by request, not by
 arrival); batches stay homogeneous in length, as texts of similar length fill them. The model runs a batch in the
 model thread, off the event loop, while new requests queue up behind it. When more than `max_queue_texts` texts
@@ -13,6 +15,10 @@ wait, `submit` raises `Overloaded`.
 
 `submit` answers a future: cancelling it (the client went away) withdraws the request's texts that are not yet in a
 batch, so they never reach the model; a batch already running is finished and its rows for that request dropped.
+
+Each request's `Timing` notes when its texts went through the model (the first batch that held any of them started,
+the last one ended), in how many batches and with how many padded tokens: the server's traces are made from it after
+the fact, so nothing here knows of tracing.
 
 With `wait_seconds`, the batch after an answered one may wait that long at most for as many texts as were queued
 plus as many as were just answered: clients that send their next text as soon as they get an answer then share
@@ -25,6 +31,7 @@ client that hung up).
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -39,15 +46,30 @@ class Overloaded(Exception):
     """The queue is full; the caller should answer 429 with Retry-After."""
 
 
+@dataclass(slots=True)
+class Timing:
+    """When one request's texts went through the model (`time.perf_counter()` seconds; 0.0 before its first batch):
+    the start of the first batch that held any of them and the end of the last, how many batches held them, and their
+    padded tokens (each text counted at its batch's longest length)."""
+
+    first_start: float = 0.0
+    last_end: float = 0.0
+    batches: int = 0
+    padded_tokens: int = 0
+
+
 @dataclass(eq=False)
 class _Job:
     """One request: its future, its texts not yet in a batch (index, ids; longest first), the rows computed so far."""
 
     future: asyncio.Future
     size: int
+    timing: Timing
     rows: deque = field(default_factory=deque)
     vectors: np.ndarray | None = None
     remaining: int = 0  # rows not yet computed
+    batch: int = -1  # the number of the last batch that held one of its texts
+    key: str | None = None  # its texts' instruction: a batch holds texts of one key
 
 
 _Text = tuple[_Job, int, list[int]]  # a request, the text's index in it, its token ids
@@ -56,7 +78,7 @@ _Text = tuple[_Job, int, list[int]]  # a request, the text's index in it, its to
 class Batcher:
     def __init__(
         self,
-        run: Callable[[list[list[int]]], np.ndarray],
+        run: Callable[[list[list[int]], str | None], np.ndarray],
         executor: Executor,
         *,
         max_batch_tokens: int,
@@ -74,6 +96,7 @@ class Batcher:
         self.jobs: deque[_Job] = deque()  # requests with texts waiting, in turn order
         self.waiting = 0  # texts waiting in them (not those of withdrawn requests)
         self.expected, self.deadline = 0, 0.0  # texts the next batch may wait for, until this loop time
+        self.batches = 0  # batches run so far
         self.wakeup = asyncio.Event()
         self.worker: asyncio.Task | None = None
 
@@ -91,9 +114,10 @@ class Batcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.worker
 
-    def submit(self, ids: list[list[int]]) -> asyncio.Future:
+    def submit(self, ids: list[list[int]], timing: Timing | None = None, key: str | None = None) -> asyncio.Future:
         """A future of the embeddings (rows in the order of `ids`), set once every text has been through a batch.
-        Cancel it to withdraw the texts not yet in a batch.
+        Cancel it to withdraw the texts not yet in a batch. `timing`, if given, is filled in as the batches run.
+        `key`: the instruction every text of `ids` starts with (None: none); `run` gets it with each batch.
 
         Raises:
             Overloaded: the queue would pass `max_queue_texts`.
@@ -101,7 +125,8 @@ class Batcher:
         assert ids, "submit() needs at least one text"
         if self.waiting and self.waiting + len(ids) > self.max_queue_texts:
             raise Overloaded(f"{self.waiting} texts are waiting (limit {self.max_queue_texts})")
-        job = _Job(asyncio.get_running_loop().create_future(), len(ids), remaining=len(ids))
+        job = _Job(asyncio.get_running_loop().create_future(), len(ids), timing or Timing(), remaining=len(ids),
+                   key=key)
         job.rows.extend(sorted(enumerate(ids), key=lambda item: -len(item[1])))
         job.future.add_done_callback(lambda _: self._withdraw(job))
         self.jobs.append(job)
@@ -127,26 +152,39 @@ class Batcher:
             if not batch:  # every waiting request was withdrawn meanwhile
                 continue
             rows = [row for _, _, row in batch]
+            started = time.perf_counter()
             try:
-                vectors = await loop.run_in_executor(self.executor, self.run, rows)
+                vectors = await loop.run_in_executor(self.executor, self.run, rows, batch[0][0].key)
             except Exception as err:  # noqa: BLE001  whatever the model raised, every waiting request learns it
                 for job, _, _ in batch:
                     if not job.future.done():
                         job.future.set_exception(err)
                 self.expected = 0
                 continue
+            ended = time.perf_counter()
+            self.batches += 1
             if self.on_batch is not None:
-                self.on_batch(len(rows), len(rows) * max(len(row) for row in rows))
-            self._answer(batch, vectors)
+                self.on_batch(len(rows), len(rows) * len(rows[0]))  # the batch is longest first
+            self._answer(batch, vectors, started, ended)
             # Clients just answered often send again at once: the next batch may wait briefly for as many texts.
             self.expected = min(self.max_batch_texts, self.waiting + len(rows))
             self.deadline = loop.time() + self.wait_seconds
 
-    def _answer(self, batch: list[_Text], vectors: np.ndarray) -> None:
-        """Put each row where its request expects it; a request with all its rows gets its answer."""
+    def _answer(self, batch: list[_Text], vectors: np.ndarray, started: float, ended: float) -> None:
+        """Put each row where its request expects it; a request with all its rows gets its answer. Each request's
+        timing notes the batch (run from `started` to `ended`)."""
+        longest = len(batch[0][2])  # the batch is longest first
         for (job, index, _), vector in zip(batch, vectors):
             if job.future.done():  # the client went away, or an earlier batch failed
                 continue
+            timing = job.timing
+            if job.batch != self.batches:  # the request's first text in this batch
+                job.batch = self.batches
+                if not timing.batches:
+                    timing.first_start = started
+                timing.batches += 1
+                timing.last_end = ended
+            timing.padded_tokens += longest
             if job.vectors is None:
                 job.vectors = np.empty((job.size, vectors.shape[1]), dtype=np.float32)
             job.vectors[index] = vector
@@ -174,8 +212,9 @@ class Batcher:
         return self.waiting * longest >= self.max_batch_tokens
 
     def _take(self) -> list[_Text]:
-        """The next batch: the anchor (the next text of the request whose turn it is) and the texts of the window
-        nearest its length, within the token and text bounds. The window's other texts go back to their requests."""
+        """The next batch: the anchor (the next text of the request whose turn it is) and the texts of the window with
+        its key nearest its length, within the token and text bounds. The window's other texts go back to their
+        requests."""
         for job in self.jobs:
             if job.future.done():  # withdrawn now, not when its callback runs: `waiting` must not count it
                 self._withdraw(job)
@@ -183,7 +222,9 @@ class Batcher:
         if not self.jobs:
             return []
         window = self._window()
-        ranked = sorted(window, key=lambda item: -len(item[2]))  # longest first; a stable sort
+        key = window[0][0].key  # the anchor's: the batch reads one instruction
+        # longest first; a stable sort
+        ranked = sorted((item for item in window if item[0].key == key), key=lambda item: -len(item[2]))
         low = next(i for i, item in enumerate(ranked) if item is window[0])
         low, high = self._around(ranked, low)
         batch = ranked[low:high]

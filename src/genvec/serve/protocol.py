@@ -15,6 +15,7 @@ What it does not do: tokenise or run the model (`genvec.serve.app` does).
 
 import base64
 import binascii
+import itertools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 EMBEDDING_FIELDS = {"input", "model", "encoding_format", "dimensions", "user", "input_type", "instruction",
-                    "normalize", "truncate"}
+                    "prompt_name", "normalize", "truncate"}
 DECODE_FIELDS = {"input", "states", "model", "input_type", "instruction", "max_new_tokens", "do_sample",
                  "temperature", "top_p", "seed", "truncate", "score", "best_of"}
 INSPECT_FIELDS = {"input", "model", "top_k", "truncate"}
@@ -44,16 +45,83 @@ class ApiError(Exception):
 
 # The front door's parameter names, as this API calls them.
 PARAMS = {"texts": "input", "text": "input", "side": "input_type"}
+# The `input_type` values clients send (OpenAI-style extra field, NVIDIA NIM, Voyage, Cohere, Jina) and the side of
+# the model each means.
+SIDES = {"query": "query", "search_query": "query", "retrieval.query": "query",
+         "document": "document", "passage": "document", "search_document": "document",
+         "retrieval.passage": "document"}
 
 
 @dataclass(frozen=True)
 class TextOptions:
-    """How a request's texts are turned into model input: an instruction or a side, and whether long ones may be
-    cut ("cut") or are refused ("error")."""
+    """How a request's texts are turned into model input: the instruction it asks for (an instruction, a side, a
+    model alias or a prompt name: `Prompts.instruction` picks one), and whether long ones may be cut ("cut") or are
+    refused ("error")."""
 
     instruction: str | None
     side: str | None
     truncate: str
+    model: str | None = None
+    prompt_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """The instructions a request may name: the model's own (`query`, `document`) and the server's `serve.prompts`.
+    Each is also a model alias, `MODEL-NAME`: clients that send only `model` and `input` pick it by name."""
+
+    model_name: str
+    named: dict[str, str]
+    """Instruction by prompt name."""
+
+    def aliases(self) -> dict[str, str]:
+        """Model alias -> prompt name."""
+        return {f"{self.model_name}-{name}": name for name in self.named}
+
+    def instruction(self, options: TextOptions, model_instruction) -> str | None:
+        """The instruction `options` ask for, None for none. `model_instruction(instruction=, side=)` is the front
+        door's `resolve_instruction` for this model (its errors name the field). A request may name its instruction
+        in several ways (model alias, prompt_name, input_type or instruction) as long as they agree.
+
+        Raises:
+            ApiError: 404 for a `model` that looks like an alias of this model but is none, 400 for an unknown
+                prompt_name or when two ways name different instructions.
+        """
+        asked = []  # (how it was named, the instruction)
+        alias = self._alias(options.model)
+        if alias is not None:
+            asked.append((f"model {options.model!r}", self.named[alias]))
+        if options.prompt_name is not None:
+            if options.prompt_name not in self.named:
+                raise ApiError(400, f"prompt_name {options.prompt_name!r:.80} is not one of this server's prompts: "
+                               f"{', '.join(sorted(self.named))}.", param="prompt_name", code="invalid_value")
+            asked.append((f"prompt_name {options.prompt_name!r}", self.named[options.prompt_name]))
+        explicit = model_instruction(instruction=options.instruction, side=options.side)
+        if explicit is not None:
+            how = f"input_type (the {options.side} side)" if options.side is not None else "instruction"
+            asked.append((how, explicit))
+        for (first, instruction), (second, other) in itertools.pairwise(asked):
+            if other != instruction:
+                raise ApiError(400, f"{first} asks for the instruction {instruction!r:.120} but {second} asks for "
+                               f"{other!r:.120}; send one of them.", param="model" if alias else "prompt_name",
+                               code="conflicting_instructions")
+        return asked[0][1] if asked else None
+
+    def _alias(self, model: str | None) -> str | None:
+        """The prompt name `model` is an alias of; None for the model's own name or a name of another kind (reported,
+        never followed, as before aliases). A name that starts like an alias but is none is refused: a typo would
+        silently embed without the instruction the client meant."""
+        if model is None or model == self.model_name:
+            return None
+        prefix = f"{self.model_name}-"
+        if model.startswith(prefix):
+            name = model[len(prefix):]
+            if name not in self.named:
+                raise ApiError(404, f"the model {model!r:.120} does not exist; this server serves "
+                               f"{self.model_name!r} and its aliases {', '.join(sorted(self.aliases()))}.",
+                               param="model", code="model_not_found")
+            return name
+        return None
 
 
 @dataclass(frozen=True)
@@ -117,37 +185,36 @@ def parse_json(raw: bytes) -> dict:
 
 
 def embedding_request(body: dict, *, max_inputs: int, embedding_dim: int, default_truncate: bool) -> EmbeddingRequest:
-    _known(body, EMBEDDING_FIELDS)
+    known(body, EMBEDDING_FIELDS)
     texts = _texts(body, max_inputs)
     encoding = body.get("encoding_format", "float")
     if encoding not in ("float", "base64"):
         raise ApiError(400, f"encoding_format must be \"float\" or \"base64\", got {encoding!r}.",
                        param="encoding_format", code="invalid_value")
     dimensions = body.get("dimensions")
-    if dimensions is not None and (not _is_int(dimensions) or dimensions != embedding_dim):
+    if dimensions is not None and (not is_int(dimensions) or dimensions != embedding_dim):
         raise ApiError(400, f"dimensions={dimensions!r} is not supported: this model's embeddings have "
                        f"{embedding_dim} dimensions and are not truncatable; leave dimensions out (or pass "
                        f"{embedding_dim}).", param="dimensions", code="unsupported_value")
-    normalize = _bool(body, "normalize", True)
-    _string(body, "model")
-    _string(body, "user")
-    return EmbeddingRequest(texts, _options(body, default_truncate), encoding == "base64", normalize)
+    normalize = boolean(body, "normalize", True)
+    string(body, "user")
+    return EmbeddingRequest(texts, text_options(body, default_truncate), encoding == "base64", normalize)
 
 
 def decode_request(body: dict, *, max_inputs: int, max_new_tokens: int, hidden_size: int,
                    default_truncate: bool) -> DecodeRequest:
-    _known(body, DECODE_FIELDS)
+    known(body, DECODE_FIELDS)
     if ("input" in body) == ("states" in body):
         raise ApiError(400, "give exactly one of input (texts to embed and decode) and states (compression states, "
                        "K x H each).", param="input", code="invalid_value")
     texts = _texts(body, max_inputs) if "input" in body else None
     states = _states(body["states"], max_inputs, hidden_size) if "states" in body else None
     limit = body.get("max_new_tokens", 128)
-    if not _is_int(limit) or not 1 <= limit <= max_new_tokens:
+    if not is_int(limit) or not 1 <= limit <= max_new_tokens:
         raise ApiError(400, f"max_new_tokens must be an integer from 1 to {max_new_tokens}, got {limit!r}.",
                        param="max_new_tokens", code="invalid_value")
     best_of = body.get("best_of", 1)
-    if not _is_int(best_of) or best_of < 1:
+    if not is_int(best_of) or best_of < 1:
         raise ApiError(400, f"best_of must be an integer of 1 or more, got {best_of!r:.40}.", param="best_of",
                        code="invalid_value")
     count = len(texts if texts is not None else states)
@@ -155,23 +222,22 @@ def decode_request(body: dict, *, max_inputs: int, max_new_tokens: int, hidden_s
         raise ApiError(422, f"{count} inputs x best_of {best_of!r:.40} candidates is more than the {max_inputs} this "
                        "server decodes per request: send fewer inputs or a smaller best_of.", param="best_of",
                        code="too_many_inputs")
-    _string(body, "model")
-    return DecodeRequest(texts, states, _options(body, default_truncate), limit, _bool(body, "do_sample", False),
+    return DecodeRequest(texts, states, text_options(body, default_truncate), limit, boolean(body, "do_sample", False),
                          body.get("temperature", 1.0), body.get("top_p", 1.0), body.get("seed"),
-                         _bool(body, "score", False), best_of)
+                         boolean(body, "score", False), best_of)
 
 
 def inspect_request(body: dict, *, max_top_k: int, default_truncate: bool) -> InspectRequest:
-    _known(body, INSPECT_FIELDS)
+    known(body, INSPECT_FIELDS)
     text = body.get("input")
     if not isinstance(text, str) or not text.strip():
         raise ApiError(400, "input must be one non-empty string.", param="input", code="invalid_value")
     top_k = body.get("top_k", 10)
-    if not _is_int(top_k) or not 1 <= top_k <= max_top_k:
+    if not is_int(top_k) or not 1 <= top_k <= max_top_k:
         raise ApiError(400, f"top_k must be an integer from 1 to {max_top_k}, got {top_k!r}.", param="top_k",
                        code="invalid_value")
-    _string(body, "model")
-    truncate = _bool(body, "truncate", default_truncate)
+    string(body, "model")
+    truncate = boolean(body, "truncate", default_truncate)
     return InspectRequest(text, top_k, TextOptions(None, None, "cut" if truncate else "error"))
 
 
@@ -185,7 +251,7 @@ def encode_vector(vector: np.ndarray, as_base64: bool) -> list[float] | str:
 # ------------------------------------------------------------------------------------------------- fields
 
 
-def _known(body: dict, allowed: set[str]) -> None:
+def known(body: dict, allowed: set[str]) -> None:
     unknown = sorted(_shown(name) for name in set(body) - allowed)
     if unknown:
         raise ApiError(400, f"unrecognized request argument supplied: {', '.join(unknown)} (this route takes "
@@ -195,28 +261,33 @@ def _known(body: dict, allowed: set[str]) -> None:
 def _texts(body: dict, max_inputs: int) -> list[str]:
     if "input" not in body:
         raise ApiError(400, "input is required: a string or a list of strings.", param="input", code="missing_input")
-    value = body["input"]
-    texts = [value] if isinstance(value, str) else value
-    if not isinstance(texts, list):
-        raise ApiError(400, f"input must be a string or a list of strings, got {type(value).__name__}.",
-                       param="input", code="invalid_type")
-    if not texts:
-        raise ApiError(400, "input is an empty list; send at least one text.", param="input", code="empty_input")
-    if len(texts) > max_inputs:
-        raise ApiError(422, f"input holds {len(texts)} texts; this server takes at most {max_inputs} per request "
-                       "(it batches them itself); send the rest in further requests.", param="input",
+    return texts(body["input"], "input", max_inputs)
+
+
+def texts(value: Any, name: str, max_inputs: int) -> list[str]:
+    """The field `name`'s texts: a string or a list of 1 to `max_inputs` strings, none blank (400; 422 for too
+    many)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ApiError(400, f"{name} must be a string or a list of strings, got {type(value).__name__}.",
+                       param=name, code="invalid_type")
+    if not items:
+        raise ApiError(400, f"{name} is an empty list; send at least one text.", param=name, code="empty_input")
+    if len(items) > max_inputs:
+        raise ApiError(422, f"{name} holds {len(items)} texts; this server takes at most {max_inputs} per request "
+                       "(it batches them itself); send the rest in further requests.", param=name,
                        code="too_many_inputs")
-    for index, text in enumerate(texts):
+    for index, text in enumerate(items):
         if not isinstance(text, str):
             hint = (" Token ids are not accepted (the server tokenises with the model's own tokenizer); with "
-                    "LangChain's OpenAIEmbeddings pass check_embedding_ctx_length=False.") if _is_int(text) or (
-                isinstance(text, list) and all(_is_int(x) for x in text)) else ""
-            raise ApiError(400, f"input[{index}] is {type(text).__name__}, not a string.{hint}", param="input",
+                    "LangChain's OpenAIEmbeddings pass check_embedding_ctx_length=False.") if is_int(text) or (
+                isinstance(text, list) and all(is_int(x) for x in text)) else ""
+            raise ApiError(400, f"{name}[{index}] is {type(text).__name__}, not a string.{hint}", param=name,
                            code="invalid_type")
         if not text.strip():
-            raise ApiError(400, f"input[{index}] is empty or only whitespace; every text needs content.",
-                           param="input", code="empty_input")
-    return texts
+            raise ApiError(400, f"{name}[{index}] is empty or only whitespace; every text needs content.",
+                           param=name, code="empty_input")
+    return items
 
 
 def _states(value: Any, max_inputs: int, hidden_size: int) -> list[np.ndarray]:
@@ -244,21 +315,33 @@ def _states(value: Any, max_inputs: int, hidden_size: int) -> list[np.ndarray]:
     return rows
 
 
-def _options(body: dict, default_truncate: bool) -> TextOptions:
-    _string(body, "input_type")
-    _string(body, "instruction")
-    truncate = _bool(body, "truncate", default_truncate)
-    return TextOptions(body.get("instruction"), body.get("input_type"), "cut" if truncate else "error")
+def text_options(body: dict, default_truncate: bool) -> TextOptions:
+    for name in ("input_type", "instruction", "prompt_name", "model"):
+        string(body, name)
+    truncate = boolean(body, "truncate", default_truncate)
+    return TextOptions(body.get("instruction"), side(body.get("input_type")), "cut" if truncate else "error",
+                       body.get("model"), body.get("prompt_name"))
 
 
-def _bool(body: dict, name: str, default: bool) -> bool:
+def side(input_type: str | None) -> str | None:
+    """The model side an `input_type` means (`SIDES`); 400 for another value."""
+    if input_type is None:
+        return None
+    if input_type not in SIDES:
+        raise ApiError(400, f"input_type {input_type!r:.80} is not one this server knows: "
+                       f"{', '.join(SIDES)}; for another task send its instruction (instruction field) or a model "
+                       "alias (GET /v1/models lists them).", param="input_type", code="invalid_value")
+    return SIDES[input_type]
+
+
+def boolean(body: dict, name: str, default: bool) -> bool:
     value = body.get(name, default)
     if not isinstance(value, bool):
         raise ApiError(400, f"{name} must be true or false, got {value!r}.", param=name, code="invalid_type")
     return value
 
 
-def _string(body: dict, name: str) -> None:
+def string(body: dict, name: str) -> None:
     if name in body and body[name] is not None and not isinstance(body[name], str):
         raise ApiError(400, f"{name} must be a string, got {type(body[name]).__name__}.", param=name,
                        code="invalid_type")
@@ -269,7 +352,7 @@ def _shown(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -164,6 +164,22 @@ def test_serve_and_eval_are_sections_with_documented_checked_fields():
         GenVecConfig().with_overrides(["--eval.similarity", "l2"])
 
 
+def test_serve_prompts_are_named_instructions_read_from_a_file_or_the_command_line(tmp_path):
+    (tmp_path / "config.yaml").write_text("serve:\n  prompts:\n    refute: Generate text that refutes this claim\n")
+    config = GenVecConfig.from_layers(tmp_path / "config.yaml")
+    assert config.serve.prompts == {"refute": "Generate text that refutes this claim"}
+    config = GenVecConfig().with_overrides(["--serve.prompts", '{"arguana": "Refute:", "scifact": "Verify:"}'])
+    assert config.serve.prompts == {"arguana": "Refute:", "scifact": "Verify:"}
+    with pytest.raises(ConfigError) as caught:
+        GenVecConfig().with_overrides({"serve.prompts": {"query": "x", "two words": "y", "ok": " "},
+                                       "serve.otlp_endpoint": "localhost:4318", "serve.max_rerank_documents": 0})
+    lines = str(caught.value).splitlines()[1:]
+    assert sum("a name must be letters, digits" in line for line in lines) == 2  # 'query' and 'two words'
+    assert "serve.prompts.ok: the instruction is empty" in lines
+    assert "serve.otlp_endpoint: must be an http:// or https:// address, got 'localhost:4318'" in lines
+    assert "serve.max_rerank_documents: must be >= 1, got 0" in lines
+
+
 def test_layers_apply_in_order_defaults_file_environment_overrides(tmp_path):
     (tmp_path / "config.yaml").write_text("serve:\n  port: 1001\n  max_inputs: 7\n  host: 0.0.0.0\n"
                                           "eval:\n  batch_size: 8\n")

@@ -20,7 +20,7 @@ def run_clients(wait_seconds: float, clients: int, requests: int, think: float =
     `think` x (its index % 4) seconds after each answer). The batch sizes the model saw, the rows, the seconds."""
     sizes = []
 
-    def run(ids):
+    def run(ids, key=None):
         sizes.append(len(ids))
         time.sleep(model_seconds)
         return np.array([[float(len(row))] for row in ids], dtype=np.float32)
@@ -75,7 +75,7 @@ def recorded_batches(requests: list[list[list[int]]], max_texts: int, max_tokens
     coroutine, what it was before it could be withdrawn.)"""
     batches = []
 
-    def run(ids):
+    def run(ids, key=None):
         batches.append([row[0] for row in ids])
         return np.array([[float(row[0]), float(len(row))] for row in ids], dtype=np.float32)
 
@@ -119,7 +119,7 @@ def test_batches_stay_within_their_bounds_and_group_texts_of_similar_length():
 def test_a_withdrawn_request_s_texts_never_reach_the_model():
     batches, first_batch = [], threading.Event()
 
-    def run(ids):
+    def run(ids, key=None):
         first_batch.wait(5)
         batches.append(len(ids))
         return np.zeros((len(ids), 1), dtype=np.float32)
@@ -140,3 +140,27 @@ def test_a_withdrawn_request_s_texts_never_reach_the_model():
     waiting, shape = asyncio.run(main())
     assert waiting == 0 and shape == (1, 1)
     assert batches == [4, 1]  # the batch running when the client left was finished; its other 36 texts never ran
+
+
+def test_a_batch_holds_texts_of_one_instruction_and_the_model_is_told_which():
+    seen = []
+
+    def run(ids, key=None):
+        seen.append((key, sorted({row[0] for row in ids})))
+        return np.array([[float(row[0])] for row in ids], dtype=np.float32)
+
+    async def main():
+        batcher = Batcher(run, ThreadPoolExecutor(1), max_batch_tokens=10_000, max_batch_texts=8,
+                          max_queue_texts=1000)
+        batcher.start()
+        # requests of two instructions interleaved, same lengths: without keys they would share batches
+        futures = [batcher.submit([[i] * 4] * 3, key="query:" if i % 2 else "document:") for i in range(6)]
+        results = await asyncio.gather(*futures)
+        await batcher.stop()
+        return results
+
+    results = asyncio.run(main())
+    assert [result[:, 0].tolist() for result in results] == [[float(i)] * 3 for i in range(6)]
+    for key, requests in seen:  # every batch read one instruction, the one its texts start with
+        assert {"query:" if i % 2 else "document:" for i in requests} == {key}, seen
+    assert sum(len(requests) > 1 for _, requests in seen) >= 2  # requests of one instruction still share batches

@@ -127,9 +127,12 @@ def test_decode_takes_score_and_best_of_and_leaves_sampling_to_the_front_door():
 
 
 def test_what_the_model_accepts_is_left_to_the_front_door():
-    # A side or an instruction the model cannot use, and sampling numbers, pass the wire checks as sent ...
-    parsed = decode({"input": "a", "input_type": "sideways", "do_sample": True, "temperature": -1, "top_p": 2})
-    assert parsed.options.side == "sideways" and (parsed.temperature, parsed.top_p) == (-1, 2)
+    # An instruction and sampling numbers pass the wire checks as sent; input_type is read as a side here (its
+    # synonyms are the wire's), whether the model saved an instruction for it is the front door's to say ...
+    parsed = decode({"input": "a", "input_type": "passage", "instruction": " ", "do_sample": True, "temperature": -1,
+                     "top_p": 2})
+    assert parsed.options.side == "document" and parsed.options.instruction == " "
+    assert (parsed.temperature, parsed.top_p) == (-1, 2)
     # ... and the library's checks name the parameter, which the app maps to the field.
     with pytest.raises(InputError) as refused:
         decoding.check_decode_arguments(parsed.max_new_tokens, decoding.Sampling(parsed.temperature, parsed.top_p),
@@ -208,3 +211,57 @@ def test_a_body_not_declared_json_is_a_415(content_type, accepted):
     with pytest.raises(ApiError, match="Content-Type: application/json") as refused:
         protocol.check_content_type(content_type)
     assert (refused.value.status, refused.value.code) == (415, "unsupported_media_type")
+
+
+SAVED = {"query": "Answer this:", "document": "Sum this up:"}
+PROMPTS = protocol.Prompts("m", {**SAVED, "refute": "Refute this:"})
+
+
+def instruction_of(body: dict) -> str | None:
+    """The instruction a request asks for, with the model's saved ones standing in for the front door's."""
+    def front_door(instruction, side):
+        return SAVED[side] if side is not None else instruction
+
+    return PROMPTS.instruction(embedding({"input": "x", **body}).options, front_door)
+
+
+@pytest.mark.parametrize(("body", "instruction"), [
+    ({}, None),
+    ({"model": "m"}, None),
+    ({"model": "text-embedding-3-small"}, None),  # another kind of name: reported, never followed
+    ({"model": "m-query"}, "Answer this:"),
+    ({"model": "m-document"}, "Sum this up:"),
+    ({"model": "m-refute"}, "Refute this:"),
+    ({"prompt_name": "refute"}, "Refute this:"),
+    ({"input_type": "search_query"}, "Answer this:"),
+    ({"input_type": "retrieval.query"}, "Answer this:"),
+    ({"input_type": "passage"}, "Sum this up:"),
+    ({"input_type": "search_document"}, "Sum this up:"),
+    ({"input_type": "retrieval.passage"}, "Sum this up:"),
+    ({"model": "m-query", "input_type": "query"}, "Answer this:"),  # ways that agree
+    ({"model": "m-refute", "instruction": "Refute this:", "prompt_name": "refute"}, "Refute this:"),
+])
+def test_a_request_names_its_instruction_by_alias_prompt_name_or_input_type(body, instruction):
+    assert instruction_of(body) == instruction
+
+
+@pytest.mark.parametrize(("body", "status", "param", "code", "message"), [
+    ({"model": "m-document", "input_type": "query"}, 400, "model", "conflicting_instructions",
+     "model 'm-document' asks for the instruction 'Sum this up:' but input_type (the query side) asks for "
+     "'Answer this:'"),
+    ({"model": "m-query", "instruction": "Other:"}, 400, "model", "conflicting_instructions", "but instruction"),
+    ({"prompt_name": "refute", "input_type": "passage"}, 400, "prompt_name", "conflicting_instructions", "Refute"),
+    ({"prompt_name": "nope"}, 400, "prompt_name", "invalid_value", "document, query, refute"),
+    ({"model": "m-qeury"}, 404, "model", "model_not_found", "its aliases m-document, m-query, m-refute"),
+    ({"input_type": "classification"}, 400, "input_type", "invalid_value", "search_query"),
+    ({"prompt_name": 3}, 400, "prompt_name", "invalid_type", "must be a string"),
+])
+def test_unknown_or_contradicting_instruction_names_are_refused(body, status, param, code, message):
+    with pytest.raises(ApiError) as refused:
+        instruction_of(body)
+    assert (refused.value.status, refused.value.param, refused.value.code) == (status, param, code)
+    assert message in refused.value.message
+
+
+def test_every_prompt_is_a_model_alias():
+    assert PROMPTS.aliases() == {"m-query": "query", "m-document": "document", "m-refute": "refute"}
