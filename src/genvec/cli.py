@@ -603,6 +603,9 @@ def _add_quickstart_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=1,
                         help="train this many models on the same data (training seeds 0..N-1: seed 0 in run-dir, "
                         "seed S in run-dir/seed-S) and report each score's mean and spread over them (default: 1)")
+    parser.add_argument("--target-scale", choices=["none", "unit_rms"],
+                        help="with --real: train.target_scale of its recipe (default: unit_rms; none is the method "
+                        "as published)")
     parser.add_argument("--cache-dir", type=Path,
                         help="where trained world LMs are kept (default: $GENVEC_CACHE or ~/.cache/genvec)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
@@ -618,6 +621,9 @@ def _run_quickstart(args: argparse.Namespace) -> int:
     cache_dir = args.cache_dir or (Path(os.environ["GENVEC_CACHE"]) if os.environ.get("GENVEC_CACHE") else None)
     if args.real:
         return _run_real_quickstart(args, cache_dir)
+    if args.target_scale is not None:
+        raise InputError("--target-scale belongs to --real; for the world quickstart's model use genvec train "
+                         "--train.target_scale.")
     options = QuickstartOptions(
         run_dir=args.run_dir or Path("runs/quickstart"), size=args.size, steps=args.steps, cache_dir=cache_dir,
         device=args.device, backbone=args.backbone, queries=args.queries, teacher=args.teacher, seeds=args.seeds,
@@ -646,6 +652,8 @@ def _run_real_quickstart(args: argparse.Namespace, cache_dir: Path | None) -> in
                           device="cpu" if args.device == "auto" else args.device, seeds=args.seeds)
     if args.steps is not None:
         options = dataclasses.replace(options, steps=args.steps)
+    if args.target_scale is not None:
+        options = dataclasses.replace(options, target_scale=args.target_scale)
     result = run_real(options)
     print()
     print(result.report)

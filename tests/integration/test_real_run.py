@@ -50,6 +50,8 @@ def test_every_stage_runs_writes_its_files_and_a_rerun_redoes_nothing(tmp_path):
     assert "NQAnswers" in shares and set(shares) <= set(real_data.BENCHMARK_TASKS)
     assert set(metrics["scores"]["methods"]["genvec/final"]) == set(real_data.BENCHMARK_TASKS)
     assert metrics["training"]["steps"] == 3 and metrics["training"]["median_step_s"] > 0
+    trained = json.loads((run / "train/final/genvec_config.json").read_text())
+    assert trained["config"]["train"]["target_scale"] == "unit_rms"  # the real recipe's alignment targets
     assert metrics["training"]["padded_query_tokens"] >= 1 and 0 <= metrics["training"]["padding_fraction"] < 1
     assert f"--query-tokens {round(metrics['training']['padded_query_tokens'])}" in result.report
     assert metrics["decoding"]["queries"] == 6 and 0 <= metrics["decoding"]["exact_match"] <= 1

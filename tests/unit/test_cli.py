@@ -102,6 +102,19 @@ def test_quickstart_takes_its_cache_from_the_flag_then_genvec_cache_and_prints_t
     assert "genvec does NOT beat both" in capsys.readouterr().out
 
 
+def test_target_scale_is_the_real_runs_flag(tmp_path, monkeypatch, capsys):
+    import genvec.quickstart.real as real
+
+    seen = []
+    monkeypatch.setattr(real, "run_real", lambda options: seen.append(options) or real.RealResult(
+        tmp_path, "report", {}, {}))
+    assert main(["quickstart", "--real", "--run-dir", str(tmp_path), "--target-scale", "none"]) == 0
+    assert main(["quickstart", "--real", "--run-dir", str(tmp_path)]) == 0
+    assert [options.target_scale for options in seen] == ["none", "unit_rms"]
+    assert main(["quickstart", "--target-scale", "none"]) == 2  # the world quickstart has no such flag
+    assert "--target-scale belongs to --real" in capsys.readouterr().err
+
+
 def test_file_system_problems_and_bad_arguments_are_one_error_line(qwen3_model, tmp_path, capsys):
     import os
 
