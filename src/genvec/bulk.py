@@ -2,14 +2,22 @@
 into embedding shards, resumable, and split across processes started by `accelerate launch --multi_gpu` (GPUs) or
 torchrun (CPU processes too).
 
-The output directory holds `manifest.json` (what was encoded, how, and how many shards) and, for every shard of
-`shard_size` rows, `shard-00000.ids.json` (the rows' ids) and `shard-00000.npy` (float32, rows x D), each written
-atomically, the `.npy` last. A killed run continues where it stopped: the manifest must match (same input, model
-identity, dtype, max_length, instruction, truncation, normalisation, shard size: everything that changes a vector
-or a row's place) and whole shards are skipped, so nothing is duplicated or lost. A shard is whole when its ids file
-and its array both read back, hold the rows the manifest gives it and agree in length; one damaged from outside (a
-deleted ids file, a cut array) is encoded again. With N processes, process i encodes shards i, i + N, ...; process 0
-marks the manifest complete once all have finished. `read_shards(dir)` gives (ids, vectors) back, ready for a vector
+Two shard formats (`shard_format`, `genvec encode --format`). Parquet (the default): for every shard of `shard_size`
+rows one `shard-00000.parquet` holding the columns `id` (string), `text` (string; only with `with_text`) and
+`embedding` (a fixed-size list of D float32, `pa.list_(pa.float32(), D)`), beside `_manifest.json` (what was encoded,
+how, and how many shards): the directory is a Parquet dataset that pyarrow, pandas, Spark, Daft, DuckDB and polars
+read with no genvec code (the manifest's leading "_" and the temporary files' leading "." make them skip those).
+`.npy` (`shard_format="npy"`, the format of genvec before Parquet): `shard-00000.ids.json` (the rows' ids) and
+`shard-00000.npy` (float32, rows x D) per shard, beside `manifest.json`. Every file is written atomically, the
+Parquet file or the `.npy` last.
+
+A killed run continues where it stopped: the manifest must match (same input, model identity, dtype, max_length,
+instruction, truncation, normalisation, shard size, shard format and text column: everything that changes a vector,
+a row's place or a shard's files) and whole shards are skipped, so nothing is duplicated or lost; a manifest of
+genvec before Parquet records `.npy` shards. A shard is whole when its files read back, hold the rows the manifest
+gives it, with vectors of the manifest's width; one damaged from outside (a deleted ids file, a cut array or Parquet
+file) is encoded again. With N processes, process i encodes shards i, i + N, ...; process 0 marks the manifest
+complete once all have finished. `read_shards(dir)` gives (ids, vectors) back from either format, ready for a vector
 store, and names the shard if one is damaged.
 
 What it does not do: start processes itself (accelerate does), or write anything but whole shards.
@@ -21,6 +29,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -36,7 +45,15 @@ logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "genvec-embedding-shards"
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
+ShardFormat = Literal["parquet", "npy"]
+SHARD_FORMATS: tuple[ShardFormat, ...] = ("parquet", "npy")
+MANIFEST = "manifest.json"  # beside .npy shards
+# Beside Parquet shards: engines that read a directory as a Parquet dataset skip names starting with "_" (a
+# manifest.json there makes pyarrow.parquet.read_table(dir) and pandas.read_parquet(dir) fail).
+PARQUET_MANIFEST = "_manifest.json"
+MANIFESTS: dict[str, str] = {"parquet": PARQUET_MANIFEST, "npy": MANIFEST}
+# What a manifest of genvec before Parquet shards means by the keys it lacks.
+_BEFORE_PARQUET = {"shard_format": "npy", "with_text": False}
 _REDO = "run the same genvec encode command again to encode it anew"  # what to do about a damaged shard
 
 
@@ -121,22 +138,30 @@ def encode_corpus(
     normalize: bool = False,
     shard_size: int = 10000,
     batch_size: int = 32,
+    shard_format: ShardFormat = "parquet",
+    with_text: bool = False,
     show_progress: bool = True,
 ) -> Path:
     """Encode `corpus` into shards under `output` (see the module docstring); returns `output`. Every process of an
     `accelerate launch` calls it with the same arguments. Texts are read through the model's front door
     (`genvec.inference.prepare`): `instruction` or `side` ("query"/"document": the model's saved instruction),
     `truncate` ("cut", logged per shard, or "error") and `max_length` (None: the model's) mean what they mean in
-    `GenVecModel.encode`.
+    `GenVecModel.encode`. `shard_format` is "parquet" (id, embedding and, with `with_text`, text columns) or "npy".
+
+    Example:
+        >>> encode_corpus(model, read_corpus("corpus.jsonl", id_field="_id"), "shards", side="document")
+        >>> pandas.read_parquet("shards")  # columns id, embedding (one array of D float32 a row)
 
     Raises:
-        InputError: `output` holds shards of another corpus, model or setting (the differences are listed); a bad
-            text (naming its row and id), setting or `max_length`.
+        InputError: `output` holds shards of another corpus, model, setting or shard format (the differences are
+            listed); a bad text (naming its row and id), setting, shard format or `max_length`; Parquet asked for
+            where pyarrow is missing.
         BusyError: another `encode_corpus` is writing to `output` (its process is named).
     """
     from accelerate import PartialState
 
     check_positive_int(shard_size, "shard_size")
+    _check_shard_format(shard_format, with_text)
     instruction = resolve_instruction(model, instruction=instruction, side=side)
     max_length = model.config.model.max_length if max_length is None else max_length
     text_limit(model, max_length)  # refuses a max_length too small for the special tokens
@@ -144,12 +169,13 @@ def encode_corpus(
     check_launch(state, "encode every shard and write the same files")
     output = Path(output)
     shards = (len(corpus.ids) + shard_size - 1) // shard_size
-    # Everything that changes a vector or a row's place; the dtype and max_length are in the model's identity too,
-    # but named here so that a refused resume says which one differs.
+    # Everything that changes a vector, a row's place or a shard's files; the dtype and max_length are in the model's
+    # identity too, but named here so that a refused resume says which one differs.
     dtype = DTYPE_NAMES.get(model.dtype, str(model.dtype))
     recorded = {"source": corpus.source, "rows": len(corpus.ids), "dtype": dtype, "max_length": max_length,
                 "instruction": instruction, "truncate": truncate, "normalize": normalize, "shard_size": shard_size,
-                "shards": shards, "model": model.identity(), "embedding_dim": model.embedding_dim}
+                "shards": shards, "model": model.identity(), "embedding_dim": model.embedding_dim,
+                "shard_format": shard_format, "with_text": with_text}
     with contextlib.ExitStack() as held:
         if state.is_main_process:  # one job at a time: another would pass the manifest check and overwrite shards
             output.parent.mkdir(parents=True, exist_ok=True)
@@ -159,17 +185,29 @@ def encode_corpus(
                               show_progress=show_progress)
 
 
+def _check_shard_format(shard_format: str, with_text: bool) -> None:
+    """Refuse a shard format genvec does not write, a text column it cannot hold, or Parquet without pyarrow."""
+    if shard_format not in SHARD_FORMATS:
+        raise InputError(f"shard_format {shard_format!r} is not a shard format genvec writes; pass one of "
+                         f"{', '.join(map(repr, SHARD_FORMATS))} (genvec encode --format).")
+    if with_text and shard_format != "parquet":
+        raise InputError("with_text (--with-text) stores each row's text in its Parquet shard, but .npy shards hold "
+                         "vectors only; drop it, or write Parquet shards (--format parquet).")
+    if shard_format == "parquet":
+        _parquet()  # before any work is done
+
+
 def _encode_shards(model: GenVecModel, corpus: Corpus, output: Path, state, recorded: dict, *,
                    instruction: str | None, truncate: Truncate, max_length: int, normalize: bool, batch_size: int,
                    show_progress: bool) -> Path:
     """The shards this process owns that are not whole yet, encoded and written; the manifest marked complete."""
     from tqdm.auto import tqdm
 
-    shards, shard_size = recorded["shards"], recorded["shard_size"]
+    shards, shard_size, shard_format = recorded["shards"], recorded["shard_size"], recorded["shard_format"]
     _share_manifest(state, output, recorded)
     mine = [index for index in range(shards) if index % state.num_processes == state.process_index]
     todo = [index for index in mine if not _is_whole(output, index, corpus.ids[_rows(index, shard_size)],
-                                                     model.embedding_dim)]
+                                                     model.embedding_dim, shard_format)]
     if len(todo) < len(mine):
         logger.info("process %d: %d of its %d shards are done already", state.process_index, len(mine) - len(todo),
                     len(mine))
@@ -178,9 +216,8 @@ def _encode_shards(model: GenVecModel, corpus: Corpus, output: Path, state, reco
         rows = _rows(index, shard_size)
         vectors = _encode_shard(model, corpus, index, rows, instruction=instruction, truncate=truncate,
                                 max_length=max_length, normalize=normalize, batch_size=batch_size)
-        write_text_atomic(output / _shard_name(index, ".ids.json"), json.dumps(corpus.ids[rows]) + "\n")
-        with atomic_write(output / _shard_name(index, ".npy"), "wb") as file:
-            np.save(file, vectors.astype(np.float32))
+        texts = corpus.texts[rows] if recorded["with_text"] else None
+        _write_shard(output, index, corpus.ids[rows], vectors.astype(np.float32), texts, shard_format)
     state.wait_for_everyone()
     if state.is_main_process:
         _mark_complete(output, recorded)
@@ -209,22 +246,46 @@ def _encode_shard(model: GenVecModel, corpus: Corpus, index: int, rows: slice, *
     return vectors
 
 
+def _write_shard(output: Path, index: int, ids: list[str], vectors: np.ndarray, texts: list[str] | None,
+                 shard_format: str) -> None:
+    """Shard `index`'s files, each atomically: one Parquet file, or the ids then the (rows, D) float32 array (the
+    file `_is_whole` looks for last, so a run killed in between leaves a shard that is simply not there yet)."""
+    if shard_format == "npy":
+        write_text_atomic(output / _shard_name(index, ".ids.json"), json.dumps(ids) + "\n")
+        with atomic_write(output / _shard_name(index, ".npy"), "wb") as file:
+            np.save(file, vectors)
+        return
+    pa, pq = _parquet()
+    columns = {"id": pa.array(ids, pa.string())}
+    if texts is not None:
+        columns["text"] = pa.array(texts, pa.string())
+    # (rows * D,) float32 values cut into rows of D: the fixed-size list every engine reads as a vector column.
+    columns["embedding"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
+    with atomic_write(output / _shard_name(index, ".parquet"), "wb") as file:
+        # No dictionary pages: ids are unique and vectors never repeat, so they would only cost time.
+        pq.write_table(pa.table(columns), file, use_dictionary=False)
+
+
 def _share_manifest(state, output: Path, recorded: dict) -> None:
-    """Process 0 writes the manifest (or checks the one there); then every other process checks it too."""
+    """Process 0 writes the manifest (or checks the one there) and removes what a killed run was writing; then every
+    other process checks the manifest too."""
     if state.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
         _check_or_write_manifest(output, recorded)
+        for stale in output.glob(".shard-*.tmp"):  # half-written by a killed run (under the lock: no one writes them)
+            stale.unlink(missing_ok=True)
     state.wait_for_everyone()
     if not state.is_main_process:
         _check_or_write_manifest(output, recorded)
 
 
-def _is_whole(output: Path, index: int, ids: list[str], dim: int) -> bool:
+def _is_whole(output: Path, index: int, ids: list[str], dim: int, shard_format: str) -> bool:
     """Whether shard `index` is written and whole, holding `ids`; a damaged one is logged (it will be redone)."""
-    if not (output / _shard_name(index, ".npy")).is_file():
-        return False  # not written yet (a killed run writes the array last)
+    if not (output / _shard_file(index, shard_format)).is_file():
+        return False  # not written yet (a killed run writes the Parquet file or the array last)
     try:
-        stored, _ = _read_shard(output, index, rows=len(ids), dim=dim, fix="encoding it again")
+        stored, _ = _read_shard(output, index, shard_format, rows=len(ids), dim=dim, fix="encoding it again",
+                                vectors=False)
     except InputError as err:
         logger.warning("%s", err)
         return False
@@ -236,35 +297,39 @@ def _is_whole(output: Path, index: int, ids: list[str], dim: int) -> bool:
 
 def _mark_complete(output: Path, recorded: dict) -> None:
     """Record in the manifest that every shard is written and whole (`read_shards` reads nothing before)."""
-    missing = [i for i in range(recorded["shards"]) if not (output / _shard_name(i, ".npy")).is_file()]
+    shard_format = recorded["shard_format"]
+    missing = [i for i in range(recorded["shards"]) if not (output / _shard_file(i, shard_format)).is_file()]
     if missing:
         raise InputError(f"{output}: shards {missing[:5]} are missing after every process finished.")
     for index in range(recorded["shards"]):
-        _read_shard(output, index, rows=_shard_rows(recorded, index), dim=recorded["embedding_dim"], fix=_REDO)
-    document = read_document(output / MANIFEST, FORMAT_NAME, FORMAT_VERSION, InputError,
-                             "pass a directory genvec encode wrote")
-    write_text_atomic(output / MANIFEST, json.dumps({**document, "complete": True}, indent=2) + "\n")
+        _read_shard(output, index, shard_format, rows=_shard_rows(recorded, index), dim=recorded["embedding_dim"],
+                    fix=_REDO, vectors=False)
+    path = output / MANIFESTS[shard_format]
+    document = read_document(path, FORMAT_NAME, FORMAT_VERSION, InputError, "pass a directory genvec encode wrote")
+    write_text_atomic(path, json.dumps({**document, "complete": True}, indent=2) + "\n")
 
 
 def read_shards(directory: str | Path) -> tuple[list[str], np.ndarray]:
-    """Every id and embedding of a complete shard directory, in corpus order.
+    """Every id and embedding of a complete shard directory (Parquet or `.npy` shards), in corpus order.
 
     Raises:
         InputError: not a shard directory, one whose encoding has not finished, or a damaged shard (a missing or
             cut file, ids and vectors of different lengths), named with what is wrong.
     """
     directory = Path(directory)
-    manifest = directory / MANIFEST
-    if not manifest.is_file():
-        raise InputError(f"{str(directory)!r} holds no {MANIFEST}; it is not a genvec shard directory.")
+    manifest = _find_manifest(directory)
+    if manifest is None:
+        raise InputError(f"{str(directory)!r} holds no {PARQUET_MANIFEST} or {MANIFEST}; it is not a genvec shard "
+                         "directory.")
     document = read_document(manifest, FORMAT_NAME, FORMAT_VERSION, InputError, "pass a directory genvec encode wrote")
     if not document.get("complete"):
         raise InputError(f"{directory}: the encoding has not finished; run the same genvec encode command again to "
                          "complete it.")
+    shard_format = {**_BEFORE_PARQUET, **document}["shard_format"]
     ids: list[str] = []
     parts = []
     for index in range(document["shards"]):
-        shard_ids, vectors = _read_shard(directory, index, rows=_shard_rows(document, index),
+        shard_ids, vectors = _read_shard(directory, index, shard_format, rows=_shard_rows(document, index),
                                          dim=document.get("embedding_dim"), fix=_REDO)
         ids += shard_ids
         parts.append(np.asarray(vectors))
@@ -274,30 +339,63 @@ def read_shards(directory: str | Path) -> tuple[list[str], np.ndarray]:
 # ------------------------------------------------------------------------------------------------- helpers
 
 
+def _parquet():
+    """pyarrow and pyarrow.parquet (a genvec dependency, imported only where Parquet is written or read)."""
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError as err:
+        raise InputError(f"Parquet shards need pyarrow, which is not installed here ({err}); run `pip install "
+                         "pyarrow` (genvec depends on it), or write .npy shards (--format npy).") from err
+    return pyarrow, pyarrow.parquet
+
+
+def _find_manifest(directory: Path) -> Path | None:
+    """The manifest in `directory` (Parquet or .npy shards), or None; both is a directory of two encodings."""
+    found = [directory / name for name in MANIFESTS.values() if (directory / name).is_file()]
+    if len(found) > 1:
+        raise InputError(f"{directory} holds both {PARQUET_MANIFEST} and {MANIFEST}: shards of two encodings are "
+                         "mixed there; pass another --output.")
+    return found[0] if found else None
+
+
 def _check_or_write_manifest(output: Path, recorded: dict) -> None:
-    path = output / MANIFEST
-    if path.is_file():
-        document = read_document(path, FORMAT_NAME, FORMAT_VERSION, InputError, "pass another --output")
+    path = _find_manifest(output)
+    if path is not None:
+        document = {**_BEFORE_PARQUET, **read_document(path, FORMAT_NAME, FORMAT_VERSION, InputError,
+                                                       "pass another --output")}
         found = differences({k: document.get(k) for k in recorded}, recorded)
         if found:
-            raise InputError(f"{output} holds shards of another encoding ({'; '.join(found)}); pass another --output "
-                             "or remove it.")
+            held = document["shard_format"]
+            fix = (f"it holds {held} shards: pass --format {held} (shard_format={held!r}) to continue it, another "
+                   "--output, or remove it" if held != recorded["shard_format"] else "pass another --output or "
+                   "remove it")
+            raise InputError(f"{output} holds shards of another encoding ({'; '.join(found)}); {fix}.")
         return
-    if any(output.glob("shard-*.npy")):
-        raise InputError(f"{output} holds shards but no {MANIFEST}; pass another --output.")
-    write_text_atomic(path, json.dumps({**header(FORMAT_NAME, FORMAT_VERSION), **recorded, "complete": False},
-                                       indent=2) + "\n")
+    if any(output.glob("shard-*.npy")) or any(output.glob("shard-*.parquet")):
+        raise InputError(f"{output} holds shards but no {MANIFESTS[recorded['shard_format']]}; pass another --output.")
+    write_text_atomic(output / MANIFESTS[recorded["shard_format"]],
+                      json.dumps({**header(FORMAT_NAME, FORMAT_VERSION), **recorded, "complete": False}, indent=2)
+                      + "\n")
 
 
-def _read_shard(
-    directory: Path, index: int, *, rows: int | None, dim: int | None, fix: str
-) -> tuple[list[str], np.ndarray]:
-    """Shard `index`'s ids and (rows, D) float32 vectors (memory-mapped), checked: both files there and whole, of one
+def _read_shard(directory: Path, index: int, shard_format: str, *, rows: int | None, dim: int | None, fix: str,
+                vectors: bool = True) -> tuple[list[str], np.ndarray | None]:
+    """Shard `index`'s ids and (rows, D) float32 vectors, checked: its files there and whole, ids and vectors of one
     length, and of `rows` rows and `dim` columns where those are known (None: a manifest that did not record them).
+    `vectors=False` reads a Parquet shard's ids and footer only (its vectors come back as None).
 
     Raises:
         InputError: naming the shard, the file and the damage, then `fix`.
     """
+    if shard_format == "parquet":
+        return _read_parquet_shard(directory, index, rows=rows, dim=dim, fix=fix, vectors=vectors)
+    return _read_npy_shard(directory, index, rows=rows, dim=dim, fix=fix)
+
+
+def _read_npy_shard(directory: Path, index: int, *, rows: int | None, dim: int | None,
+                    fix: str) -> tuple[list[str], np.ndarray]:
+    """A .npy shard's ids and vectors (memory-mapped); see `_read_shard`."""
     ids_path, array_path = directory / _shard_name(index, ".ids.json"), directory / _shard_name(index, ".npy")
     try:
         ids = json.loads(ids_path.read_text(encoding="utf-8"))
@@ -315,6 +413,36 @@ def _read_shard(
     return ids, vectors
 
 
+def _read_parquet_shard(directory: Path, index: int, *, rows: int | None, dim: int | None, fix: str,
+                        vectors: bool) -> tuple[list[str], np.ndarray | None]:
+    """A Parquet shard's ids and vectors; see `_read_shard`. A cut file fails at its footer, which is written last."""
+    pa, pq = _parquet()
+    path = directory / _shard_name(index, ".parquet")
+    try:
+        with pq.ParquetFile(path) as file:
+            schema, stored_rows = file.schema_arrow, file.metadata.num_rows
+            has_columns = {"id", "embedding"} <= set(schema.names)
+            table = file.read(columns=["id", "embedding"] if vectors else ["id"]) if has_columns else None
+    except (OSError, pa.ArrowException) as err:  # missing, unreadable, cut, not Parquet
+        raise InputError(f"{directory}: shard {index} is damaged ({type(err).__name__}: {err}); {fix}.") from err
+    kind = schema.field("embedding").type if table is not None else None
+    fits = (table is not None and schema.field("id").type == pa.string() and table.column("id").null_count == 0
+            and isinstance(kind, pa.FixedSizeListType) and kind.value_type == pa.float32()
+            and dim in (None, kind.list_size) and rows in (None, table.num_rows))
+    if not fits:
+        found = ", ".join(f"{field.name}: {field.type}" for field in schema)
+        raise InputError(f"{directory}: shard {index} is damaged ({path.name} holds {stored_rows} rows of "
+                         f"{found}; the manifest gives it {rows} rows of id: string, embedding: "
+                         f"{pa.list_(pa.float32(), dim or 0)}); {fix}.")
+    ids = table.column("id").to_pylist()
+    if not vectors:
+        return ids, None
+    embedding = table.column("embedding").combine_chunks()  # (rows,) fixed-size lists of D float32
+    if embedding.null_count or embedding.flatten().null_count:
+        raise InputError(f"{directory}: shard {index} is damaged ({path.name} holds missing vectors); {fix}.")
+    return ids, embedding.flatten().to_numpy().reshape(len(ids), kind.list_size)  # (rows, D)
+
+
 def _rows(index: int, shard_size: int) -> slice:
     return slice(index * shard_size, (index + 1) * shard_size)
 
@@ -325,6 +453,11 @@ def _shard_rows(document: dict, index: int) -> int | None:
     if not isinstance(rows, int) or not isinstance(shard_size, int):
         return None
     return min(shard_size, rows - index * shard_size)
+
+
+def _shard_file(index: int, shard_format: str) -> str:
+    """The file of shard `index` written last: the one whose presence means the shard was written."""
+    return _shard_name(index, ".parquet" if shard_format == "parquet" else ".npy")
 
 
 def _shard_name(index: int, suffix: str) -> str:

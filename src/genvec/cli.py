@@ -117,10 +117,16 @@ def _add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     bulk.add_argument("--id-field", default="id", help="the id column (default: id; BEIR corpora: _id)")
     bulk.add_argument("--split", default="train", help="dataset split (default: train)")
     bulk.add_argument("--shard-size", type=int, default=10000, help="rows per shard (default: 10000)")
+    bulk.add_argument("--format", choices=["parquet", "npy"], default="parquet", help="shard files: parquet (columns "
+                      "id, embedding as a fixed-size list of float32, and with --with-text text; a directory "
+                      "pandas.read_parquet reads) or npy (shard-N.npy + shard-N.ids.json) (default: parquet)")
+    bulk.add_argument("--with-text", action="store_true", help="also store each row's text in the Parquet shards")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default: 32)")
     parser.add_argument("--max-length", type=int, help="tokens per input, special tokens included")
     _add_truncate_argument(parser)
-    parser.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
+    parser.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings (after --dimensions)")
+    parser.add_argument("--dimensions", type=int, help="keep the first N coordinates of each embedding (N below the "
+                        "model's size needs a truncatable model: genvec make-truncatable)")
 
 
 def _add_truncate_argument(parser: argparse.ArgumentParser) -> None:
@@ -143,7 +149,8 @@ def _run_encode(args: argparse.Namespace) -> int:
     texts = _input_texts(args)
     model = _load_model(args)
     embeddings = model.encode(texts, instruction=args.instruction, side=_side(args), truncate=args.truncate,
-                              batch_size=args.batch_size, max_length=args.max_length, normalize=args.normalize)
+                              batch_size=args.batch_size, max_length=args.max_length, normalize=args.normalize,
+                              dimensions=args.dimensions)
     bad = int((~np.isfinite(embeddings).all(1)).sum())
     if bad:
         raise InputError(
@@ -175,8 +182,8 @@ def _is_bulk(args: argparse.Namespace) -> bool:
     bulk = output is not None and output.suffix not in (".npy", ".jsonl")
     if bulk and output.suffix and not output.is_dir():
         raise InputError(f"--output {str(output)!r}: genvec encode writes no {output.suffix} files; use a .npy "
-                         "(array) or .jsonl (one record per text) file, or for bulk mode a directory: a name without a "
-                         "suffix, or one that exists.")
+                         "(array) or .jsonl (one record per text) file, or for bulk mode (Parquet or .npy shards) a "
+                         "directory: a name without a suffix, or one that exists.")
     if bulk and args.texts:
         raise InputError(f"--output {str(output)!r} names a directory (bulk mode), which takes an --input corpus; "
                          "for texts given as arguments use --output FILE.npy or FILE.jsonl.")
@@ -195,13 +202,19 @@ def _run_bulk_encode(args: argparse.Namespace) -> int:
     if args.input is None:
         raise InputError("bulk mode (--output DIR) needs --input: a .jsonl, .json, .csv, .tsv, .parquet or .txt "
                          "corpus, a saved dataset directory or a hub dataset name.")
+    if args.dimensions is not None:
+        raise InputError("--dimensions is not supported in bulk mode (--output DIR) yet; write a .npy or .jsonl file, "
+                         "or leave --dimensions out.")
     corpus = read_corpus(args.input, text_field=args.text_field, id_field=args.id_field, split=args.split)
     model = _load_model(args)
     output = encode_corpus(model, corpus, args.output, instruction=args.instruction, side=_side(args),
                            truncate=args.truncate, max_length=args.max_length, normalize=args.normalize,
-                           shard_size=args.shard_size, batch_size=args.batch_size)
-    print(f"{len(corpus.ids)} embeddings of size {model.embedding_dim} in {output} (genvec.bulk.read_shards reads "
-          "them back)", file=sys.stderr)
+                           shard_size=args.shard_size, batch_size=args.batch_size, shard_format=args.format,
+                           with_text=args.with_text)
+    readers = "pandas.read_parquet(DIR) or genvec.bulk.read_shards" if args.format == "parquet" else (
+        "genvec.bulk.read_shards")
+    print(f"{len(corpus.ids)} embeddings of size {model.embedding_dim} in {output} ({readers} reads them back)",
+          file=sys.stderr)
     return 0
 
 
@@ -213,13 +226,13 @@ def _input_texts(args: argparse.Namespace) -> list[str]:
     return texts
 
 
-def _read_lines(path: Path) -> list[str]:
-    """The non-empty lines of `--input`, read as a text file whatever its name says."""
+def _read_lines(path: Path, flag: str = "--input") -> list[str]:
+    """The non-empty lines of `flag`'s file, read as a text file whatever its name says."""
     from genvec.data.records import read_records
 
     if not path.is_file():
         problem = "is a directory" if path.is_dir() else "does not exist"
-        raise InputError(f"--input {str(path)!r} {problem}; pass a text file with one text per line.")
+        raise InputError(f"{flag} {str(path)!r} {problem}; pass a text file with one text per line.")
     lines = (record.fields["text"] for record in read_records(path, format="text"))
     return [line for line in lines if line.strip()]
 
@@ -509,6 +522,32 @@ def _run_convert_gguf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_make_truncatable_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="genvec checkpoint directory or hub repo id (never modified)")
+    parser.add_argument("--texts", type=Path, required=True, help="sample texts, one per line (a few hundred to "
+                        "thousands, like those the model will embed; each is read as a query and as a document)")
+    parser.add_argument("--output", type=Path, required=True, help="directory for the new, truncatable checkpoint")
+    parser.add_argument("--basis", choices=["pca", "svd"], default="pca", help="pca: directions of most variance "
+                        "(centred); svd: of most second moment (uncentred) (default: pca)")
+    parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default: 32)")
+    parser.add_argument("--backbone", help="load the backbone from here instead of the id stored in the checkpoint")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    parser.add_argument("--dtype", choices=["auto", "bf16", "fp16", "fp32"], help="backbone dtype (default: as saved)")
+
+
+def _run_make_truncatable(args: argparse.Namespace) -> int:
+    from genvec.truncation import make_truncatable_checkpoint
+
+    texts = _read_lines(args.texts, "--texts")
+    record = make_truncatable_checkpoint(args.model, texts, args.output, basis=args.basis, batch_size=args.batch_size,
+                                         backbone=args.backbone, device=args.device, dtype=args.dtype)
+    kept = ", ".join(f"{size}: {share:.3f}" for size, share in record["retained"].items())
+    print(f"wrote a truncatable checkpoint to {args.output} ({record['basis']} of {record['num_texts']} texts); share "
+          f"of the sample's {record['measure'].replace('_', ' ')} kept by the first d coordinates: {kept}",
+          file=sys.stderr)
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------------ serve
 
 
@@ -676,6 +715,8 @@ VERBS: dict[str, tuple[Callable, Callable, str]] = {
     "convert": (_add_convert_arguments, _run_convert, "write an official LLM2Vec-Gen release as a genvec checkpoint"),
     "convert-gguf": (_add_convert_gguf_arguments, _run_convert_gguf,
                      "turn a GGUF file (llama.cpp) into a backbone directory, once"),
+    "make-truncatable": (_add_make_truncatable_arguments, _run_make_truncatable,
+                         "a copy of a model whose embeddings keep their best coordinates first (for --dimensions)"),
     "serve": (_add_serve_arguments, _run_serve, "an OpenAI-compatible embedding server that also decodes"),
     "evaluate": (_add_evaluate_arguments, _run_evaluate, "score a model on mteb tasks or your own benchmark directory"),
     "quickstart": (_add_quickstart_arguments, _run_quickstart, "the method end to end on a small world, offline"),

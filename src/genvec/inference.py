@@ -7,7 +7,9 @@ One path from texts to what the model computes of them:
    (`InputError.param`, `.index`), so the server turns it into its 4xx without checking anything again.
 2. `embed`, `compress`, `decode` or `inspect` runs the prepared inputs, batched by one rule (`collate.length_batches`:
    longest first, at most `batch_size` texts and the device's padded tokens), an instruction shared by every text
-   read once (design decision 10), and `normalize_rows` the one normaliser.
+   read once (design decision 10), and `normalize_rows` the one normaliser. `embed(..., dimensions=d)` keeps the
+   first d coordinates, then normalises: `check_dimensions` allows d < D only on a truncatable model
+   (`genvec.truncation`).
 3. `relevance` and `rank` score documents against queries (cosine of a query-side and a document-side embedding) for
    `rerank` and the server's rerank and score routes.
 4. `identity` names which model this is, for every manifest, cache key and mteb revision.
@@ -106,6 +108,7 @@ class Method(Protocol):
     num_special_tokens: int
     num_compression_tokens: int
     backbone_record: dict[str, object]
+    truncation: dict | None
 
     def special_states(self, batch: QueryBatch, *, prefix: "SharedPrefix | None" = None,
                        cache_query: bool = False) -> torch.Tensor: ...
@@ -223,15 +226,58 @@ def text_limit(model: Method, max_length: int | None = None) -> int:
 
 @torch.inference_mode()
 def embed(
-    model: Method, inputs: Inputs, *, batch_size: int = 32, normalize: bool = False, show_progress: bool | None = None
+    model: Method, inputs: Inputs, *, batch_size: int = 32, normalize: bool = False, show_progress: bool | None = None,
+    dimensions: int | None = None,
 ) -> np.ndarray:
-    """Embeddings of prepared inputs, (B, D) float32 in their order; unit length with `normalize`."""
+    """Embeddings of prepared inputs, (B, D) float32 in their order, or their first `dimensions` coordinates
+    (B, dimensions) on a truncatable model (`check_dimensions`); unit length with `normalize`, after truncating."""
     if not isinstance(normalize, bool):
         raise InputError(f"normalize must be True or False, got {normalize!r}.", param="normalize")
+    dimensions = check_dimensions(model, dimensions)
     vectors = np.empty((len(inputs), model.embedding_dim), dtype=np.float32)
     for indices, states in _compression_batches(model, inputs, batch_size, show_progress, "encode"):
         vectors[indices] = model.embed(states).float().cpu().numpy()
+    vectors = truncate_rows(vectors, dimensions)
     return normalize_rows(vectors) if normalize else vectors
+
+
+def check_dimensions(model: Method, dimensions: object) -> int | None:
+    """How many leading coordinates of the embedding a caller asks for: None for all D (`dimensions` None or D).
+
+    d < D is allowed only on a truncatable model (`model.truncation`, written by `genvec make-truncatable`): there the
+    first coordinates are the best d-dimensional view of the embeddings; elsewhere they are an arbitrary d of D.
+
+    Raises:
+        InputError (`param="dimensions"`): not a whole number, outside 1..D, or d < D on a model not truncatable.
+    """
+    if dimensions is None:
+        return None
+    size = model.embedding_dim
+    if isinstance(dimensions, bool) or not isinstance(dimensions, (int, np.integer)):
+        raise InputError(f"dimensions must be a whole number from 1 to {size} (this model's embedding size), got "
+                         f"{dimensions!r:.40} (a {type(dimensions).__name__}); leave it out for all {size}.",
+                         param="dimensions")
+    dimensions = int(dimensions)
+    if not 1 <= dimensions <= size:
+        raise InputError(f"dimensions={dimensions} is outside 1..{size}: this model's embeddings have {size} "
+                         f"coordinates; pass 1 to {size}, or leave dimensions out for all {size}.", param="dimensions")
+    if dimensions == size:
+        return None
+    if getattr(model, "truncation", None) is None:
+        raise InputError(
+            f"dimensions={dimensions} asks for the first {dimensions} of this model's {size} coordinates, but the "
+            "model is not truncatable: its coordinates are in no particular order, so any prefix loses more than it "
+            "must. Make a truncatable copy once (the same vectors at full size, rotated so the first coordinates "
+            "carry the most): `genvec make-truncatable MODEL --texts FILE --output DIR` (FILE: sample texts, one a "
+            "line) or `genvec.truncation.make_truncatable(model, texts)`, and use that; or leave dimensions out.",
+            param="dimensions")
+    return dimensions
+
+
+def truncate_rows(vectors: np.ndarray, dimensions: int | None) -> np.ndarray:
+    """The first `dimensions` coordinates of each row, (B, dimensions) float32 (None: the rows as they are). Checked
+    by `check_dimensions` first; normalise after truncating, never before."""
+    return vectors if dimensions is None else np.ascontiguousarray(vectors[:, :dimensions])
 
 
 @torch.no_grad()  # not inference_mode: callers may feed the states to autograd code (decoding, probes)
@@ -458,6 +504,7 @@ class InferenceMixin:
         max_length: int | None = None,
         normalize: bool = False,
         show_progress: bool | None = None,
+        dimensions: int | None = None,
     ) -> np.ndarray:
         """Embed texts: (len(texts), D) float32 numpy array, in the order given.
 
@@ -474,34 +521,44 @@ class InferenceMixin:
             batch_size: texts per forward pass at most (batches of long texts hold fewer: at most 4,096 padded
                 tokens on a CPU, 16,384 on an accelerator).
             max_length: tokens per input, special tokens included; None means `config.model.max_length`.
-            normalize: L2-normalise each embedding (for cosine similarity by dot product).
+            normalize: L2-normalise each embedding (for cosine similarity by dot product), after truncating.
             show_progress: progress bar; None shows one from `formats.PROGRESS_MIN_BATCHES` batches on.
+            dimensions: keep the first d coordinates, (len(texts), d); d < D needs a truncatable model
+                (`genvec make-truncatable`); None or D: all of them.
 
         Raises:
-            InputError: empty input, a non-string item, a bad batch size, max_length, side or instruction;
-                `InputTooLongError` for a long text with `truncate="error"`.
+            InputError: empty input, a non-string item, a bad batch size, max_length, side, instruction or
+                dimensions; `InputTooLongError` for a long text with `truncate="error"`.
         """
+        check_dimensions(self, dimensions)  # before any text is read
         inputs = prepare(self, texts, instruction=instruction, side=side, truncate=truncate, max_length=max_length)
         warn_if_cut(inputs)
-        return embed(self, inputs, batch_size=batch_size, normalize=normalize, show_progress=show_progress)
+        return embed(self, inputs, batch_size=batch_size, normalize=normalize, show_progress=show_progress,
+                     dimensions=dimensions)
 
     def encode_query(
         self: Method, texts: Sequence[str] | str, *, truncate: Truncate = "cut", batch_size: int = 32,
         max_length: int | None = None, normalize: bool = False, show_progress: bool | None = None,
+        dimensions: int | None = None,
     ) -> np.ndarray:
         """`encode` with the model's `query` instruction (`config.model.instructions`)."""
+        check_dimensions(self, dimensions)
         inputs = prepare(self, texts, side="query", truncate=truncate, max_length=max_length)
         warn_if_cut(inputs)  # here, not through `encode`, so the warning points at the caller's line
-        return embed(self, inputs, batch_size=batch_size, normalize=normalize, show_progress=show_progress)
+        return embed(self, inputs, batch_size=batch_size, normalize=normalize, show_progress=show_progress,
+                     dimensions=dimensions)
 
     def encode_document(
         self: Method, texts: Sequence[str] | str, *, truncate: Truncate = "cut", batch_size: int = 32,
         max_length: int | None = None, normalize: bool = False, show_progress: bool | None = None,
+        dimensions: int | None = None,
     ) -> np.ndarray:
         """`encode` with the model's `document` instruction (`config.model.instructions`)."""
+        check_dimensions(self, dimensions)
         inputs = prepare(self, texts, side="document", truncate=truncate, max_length=max_length)
         warn_if_cut(inputs)  # here, not through `encode`, so the warning points at the caller's line
-        return embed(self, inputs, batch_size=batch_size, normalize=normalize, show_progress=show_progress)
+        return embed(self, inputs, batch_size=batch_size, normalize=normalize, show_progress=show_progress,
+                     dimensions=dimensions)
 
     def rerank(
         self: Method, query: str, documents: Sequence[str], *, instruction: str | None = None,

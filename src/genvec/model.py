@@ -99,6 +99,9 @@ class GenVecModel(InferenceMixin, nn.Module):
         self.pad_token_id = backbones.pad_token_id(tokenizer)
         self.activation_checkpointing = False
         self.layers_compiled = False
+        # The record of `genvec.truncation.make_truncatable` (saved with the checkpoint): None means the embedding's
+        # coordinates are in no particular order, and `encode(..., dimensions=d)` refuses any d < D.
+        self.truncation: dict | None = None
 
         generator = torch.Generator().manual_seed(config.tokens.init_seed)
         self.special_tokens = SpecialTokens(config.tokens.num_special_tokens, hidden_size)
@@ -416,7 +419,7 @@ class GenVecModel(InferenceMixin, nn.Module):
     def save_pretrained(self, path: str | Path) -> None:
         """Write a native checkpoint: `genvec_config.json` + `trainable.safetensors` (atomically, backbone
         referenced)."""
-        save_native(path, self.config, self.trainable_state_dict(), self.backbone_record)
+        save_native(path, self.config, self.trainable_state_dict(), self.backbone_record, self.truncation)
 
     def extra_repr(self) -> str:
         return (

@@ -1,4 +1,6 @@
-"""`genvec encode --input CORPUS --output DIR`: shards, resume without duplicates or losses, two processes."""
+"""`genvec encode --input CORPUS --output DIR`: shards, resume without duplicates or losses, two processes. The tests
+that look at the files themselves write `.npy` shards (`--format npy`, the format before Parquet); the Parquet shards
+(the default) have their own tests in test_bulk_parquet.py."""
 
 import importlib.util
 import json
@@ -10,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from genvec.bulk import MANIFEST, read_shards
+from genvec.bulk import MANIFEST, PARQUET_MANIFEST, read_shards
 from genvec.cli import main
 from genvec.errors import InputError
 
@@ -35,7 +37,7 @@ def command(checkpoint, corpus, output, *extra):
 def test_a_corpus_becomes_shards_that_resume_and_read_back(qwen3_model, checkpoint, tmp_path):
     texts = write_corpus(tmp_path / "corpus.jsonl")
     output = tmp_path / "shards"
-    assert main(command(checkpoint, tmp_path / "corpus.jsonl", output)) == 0
+    assert main(command(checkpoint, tmp_path / "corpus.jsonl", output, "--format", "npy")) == 0
     ids, vectors = read_shards(output)
     assert ids == [f"doc-{i}" for i in range(23)]
     assert np.abs(vectors - qwen3_model.encode_document(texts)).max() < 1e-5
@@ -43,7 +45,7 @@ def test_a_corpus_becomes_shards_that_resume_and_read_back(qwen3_model, checkpoi
     # A run killed before shard 3 was complete (its ids written, its array not): the rerun writes only that one.
     stamps = {p.name: p.stat().st_mtime_ns for p in output.glob("*.npy")}
     (output / "shard-00003.npy").unlink()
-    assert main(command(checkpoint, tmp_path / "corpus.jsonl", output)) == 0
+    assert main(command(checkpoint, tmp_path / "corpus.jsonl", output, "--format", "npy")) == 0
     again = {p.name: p.stat().st_mtime_ns for p in output.glob("*.npy")}
     assert {k for k in again if again[k] != stamps.get(k)} == {"shard-00003.npy"}
     assert read_shards(output)[0] == ids and np.abs(read_shards(output)[1] - vectors).max() == 0
@@ -51,12 +53,14 @@ def test_a_corpus_becomes_shards_that_resume_and_read_back(qwen3_model, checkpoi
     with pytest.raises(InputError, match=r"holds shards of another encoding \(instruction: recorded"):
         from genvec.bulk import encode_corpus, read_corpus
 
-        encode_corpus(qwen3_model, read_corpus(tmp_path / "corpus.jsonl", id_field="_id"), output, shard_size=5)
+        encode_corpus(qwen3_model, read_corpus(tmp_path / "corpus.jsonl", id_field="_id"), output, shard_size=5,
+                      shard_format="npy")
+    assert sorted(p.name for p in output.iterdir() if not p.name.startswith("shard-")) == [MANIFEST]  # the old files
 
 
 def test_unfinished_and_bad_inputs_say_what_to_do(qwen3_model, checkpoint, tmp_path, capsys):
     write_corpus(tmp_path / "corpus.jsonl")
-    assert main(command(checkpoint, tmp_path / "corpus.jsonl", tmp_path / "out")) == 0
+    assert main(command(checkpoint, tmp_path / "corpus.jsonl", tmp_path / "out", "--format", "npy")) == 0
     manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
     manifest["complete"] = False
     (tmp_path / "out" / MANIFEST).write_text(json.dumps(manifest))
@@ -83,7 +87,10 @@ def test_two_processes_share_the_shards_and_give_the_same_embeddings(qwen3_model
     ids, vectors = read_shards(tmp_path / "two")
     assert ids == [f"doc-{i}" for i in range(31)]  # every row once, in order
     assert np.abs(vectors - qwen3_model.encode_document(texts)).max() < 1e-5
-    assert json.loads((tmp_path / "two" / MANIFEST).read_text())["shards"] == 7
+    assert json.loads((tmp_path / "two" / PARQUET_MANIFEST).read_text())["shards"] == 7  # Parquet: the default
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "two").column("id").to_pylist() == ids  # the directory, read by pyarrow alone
 
 
 def test_parquet_files_and_saved_datasets_are_corpora_too(qwen3_model, tmp_path):
@@ -114,7 +121,7 @@ def test_every_setting_that_changes_a_vector_is_recorded_and_max_length_applies(
     (tmp_path / "c.jsonl").write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n"
                                               for i, t in enumerate(texts)))
     base = ["encode", "--model", str(checkpoint), "--device", "cpu", "--input", str(tmp_path / "c.jsonl"),
-            "--output", str(tmp_path / "sh"), "--shard-size", "3"]
+            "--output", str(tmp_path / "sh"), "--shard-size", "3", "--format", "npy"]
     assert main([*base, "--max-length", "12"]) == 0
     _, vectors = read_shards(tmp_path / "sh")
     assert np.abs(vectors - qwen3_model.encode(texts, max_length=12)).max() < 1e-5  # --max-length reached bulk mode
@@ -138,7 +145,7 @@ def test_every_setting_that_changes_a_vector_is_recorded_and_max_length_applies(
 def test_a_damaged_shard_is_named_by_read_shards_and_redone_by_a_rerun(checkpoint, tmp_path, capsys, caplog):
     write_corpus(tmp_path / "corpus.jsonl")
     output = tmp_path / "shards"
-    argv = command(checkpoint, tmp_path / "corpus.jsonl", output)
+    argv = command(checkpoint, tmp_path / "corpus.jsonl", output, "--format", "npy")
     assert main(argv) == 0
     ids, vectors = read_shards(output)
     stamps = {p.name: p.stat().st_mtime_ns for p in output.iterdir()}

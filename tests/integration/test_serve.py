@@ -298,7 +298,7 @@ def test_a_model_failure_is_a_500_in_the_openai_shape_counted_on_metrics(served)
 
 
 def test_the_openai_client_does_not_retry_a_client_mistake(served):
-    with pytest.raises(openai.BadRequestError, match="not supported"):
+    with pytest.raises(openai.BadRequestError, match="not truncatable"):
         openai.OpenAI(base_url=served.url + "/v1", api_key=KEY).embeddings.create(model="m", input="x", dimensions=3)
     with pytest.raises(openai.AuthenticationError):
         client(served, key="wrong").embeddings.create(model="m", input="x")

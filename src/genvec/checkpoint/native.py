@@ -2,7 +2,9 @@
 
 - `genvec_config.json`: format and version, the backbone (id or absolute path, revision, architecture, hidden size,
   and a fingerprint of its architecture and tokenizer), the
-  resolved `GenVecConfig`, and the name, size and SHA-256 of the weights file.
+  resolved `GenVecConfig`, the name, size and SHA-256 of the weights file, and, for a truncatable checkpoint
+  (`genvec.truncation`), the `truncation` record (its basis, sample and retained variance); a checkpoint without it
+  is not truncatable.
 - `trainable.safetensors`: only the trainable tensors (special vectors, R, A) in fp32. The backbone is
   referenced, never copied, and no pickle is ever read.
 
@@ -45,9 +47,12 @@ class NativeCheckpoint:
     """The trainable tensors by name, as saved (fp32)."""
     backbone: dict
     """What the checkpoint recorded of its backbone: name_or_path, revision, architecture, hidden_size."""
+    truncation: dict | None = None
+    """The record `genvec.truncation.make_truncatable` wrote; None: the embedding's coordinates are not ordered."""
 
 
-def save_native(path: str | Path, config: GenVecConfig, tensors: dict[str, torch.Tensor], backbone: dict) -> None:
+def save_native(path: str | Path, config: GenVecConfig, tensors: dict[str, torch.Tensor], backbone: dict,
+                truncation: dict | None = None) -> None:
     """Write a checkpoint of `tensors` (the trainable tensors by name) and `config` to directory `path`.
 
     Args:
@@ -55,6 +60,7 @@ def save_native(path: str | Path, config: GenVecConfig, tensors: dict[str, torch
         config: the model's resolved config (backbone id and pinned revision, N, K, D, instructions, ...).
         tensors: `GenVecModel.trainable_state_dict()`, or the same gathered from FSDP shards by the trainer.
         backbone: `GenVecModel.backbone_record`: id or path, revision, class, hidden size, fingerprint.
+        truncation: `GenVecModel.truncation`, the record of a truncatable model (None: not truncatable).
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -82,6 +88,7 @@ def save_native(path: str | Path, config: GenVecConfig, tensors: dict[str, torch
         "backbone": backbone,
         "config": config.to_dict(),
         "weights": {"file": WEIGHTS_FILE, "sha256": digest, "tensors": {k: list(v.shape) for k, v in tensors.items()}},
+        **({"truncation": truncation} if truncation is not None else {}),
     }
     write_text_atomic(path / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
     logger.debug("saved genvec checkpoint to %s", path)
@@ -107,7 +114,7 @@ def read_native(directory: str | Path, overrides: dict[str, object] | None = Non
         config = config.with_overrides(overrides) if overrides else config
     except ConfigError as err:
         raise CheckpointError(str(err)) from err
-    return NativeCheckpoint(directory, config, weights, document["backbone"])
+    return NativeCheckpoint(directory, config, weights, document["backbone"], document.get("truncation"))
 
 
 def read_native_weights(directory: str | Path) -> dict[str, torch.Tensor]:
@@ -133,6 +140,8 @@ def _read_document(directory: Path) -> dict:
         missing.append("weights.file / weights.sha256")
     if not missing and not isinstance(document["backbone"].get("hidden_size"), int):
         missing.append("backbone.hidden_size")
+    if not isinstance(document.get("truncation", {}), dict):
+        missing.append("truncation")
     if missing:
         raise CheckpointError(
             f"{str(config_path)!r} lacks (or has malformed) {', '.join(missing)}; the checkpoint is damaged. Save it "

@@ -13,6 +13,7 @@ from typing import Any
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.core.errors import SerializationError
 
+from genvec.inference import check_dimensions
 from genvec.integrations.common import resolve_model
 from genvec.model import GenVecModel
 
@@ -22,13 +23,16 @@ class _Loads:
     no `super()`: Haystack's `@component` rebuilds each class, which `super()` would not survive)."""
 
     def __init__(self, model: str | Path | GenVecModel, device: str = "auto", batch_size: int = 32,
-                 normalize: bool = False) -> None:
+                 normalize: bool = False, dimensions: int | None = None) -> None:
         self.model, self.device, self.batch_size, self.normalize = model, device, batch_size, normalize
+        self.dimensions = dimensions  # the first d coordinates (a truncatable model), checked once it is loaded
         self._model = None
 
     def warm_up(self) -> None:
         if self._model is None:
-            self._model = resolve_model(self.model, self.device)
+            model = resolve_model(self.model, self.device)
+            check_dimensions(model, self.dimensions)
+            self._model = model
 
     def to_dict(self) -> dict[str, Any]:
         if not isinstance(self.model, (str, Path)):
@@ -37,7 +41,7 @@ class _Loads:
                 "path to serialise (and its repr cannot be loaded back); save the model with "
                 "model.save_pretrained(directory) and build the component with model=directory.")
         return default_to_dict(self, model=str(self.model), device=self.device, batch_size=self.batch_size,
-                               normalize=self.normalize)
+                               normalize=self.normalize, dimensions=self.dimensions)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
@@ -54,7 +58,8 @@ class GenVecTextEmbedder(_Loads):
             raise TypeError(f"GenVecTextEmbedder takes one string; for documents use GenVecDocumentEmbedder "
                             f"(got {type(text).__name__}).")
         self.warm_up()
-        vector = self._model.encode_query([text], normalize=self.normalize, show_progress=False)[0]
+        vector = self._model.encode_query([text], normalize=self.normalize, show_progress=False,
+                                          dimensions=self.dimensions)[0]
         return {"embedding": vector.tolist()}
 
 
@@ -73,7 +78,7 @@ class GenVecDocumentEmbedder(_Loads):
             raise ValueError(f"documents {empty[:5]} have no text content to embed.")
         vectors = self._model.encode_document([document.content for document in documents],
                                               batch_size=self.batch_size, normalize=self.normalize,
-                                              show_progress=False)
+                                              show_progress=False, dimensions=self.dimensions)
         return {"documents": [dataclasses.replace(document, embedding=vector.tolist())
                               for document, vector in zip(documents, vectors)]}
 

@@ -11,21 +11,25 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
+from genvec.inference import check_dimensions
 from genvec.integrations.common import one_text, resolve_model, text_list
 from genvec.model import GenVecModel
 
 
 class GenVecEmbedding(BaseEmbedding):
-    """LlamaIndex embeddings from a genvec model (loaded, or a checkpoint path)."""
+    """LlamaIndex embeddings from a genvec model (loaded, or a checkpoint path); `dimensions` keeps the first d
+    coordinates (a truncatable model: `genvec make-truncatable`), normalised after when `normalize`."""
 
     normalize: bool = False
+    dimensions: int | None = None
     _model: GenVecModel = PrivateAttr()
 
     def __init__(self, model: str | Path | GenVecModel, *, device: str = "auto", embed_batch_size: int = 32,
-                 normalize: bool = False, **kwargs: Any) -> None:
+                 normalize: bool = False, dimensions: int | None = None, **kwargs: Any) -> None:
         loaded = resolve_model(model, device)
+        check_dimensions(loaded, dimensions)
         super().__init__(model_name=str(loaded.config.model.backbone), embed_batch_size=embed_batch_size,
-                         normalize=normalize, **kwargs)
+                         normalize=normalize, dimensions=dimensions, **kwargs)
         self._model = loaded
 
     @classmethod
@@ -45,7 +49,8 @@ class GenVecEmbedding(BaseEmbedding):
 
     def _get_query_embedding(self, query: str) -> list[float]:
         query = one_text(query, "get_query_embedding", "embed each query with its own call")
-        return self._model.encode_query([query], normalize=self.normalize, show_progress=False)[0].tolist()
+        return self._model.encode_query([query], normalize=self.normalize, show_progress=False,
+                                        dimensions=self.dimensions)[0].tolist()
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
         return self._get_query_embedding(query)
@@ -56,4 +61,4 @@ class GenVecEmbedding(BaseEmbedding):
 
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         return self._model.encode_document(list(texts), batch_size=self.embed_batch_size, normalize=self.normalize,
-                                           show_progress=False).tolist()
+                                           show_progress=False, dimensions=self.dimensions).tolist()

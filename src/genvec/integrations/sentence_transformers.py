@@ -5,6 +5,8 @@ asks for no `trust_remote_code`).
 sentence-transformers passes `task="query"|"document"` to the module); a non-empty `prompt` replaces the
 instruction; plain `encode` reads texts as they are. Texts go through the model's front door
 (`genvec.inference.prepare`), so an over-long text is cut as `model.encode` cuts it, with the same warning.
+`to_sentence_transformer(model, truncate_dim=d)` keeps the first d coordinates (sentence-transformers truncates, then
+normalises); d below the model's size needs a truncatable model (`genvec make-truncatable`).
 `save(dir)` writes the module's config and a genvec checkpoint under `dir/genvec`;
 `SentenceTransformer(dir, trust_remote_code=True)` reloads it (the module class lives in this installed package,
 which sentence-transformers counts as third-party code).
@@ -95,7 +97,8 @@ def _inside(checkpoint: object, config_path: Path) -> str:
     return checkpoint
 
 
-def to_sentence_transformer(model: str | Path | GenVecModel, *, device: str | None = None) -> SentenceTransformer:
+def to_sentence_transformer(model: str | Path | GenVecModel, *, device: str | None = None,
+                            truncate_dim: int | None = None) -> SentenceTransformer:
     """A `SentenceTransformer` over a genvec model (a loaded one, or a checkpoint to load); see the module docstring.
 
     Example:
@@ -104,5 +107,6 @@ def to_sentence_transformer(model: str | Path | GenVecModel, *, device: str | No
         (1, 384)
     """
     model = resolve_model(model, device or "auto")
+    inference.check_dimensions(model, truncate_dim)  # sentence-transformers itself would cut any model
     return SentenceTransformer(modules=[GenVecModule(model)], similarity_fn_name="cosine",
-                               device=device or str(model.device))
+                               device=device or str(model.device), truncate_dim=truncate_dim)

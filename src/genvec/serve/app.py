@@ -163,11 +163,12 @@ class _Routes:
         state, config = self.state, self.state.config
         body = await self.json_body(request)
         model = state.require_model()
-        parsed = protocol.embedding_request(body, max_inputs=config.max_inputs, embedding_dim=model.embedding_dim,
+        parsed = protocol.embedding_request(body, max_inputs=config.max_inputs,
                                             default_truncate=config.truncate == "cut")
+        dimensions = inference.check_dimensions(model, parsed.dimensions)  # a 400 before any text is read
         request.state.inputs = len(parsed.texts)
         inputs = await state.prepare(parsed.texts, parsed.options)
-        vectors = await state.embed(inputs, request)
+        vectors = inference.truncate_rows(await state.embed(inputs, request), dimensions)  # then normalise (OpenAI's)
         if parsed.normalize:
             vectors = inference.normalize_rows(vectors)
         state.metrics.tokens.inc(inputs.num_tokens)
@@ -514,7 +515,8 @@ class _ServerState:
         config = self.config
         return {
             "model": self.model_name, "backbone": model.config.model.backbone, "genvec_version": __version__,
-            "embedding_dim": model.embedding_dim, "hidden_size": model.hidden_size,
+            "embedding_dim": model.embedding_dim, "truncatable": model.truncation is not None,
+            "hidden_size": model.hidden_size,
             "num_special_tokens": model.num_special_tokens, "num_compression_tokens": model.num_compression_tokens,
             "max_length": model.config.model.max_length, "max_input_tokens": inference.text_limit(model),
             "instructions": self.instructions, "dtype": str(model.dtype).removeprefix("torch."),

@@ -77,15 +77,16 @@ class TeiEmbedRequest:
     texts: list[str]
     options: TextOptions
     normalize: bool
+    dimensions: int | None = None  # as sent: the front door checks it against the model
 
 
-def tei_embed_request(body: dict, *, max_inputs: int, embedding_dim: int, default_truncate: bool) -> TeiEmbedRequest:
+def tei_embed_request(body: dict, *, max_inputs: int, default_truncate: bool) -> TeiEmbedRequest:
     """TEI's `/embed`: `inputs` (a string or strings), `normalize` (default true), `truncate`,
     `truncation_direction` ("Right": genvec keeps a text's first tokens), `prompt_name`, `dimensions`."""
     protocol.known(body, {"inputs", "normalize", "truncate", "truncation_direction", "prompt_name", "dimensions"})
     texts = _texts(body, "inputs", max_inputs)
-    _dimensions(body, embedding_dim)
-    return TeiEmbedRequest(texts, _tei_options(body, default_truncate), protocol.boolean(body, "normalize", True))
+    return TeiEmbedRequest(texts, _tei_options(body, default_truncate), protocol.boolean(body, "normalize", True),
+                           protocol.dimensions(body))
 
 
 def tei_tokenize_request(body: dict, *, max_inputs: int) -> tuple[list[str], TextOptions, bool]:
@@ -149,21 +150,22 @@ def score_request(body: dict, *, max_documents: int, default_truncate: bool, tex
     return ScoreRequest(queries, documents, protocol.text_options(body, default_truncate or limit is not None))
 
 
-def ollama_embed_request(body: dict, *, max_inputs: int, embedding_dim: int) -> tuple[list[str], TextOptions]:
+def ollama_embed_request(body: dict, *, max_inputs: int) -> tuple[list[str], TextOptions, int | None]:
     """Ollama's `/api/embed`: `model` (required; a `:latest` tag is dropped), `input`, `truncate` (default true, as
-    Ollama's), `dimensions`, and `keep_alive` and `options` (accepted: the model stays loaded)."""
+    Ollama's), `dimensions` (as sent: the front door checks it), and `keep_alive` and `options` (accepted: the model
+    stays loaded)."""
     protocol.known(body, {"model", "input", "truncate", "dimensions", "keep_alive", "options"})
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise ApiError(400, "model is required: this server's model or one of its aliases (GET /api/tags lists "
                        "them).", param="model", code="invalid_value")
     texts = _texts(body, "input", max_inputs)
-    _dimensions(body, embedding_dim)
+    dimensions = protocol.dimensions(body)
     if body.get("options") is not None and not isinstance(body["options"], dict):
         raise ApiError(400, f"options must be an object, got {type(body['options']).__name__}.", param="options",
                        code="invalid_type")
     truncate = protocol.boolean(body, "truncate", True)
-    return texts, TextOptions(None, None, "cut" if truncate else "error", model.removesuffix(OLLAMA_TAG))
+    return texts, TextOptions(None, None, "cut" if truncate else "error", model.removesuffix(OLLAMA_TAG)), dimensions
 
 
 def _tei_options(body: dict, default_truncate: bool) -> TextOptions:
@@ -211,12 +213,6 @@ def _documents(body: dict, limit: int) -> list[str]:
     return protocol.texts(texts, "documents", limit)
 
 
-def _dimensions(body: dict, embedding_dim: int) -> None:
-    dimensions = body.get("dimensions")
-    if dimensions is not None and (not protocol.is_int(dimensions) or dimensions != embedding_dim):
-        raise ApiError(400, f"dimensions={dimensions!r:.40} is not supported: this model's embeddings have "
-                       f"{embedding_dim} dimensions and are not truncatable; leave dimensions out (or pass "
-                       f"{embedding_dim}).", param="dimensions", code="unsupported_value")
 
 
 # ------------------------------------------------------------------------------------------------- routes
@@ -242,11 +238,12 @@ class DialectRoutes:
         state = self.state
         body = await self.json_body(request)
         model = state.require_model()
-        parsed = tei_embed_request(body, max_inputs=state.config.max_inputs, embedding_dim=model.embedding_dim,
+        parsed = tei_embed_request(body, max_inputs=state.config.max_inputs,
                                    default_truncate=state.config.truncate == "cut")
+        dimensions = inference.check_dimensions(model, parsed.dimensions)
         request.state.inputs = len(parsed.texts)
         inputs = await state.prepare(parsed.texts, parsed.options, "inputs")
-        vectors = await state.embed(inputs, request)
+        vectors = inference.truncate_rows(await state.embed(inputs, request), dimensions)  # then normalise
         if parsed.normalize:
             vectors = inference.normalize_rows(vectors)
         state.metrics.tokens.inc(inputs.num_tokens)
@@ -318,15 +315,16 @@ class DialectRoutes:
         started = time.perf_counter_ns()
         body = await self.json_body(request)
         model = state.require_model()
-        texts, options = ollama_embed_request(body, max_inputs=state.config.max_inputs,
-                                              embedding_dim=model.embedding_dim)
+        texts, options, dimensions = ollama_embed_request(body, max_inputs=state.config.max_inputs)
         names = {state.model_name, *state.prompts.aliases()}
         if options.model not in names:
             raise ApiError(404, f"model {body['model']!r:.120} not found; this server serves "
                            f"{', '.join(sorted(names))}.", param="model", code="model_not_found")
+        dimensions = inference.check_dimensions(model, dimensions)
         request.state.inputs = len(texts)
         inputs = await state.prepare(texts, options, "input")
-        vectors = inference.normalize_rows(await state.embed(inputs, request))  # Ollama's /api/embed normalises
+        vectors = await state.embed(inputs, request)
+        vectors = inference.normalize_rows(inference.truncate_rows(vectors, dimensions))  # Ollama's /api/embed too
         state.metrics.tokens.inc(inputs.num_tokens)
         return self.answer({"model": body["model"], "embeddings": vectors.tolist(),
                             "total_duration": time.perf_counter_ns() - started, "load_duration": 0,

@@ -7,7 +7,7 @@ with truncation off), 401 for a missing or wrong key (the app).
 
 Only the wire is checked here: JSON types, the fields a route takes, the server's own limits (inputs per request,
 `max_new_tokens`, `top_k`) and the states' encoding. What the model accepts (an instruction or a side, the length
-of a text, the sampling numbers, the states' shape) is the front door's to check (`genvec.inference`,
+of a text, `dimensions`, the sampling numbers, the states' shape) is the front door's to check (`genvec.inference`,
 `genvec.decode`); its `InputError` names the parameter, which the app maps to the field (`PARAMS`).
 
 What it does not do: tokenise or run the model (`genvec.serve.app` does).
@@ -130,6 +130,7 @@ class EmbeddingRequest:
     options: TextOptions
     base64: bool
     normalize: bool
+    dimensions: int | None = None  # as sent (an int): the front door checks it against the model
 
 
 @dataclass(frozen=True)
@@ -184,21 +185,17 @@ def parse_json(raw: bytes) -> dict:
     return body
 
 
-def embedding_request(body: dict, *, max_inputs: int, embedding_dim: int, default_truncate: bool) -> EmbeddingRequest:
+def embedding_request(body: dict, *, max_inputs: int, default_truncate: bool) -> EmbeddingRequest:
     known(body, EMBEDDING_FIELDS)
     texts = _texts(body, max_inputs)
     encoding = body.get("encoding_format", "float")
     if encoding not in ("float", "base64"):
         raise ApiError(400, f"encoding_format must be \"float\" or \"base64\", got {encoding!r}.",
                        param="encoding_format", code="invalid_value")
-    dimensions = body.get("dimensions")
-    if dimensions is not None and (not is_int(dimensions) or dimensions != embedding_dim):
-        raise ApiError(400, f"dimensions={dimensions!r} is not supported: this model's embeddings have "
-                       f"{embedding_dim} dimensions and are not truncatable; leave dimensions out (or pass "
-                       f"{embedding_dim}).", param="dimensions", code="unsupported_value")
     normalize = boolean(body, "normalize", True)
     string(body, "user")
-    return EmbeddingRequest(texts, text_options(body, default_truncate), encoding == "base64", normalize)
+    return EmbeddingRequest(texts, text_options(body, default_truncate), encoding == "base64", normalize,
+                            dimensions(body))
 
 
 def decode_request(body: dict, *, max_inputs: int, max_new_tokens: int, hidden_size: int,
@@ -332,6 +329,16 @@ def side(input_type: str | None) -> str | None:
                        f"{', '.join(SIDES)}; for another task send its instruction (instruction field) or a model "
                        "alias (GET /v1/models lists them).", param="input_type", code="invalid_value")
     return SIDES[input_type]
+
+
+def dimensions(body: dict) -> int | None:
+    """The `dimensions` field (OpenAI, TEI, Ollama): None or an integer, which the front door checks against the model
+    (`inference.check_dimensions`: 1..D, and below D only for a truncatable model)."""
+    value = body.get("dimensions")
+    if value is not None and not is_int(value):
+        raise ApiError(400, f"dimensions must be an integer, got {value!r:.40} ({type(value).__name__}).",
+                       param="dimensions", code="invalid_type")
+    return value
 
 
 def boolean(body: dict, name: str, default: bool) -> bool:

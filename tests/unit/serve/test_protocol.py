@@ -16,7 +16,7 @@ H = 4  # hidden size of the states in these tables
 
 
 def embedding(body: dict):
-    return protocol.embedding_request(body, max_inputs=3, embedding_dim=8, default_truncate=False)
+    return protocol.embedding_request(body, max_inputs=3, default_truncate=False)
 
 
 def decode(body: dict):
@@ -40,8 +40,8 @@ REFUSED = [  # (check, body, status, param, code)
     (embedding, {"input": [[1, 2, 3]]}, 400, "input", "invalid_type"),
     (embedding, {"input": ["a"] * 4}, 422, "input", "too_many_inputs"),
     (embedding, {"input": "a", "encoding_format": "int8"}, 400, "encoding_format", "invalid_value"),
-    (embedding, {"input": "a", "dimensions": 4}, 400, "dimensions", "unsupported_value"),
-    (embedding, {"input": "a", "dimensions": True}, 400, "dimensions", "unsupported_value"),
+    (embedding, {"input": "a", "dimensions": "4"}, 400, "dimensions", "invalid_type"),
+    (embedding, {"input": "a", "dimensions": True}, 400, "dimensions", "invalid_type"),
     (embedding, {"input": "a", "normalize": "yes"}, 400, "normalize", "invalid_type"),
     (embedding, {"input": "a", "truncate": 1}, 400, "truncate", "invalid_type"),
     (embedding, {"input": "a", "input_type": 5}, 400, "input_type", "invalid_type"),
@@ -95,6 +95,11 @@ PARSED = [  # (body, (texts, instruction, side, truncate, base64, normalize))
      (["a"], "Say:", None, "error", True, False)),
     ({"input": "a", "dimensions": 8, "model": "m", "user": "u"}, (["a"], None, None, "error", False, True)),
 ]
+
+
+def test_dimensions_reach_the_front_door_as_sent():  # which sizes a model allows is the front door's to say
+    assert [embedding({"input": "a", "dimensions": d}).dimensions for d in (4, 0, 99)] == [4, 0, 99]
+    assert embedding({"input": "a"}).dimensions is None
 
 
 @pytest.mark.parametrize(("body", "expected"), PARSED)
