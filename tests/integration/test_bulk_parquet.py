@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from test_bulk_encode import command, write_corpus
 
 from genvec.bulk import MANIFEST, PARQUET_MANIFEST, encode_corpus, read_corpus, read_shards
 from genvec.cli import main
@@ -41,21 +42,10 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def write_corpus(path, rows: int = 23) -> list[str]:
-    texts = [f"passage {i} about rivers and ice {i * 7}" for i in range(rows)]
-    path.write_text("".join(json.dumps({"_id": f"doc-{i}", "text": text}) + "\n" for i, text in enumerate(texts)))
-    return texts
-
-
 @pytest.fixture
 def checkpoint(qwen3_model, tmp_path):
     qwen3_model.save_pretrained(tmp_path / "ckpt")
     return tmp_path / "ckpt"
-
-
-def command(checkpoint, corpus, output, *extra):
-    return ["encode", "--model", str(checkpoint), "--device", "cpu", "--input", str(corpus), "--output", str(output),
-            "--id-field", "_id", "--document", "--shard-size", "5", *extra]
 
 
 def test_parquet_shards_equal_encode_read_by_pyarrow_pandas_duckdb_and_polars(qwen3_model, checkpoint, tmp_path):

@@ -162,16 +162,11 @@ class _Routes:
     async def embeddings(self, request: Request) -> Response:
         state, config = self.state, self.state.config
         body = await self.json_body(request)
-        model = state.require_model()
+        state.require_model()
         parsed = protocol.embedding_request(body, max_inputs=config.max_inputs,
                                             default_truncate=config.truncate == "cut")
-        dimensions = inference.check_dimensions(model, parsed.dimensions)  # a 400 before any text is read
-        request.state.inputs = len(parsed.texts)
-        inputs = await state.prepare(parsed.texts, parsed.options)
-        vectors = inference.truncate_rows(await state.embed(inputs, request), dimensions)  # then normalise (OpenAI's)
-        if parsed.normalize:
-            vectors = inference.normalize_rows(vectors)
-        state.metrics.tokens.inc(inputs.num_tokens)
+        vectors, inputs = await state.embed_texts(parsed.texts, parsed.options, request, dimensions=parsed.dimensions,
+                                                  normalize=parsed.normalize)
         return _answer({"object": "list", "model": state.model_name,
                         "data": [{"object": "embedding", "index": index,
                                   "embedding": protocol.encode_vector(vector, parsed.base64)}
@@ -457,6 +452,17 @@ class _ServerState:
         if trace is not None:
             trace.add("tokenize", started, time.perf_counter(), texts=len(texts), tokens=inputs.num_tokens)
         return inputs
+
+    async def embed_texts(self, texts: list[str], options: protocol.TextOptions, request: Request, *,
+                          dimensions: object, normalize: bool, what: str = "input") -> tuple[np.ndarray, Inputs]:
+        """An embedding route's work, whatever its dialect: `dimensions` checked before any text is read, the texts
+        prepared and embedded, truncated to `dimensions`, then normalised (OpenAI's order), and their tokens counted."""
+        dimensions = inference.check_dimensions(self.model, dimensions)
+        request.state.inputs = len(texts)
+        inputs = await self.prepare(texts, options, what)
+        vectors = inference.truncate_rows(await self.embed(inputs, request), dimensions)
+        self.metrics.tokens.inc(inputs.num_tokens)
+        return (inference.normalize_rows(vectors) if normalize else vectors), inputs
 
     async def embed(self, inputs: Inputs, request: Request) -> np.ndarray:
         """Embeddings of prepared texts, coalesced with other requests' texts; 429 when the queue is full. If the

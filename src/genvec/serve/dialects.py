@@ -13,6 +13,7 @@ What it does not do: anything the OpenAI routes do not (no second model, no cros
 cosine of two embeddings, -1 to 1, whatever `raw_scores` asks).
 """
 
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -40,8 +41,6 @@ def error_response(err: ApiError, path: str) -> Response:
     """`err` in the shape the route's clients parse: TEI's `{"error", "error_type"}` (a 400 becomes TEI's 422),
     Ollama's `{"error"}`, else OpenAI's `{"error": {"message", "type", "param", "code"}}`, as ASCII JSON (a lone
     surrogate a message quotes cannot break it)."""
-    import json
-
     status, body = err.status, err.body()
     if path in TEI_ROUTES:
         status = 422 if status == 400 else status
@@ -237,16 +236,11 @@ class DialectRoutes:
     async def tei_embed(self, request: Request) -> Response:
         state = self.state
         body = await self.json_body(request)
-        model = state.require_model()
+        state.require_model()
         parsed = tei_embed_request(body, max_inputs=state.config.max_inputs,
                                    default_truncate=state.config.truncate == "cut")
-        dimensions = inference.check_dimensions(model, parsed.dimensions)
-        request.state.inputs = len(parsed.texts)
-        inputs = await state.prepare(parsed.texts, parsed.options, "inputs")
-        vectors = inference.truncate_rows(await state.embed(inputs, request), dimensions)  # then normalise
-        if parsed.normalize:
-            vectors = inference.normalize_rows(vectors)
-        state.metrics.tokens.inc(inputs.num_tokens)
+        vectors, inputs = await state.embed_texts(parsed.texts, parsed.options, request, dimensions=parsed.dimensions,
+                                                  normalize=parsed.normalize, what="inputs")
         return self.answer(vectors.tolist(), inputs)
 
     async def tei_tokenize(self, request: Request) -> Response:
@@ -314,18 +308,14 @@ class DialectRoutes:
         state = self.state
         started = time.perf_counter_ns()
         body = await self.json_body(request)
-        model = state.require_model()
+        state.require_model()
         texts, options, dimensions = ollama_embed_request(body, max_inputs=state.config.max_inputs)
         names = {state.model_name, *state.prompts.aliases()}
         if options.model not in names:
             raise ApiError(404, f"model {body['model']!r:.120} not found; this server serves "
                            f"{', '.join(sorted(names))}.", param="model", code="model_not_found")
-        dimensions = inference.check_dimensions(model, dimensions)
-        request.state.inputs = len(texts)
-        inputs = await state.prepare(texts, options, "input")
-        vectors = await state.embed(inputs, request)
-        vectors = inference.normalize_rows(inference.truncate_rows(vectors, dimensions))  # Ollama's /api/embed too
-        state.metrics.tokens.inc(inputs.num_tokens)
+        vectors, inputs = await state.embed_texts(texts, options, request, dimensions=dimensions,
+                                                  normalize=True)  # Ollama's /api/embed normalises
         return self.answer({"model": body["model"], "embeddings": vectors.tolist(),
                             "total_duration": time.perf_counter_ns() - started, "load_duration": 0,
                             "prompt_eval_count": inputs.num_tokens}, inputs)
