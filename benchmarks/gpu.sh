@@ -5,12 +5,17 @@
 #   bash benchmarks/gpu.sh smoke                # each code path on a 1-layer model (~1.5 min): check the machine
 #   bash benchmarks/gpu.sh PRESET PART          # PRESET: qwen3-0.6b | qwen3-4b | qwen3-8b
 #                                               # PART: train | decode | variants | all
+#   bash benchmarks/gpu.sh ray [PRESET]         # Ray's embedding path, one GPU actor, beside plain encode (minutes)
 #   bash benchmarks/gpu.sh summary              # one table of every result file
 #
 # Results go to $OUT when it is set (the folder a rented machine sends back), else to benchmarks/results/; copy them
 # to benchmarks/results/ to commit them. Every result file is written after each measurement, so a command stopped
 # by a time limit keeps what it measured. Runs from a checkout without installing genvec (PYTHONPATH=src); needs
-# torch with CUDA, transformers, accelerate, peft (for the reference step) and psutil.
+# torch with CUDA, transformers, accelerate, peft (for the reference step) and psutil. The ray part also needs
+# Ray Data: where `import ray` fails it installs `ray[data]` from the wheels in $WHEELS (default
+# benchmarks/.cache/wheels, ignored by git), which a machine without the internet needs carried to it: fill it with
+# `pip download 'ray[data]' -d benchmarks/.cache/wheels --only-binary :all:` on a machine of the same Python and
+# platform (the ray wheel alone is 79 MB for CPython 3.11 on x86-64 Linux).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
@@ -67,6 +72,7 @@ One device command each (10 minutes at most per command, 30 minutes per lease), 
   4. bash benchmarks/gpu.sh qwen3-0.6b all
   5. bash benchmarks/gpu.sh qwen3-4b train
   6. bash benchmarks/gpu.sh qwen3-4b decode
+  7. bash benchmarks/gpu.sh ray qwen3-0.6b     # Ray's embedding path (one GPU actor) beside plain encode
 Estimates (benchmarks/estimate.py; its assumptions: `python benchmarks/run.py --preset qwen3-8b --estimate`):
 EOF
     local preset
@@ -78,6 +84,21 @@ EOF
         "$(estimate qwen3-8b train_step_checkpointing encode train_step_checkpointing train_step_checkpointing)"
 }
 
+ray_part() {  # [PRESET]: benchmarks/bulk.py --ray on one GPU: embed_dataset with one GPU actor (num_gpus=1), one
+    # `genvec encode --output DIR` process, one model.encode, all on the same GPU, alternated over two rounds
+    local preset=${1:-qwen3-0.6b} wheels=${WHEELS:-benchmarks/.cache/wheels}
+    if ! "$PYTHON" -c "import ray.data" 2>/dev/null; then
+        echo "+ pip install ray[data] from $wheels" >&2
+        "$PYTHON" -m pip install --quiet --no-index --find-links "$wheels" "ray[data]" \
+            || { echo "no Ray here and no wheels in $wheels: see the top of this file" >&2; return 1; }
+    fi
+    mkdir -p "$RESULTS/bulk"
+    echo "+ python benchmarks/bulk.py --ray --device cuda --preset $preset" >&2
+    "$PYTHON" benchmarks/bulk.py --ray --device cuda --preset "$preset" --texts 2048 --tokens 128 --rounds 2 \
+        --results-dir "$RESULTS/bulk" || status=1
+    return $status
+}
+
 estimate() {  # PRESET MEASUREMENT...: estimated seconds
     local preset=$1; shift
     "$PYTHON" benchmarks/run.py --preset "$preset" --estimate --only "$@" | tail -1 | awk '{print $(NF-1)}'
@@ -86,6 +107,11 @@ estimate() {  # PRESET MEASUREMENT...: estimated seconds
 case ${1:-plan} in
     plan) plan ;;
     summary) "$PYTHON" benchmarks/run.py --results-dir "$RESULTS" --summary ;;
+    ray)
+        facts "${2:-qwen3-0.6b}"
+        mkdir -p "$RESULTS"
+        ray_part "${2:-qwen3-0.6b}" 2>&1 | tee "$RESULTS/gpu-ray-${2:-qwen3-0.6b}.log"
+        status=$((status | ${PIPESTATUS[0]})) ;;
     smoke)
         facts
         tiny="--layers 1 --repeats 1 --encode-texts 16 --encode-tokens 32 --train-batch 4
@@ -101,6 +127,6 @@ case ${1:-plan} in
         part "$1" "${2:-all}" 2>&1 | tee "$RESULTS/gpu-$1-${2:-all}.log"
         status=$((status | ${PIPESTATUS[0]}))
         "$PYTHON" benchmarks/run.py --results-dir "$RESULTS" --summary "$1" ;;
-    *) sed -n '2,14p' "$0"; exit 2 ;;
+    *) sed -n '2,18p' "$0"; exit 2 ;;
 esac
 exit $status

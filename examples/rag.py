@@ -12,7 +12,9 @@ refusal its LLM would give.
 
 FAISS (`pip install faiss-cpu`) because it is the embedded index most RAG stacks start with (LangChain, LlamaIndex
 and Haystack all wrap it), it needs no server, and it takes genvec's float32 arrays and `genvec encode` shards as
-they are. Vectors are normalised, so the inner-product index ranks by cosine.
+they are. Vectors are normalised, so the inner-product index ranks by cosine. Beside it, a binary index
+(`faiss.IndexBinaryFlat`) of the same embeddings as sign bits packed 8 per byte (`precision="ubinary"`, 32 times
+smaller than float32) ranks by Hamming distance, the number of signs that differ: it needs no calibration.
 
 A corpus file is JSONL with `id` (or `_id`), `text` and optionally `harmful` (true/false).
 """
@@ -31,7 +33,7 @@ def build_index(vectors: np.ndarray):
     """A FAISS inner-product index over unit vectors (cosine)."""
     import faiss
 
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    vectors = np.array(vectors, dtype=np.float32, order="C")  # a copy: normalize_L2 works in place
     faiss.normalize_L2(vectors)
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(vectors)
@@ -42,9 +44,23 @@ def search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(scores, positions) of each query's top k documents."""
     import faiss
 
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    queries = np.array(queries, dtype=np.float32, order="C")
     faiss.normalize_L2(queries)
     return index.search(queries, k)
+
+
+def build_binary_index(packed: np.ndarray):
+    """A FAISS Hamming-distance index over sign bits packed 8 per byte: (N, D/8) uint8, `precision="ubinary"`."""
+    import faiss
+
+    index = faiss.IndexBinaryFlat(packed.shape[1] * 8)  # its size in bits
+    index.add(np.ascontiguousarray(packed, dtype=np.uint8))
+    return index
+
+
+def search_binary(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(Hamming distances, positions) of each packed query's top k documents."""
+    return index.search(np.ascontiguousarray(queries, dtype=np.uint8), k)
 
 
 def read_corpus(path: Path) -> tuple[list[str], list[str], list[bool]]:
@@ -89,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import genvec
+    from genvec.quantization import quantize
 
     if args.corpus is None:
         ids, texts, harmful, queries = quickstart_data()
@@ -99,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     if not queries:
         raise SystemExit("pass at least one --query")
     model = genvec.load_model(args.model, device=args.device)
+    k = min(TOP_K, len(texts))
     if args.shards is not None:
         from genvec.bulk import read_shards
 
@@ -107,22 +125,29 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{args.shards} holds embeddings of other ids than {args.corpus}")
     else:
         documents = model.encode_document(texts)
-    methods = [("genvec", build_index(documents), model.encode_query(queries))]
+    query_vectors = model.encode_query(queries)
+    index = build_index(documents)
+    methods = [("genvec", lambda rows: search(index, query_vectors[rows], k), "{:.3f}")]
+    if documents.shape[1] % 8 == 0:  # sign bits pack 8 per byte; the signs of a vector are those of its unit vector
+        bits, packed_queries = documents.shape[1], quantize(query_vectors, "ubinary")
+        binary_index = build_binary_index(quantize(documents, "ubinary"))
+        methods.append(("genvec binary (Hamming)", lambda rows: search_binary(binary_index, packed_queries[rows], k),
+                        "{:.0f}/" + str(bits)))
     baseline = _baseline(args.baseline, args.device)
     if baseline is not None:
-        methods.append((baseline[0], build_index(baseline[1](texts)), baseline[1](queries)))
+        baseline_index, baseline_queries = build_index(baseline[1](texts)), baseline[1](queries)
+        methods.append((baseline[0], lambda rows: search(baseline_index, baseline_queries[rows], k), "{:.3f}"))
     decoded = model.decode(queries, instruction=model.config.model.instructions.get("query"),
                            max_new_tokens=args.max_new_tokens)
-    k = min(TOP_K, len(texts))
     for position, query in enumerate(queries):
         print(f"query: {query}")
         print(f"  genvec's embedding decodes to: {decoded[position].strip()!r}")
-        for name, index, query_vectors in methods:
-            scores, found = search(index, query_vectors[position : position + 1], k)
+        for name, ranked, shown in methods:
+            scores, found = ranked(slice(position, position + 1))
             print(f"  {name} retrieves:")
             for score, document in zip(scores[0], found[0]):
                 mark = "  [HARMFUL]" if harmful[document] else ""
-                print(f"    {score:.3f}  {ids[document]}: {texts[document][:90]}{mark}")
+                print(f"    {shown.format(score)}  {ids[document]}: {texts[document][:90]}{mark}")
         print()
     return 0
 

@@ -66,6 +66,18 @@ def served_model(backbone_dirs):
     return _tiny_model(backbone_dirs["qwen3"])
 
 
+@pytest.fixture(scope="module")
+def plain_dir(backbone_dirs, tmp_path_factory):
+    """A saved tiny model (D = EMBEDDING_DIM), neither calibrated nor truncatable: what the dimensions and precision
+    tests derive their truncatable and calibrated checkpoints from."""
+    torch.manual_seed(0)
+    model = GenVecModel.from_backbone(str(backbone_dirs["qwen3"]), num_special_tokens=4, num_compression_tokens=2,
+                                      embedding_dim=EMBEDDING_DIM, dtype="fp32", device="cpu")
+    directory = tmp_path_factory.mktemp("plain") / "model"
+    model.save_pretrained(directory)
+    return directory
+
+
 def _tiny_model(directory) -> GenVecModel:
     return GenVecModel.from_backbone(
         str(directory), num_special_tokens=4, num_compression_tokens=2, embedding_dim=EMBEDDING_DIM, dtype="fp32",

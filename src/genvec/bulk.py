@@ -4,15 +4,19 @@ torchrun (CPU processes too).
 
 Two shard formats (`shard_format`, `genvec encode --format`). Parquet (the default): for every shard of `shard_size`
 rows one `shard-00000.parquet` holding the columns `id` (string), `text` (string; only with `with_text`) and
-`embedding` (a fixed-size list of D float32, `pa.list_(pa.float32(), D)`), beside `_manifest.json` (what was encoded,
-how, and how many shards): the directory is a Parquet dataset that pyarrow, pandas, Spark, Daft, DuckDB and polars
-read with no genvec code (the manifest's leading "_" and the temporary files' leading "." make them skip those).
+`embedding` (a fixed-size list of D float32, `pa.list_(pa.float32(), D)`; with `dimensions=d` the first d; with
+`precision` int8/uint8 a list of d int8/uint8, binary/ubinary of d/8 int8/uint8 packed bytes: `genvec.quantization`),
+beside `_manifest.json` (what was encoded,
+how, and how many shards): the directory is a Parquet dataset that pyarrow, pandas, Spark, DuckDB and polars read
+with no genvec code (the manifest's leading "_" and the temporary files' leading "." make them skip those); Daft
+reads every file of a directory, so it is given `DIR/*.parquet`.
 `.npy` (`shard_format="npy"`, the format of genvec before Parquet): `shard-00000.ids.json` (the rows' ids) and
 `shard-00000.npy` (float32, rows x D) per shard, beside `manifest.json`. Every file is written atomically, the
 Parquet file or the `.npy` last.
 
 A killed run continues where it stopped: the manifest must match (same input, model identity, dtype, max_length,
-instruction, truncation, normalisation, shard size, shard format and text column: everything that changes a vector,
+instruction, truncation, normalisation, dimensions, precision, shard size, shard format and text column: everything
+that changes a vector,
 a row's place or a shard's files) and whole shards are skipped, so nothing is duplicated or lost; a manifest of
 genvec before Parquet records `.npy` shards. A shard is whole when its files read back, hold the rows the manifest
 gives it, with vectors of the manifest's width; one damaged from outside (a deleted ids file, a cut array or Parquet
@@ -27,6 +31,7 @@ import contextlib
 import json
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -38,8 +43,19 @@ from genvec.device import DTYPE_NAMES, check_launch
 from genvec.errors import InputError, check_positive_int
 from genvec.files import atomic_write, exclusive_lock, lock_file_for, write_text_atomic
 from genvec.formats import differences, header, read_document
-from genvec.inference import Side, Truncate, embed, prepare, resolve_instruction, text_limit
+from genvec.inference import (
+    Side,
+    Truncate,
+    check_dimensions,
+    check_precision,
+    embed,
+    prepare,
+    quantize_rows,
+    resolve_instruction,
+    text_limit,
+)
 from genvec.model import GenVecModel
+from genvec.quantization import DTYPES, PACKED
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +68,9 @@ MANIFEST = "manifest.json"  # beside .npy shards
 # manifest.json there makes pyarrow.parquet.read_table(dir) and pandas.read_parquet(dir) fail).
 PARQUET_MANIFEST = "_manifest.json"
 MANIFESTS: dict[str, str] = {"parquet": PARQUET_MANIFEST, "npy": MANIFEST}
-# What a manifest of genvec before Parquet shards means by the keys it lacks.
-_BEFORE_PARQUET = {"shard_format": "npy", "with_text": False}
+# What a manifest of an earlier genvec (before Parquet shards, before dimensions and precision) means by the keys it
+# lacks.
+_BEFORE_PARQUET = {"shard_format": "npy", "with_text": False, "dimensions": None, "precision": "float32"}
 _REDO = "run the same genvec encode command again to encode it anew"  # what to do about a damaged shard
 
 
@@ -141,12 +158,18 @@ def encode_corpus(
     shard_format: ShardFormat = "parquet",
     with_text: bool = False,
     show_progress: bool = True,
+    share: tuple[int, int] | None = None,
+    dimensions: int | None = None,
+    precision: str = "float32",
 ) -> Path:
     """Encode `corpus` into shards under `output` (see the module docstring); returns `output`. Every process of an
-    `accelerate launch` calls it with the same arguments. Texts are read through the model's front door
+    `accelerate launch` calls it with the same arguments. `share=(count, index)` encodes shards index, index + count,
+    ... only, as one task of a launcher that is not Accelerate (Ray: `genvec.integrations.ray`), whose driver holds
+    the directory with `hold_output`, which marks the manifest complete. Texts are read through the model's front door
     (`genvec.inference.prepare`): `instruction` or `side` ("query"/"document": the model's saved instruction),
-    `truncate` ("cut", logged per shard, or "error") and `max_length` (None: the model's) mean what they mean in
-    `GenVecModel.encode`. `shard_format` is "parquet" (id, embedding and, with `with_text`, text columns) or "npy".
+    `truncate` ("cut", logged per shard, or "error"), `max_length` (None: the model's), `dimensions` and `precision`
+    mean what they mean in `GenVecModel.encode`. `shard_format` is "parquet" (id, embedding and, with `with_text`,
+    text columns) or "npy".
 
     Example:
         >>> encode_corpus(model, read_corpus("corpus.jsonl", id_field="_id"), "shards", side="document")
@@ -165,8 +188,13 @@ def encode_corpus(
     instruction = resolve_instruction(model, instruction=instruction, side=side)
     max_length = model.config.model.max_length if max_length is None else max_length
     text_limit(model, max_length)  # refuses a max_length too small for the special tokens
-    state = PartialState(cpu=model.device.type == "cpu")  # CPU processes: gloo, not one lone process each
-    check_launch(state, "encode every shard and write the same files")
+    dimensions = check_dimensions(model, dimensions)
+    check_precision(model, precision, dimensions, normalize)
+    if share is None:
+        state = PartialState(cpu=model.device.type == "cpu")  # CPU processes: gloo, not one lone process each
+        check_launch(state, "encode every shard and write the same files")
+    else:
+        state = _Share.of(share)
     output = Path(output)
     shards = (len(corpus.ids) + shard_size - 1) // shard_size
     # Everything that changes a vector, a row's place or a shard's files; the dtype and max_length are in the model's
@@ -175,7 +203,7 @@ def encode_corpus(
     recorded = {"source": corpus.source, "rows": len(corpus.ids), "dtype": dtype, "max_length": max_length,
                 "instruction": instruction, "truncate": truncate, "normalize": normalize, "shard_size": shard_size,
                 "shards": shards, "model": model.identity(), "embedding_dim": model.embedding_dim,
-                "shard_format": shard_format, "with_text": with_text}
+                "shard_format": shard_format, "with_text": with_text, "dimensions": dimensions, "precision": precision}
     with contextlib.ExitStack() as held:
         if state.is_main_process:  # one job at a time: another would pass the manifest check and overwrite shards
             output.parent.mkdir(parents=True, exist_ok=True)
@@ -183,6 +211,52 @@ def encode_corpus(
         return _encode_shards(model, corpus, output, state, recorded, instruction=instruction, truncate=truncate,
                               max_length=max_length, normalize=normalize, batch_size=batch_size,
                               show_progress=show_progress)
+
+
+@dataclass(frozen=True)
+class _Share:
+    """One share of the shards, started by a launcher that is not Accelerate (a Ray task): it stands in for
+    Accelerate's `PartialState`. The driver holds the directory (`hold_output`), so a share never locks it, only
+    checks (or writes, identically to any other share) the manifest, and never waits for the others."""
+
+    num_processes: int
+    process_index: int
+    is_main_process: bool = False
+
+    @classmethod
+    def of(cls, share: tuple[int, int]) -> "_Share":
+        count, index = share
+        check_positive_int(count, "share count")
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+            raise InputError(f"share index must be in 0..{count - 1} for {count} shares, got {index!r}.")
+        return cls(count, index)
+
+    def wait_for_everyone(self) -> None:
+        """Nothing to wait for: the driver marks the manifest complete once every share has finished."""
+
+
+@contextlib.contextmanager
+def hold_output(output: str | Path) -> Iterator[Path]:
+    """Hold the shard directory `output` while shares encoded elsewhere (`encode_corpus(share=...)`, Ray tasks)
+    write it: its lock, and what a killed run left half-written removed; when the block ends without an error, the
+    manifest is marked complete (every shard checked whole first), as process 0 does under Accelerate.
+
+    Raises:
+        BusyError: another job is writing to `output`.
+        InputError: at the end, no manifest, or a shard missing or damaged.
+    """
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(lock_file_for(output), f"the shard directory {output}"):
+        output.mkdir(exist_ok=True)
+        for stale in output.glob(".shard-*.tmp"):  # half-written by a killed run (under the lock: no one writes them)
+            stale.unlink(missing_ok=True)
+        yield output
+        manifest = _find_manifest(output)
+        if manifest is None:
+            raise InputError(f"{output}: no shard task wrote a manifest; nothing was encoded.")
+        document = read_document(manifest, FORMAT_NAME, FORMAT_VERSION, InputError, "pass another --output")
+        _mark_complete(output, {**_BEFORE_PARQUET, **document})
 
 
 def _check_shard_format(shard_format: str, with_text: bool) -> None:
@@ -207,7 +281,7 @@ def _encode_shards(model: GenVecModel, corpus: Corpus, output: Path, state, reco
     _share_manifest(state, output, recorded)
     mine = [index for index in range(shards) if index % state.num_processes == state.process_index]
     todo = [index for index in mine if not _is_whole(output, index, corpus.ids[_rows(index, shard_size)],
-                                                     model.embedding_dim, shard_format)]
+                                                     _width(recorded), shard_format, recorded["precision"])]
     if len(todo) < len(mine):
         logger.info("process %d: %d of its %d shards are done already", state.process_index, len(mine) - len(todo),
                     len(mine))
@@ -215,9 +289,11 @@ def _encode_shards(model: GenVecModel, corpus: Corpus, output: Path, state, reco
                       disable=not show_progress):
         rows = _rows(index, shard_size)
         vectors = _encode_shard(model, corpus, index, rows, instruction=instruction, truncate=truncate,
-                                max_length=max_length, normalize=normalize, batch_size=batch_size)
+                                max_length=max_length, normalize=normalize, batch_size=batch_size,
+                                dimensions=recorded["dimensions"])
+        vectors = quantize_rows(model, vectors, recorded["precision"], recorded["dimensions"], normalize)
         texts = corpus.texts[rows] if recorded["with_text"] else None
-        _write_shard(output, index, corpus.ids[rows], vectors.astype(np.float32), texts, shard_format)
+        _write_shard(output, index, corpus.ids[rows], vectors, texts, shard_format)
     state.wait_for_everyone()
     if state.is_main_process:
         _mark_complete(output, recorded)
@@ -226,8 +302,10 @@ def _encode_shards(model: GenVecModel, corpus: Corpus, output: Path, state, reco
 
 
 def _encode_shard(model: GenVecModel, corpus: Corpus, index: int, rows: slice, *, instruction: str | None,
-                  truncate: Truncate, max_length: int, normalize: bool, batch_size: int) -> np.ndarray:
-    """The (rows, D) vectors of one shard; a text refused by `prepare` is named by its row and id in the corpus."""
+                  truncate: Truncate, max_length: int, normalize: bool, batch_size: int,
+                  dimensions: int | None) -> np.ndarray:
+    """The (rows, d) float32 vectors of one shard; a text refused by `prepare` is named by its row and id in the
+    corpus."""
     try:
         inputs = prepare(model, corpus.texts[rows], instruction=instruction, truncate=truncate, max_length=max_length)
     except InputError as err:
@@ -239,7 +317,8 @@ def _encode_shard(model: GenVecModel, corpus: Corpus, index: int, rows: slice, *
     if inputs.cut:
         logger.warning("shard %d: %d of its %d texts were longer than the model reads and were cut", index,
                        len(inputs.cut), len(inputs))
-    vectors = embed(model, inputs, normalize=normalize, batch_size=batch_size, show_progress=False)
+    vectors = embed(model, inputs, normalize=normalize, batch_size=batch_size, show_progress=False,
+                    dimensions=dimensions)
     if not np.isfinite(vectors).all():
         raise InputError(f"shard {index}: the model produced NaN or infinite embeddings; nothing was written for it "
                          "(check the checkpoint, or run in fp32).")
@@ -279,13 +358,13 @@ def _share_manifest(state, output: Path, recorded: dict) -> None:
         _check_or_write_manifest(output, recorded)
 
 
-def _is_whole(output: Path, index: int, ids: list[str], dim: int, shard_format: str) -> bool:
+def _is_whole(output: Path, index: int, ids: list[str], dim: int, shard_format: str, precision: str) -> bool:
     """Whether shard `index` is written and whole, holding `ids`; a damaged one is logged (it will be redone)."""
     if not (output / _shard_file(index, shard_format)).is_file():
         return False  # not written yet (a killed run writes the Parquet file or the array last)
     try:
         stored, _ = _read_shard(output, index, shard_format, rows=len(ids), dim=dim, fix="encoding it again",
-                                vectors=False)
+                                vectors=False, precision=precision)
     except InputError as err:
         logger.warning("%s", err)
         return False
@@ -302,8 +381,8 @@ def _mark_complete(output: Path, recorded: dict) -> None:
     if missing:
         raise InputError(f"{output}: shards {missing[:5]} are missing after every process finished.")
     for index in range(recorded["shards"]):
-        _read_shard(output, index, shard_format, rows=_shard_rows(recorded, index), dim=recorded["embedding_dim"],
-                    fix=_REDO, vectors=False)
+        _read_shard(output, index, shard_format, rows=_shard_rows(recorded, index), dim=_width(recorded),
+                    fix=_REDO, vectors=False, precision=recorded["precision"])
     path = output / MANIFESTS[shard_format]
     document = read_document(path, FORMAT_NAME, FORMAT_VERSION, InputError, "pass a directory genvec encode wrote")
     write_text_atomic(path, json.dumps({**document, "complete": True}, indent=2) + "\n")
@@ -325,12 +404,13 @@ def read_shards(directory: str | Path) -> tuple[list[str], np.ndarray]:
     if not document.get("complete"):
         raise InputError(f"{directory}: the encoding has not finished; run the same genvec encode command again to "
                          "complete it.")
-    shard_format = {**_BEFORE_PARQUET, **document}["shard_format"]
+    document = {**_BEFORE_PARQUET, **document}
+    shard_format = document["shard_format"]
     ids: list[str] = []
     parts = []
     for index in range(document["shards"]):
         shard_ids, vectors = _read_shard(directory, index, shard_format, rows=_shard_rows(document, index),
-                                         dim=document.get("embedding_dim"), fix=_REDO)
+                                         dim=_width(document), fix=_REDO, precision=document["precision"])
         ids += shard_ids
         parts.append(np.asarray(vectors))
     return ids, np.concatenate(parts)  # read into memory, a plain array
@@ -380,21 +460,32 @@ def _check_or_write_manifest(output: Path, recorded: dict) -> None:
 
 
 def _read_shard(directory: Path, index: int, shard_format: str, *, rows: int | None, dim: int | None, fix: str,
-                vectors: bool = True) -> tuple[list[str], np.ndarray | None]:
-    """Shard `index`'s ids and (rows, D) float32 vectors, checked: its files there and whole, ids and vectors of one
-    length, and of `rows` rows and `dim` columns where those are known (None: a manifest that did not record them).
-    `vectors=False` reads a Parquet shard's ids and footer only (its vectors come back as None).
+                vectors: bool = True, precision: str = "float32") -> tuple[list[str], np.ndarray | None]:
+    """Shard `index`'s ids and (rows, dim) vectors of `precision`'s dtype (float32, int8 or uint8), checked: its
+    files there and whole, ids and vectors of one length, and of `rows` rows and `dim` columns where those are known
+    (None: a manifest that did not record them). `vectors=False` reads a Parquet shard's ids and footer only (its
+    vectors come back as None).
 
     Raises:
         InputError: naming the shard, the file and the damage, then `fix`.
     """
+    dtype = np.dtype(DTYPES[precision])
     if shard_format == "parquet":
-        return _read_parquet_shard(directory, index, rows=rows, dim=dim, fix=fix, vectors=vectors)
-    return _read_npy_shard(directory, index, rows=rows, dim=dim, fix=fix)
+        return _read_parquet_shard(directory, index, rows=rows, dim=dim, fix=fix, vectors=vectors, dtype=dtype)
+    return _read_npy_shard(directory, index, rows=rows, dim=dim, fix=fix, dtype=dtype)
+
+
+def _width(document: dict) -> int | None:
+    """The columns of a shard's vectors by its manifest: the coordinates kept (`dimensions`, or all), or for
+    binary precisions the bytes they are packed into; None where an older manifest does not say."""
+    size = document.get("dimensions") or document.get("embedding_dim")
+    if size is None or document["precision"] not in PACKED:
+        return size
+    return size // 8
 
 
 def _read_npy_shard(directory: Path, index: int, *, rows: int | None, dim: int | None,
-                    fix: str) -> tuple[list[str], np.ndarray]:
+                    fix: str, dtype: np.dtype) -> tuple[list[str], np.ndarray]:
     """A .npy shard's ids and vectors (memory-mapped); see `_read_shard`."""
     ids_path, array_path = directory / _shard_name(index, ".ids.json"), directory / _shard_name(index, ".npy")
     try:
@@ -405,16 +496,16 @@ def _read_npy_shard(directory: Path, index: int, *, rows: int | None, dim: int |
         raise InputError(f"{directory}: shard {index} is damaged ({type(err).__name__}: {err}); {fix}.") from err
     if not isinstance(ids, list) or not all(isinstance(row_id, str) for row_id in ids):
         raise InputError(f"{directory}: shard {index} is damaged ({ids_path.name} is not a list of ids); {fix}.")
-    fits = vectors.dtype == np.float32 and vectors.ndim == 2 and vectors.shape[0] == len(ids)
+    fits = vectors.dtype == dtype and vectors.ndim == 2 and vectors.shape[0] == len(ids)
     if not fits or rows not in (None, len(ids)) or dim not in (None, vectors.shape[1]):
-        given = "" if rows is None or dim is None else f"; the manifest gives it {rows} rows of {dim} float32"
+        given = "" if rows is None or dim is None else f"; the manifest gives it {rows} rows of {dim} {dtype}"
         raise InputError(f"{directory}: shard {index} is damaged ({len(ids)} ids and a {vectors.dtype} array of shape "
                          f"{vectors.shape}{given}); {fix}.")
     return ids, vectors
 
 
 def _read_parquet_shard(directory: Path, index: int, *, rows: int | None, dim: int | None, fix: str,
-                        vectors: bool) -> tuple[list[str], np.ndarray | None]:
+                        vectors: bool, dtype: np.dtype) -> tuple[list[str], np.ndarray | None]:
     """A Parquet shard's ids and vectors; see `_read_shard`. A cut file fails at its footer, which is written last."""
     pa, pq = _parquet()
     path = directory / _shard_name(index, ".parquet")
@@ -426,14 +517,15 @@ def _read_parquet_shard(directory: Path, index: int, *, rows: int | None, dim: i
     except (OSError, pa.ArrowException) as err:  # missing, unreadable, cut, not Parquet
         raise InputError(f"{directory}: shard {index} is damaged ({type(err).__name__}: {err}); {fix}.") from err
     kind = schema.field("embedding").type if table is not None else None
+    value_type = pa.from_numpy_dtype(dtype)
     fits = (table is not None and schema.field("id").type == pa.string() and table.column("id").null_count == 0
-            and isinstance(kind, pa.FixedSizeListType) and kind.value_type == pa.float32()
+            and isinstance(kind, pa.FixedSizeListType) and kind.value_type == value_type
             and dim in (None, kind.list_size) and rows in (None, table.num_rows))
     if not fits:
         found = ", ".join(f"{field.name}: {field.type}" for field in schema)
         raise InputError(f"{directory}: shard {index} is damaged ({path.name} holds {stored_rows} rows of "
                          f"{found}; the manifest gives it {rows} rows of id: string, embedding: "
-                         f"{pa.list_(pa.float32(), dim or 0)}); {fix}.")
+                         f"{pa.list_(value_type, dim or 0)}); {fix}.")
     ids = table.column("id").to_pylist()
     if not vectors:
         return ids, None

@@ -121,12 +121,19 @@ def _add_encode_arguments(parser: argparse.ArgumentParser) -> None:
                       "id, embedding as a fixed-size list of float32, and with --with-text text; a directory "
                       "pandas.read_parquet reads) or npy (shard-N.npy + shard-N.ids.json) (default: parquet)")
     bulk.add_argument("--with-text", action="store_true", help="also store each row's text in the Parquet shards")
+    _add_launcher_flag(bulk)
+    bulk.add_argument("--num-shards", type=int, help="with --launcher ray: Ray tasks sharing the shards, task i "
+                      "encoding shards i, i + N, ... (default: the Ray cluster's GPUs, else its CPUs)")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default: 32)")
     parser.add_argument("--max-length", type=int, help="tokens per input, special tokens included")
     _add_truncate_argument(parser)
     parser.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings (after --dimensions)")
     parser.add_argument("--dimensions", type=int, help="keep the first N coordinates of each embedding (N below the "
                         "model's size needs a truncatable model: genvec make-truncatable)")
+    parser.add_argument("--precision", choices=["float32", "int8", "uint8", "binary", "ubinary"], default="float32",
+                        help="int8/uint8: a byte per coordinate by the model's calibrated ranges (genvec calibrate); "
+                        "binary/ubinary: sign bits packed 8 per byte, as int8/uint8; bulk mode: the Parquet "
+                        "embedding column's type (default: float32)")
 
 
 def _add_truncate_argument(parser: argparse.ArgumentParser) -> None:
@@ -146,17 +153,22 @@ def _run_encode(args: argparse.Namespace) -> int:
 
     if _is_bulk(args):
         return _run_bulk_encode(args)
+    from genvec.inference import check_dimensions, check_precision, quantize_rows
+
     texts = _input_texts(args)
     model = _load_model(args)
+    dimensions = check_dimensions(model, args.dimensions)
+    check_precision(model, args.precision, dimensions, args.normalize)  # before any text is embedded
     embeddings = model.encode(texts, instruction=args.instruction, side=_side(args), truncate=args.truncate,
                               batch_size=args.batch_size, max_length=args.max_length, normalize=args.normalize,
-                              dimensions=args.dimensions)
+                              dimensions=dimensions)
     bad = int((~np.isfinite(embeddings).all(1)).sum())
     if bad:
         raise InputError(
             f"{bad} of {len(texts)} embeddings hold NaN or infinite values, so nothing was written; the model "
             "produced them (check the checkpoint, and try --dtype fp32 if it ran in fp16)."
         )
+    embeddings = quantize_rows(model, embeddings, args.precision, dimensions, args.normalize)  # checked finite first
     if args.output is None:
         _write_records(sys.stdout, texts, embeddings)
     elif args.output.suffix == ".npy":
@@ -166,7 +178,8 @@ def _run_encode(args: argparse.Namespace) -> int:
         with atomic_write(args.output, "w") as file:
             _write_records(file, texts, embeddings)
     if args.output is not None:
-        print(f"wrote {embeddings.shape[0]} embeddings of size {embeddings.shape[1]} to {args.output}", file=sys.stderr)
+        print(f"wrote {embeddings.shape[0]} embeddings of size {embeddings.shape[1]} ({embeddings.dtype}) to "
+              f"{args.output}", file=sys.stderr)
     return 0
 
 
@@ -197,25 +210,52 @@ def _is_bulk(args: argparse.Namespace) -> bool:
 
 
 def _run_bulk_encode(args: argparse.Namespace) -> int:
-    from genvec.bulk import encode_corpus, read_corpus
+    from genvec.bulk import read_corpus
 
     if args.input is None:
         raise InputError("bulk mode (--output DIR) needs --input: a .jsonl, .json, .csv, .tsv, .parquet or .txt "
                          "corpus, a saved dataset directory or a hub dataset name.")
-    if args.dimensions is not None:
-        raise InputError("--dimensions is not supported in bulk mode (--output DIR) yet; write a .npy or .jsonl file, "
-                         "or leave --dimensions out.")
     corpus = read_corpus(args.input, text_field=args.text_field, id_field=args.id_field, split=args.split)
-    model = _load_model(args)
-    output = encode_corpus(model, corpus, args.output, instruction=args.instruction, side=_side(args),
-                           truncate=args.truncate, max_length=args.max_length, normalize=args.normalize,
-                           shard_size=args.shard_size, batch_size=args.batch_size, shard_format=args.format,
-                           with_text=args.with_text)
+    if args.launcher == "ray":
+        import functools
+
+        from genvec.bulk import hold_output
+        from genvec.integrations.ray import run_shards
+
+        with hold_output(args.output) as output:  # the driver holds the directory; the tasks write the shards
+            embedding_dim = run_shards(functools.partial(_encode_share, args, corpus), args.num_shards)[0]
+    else:
+        if args.num_shards is not None:
+            raise InputError("--num-shards belongs to --launcher ray; under torchrun or accelerate launch every "
+                             "process takes its share of the shards by itself.")
+        model = _load_model(args)
+        output, embedding_dim = _encode_bulk(args, model, corpus), model.embedding_dim
     readers = "pandas.read_parquet(DIR) or genvec.bulk.read_shards" if args.format == "parquet" else (
         "genvec.bulk.read_shards")
-    print(f"{len(corpus.ids)} embeddings of size {model.embedding_dim} in {output} ({readers} reads them back)",
+    size = args.dimensions or embedding_dim
+    print(f"{len(corpus.ids)} embeddings of size {size} ({args.precision}) in {output} ({readers} reads them back)",
           file=sys.stderr)
     return 0
+
+
+def _encode_bulk(args: argparse.Namespace, model, corpus, share: tuple[int, int] | None = None) -> Path:
+    """`encode_corpus` with the flags' settings: every shard of this process's share (under accelerate or
+    torchrun), or the shards of one Ray task's `share`."""
+    from genvec.bulk import encode_corpus
+
+    return encode_corpus(model, corpus, args.output, instruction=args.instruction, side=_side(args),
+                         truncate=args.truncate, max_length=args.max_length, normalize=args.normalize,
+                         shard_size=args.shard_size, batch_size=args.batch_size, shard_format=args.format,
+                         with_text=args.with_text, share=share, dimensions=args.dimensions,
+                         precision=args.precision)
+
+
+def _encode_share(args: argparse.Namespace, corpus, num_shards: int, shard_id: int) -> int:
+    """One Ray task of `genvec encode --launcher ray`: the model loaded here, shards shard_id, shard_id +
+    num_shards, ... encoded; returns the embedding size."""
+    model = _load_model(args)
+    _encode_bulk(args, model, corpus, share=(num_shards, shard_id))
+    return model.embedding_dim
 
 
 def _input_texts(args: argparse.Namespace) -> list[str]:
@@ -238,8 +278,10 @@ def _read_lines(path: Path, flag: str = "--input") -> list[str]:
 
 
 def _write_records(file, texts: list[str], embeddings) -> None:
+    quantized = embeddings.dtype.kind in "iu"  # int8/uint8 codes or packed bits: whole numbers
     for index, (text, vector) in enumerate(zip(texts, embeddings)):
-        file.write(json.dumps({"index": index, "text": text, "embedding": [round(float(x), 7) for x in vector]}) + "\n")
+        values = vector.tolist() if quantized else [round(float(x), 7) for x in vector]
+        file.write(json.dumps({"index": index, "text": text, "embedding": values}) + "\n")
 
 
 # ------------------------------------------------------------------------------------ self-supervised data
@@ -271,7 +313,7 @@ def _add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str], 
     hints = typing.get_type_hints(GenVecConfig)
     for section in sections:
         group = parser.add_argument_group(f"{section} settings (config section `{section}`)")
-        docs, defaults = field_docs(hints[section]), hints[section]()
+        docs, defaults, types = field_docs(hints[section]), hints[section](), typing.get_type_hints(hints[section])
         for item in dataclasses.fields(hints[section]):
             dotted = f"{section}.{item.name}"
             flags = [f"--{dotted}", *([_CONFIG_ALIASES[dotted]] if dotted in _CONFIG_ALIASES else [])]
@@ -280,7 +322,9 @@ def _add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str], 
             origin = f"default: {default!r}" if isinstance(default, str) else f"default: {default}"
             origin += f"; env {environment_variable(dotted)}" if environment else ""
             help_text = f"{docs.get(item.name, '')} ({origin})".replace("%", "%%")
-            group.add_argument(*flags, dest=f"config:{dotted}", metavar="VALUE", help=help_text)
+            many = typing.get_origin(types[item.name]) is list  # a list takes words: `--eval.dimensions 64 128 256`
+            group.add_argument(*flags, dest=f"config:{dotted}", metavar="VALUE", help=help_text,
+                               nargs="+" if many else None)
 
 
 def _config_from_args(args: argparse.Namespace):
@@ -289,6 +333,9 @@ def _config_from_args(args: argparse.Namespace):
     from genvec.config import GenVecConfig
 
     overrides = {key[7:]: value for key, value in vars(args).items() if key.startswith("config:") and value is not None}
+    for key, value in overrides.items():  # a list flag's one word in JSON (`--teacher.adapters '["a", "b"]'`) as such
+        if isinstance(value, list) and len(value) == 1 and value[0].lstrip().startswith("["):
+            overrides[key] = value[0]
     return GenVecConfig.from_layers(args.config, environ=os.environ, environ_sections=args.config_environment,
                                     overrides=overrides)
 
@@ -297,6 +344,28 @@ def _add_shard_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-shards", type=int, help="processes sharing the work (default: WORLD_SIZE under "
                         "torchrun / accelerate launch, else 1)")
     parser.add_argument("--shard-id", type=int, help="this process's share, 0..num-shards-1 (default: RANK, else 0)")
+    _add_launcher_flag(parser)
+
+
+def _add_launcher_flag(parser) -> None:
+    parser.add_argument("--launcher", choices=["process", "ray"], default="process", help="process: this process "
+                        "does its share (torchrun / accelerate launch start the others); ray: one Ray task per "
+                        "shard, retried by Ray if its process or node dies, writing the same files (the ray extra; "
+                        "RAY_ADDRESS names a cluster, else a local one starts) (default: process)")
+
+
+def _run_shards(args: argparse.Namespace, work: Callable) -> list:
+    """`work(num_shards=N, shard_id=i)`: this process's shard (`--launcher process`: the shard flags or the
+    launcher's ranks), or every shard as a Ray task (`--launcher ray`); the results in shard order."""
+    if args.launcher == "process":
+        num_shards, shard_id = _shard(args)
+        return [work(num_shards=num_shards, shard_id=shard_id)]
+    if args.shard_id is not None:
+        raise InputError("--shard-id picks one process's shard; with --launcher ray Ray runs every shard, so leave it "
+                         "out (--num-shards sets how many).")
+    from genvec.integrations.ray import run_shards
+
+    return run_shards(work, args.num_shards)
 
 
 def _shard(args: argparse.Namespace) -> tuple[int, int]:
@@ -327,6 +396,7 @@ def _add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_generate_responses(args: argparse.Namespace) -> int:
     import dataclasses
+    import functools
 
     from genvec.data.responses import generate_responses
 
@@ -334,18 +404,16 @@ def _run_generate_responses(args: argparse.Namespace) -> int:
     if not config.data.queries or not config.data.responses:
         raise InputError("pass the query source and the output: --queries FILE --responses OUT.jsonl "
                          "(or data.queries / data.responses in --config).")
-    num_shards, shard_id = _shard(args)
     model = dataclasses.replace(config.model, device=_process_device(config.model.device))
-    summary = generate_responses(
-        config.data.queries, config.data.responses, model, config.data, num_shards=num_shards, shard_id=shard_id
-    )
-    print(
-        f"{summary.output}: {summary.generated} responses generated, {summary.resumed} already there "
-        f"({summary.eos} ended by the backbone, {summary.length} cut at max_new_tokens); skipped "
-        f"{summary.skipped_empty} empty and {summary.skipped_duplicates} duplicate queries; "
-        f"{summary.queries_per_s:.2f} queries/s, {summary.tokens_per_s:.1f} tokens/s",
-        file=sys.stderr,
-    )
+    work = functools.partial(generate_responses, config.data.queries, config.data.responses, model, config.data)
+    for summary in _run_shards(args, work):
+        print(
+            f"{summary.output}: {summary.generated} responses generated, {summary.resumed} already there "
+            f"({summary.eos} ended by the backbone, {summary.length} cut at max_new_tokens); skipped "
+            f"{summary.skipped_empty} empty and {summary.skipped_duplicates} duplicate queries; "
+            f"{summary.queries_per_s:.2f} queries/s, {summary.tokens_per_s:.1f} tokens/s",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -356,6 +424,7 @@ def _add_targets_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_compute_targets(args: argparse.Namespace) -> int:
     import dataclasses
+    import functools
 
     from genvec.targets import compute_targets
 
@@ -363,17 +432,15 @@ def _run_compute_targets(args: argparse.Namespace) -> int:
     if not config.data.responses or not config.data.targets:
         raise InputError("pass the responses and the store: --responses FILE.jsonl --targets DIR "
                          "(or data.responses / data.targets in --config).")
-    num_shards, shard_id = _shard(args)
     teacher = dataclasses.replace(config.teacher, device=_process_device(config.teacher.device))
-    summary = compute_targets(
-        config.data.responses, teacher, config.data.targets, batch_size=teacher.batch_size,
-        storage_dtype=teacher.storage_dtype, num_shards=num_shards, shard_id=shard_id,
-    )
-    print(
-        f"{summary.store}: embedded {summary.embedded} responses, {summary.already_stored} already stored "
-        f"({summary.unique} distinct of {summary.responses}); {summary.responses_per_s:.1f} responses/s",
-        file=sys.stderr,
-    )
+    work = functools.partial(compute_targets, config.data.responses, teacher, config.data.targets,
+                             batch_size=teacher.batch_size, storage_dtype=teacher.storage_dtype)
+    for summary in _run_shards(args, work):
+        print(
+            f"{summary.store}: embedded {summary.embedded} responses, {summary.already_stored} already stored "
+            f"({summary.unique} distinct of {summary.responses}); {summary.responses_per_s:.1f} responses/s",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -526,9 +593,15 @@ def _add_make_truncatable_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="genvec checkpoint directory or hub repo id (never modified)")
     parser.add_argument("--texts", type=Path, required=True, help="sample texts, one per line (a few hundred to "
                         "thousands, like those the model will embed; each is read as a query and as a document)")
-    parser.add_argument("--output", type=Path, required=True, help="directory for the new, truncatable checkpoint")
+    _add_derived_checkpoint_arguments(parser, "truncatable")
     parser.add_argument("--basis", choices=["pca", "svd"], default="pca", help="pca: directions of most variance "
                         "(centred); svd: of most second moment (uncentred) (default: pca)")
+
+
+def _add_derived_checkpoint_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
+    """The flags of a verb that writes a new checkpoint from a model and a sample of texts (make-truncatable,
+    calibrate)."""
+    parser.add_argument("--output", type=Path, required=True, help=f"directory for the new, {kind} checkpoint")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default: 32)")
     parser.add_argument("--backbone", help="load the backbone from here instead of the id stored in the checkpoint")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
@@ -545,6 +618,24 @@ def _run_make_truncatable(args: argparse.Namespace) -> int:
     print(f"wrote a truncatable checkpoint to {args.output} ({record['basis']} of {record['num_texts']} texts); share "
           f"of the sample's {record['measure'].replace('_', ' ')} kept by the first d coordinates: {kept}",
           file=sys.stderr)
+    return 0
+
+
+def _add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="genvec checkpoint directory or hub repo id (never modified)")
+    parser.add_argument("--texts", type=Path, required=True, help="sample texts, one per line (a few hundred or more, "
+                        "like those the model will embed; each is read as a query and as a document)")
+    _add_derived_checkpoint_arguments(parser, "calibrated")
+
+
+def _run_calibrate(args: argparse.Namespace) -> int:
+    from genvec.calibration import calibrate_checkpoint
+
+    texts = _read_lines(args.texts, "--texts")
+    record = calibrate_checkpoint(args.model, texts, args.output, batch_size=args.batch_size, backbone=args.backbone,
+                                  device=args.device, dtype=args.dtype)
+    print(f"wrote a calibrated checkpoint to {args.output} (int8 ranges of {record['num_vectors']} embeddings of "
+          f"{record['num_texts']} texts); encode with --precision int8 or uint8", file=sys.stderr)
     return 0
 
 
@@ -645,6 +736,9 @@ def _add_quickstart_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-scale", choices=["none", "unit_rms"],
                         help="with --real: train.target_scale of its recipe (default: unit_rms; none is the method "
                         "as published)")
+    parser.add_argument("--reconstruction-every", type=int,
+                        help="with --real: loss.reconstruction_every of its recipe: the reconstruction term on every "
+                        "K-th step only, alignment alone on the others (default: 1, every step, as published)")
     parser.add_argument("--cache-dir", type=Path,
                         help="where trained world LMs are kept (default: $GENVEC_CACHE or ~/.cache/genvec)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
@@ -660,9 +754,10 @@ def _run_quickstart(args: argparse.Namespace) -> int:
     cache_dir = args.cache_dir or (Path(os.environ["GENVEC_CACHE"]) if os.environ.get("GENVEC_CACHE") else None)
     if args.real:
         return _run_real_quickstart(args, cache_dir)
-    if args.target_scale is not None:
-        raise InputError("--target-scale belongs to --real; for the world quickstart's model use genvec train "
-                         "--train.target_scale.")
+    for flag, value, key in (("--target-scale", args.target_scale, "train.target_scale"),
+                             ("--reconstruction-every", args.reconstruction_every, "loss.reconstruction_every")):
+        if value is not None:
+            raise InputError(f"{flag} belongs to --real; for the world quickstart's model use genvec train --{key}.")
     options = QuickstartOptions(
         run_dir=args.run_dir or Path("runs/quickstart"), size=args.size, steps=args.steps, cache_dir=cache_dir,
         device=args.device, backbone=args.backbone, queries=args.queries, teacher=args.teacher, seeds=args.seeds,
@@ -693,6 +788,8 @@ def _run_real_quickstart(args: argparse.Namespace, cache_dir: Path | None) -> in
         options = dataclasses.replace(options, steps=args.steps)
     if args.target_scale is not None:
         options = dataclasses.replace(options, target_scale=args.target_scale)
+    if args.reconstruction_every is not None:
+        options = dataclasses.replace(options, reconstruction_every=args.reconstruction_every)
     result = run_real(options)
     print()
     print(result.report)
@@ -717,6 +814,8 @@ VERBS: dict[str, tuple[Callable, Callable, str]] = {
                      "turn a GGUF file (llama.cpp) into a backbone directory, once"),
     "make-truncatable": (_add_make_truncatable_arguments, _run_make_truncatable,
                          "a copy of a model whose embeddings keep their best coordinates first (for --dimensions)"),
+    "calibrate": (_add_calibrate_arguments, _run_calibrate,
+                  "a copy of a model with int8 ranges measured on sample texts (for --precision int8)"),
     "serve": (_add_serve_arguments, _run_serve, "an OpenAI-compatible embedding server that also decodes"),
     "evaluate": (_add_evaluate_arguments, _run_evaluate, "score a model on mteb tasks or your own benchmark directory"),
     "quickstart": (_add_quickstart_arguments, _run_quickstart, "the method end to end on a small world, offline"),

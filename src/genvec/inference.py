@@ -9,7 +9,8 @@ One path from texts to what the model computes of them:
    longest first, at most `batch_size` texts and the device's padded tokens), an instruction shared by every text
    read once (design decision 10), and `normalize_rows` the one normaliser. `embed(..., dimensions=d)` keeps the
    first d coordinates, then normalises: `check_dimensions` allows d < D only on a truncatable model
-   (`genvec.truncation`).
+   (`genvec.truncation`). `precision` ("int8", "binary", ...) quantizes the result last (`check_precision`:
+   int8/uint8 by the ranges the model's checkpoint carries, `genvec.quantization`).
 3. `relevance` and `rank` score documents against queries (cosine of a query-side and a document-side embedding) for
    `rerank` and the server's rerank and score routes.
 4. `identity` names which model this is, for every manifest, cache key and mteb revision.
@@ -44,7 +45,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from genvec import decode as decoding
-from genvec import layers
+from genvec import layers, quantization
 from genvec.config import GenVecConfig
 from genvec.data.collate import (
     QueryBatch,
@@ -109,6 +110,7 @@ class Method(Protocol):
     num_compression_tokens: int
     backbone_record: dict[str, object]
     truncation: dict | None
+    quantization: dict | None
 
     def special_states(self, batch: QueryBatch, *, prefix: "SharedPrefix | None" = None,
                        cache_query: bool = False) -> torch.Tensor: ...
@@ -227,18 +229,21 @@ def text_limit(model: Method, max_length: int | None = None) -> int:
 @torch.inference_mode()
 def embed(
     model: Method, inputs: Inputs, *, batch_size: int = 32, normalize: bool = False, show_progress: bool | None = None,
-    dimensions: int | None = None,
+    dimensions: int | None = None, precision: str = "float32",
 ) -> np.ndarray:
     """Embeddings of prepared inputs, (B, D) float32 in their order, or their first `dimensions` coordinates
-    (B, dimensions) on a truncatable model (`check_dimensions`); unit length with `normalize`, after truncating."""
+    (B, dimensions) on a truncatable model (`check_dimensions`); unit length with `normalize`, after truncating;
+    then at `precision` (`check_precision`: int8/uint8 (B, d), binary/ubinary (B, d/8) packed bits)."""
     if not isinstance(normalize, bool):
         raise InputError(f"normalize must be True or False, got {normalize!r}.", param="normalize")
     dimensions = check_dimensions(model, dimensions)
+    ranges = check_precision(model, precision, dimensions, normalize)
     vectors = np.empty((len(inputs), model.embedding_dim), dtype=np.float32)
     for indices, states in _compression_batches(model, inputs, batch_size, show_progress, "encode"):
         vectors[indices] = model.embed(states).float().cpu().numpy()
     vectors = truncate_rows(vectors, dimensions)
-    return normalize_rows(vectors) if normalize else vectors
+    vectors = normalize_rows(vectors) if normalize else vectors
+    return quantization.quantize(vectors, precision, ranges)
 
 
 def check_dimensions(model: Method, dimensions: object) -> int | None:
@@ -272,6 +277,30 @@ def check_dimensions(model: Method, dimensions: object) -> int | None:
             "line) or `genvec.truncation.make_truncatable(model, texts)`, and use that; or leave dimensions out.",
             param="dimensions")
     return dimensions
+
+
+def check_precision(model: Method, precision: object, dimensions: int | None = None,
+                    normalize: bool = False) -> np.ndarray | None:
+    """Check that `model` can give its embeddings (their first `dimensions` coordinates, checked by
+    `check_dimensions`; unit length with `normalize`) at `precision`; return the int8/uint8 ranges (2, d) to
+    quantize them by (`quantization.ranges_for` the model's `quantization` record), None for other precisions.
+
+    Raises:
+        InputError: an unknown precision (`param="precision"`); int8/uint8 on a model never calibrated; binary or
+            ubinary of a size that is not a multiple of 8 (`param="dimensions"`).
+    """
+    precision = quantization.check_precision(precision)
+    if precision in quantization.PACKED:
+        quantization.check_packable(model.embedding_dim if dimensions is None else dimensions)
+    if precision in quantization.CALIBRATED:
+        return quantization.ranges_for(model.quantization, model.embedding_dim, dimensions, normalize)
+    return None
+
+
+def quantize_rows(model: Method, vectors: np.ndarray, precision: str, dimensions: int | None = None,
+                  normalize: bool = False) -> np.ndarray:
+    """(B, d) float32 rows `embed` returned (with these `dimensions` and `normalize`) at `precision`."""
+    return quantization.quantize(vectors, precision, check_precision(model, precision, dimensions, normalize))
 
 
 def truncate_rows(vectors: np.ndarray, dimensions: int | None) -> np.ndarray:
@@ -505,8 +534,9 @@ class InferenceMixin:
         normalize: bool = False,
         show_progress: bool | None = None,
         dimensions: int | None = None,
+        precision: str = "float32",
     ) -> np.ndarray:
-        """Embed texts: (len(texts), D) float32 numpy array, in the order given.
+        """Embed texts: (len(texts), D) float32 numpy array, in the order given (or quantized: `precision`).
 
         Texts are sorted by length and batched (less padding), then put back in order. With an instruction each
         input is `instruction.strip() + " " + text.strip()`, and the instruction's tokens are read once for all
@@ -525,40 +555,43 @@ class InferenceMixin:
             show_progress: progress bar; None shows one from `formats.PROGRESS_MIN_BATCHES` batches on.
             dimensions: keep the first d coordinates, (len(texts), d); d < D needs a truncatable model
                 (`genvec make-truncatable`); None or D: all of them.
+            precision: "float32"; "int8" or "uint8" (a byte per coordinate, by the ranges the model was calibrated
+                with: `genvec calibrate` or `genvec make-truncatable`); "binary" (int8) or "ubinary" (uint8): the
+                signs, 8 coordinates per byte, (len(texts), d/8). As sentence-transformers' `quantize_embeddings`.
 
         Raises:
-            InputError: empty input, a non-string item, a bad batch size, max_length, side, instruction or
-                dimensions; `InputTooLongError` for a long text with `truncate="error"`.
+            InputError: empty input, a non-string item, a bad batch size, max_length, side, instruction,
+                dimensions or precision; `InputTooLongError` for a long text with `truncate="error"`.
         """
-        check_dimensions(self, dimensions)  # before any text is read
+        check_precision(self, precision, check_dimensions(self, dimensions), normalize)  # before any text is read
         inputs = prepare(self, texts, instruction=instruction, side=side, truncate=truncate, max_length=max_length)
         warn_if_cut(inputs)
         return embed(self, inputs, batch_size=batch_size, normalize=normalize, show_progress=show_progress,
-                     dimensions=dimensions)
+                     dimensions=dimensions, precision=precision)
 
     def encode_query(
         self: Method, texts: Sequence[str] | str, *, truncate: Truncate = "cut", batch_size: int = 32,
         max_length: int | None = None, normalize: bool = False, show_progress: bool | None = None,
-        dimensions: int | None = None,
+        dimensions: int | None = None, precision: str = "float32",
     ) -> np.ndarray:
         """`encode` with the model's `query` instruction (`config.model.instructions`)."""
-        check_dimensions(self, dimensions)
+        check_precision(self, precision, check_dimensions(self, dimensions), normalize)
         inputs = prepare(self, texts, side="query", truncate=truncate, max_length=max_length)
         warn_if_cut(inputs)  # here, not through `encode`, so the warning points at the caller's line
         return embed(self, inputs, batch_size=batch_size, normalize=normalize, show_progress=show_progress,
-                     dimensions=dimensions)
+                     dimensions=dimensions, precision=precision)
 
     def encode_document(
         self: Method, texts: Sequence[str] | str, *, truncate: Truncate = "cut", batch_size: int = 32,
         max_length: int | None = None, normalize: bool = False, show_progress: bool | None = None,
-        dimensions: int | None = None,
+        dimensions: int | None = None, precision: str = "float32",
     ) -> np.ndarray:
         """`encode` with the model's `document` instruction (`config.model.instructions`)."""
-        check_dimensions(self, dimensions)
+        check_precision(self, precision, check_dimensions(self, dimensions), normalize)
         inputs = prepare(self, texts, side="document", truncate=truncate, max_length=max_length)
         warn_if_cut(inputs)  # here, not through `encode`, so the warning points at the caller's line
         return embed(self, inputs, batch_size=batch_size, normalize=normalize, show_progress=show_progress,
-                     dimensions=dimensions)
+                     dimensions=dimensions, precision=precision)
 
     def rerank(
         self: Method, query: str, documents: Sequence[str], *, instruction: str | None = None,

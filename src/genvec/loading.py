@@ -107,6 +107,7 @@ def _open_native(directory: Path, backbone: str | None, device: str, dtype: str 
     _check_same_backbone(model, checkpoint, directory)
     model.load_trainable_state_dict(checkpoint.weights, source=str(directory / native.WEIGHTS_FILE))
     model.truncation = checkpoint.truncation
+    model.quantization = checkpoint.quantization
     return model
 
 

@@ -102,6 +102,8 @@ class GenVecModel(InferenceMixin, nn.Module):
         # The record of `genvec.truncation.make_truncatable` (saved with the checkpoint): None means the embedding's
         # coordinates are in no particular order, and `encode(..., dimensions=d)` refuses any d < D.
         self.truncation: dict | None = None
+        # The record of `genvec.calibration` (saved with the checkpoint): the int8/uint8 ranges; None refuses them.
+        self.quantization: dict | None = None
 
         generator = torch.Generator().manual_seed(config.tokens.init_seed)
         self.special_tokens = SpecialTokens(config.tokens.num_special_tokens, hidden_size)
@@ -243,8 +245,12 @@ class GenVecModel(InferenceMixin, nn.Module):
         *,
         num_response_tokens: int | None = None,
         num_examples: int | None = None,
+        reconstruct: bool = True,
     ) -> LossOutput:
         """The training loss of one tokenised batch: `w_recon * CE + w_align * MSE` (see `loss` for strings).
+
+        With `reconstruct=False` (an alignment-only step of `loss.reconstruction_every`) the response is not read:
+        the loss is the alignment term alone and `reconstruction` is NaN, as when its weight is 0.
 
         Both terms are sums over this batch divided by `num_response_tokens` (cross-entropy) and `num_examples` x D
         (MSE); by default this batch's own counts, so the result is the batch mean. A trainer that splits one
@@ -259,13 +265,12 @@ class GenVecModel(InferenceMixin, nn.Module):
             self.embed(states), teacher_embeddings.to(states.device), reduction="sum"
         )
         alignment = squared_error / (num_examples * self.embedding_dim)
-        if weights.reconstruction_weight:
+        reconstruction_weight = weights.reconstruction_weight if reconstruct else 0.0
+        if reconstruction_weight:
             reconstruction = self.reconstruction_loss(states, responses, reduction="sum") / num_response_tokens
         else:
             reconstruction = torch.full((), float("nan"), device=states.device)
-        total = losses.combined_loss(
-            reconstruction, alignment, weights.reconstruction_weight, weights.alignment_weight
-        )
+        total = losses.combined_loss(reconstruction, alignment, reconstruction_weight, weights.alignment_weight)
         return LossOutput(total, reconstruction, alignment)
 
     # ---------------------------------------------------------------- training inputs
@@ -419,7 +424,8 @@ class GenVecModel(InferenceMixin, nn.Module):
     def save_pretrained(self, path: str | Path) -> None:
         """Write a native checkpoint: `genvec_config.json` + `trainable.safetensors` (atomically, backbone
         referenced)."""
-        save_native(path, self.config, self.trainable_state_dict(), self.backbone_record, self.truncation)
+        save_native(path, self.config, self.trainable_state_dict(), self.backbone_record, self.truncation,
+                    self.quantization)
 
     def extra_repr(self) -> str:
         return (

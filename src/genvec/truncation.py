@@ -17,14 +17,14 @@ texts and vectors the sample had, the SHA-256 of the sample, which instructions 
 (of the total variance for "pca", of the total second moment for "svd") of the first d coordinates for d = 1, 2, 4,
 ... and D.
 
+It also calibrates the int8 ranges on the rotated sample (`genvec.calibration`), so a truncatable model quantizes.
+
 What it does not do: train (a Matryoshka-style loss is not here), quantize, or choose a basis by retrieval quality
 (the two are measured elsewhere, by `genvec evaluate`).
 
 Shapes: S sample vectors, H hidden size, D embedding size.
 """
 
-import hashlib
-import json
 import logging
 import warnings
 from collections.abc import Sequence
@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
+from genvec.calibration import SIDES, derive_checkpoint, embed_sample, quantization_record, sample_sha256
 from genvec.data.collate import check_texts
 from genvec.errors import InputError
-from genvec.files import locked_scratch
 
 if TYPE_CHECKING:
     from genvec.model import GenVecModel
@@ -46,7 +46,6 @@ logger = logging.getLogger(__name__)
 Basis = Literal["pca", "svd"]
 BASES = ("pca", "svd")
 MEASURES = {"pca": "variance", "svd": "second_moment"}
-SIDES = ("query", "document")
 
 
 def make_truncatable(
@@ -85,8 +84,8 @@ def make_truncatable(
         raise InputError(f"basis must be one of {', '.join(BASES)}, got {basis!r:.40}: \"pca\" for the directions of "
                          "most variance, \"svd\" for those of most (uncentred) second moment.", param="basis")
     texts = check_texts(texts, "texts")
-    sides = [side for side in SIDES if model.config.model.instructions.get(side)]
-    sample = _sample(model, texts, sides, batch_size, show_progress)  # (S, D)
+    _warn_if_small(len(texts), model)
+    sides, sample = embed_sample(model, texts, batch_size, show_progress)  # (S, D)
     rotation, spectrum = principal_directions(sample, basis)  # (D, D), (D,)
     _rotate(model.alignment, rotation)
     record = {
@@ -94,11 +93,14 @@ def make_truncatable(
         "num_texts": len(texts),
         "num_vectors": int(sample.shape[0]),
         "sides": sides,
-        "sample_sha256": hashlib.sha256(json.dumps(texts, ensure_ascii=False).encode()).hexdigest(),
+        "sample_sha256": sample_sha256(texts),
         "measure": MEASURES[basis],
         "retained": retained_shares(spectrum),
     }
     model.truncation = record
+    # the int8 ranges of the rotated embeddings (e' = Q^T e, a row at a time: e Q), unit-length ones per prefix size
+    rotated = (sample.astype(np.float64) @ rotation.numpy()).astype(np.float32)  # (S, D)
+    model.quantization = quantization_record(texts, sides, rotated, [int(size) for size in record["retained"]])
     logger.info("rotated the embeddings of %d texts by %s: the first %s of %d coordinates keep %.3f of the %s",
                 len(texts), basis, *_middle(record["retained"]), model.embedding_dim, record["measure"])
     return record
@@ -114,23 +116,9 @@ def make_truncatable_checkpoint(
     Raises:
         InputError: `output` exists, or is `source`; as `make_truncatable`.
     """
-    from genvec.loading import load_model
-
-    output = Path(output)
-    if output.exists():
-        same = Path(source).exists() and output.resolve() == Path(source).resolve()
-        raise InputError(f"--output {str(output)!r} exists" + (" and is the model itself" if same else "")
-                         + "; genvec make-truncatable writes a new checkpoint directory and never changes one: pass "
-                         "a new directory.", param="output")
-    model = load_model(source, backbone=backbone, device=device, dtype=dtype)
-    record = make_truncatable(model, texts, basis=basis, batch_size=batch_size)
-    with locked_scratch(output, "writing", f"the checkpoint {output}") as scratch:
-        model.save_pretrained(scratch / "checkpoint")
-        if output.exists():
-            raise InputError(f"--output {str(output)!r} appeared while the model was rotated; pass a new directory.",
-                             param="output")
-        (scratch / "checkpoint").rename(output)
-    return record
+    return derive_checkpoint(source, output, lambda model: make_truncatable(model, texts, basis=basis,
+                                                                             batch_size=batch_size),
+                             verb="make-truncatable", backbone=backbone, device=device, dtype=dtype)
 
 
 def principal_directions(vectors: np.ndarray, basis: Basis) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,19 +151,14 @@ def retained_shares(spectrum: torch.Tensor) -> dict[str, float]:
     return {str(d): round(float(cumulative[d - 1]), 6) for d in sizes}
 
 
-def _sample(model: "GenVecModel", texts: list[str], sides: list[str], batch_size: int,
-            show_progress: bool | None) -> np.ndarray:
-    """(S, D) float32: every text embedded with each side's instruction (as given when the model saved none)."""
+def _warn_if_small(num_texts: int, model: "GenVecModel") -> None:
+    """Warn when the sample has fewer vectors than the embedding has coordinates."""
     size = model.embedding_dim
-    if len(texts) * max(len(sides), 1) <= size:
-        warnings.warn(f"make_truncatable: {len(texts)} texts give fewer vectors than the {size} coordinates, so the "
+    sides = [side for side in SIDES if model.config.model.instructions.get(side)]
+    if num_texts * max(len(sides), 1) <= size:
+        warnings.warn(f"make_truncatable: {num_texts} texts give fewer vectors than the {size} coordinates, so the "
                       "order of the later directions is arbitrary; a sample of at least as many texts as the "
                       "embedding has coordinates orders them all.", stacklevel=3)
-    if not sides:
-        return model.encode(texts, batch_size=batch_size, show_progress=show_progress)
-    encoders = {"query": model.encode_query, "document": model.encode_document}
-    return np.concatenate([encoders[side](texts, batch_size=batch_size, show_progress=show_progress)
-                           for side in sides])
 
 
 @torch.no_grad()

@@ -7,9 +7,8 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-from genvec import GenVecModel
+from genvec.bulk import read_shards
 from genvec.cli import main
 from genvec.errors import InputError
 from genvec.files import sha256_file
@@ -20,17 +19,6 @@ TEXTS = ["where do polar bears live?", "How do rivers form?", "a third, longer t
 SAMPLE = [f"{topic} {detail}" for topic in ("polar bears", "rivers", "glaciers", "volcanoes", "markets", "cakes")
           for detail in ("live where it is cold", "how do they form?", "move slowly downhill", "a short history")]
 D, SHORT = 16, 4
-
-
-@pytest.fixture(scope="module")
-def plain_dir(backbone_dirs, tmp_path_factory):
-    """A saved tiny model that is not truncatable."""
-    torch.manual_seed(0)
-    model = GenVecModel.from_backbone(str(backbone_dirs["qwen3"]), num_special_tokens=4, num_compression_tokens=2,
-                                      embedding_dim=D, dtype="fp32", device="cpu")
-    directory = tmp_path_factory.mktemp("plain") / "model"
-    model.save_pretrained(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +67,8 @@ def test_the_library_and_the_cli_give_the_same_truncated_vectors(truncatable, pl
     assert "not truncatable" in capsys.readouterr().err
     (tmp_path / "corpus.jsonl").write_text('{"id": "a", "text": "x"}\n')
     assert main(["encode", "--model", str(tmp_path / "model"), "--input", str(tmp_path / "corpus.jsonl"), "--output",
-                 str(tmp_path / "shards"), "--dimensions", "4"]) == 2  # bulk mode: not yet, and said so
-    assert "--dimensions is not supported in bulk mode" in capsys.readouterr().err
+                 str(tmp_path / "shards"), "--dimensions", "4", "--device", "cpu"]) == 0  # bulk mode too
+    assert close(read_shards(tmp_path / "shards")[1], truncatable.encode(["x"], dimensions=4))
 
 
 def test_the_server_truncates_then_normalises_in_every_dialect(truncatable):

@@ -1,5 +1,6 @@
-"""examples/rag.py on a tiny model: FAISS retrieval equal to genvec's own cosine ranking, decoded queries, a harmful
-request beside an input-centric embedder, and `genvec encode` shards loaded straight into the index."""
+"""examples/rag.py on a tiny model: FAISS retrieval equal to genvec's own cosine ranking, a binary index of the packed
+signs at their true Hamming distances, decoded queries, a harmful request beside an input-centric embedder, and
+`genvec encode` shards loaded straight into the index."""
 
 import importlib.util
 import json
@@ -44,6 +45,16 @@ def test_the_rag_example_retrieves_decodes_and_compares(qwen3_model, tmp_path, c
         genvec_lines = block.split("genvec retrieves:")[1].split("retrieves:")[0].strip().splitlines()
         top = [CORPUS[i][0] for i in np.argsort(-row)[:3]]
         assert [line.split()[1].rstrip(":") for line in genvec_lines[:3]] == top
+    # The binary index ranks the packed signs by Hamming distance: the 3 nearest, each at its true distance.
+    packed_queries = qwen3_model.encode_query(QUERIES, precision="ubinary")
+    packed_documents = qwen3_model.encode_document([t for _, t, _ in CORPUS], precision="ubinary")
+    distances = np.unpackbits(packed_queries[:, None, :] ^ packed_documents[None, :, :], axis=-1).sum(-1)  # (Q, N)
+    for block, row in zip(blocks, distances):
+        lines = block.split("genvec binary (Hamming) retrieves:")[1].split("retrieves:")[0].strip().splitlines()[:3]
+        shown = {line.split()[1].rstrip(":"): int(line.split()[0].removesuffix("/16")) for line in lines}
+        truth = {document_id: int(distance) for (document_id, _, _), distance in zip(CORPUS, row)}
+        assert len(shown) == 3 and all(truth[document_id] == distance for document_id, distance in shown.items())
+        assert sorted(shown.values()) == sorted(truth.values())[:3]
 
     # The same corpus encoded in bulk: the shards go straight into the index, same output.
     from genvec.cli import main

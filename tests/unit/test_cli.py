@@ -115,6 +115,24 @@ def test_target_scale_is_the_real_runs_flag(tmp_path, monkeypatch, capsys):
     assert "--target-scale belongs to --real" in capsys.readouterr().err
 
 
+def test_reconstruction_every_is_the_real_runs_flag_and_a_run_recorded_before_it_continues(tmp_path, monkeypatch,
+                                                                                            capsys):
+    import genvec.quickstart.real as real
+    from genvec.quickstart.stages import recorded_options
+
+    seen = []
+    monkeypatch.setattr(real, "run_real", lambda options: seen.append(options) or real.RealResult(
+        tmp_path, "report", {}, {}))
+    assert main(["quickstart", "--real", "--run-dir", str(tmp_path), "--reconstruction-every", "4"]) == 0
+    assert main(["quickstart", "--real", "--run-dir", str(tmp_path)]) == 0
+    assert [options.reconstruction_every for options in seen] == [4, 1]
+    assert real._config(seen[0], tmp_path, "backbone", "teacher").loss.reconstruction_every == 4
+    assert "reconstruction_every" not in recorded_options(seen[1])  # as runs recorded before the option
+    assert recorded_options(seen[0])["reconstruction_every"] == 4
+    assert main(["quickstart", "--reconstruction-every", "4"]) == 2
+    assert "--reconstruction-every belongs to --real" in capsys.readouterr().err
+
+
 def test_file_system_problems_and_bad_arguments_are_one_error_line(qwen3_model, tmp_path, capsys):
     import os
 
@@ -175,7 +193,8 @@ def test_serve_and_evaluate_flags_are_generated_from_their_config_sections(monke
         text = capsys.readouterr().out
         for item in dataclasses.fields(cls):
             dotted = f"{section}.{item.name}"
-            assert f"--{dotted} VALUE, --{item.name.replace('_', '-')} VALUE" in text
+            value = "VALUE [VALUE ...]" if str(item.type).startswith("list[") else "VALUE"  # a list takes words
+            assert f"--{dotted} {value}, --{item.name.replace('_', '-')} {value}" in text
             assert field_docs(cls)[item.name] in text and environment_variable(dotted) in text
 
 

@@ -4,7 +4,7 @@
   and a fingerprint of its architecture and tokenizer), the
   resolved `GenVecConfig`, the name, size and SHA-256 of the weights file, and, for a truncatable checkpoint
   (`genvec.truncation`), the `truncation` record (its basis, sample and retained variance); a checkpoint without it
-  is not truncatable.
+  is not truncatable; and for a calibrated one (`genvec.calibration`), the `quantization` record (its int8 ranges).
 - `trainable.safetensors`: only the trainable tensors (special vectors, R, A) in fp32. The backbone is
   referenced, never copied, and no pickle is ever read.
 
@@ -49,10 +49,12 @@ class NativeCheckpoint:
     """What the checkpoint recorded of its backbone: name_or_path, revision, architecture, hidden_size."""
     truncation: dict | None = None
     """The record `genvec.truncation.make_truncatable` wrote; None: the embedding's coordinates are not ordered."""
+    quantization: dict | None = None
+    """The record `genvec.calibration` wrote (int8 ranges); None: int8/uint8 embeddings are refused."""
 
 
 def save_native(path: str | Path, config: GenVecConfig, tensors: dict[str, torch.Tensor], backbone: dict,
-                truncation: dict | None = None) -> None:
+                truncation: dict | None = None, quantization: dict | None = None) -> None:
     """Write a checkpoint of `tensors` (the trainable tensors by name) and `config` to directory `path`.
 
     Args:
@@ -61,6 +63,7 @@ def save_native(path: str | Path, config: GenVecConfig, tensors: dict[str, torch
         tensors: `GenVecModel.trainable_state_dict()`, or the same gathered from FSDP shards by the trainer.
         backbone: `GenVecModel.backbone_record`: id or path, revision, class, hidden size, fingerprint.
         truncation: `GenVecModel.truncation`, the record of a truncatable model (None: not truncatable).
+        quantization: `GenVecModel.quantization`, the int8 ranges of a calibrated model (None: not calibrated).
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -89,6 +92,7 @@ def save_native(path: str | Path, config: GenVecConfig, tensors: dict[str, torch
         "config": config.to_dict(),
         "weights": {"file": WEIGHTS_FILE, "sha256": digest, "tensors": {k: list(v.shape) for k, v in tensors.items()}},
         **({"truncation": truncation} if truncation is not None else {}),
+        **({"quantization": quantization} if quantization is not None else {}),
     }
     write_text_atomic(path / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
     logger.debug("saved genvec checkpoint to %s", path)
@@ -114,7 +118,8 @@ def read_native(directory: str | Path, overrides: dict[str, object] | None = Non
         config = config.with_overrides(overrides) if overrides else config
     except ConfigError as err:
         raise CheckpointError(str(err)) from err
-    return NativeCheckpoint(directory, config, weights, document["backbone"], document.get("truncation"))
+    return NativeCheckpoint(directory, config, weights, document["backbone"], document.get("truncation"),
+                            document.get("quantization"))
 
 
 def read_native_weights(directory: str | Path) -> dict[str, torch.Tensor]:
@@ -140,8 +145,7 @@ def _read_document(directory: Path) -> dict:
         missing.append("weights.file / weights.sha256")
     if not missing and not isinstance(document["backbone"].get("hidden_size"), int):
         missing.append("backbone.hidden_size")
-    if not isinstance(document.get("truncation", {}), dict):
-        missing.append("truncation")
+    missing += [key for key in ("truncation", "quantization") if not isinstance(document.get(key, {}), dict)]
     if missing:
         raise CheckpointError(
             f"{str(config_path)!r} lacks (or has malformed) {', '.join(missing)}; the checkpoint is damaged. Save it "

@@ -91,6 +91,10 @@ class LossConfig:
     logits_chunk_size: int = 256
     """Response tokens per chunk when the LM head scores them; one chunk's (chunk x vocabulary) logits is the most
     that exists at once."""
+    reconstruction_every: int = 1
+    """Compute the reconstruction term on every k-th optimizer step only (steps 0, k, 2k, ... counted from 0); the
+    steps between train on the alignment term alone, which needs no pass over the response and costs a fraction of a
+    full step. 1 (every step) is the method as published."""
 
     def problems(self) -> list[str]:
         """Every invalid value of this section, one line each."""
@@ -103,6 +107,11 @@ class LossConfig:
             problems.append("loss: reconstruction_weight and alignment_weight are both 0; nothing would be trained")
         if self.logits_chunk_size < 1:
             problems.append(f"loss.logits_chunk_size: must be >= 1, got {self.logits_chunk_size}")
+        if self.reconstruction_every < 1:
+            problems.append(f"loss.reconstruction_every: must be >= 1 (1: every step), got {self.reconstruction_every}")
+        if self.reconstruction_every > 1 and self.alignment_weight == 0:
+            problems.append("loss.reconstruction_every > 1 needs alignment_weight > 0: the steps without "
+                            "reconstruction would train nothing")
         return problems
 
 
@@ -255,8 +264,9 @@ class TrainConfig:
     learning rates and 1:1 loss weights were chosen. Saved models divide A by it: embeddings keep the teacher's
     scale. The logged alignment MSE is the one trained on (times the constant squared)."""
     resume: str | None = None
-    """None starts a new run (refused if run_dir has checkpoints); "latest" continues from the newest checkpoint in
-    run_dir; a path continues from that checkpoint."""
+    """None starts a new run (refused if run_dir has checkpoints, unless the newest was written by this same elastic
+    job: a worker that torchrun restarts resumes); "latest" continues from the newest checkpoint in run_dir; a path
+    continues from that checkpoint."""
     report_to: Literal["none", "tensorboard", "wandb"] = "none"
     """Also log metrics to TensorBoard or Weights & Biases (the package must be installed)."""
 
@@ -400,6 +410,15 @@ class EvalConfig:
     hyde:N with N > 1 averages N sampled responses, so it needs sampling."""
     hyde_batch_size: int = 8
     """HyDE baselines: texts the backbone answers together (one padded batch)."""
+    dimensions: list[int] = field(default_factory=list)
+    """Also score the model and each input-centric baseline at these sizes (their first d coordinates, after the
+    fact from the full vectors; d < D needs a truncatable model); none: the full size only."""
+    precision: list[Literal["float32", "int8", "uint8", "binary", "ubinary"]] = field(default_factory=list)
+    """Also score each size at these precisions (int8/uint8 by calibrated ranges, binary/ubinary by sign, compared by
+    Hamming); none: float32."""
+    calibration_texts: str | None = None
+    """A text file, one text a line, not the tasks' own: each method's int8/uint8 ranges and each baseline's principal
+    basis are computed on its embeddings of it; none: the model's checkpoint ranges, baselines at full-size float32."""
 
     def problems(self) -> list[str]:
         """Every invalid value of this section, one line each."""
@@ -408,6 +427,19 @@ class EvalConfig:
         tokens = self.hyde_max_new_tokens
         if tokens is not None and not 1 <= tokens <= MAX_NEW_TOKENS:
             problems.append(f"eval.hyde_max_new_tokens: must be between 1 and {MAX_NEW_TOKENS} or None, got {tokens}")
+        return problems + self._size_problems()
+
+    def _size_problems(self) -> list[str]:
+        problems = [f"eval.dimensions: each must be >= 1, got {d}" for d in self.dimensions if d < 1]
+        problems += [f"eval.{name}: {values} names a value twice" for name, values in
+                     (("dimensions", self.dimensions), ("precision", self.precision))
+                     if len(set(values)) != len(values)]
+        unpackable = [d for d in self.dimensions if d % 8]
+        if unpackable and {"binary", "ubinary"} & set(self.precision):
+            problems.append(f"eval.dimensions: binary and ubinary pack 8 coordinates per byte, so they need multiples "
+                            f"of 8, got {unpackable}")
+        if self.calibration_texts is not None and not self.calibration_texts.strip():
+            problems.append("eval.calibration_texts: empty; pass a text file, or leave it unset")
         return problems
 
 

@@ -9,6 +9,8 @@
 - `mteb_encoder.py`: a genvec model, or a baseline, as an mteb encoder with its `ModelMeta`;
 - `local.py`: a user's benchmark directory (retrieval with harmful flags, STS, clustering, classification, pair
   classification) as mteb tasks; `advbench.py`: AdvBench-IR as its official script defines it;
+- `sizes.py`: smaller vectors, each (dimensions, precision) setting of a method derived from its full vectors,
+  encoded once and cached;
 - `plot.py`: the summary plot; `run.py`: `evaluate_model` (`genvec evaluate`): mteb's result layout, resumable, plus
   `scores.json`, `summary.md` and `summary.png`.
 

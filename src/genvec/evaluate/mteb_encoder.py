@@ -11,7 +11,9 @@ instruction, retrieval documents "Summarize the following passage:"), and calls 
 mteb's own fallback prompts (e5-style task prompts, "Retrieve text based on user query.") never reach the model.
 `baseline_encoder` wraps an input-centric baseline the same way. Every encoder measures, per task, the seconds its
 query-side texts took (`QueryCosts`: retrieval queries, every text of a symmetric task; what a query costs at search
-time on this machine); `measures()` reports them per query.
+time on this machine); `measures()` reports them per query. An evaluation that scores smaller settings of a method
+(`genvec.evaluate.sizes`) gives its encoder a `cache`: its vectors are then kept on disk and read back instead of
+encoded again (a cached task measures no cost), and `sample_vectors` embeds the calibration sample.
 
 Needs the `eval` extra (`pip install 'genvec[eval]'`); nothing here imports mteb until it is used.
 """
@@ -95,18 +97,33 @@ def mteb_encoder(
             self.show_progress = show_progress
             self.calls: list[tuple[str, str, str]] = []  # (task, side, instruction) of every encode, as run
             self.costs = QueryCosts()
+            self.cache = None  # an `EmbeddingCache` when smaller settings are scored
 
         def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs) -> np.ndarray:
             side = text_side(prompt_type)
             instruction = self.instructions.instruction(task_metadata.name, side)
             texts = [str(text) for text in inputs.dataset["text"]]  # the task's texts, in mteb's order
             self.calls.append((task_metadata.name, side, instruction))
-            start = time.perf_counter()
-            vectors = self.model.encode(texts, instruction=instruction, batch_size=self.batch_size,
-                                        show_progress=self.show_progress)
-            if side == "query":
-                self.costs.add(task_metadata.name, time.perf_counter() - start, len(texts))
-            return vectors
+
+            def run() -> np.ndarray:
+                start = time.perf_counter()
+                vectors = self.model.encode(texts, instruction=instruction, batch_size=self.batch_size,
+                                            show_progress=self.show_progress)
+                if side == "query":
+                    self.costs.add(task_metadata.name, time.perf_counter() - start, len(texts))
+                return vectors
+
+            key = {"task": task_metadata.name, "side": side, "instruction": instruction}
+            return cached(self, key, texts, run)
+
+        def sample_vectors(self, texts: list[str]) -> np.ndarray:
+            """(S, D): the calibration sample read with each of the model's saved instructions (query, document),
+            as `genvec make-truncatable` reads its sample; as it is when the model saved none."""
+            sides = [side for side in ("query", "document") if self.model.config.model.instructions.get(side)]
+            return np.concatenate([
+                cached(self, {"calibration": side}, texts, lambda side=side: self.model.encode(
+                    texts, side=side, batch_size=self.batch_size, show_progress=self.show_progress))
+                for side in sides or [None]])
 
         def measures(self) -> dict[str, dict[str, float]]:
             """What was measured per task while scoring (the cost per query)."""
@@ -152,14 +169,23 @@ def baseline_encoder(
     class BaselineEncoder(AbsEncoder):
         def __init__(self) -> None:
             self.costs = QueryCosts()
+            self.cache = None  # an `EmbeddingCache` when smaller settings are scored
 
         def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs) -> np.ndarray:
             texts = [str(text) for text in inputs.dataset["text"]]
-            start = time.perf_counter()
-            vectors = np.asarray(encode(texts), dtype=np.float32)
-            if text_side(prompt_type) == "query":
-                self.costs.add(task_metadata.name, time.perf_counter() - start, len(texts))
-            return vectors
+
+            def run() -> np.ndarray:
+                start = time.perf_counter()
+                vectors = np.asarray(encode(texts), dtype=np.float32)
+                if text_side(prompt_type) == "query":
+                    self.costs.add(task_metadata.name, time.perf_counter() - start, len(texts))
+                return vectors
+
+            return cached(self, {"task": task_metadata.name}, texts, run)
+
+        def sample_vectors(self, texts: list[str]) -> np.ndarray:
+            """(S, D): the calibration sample as it is (a baseline reads raw text)."""
+            return cached(self, {"calibration": "raw"}, texts, lambda: np.asarray(encode(texts), dtype=np.float32))
 
         def measures(self) -> dict[str, dict[str, float]]:
             """What was measured per task while scoring (the cost per query)."""
@@ -168,3 +194,12 @@ def baseline_encoder(
     encoder = BaselineEncoder()
     encoder.mteb_model_meta = model_meta(name, revision, embed_dim, similarity, use_instructions=False)
     return encoder
+
+
+def cached(encoder, key: dict[str, object], texts: list[str], run) -> np.ndarray:
+    """`run()`'s vectors of `texts`, through the encoder's `cache` when it has one (keyed by its name and revision,
+    `key` and the texts)."""
+    if encoder.cache is None:
+        return run()
+    meta = encoder.mteb_model_meta
+    return encoder.cache.vectors({"method": meta.name, "revision": meta.revision, **key}, texts, run)

@@ -20,6 +20,11 @@ written atomically after every run. Input-centric baselines read every text as i
 Every method of a task is scored on the same samples: mteb's clustering bootstraps and multilabel draws come from
 random states the task object keeps, which would go on from one method to the next; each task's are reset to its
 seed before each method (`score_method`).
+
+With `eval.dimensions` / `eval.precision`, the model and each input-centric baseline are also scored at every
+(d, precision) setting, derived from their full vectors, encoded once and cached (`genvec.evaluate.sizes`): each
+setting is a method of its own in mteb's layout (`genvec/final-d96-int8`), and `scores.json` keeps the settings'
+scores apart from the methods' under `sizes`, with their bytes per vector; `summary.md` adds their table.
 """
 
 import hashlib
@@ -39,9 +44,19 @@ from genvec.evaluate.hyde import hyde_encoders, parse_hyde
 from genvec.evaluate.instructions import ADVBENCH_IR, InstructionTable
 from genvec.evaluate.mteb_encoder import mteb_encoder
 from genvec.evaluate.plot import PLOT_FILE, plot_scores
+from genvec.evaluate.sizes import (
+    CACHE_DIRECTORY,
+    EmbeddingCache,
+    check_calibration,
+    check_settings,
+    requested_settings,
+    sized_encoders,
+    stored_treatment,
+)
 from genvec.files import atomic_write, exclusive_lock, files_digest, list_files, lock_file_for, write_text_atomic
 from genvec.formats import differences, header, read_document
 from genvec.model import GenVecModel
+from genvec.quantization import PACKED, PRECISIONS, bytes_per_vector, check_packable
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +74,8 @@ class EvaluationResult:
     output: Path
     main_scores: dict[str, float] = field(default_factory=dict)
     table: str = ""
+    sizes: dict[str, dict] = field(default_factory=dict)
+    """Each setting scored (and each method's full size): as `scores.json`'s `sizes`."""
 
 
 def select_tasks(
@@ -114,12 +131,16 @@ def evaluate_model(
             with genvec's instruction: what genvec is trained to reproduce; adds the held-out distillation cosine).
             See `genvec.evaluate.hyde`.
         config: batch size and similarity (default `EvalConfig()`: batches of 32, and the similarity the tasks'
-            benchmark prescribes, `task_similarity`), and the HyDE responses' generation overrides (`hyde_*`).
+            benchmark prescribes, `task_similarity`), the HyDE responses' generation overrides (`hyde_*`), and the
+            smaller sizes to score besides the full vectors (`dimensions`, `precision`, `calibration_texts`; see
+            `genvec.evaluate.sizes`).
 
     Raises:
         ConfigError: an invalid `config`. InputError: a task without an instruction in the table (before any task
             runs), tasks whose benchmarks prescribe different similarities, a baseline that cannot be loaded (a HyDE
-            one of a model whose config names no teacher), or mteb missing. BusyError: another evaluation is writing
+            one of a model whose config names no teacher), or mteb missing; sizes the model cannot give (d < D of a
+            model not truncatable, d > D, binary of a d not a multiple of 8, int8 with no ranges or sample) or a
+            baseline's that need a calibration sample when none is given. BusyError: another evaluation is writing
             to `output`.
     """
     config = GenVecConfig(eval=config or EvalConfig()).eval  # a ConfigError lists every problem of the section
@@ -135,7 +156,14 @@ def evaluate_model(
     encoder = mteb_encoder(model, instructions=table, checkpoint=checkpoint, batch_size=config.batch_size,
                            similarity=similarity, show_progress=show_progress)
     encoders = [encoder] + [_baseline(name, model, similarity) for name, kind in zip(baselines or [], hyde) if not kind]
+    smaller = bool(config.dimensions or config.precision)
+    sample = _check_sizes(model, encoders, config, similarity) if smaller else None  # before any text is encoded
     with exclusive_lock(lock_file_for(output.resolve()), f"the evaluation output {output}"):
+        if smaller:  # under the lock: the embeddings are cached in the output
+            encoders = sized_encoders(encoders, config.dimensions, config.precision, sample=sample,
+                                      basis=(model.truncation or {}).get("basis", "pca"),
+                                      normalize=similarity == "cosine", cache=EmbeddingCache(output / CACHE_DIRECTORY),
+                                      record=getattr(model, "quantization", None))
         if any(hyde):  # under the lock: its response cache lies in the output
             encoders += hyde_encoders([kind for kind in hyde if kind], model, output, instructions=table,
                                       config=config, similarity=similarity, show_progress=show_progress)
@@ -157,7 +185,10 @@ def evaluate_model(
                     record_measures(output / "mteb", {paths[name, task.metadata.name]: measured})
         measures = read_measures(output / "mteb", paths)
         hyde_methods = [each.mteb_model_meta.name for each in encoders if hasattr(each, "embedder")]
-        return _write_reports(output, methods, measures, hyde_methods, tasks, encoder.mteb_model_meta, similarity)
+        sizes = _sizes(encoders, methods)
+        methods = {name: scores for name, scores in methods.items() if sizes.get(name, {}).get("method", name) == name}
+        return _write_reports(output, methods, measures, hyde_methods, tasks, encoder.mteb_model_meta, similarity,
+                              sizes)
 
 
 def score_method(encoder, tasks: list, cache=None, show_progress: bool = False) -> dict[str, dict]:
@@ -193,11 +224,69 @@ def result_key(task, similarity: str, instructions: InstructionTable | None,
 
 
 def _result_key(each, encoder, task, similarity: str, table: InstructionTable) -> dict[str, object]:
-    """`result_key` of `each` method: genvec reads the table's instructions, hyde-target too (and measures genvec)."""
+    """`result_key` of `each` method: genvec (and its settings) reads the table's instructions, hyde-target too (and
+    measures genvec)."""
     embedder = getattr(each, "embedder", None)
     if embedder is not None and embedder.baseline.target:
         return result_key(task, similarity, table, distilled=embedder.model.identity())
-    return result_key(task, similarity, table if each is encoder else None)
+    return result_key(task, similarity, table if getattr(each, "base", each) is encoder else None)
+
+
+def _check_sizes(model: GenVecModel, encoders: list, config: EvalConfig, similarity: str) -> list[str] | None:
+    """Refuse sizes the methods cannot be scored at, before anything is encoded; the calibration sample (None: no
+    `calibration_texts`)."""
+    from genvec.inference import check_dimensions
+
+    check_settings(config.dimensions, model.embedding_dim, "the model")
+    for size in config.dimensions:
+        check_dimensions(model, size)  # d < D of a model not truncatable: the message says how to make one
+    for each in encoders:  # binary packs 8 coordinates a byte: a size that is no multiple of 8 is refused
+        for setting in requested_settings(config.dimensions, config.precision, each.mteb_model_meta.embed_dim):
+            if setting.precision in PACKED:
+                check_packable(setting.dimensions)
+    sample = read_calibration_texts(config.calibration_texts) if config.calibration_texts else None
+    check_calibration(encoders, config.dimensions, config.precision, sample)
+    if sample is None:
+        try:
+            stored_treatment(getattr(model, "quantization", None), requested_settings(
+                config.dimensions, config.precision, model.embedding_dim), model.embedding_dim, similarity == "cosine")
+        except InputError as err:
+            raise InputError(f"{err} Or pass --calibration-texts FILE (eval.calibration_texts) to calibrate every "
+                             "method on the same sample.", param=err.param) from err
+    return sample
+
+
+def read_calibration_texts(path: str | Path) -> list[str]:
+    """The non-empty lines of the calibration file `path`."""
+    from genvec.data.records import read_records
+
+    path = Path(path)
+    if not path.is_file():
+        problem = "is a directory" if path.is_dir() else "does not exist"
+        raise InputError(f"eval.calibration_texts {str(path)!r} {problem}; pass a text file with one text per line "
+                         "(a few hundred or more, like those the model will embed, not the tasks' own).",
+                         param="calibration_texts")
+    texts = [record.fields["text"] for record in read_records(path, format="text")]
+    texts = [text for text in texts if text.strip()]
+    if len(texts) < 2:
+        raise InputError(f"eval.calibration_texts {str(path)!r} holds {len(texts)} non-empty lines; a calibration "
+                         "sample needs a few hundred or more.", param="calibration_texts")
+    return texts
+
+
+def _sizes(encoders: list, methods: dict[str, dict[str, dict]]) -> dict[str, dict]:
+    """{name: its method, dimensions, precision, bytes per vector and task scores} of each setting scored, and of
+    the full size (float32) of each method that has settings, under the method's own name."""
+    sizes = {}
+    for each in encoders:
+        if hasattr(each, "setting"):
+            base = each.base.mteb_model_meta
+            sizes.setdefault(base.name, {"method": base.name, "dimensions": base.embed_dim, "precision": "float32",
+                                         "bytes_per_vector": 4 * base.embed_dim, "tasks": methods[base.name]})
+            sizes[each.mteb_model_meta.name] = {
+                "method": base.name, "dimensions": each.setting.dimensions, "precision": each.setting.precision,
+                "bytes_per_vector": each.setting.bytes_per_vector, "tasks": methods[each.mteb_model_meta.name]}
+    return sizes
 
 
 def drop_stale_results(root: Path, keys: dict[Path, dict[str, object]]) -> None:
@@ -280,9 +369,9 @@ def _why_stale(path: Path, recorded: dict | None, key: dict[str, object]) -> str
 
 
 def _write_reports(output: Path, methods: dict[str, dict[str, dict]], measures: dict[str, dict[str, dict]],
-                   hyde: list[str], tasks: list, meta, similarity: str):
+                   hyde: list[str], tasks: list, meta, similarity: str, sizes: dict[str, dict]):
     """scores.json, summary.md and summary.png of one evaluation (the model's `meta` names it, `hyde` its HyDE
-    methods, `measures` what was measured while scoring); its result."""
+    methods, `measures` what was measured while scoring, `sizes` the settings scored); its result."""
     types = {task.metadata.name: task.metadata.type for task in tasks}
     name = meta.name
     document = {**header("genvec-scores", 1), "model": name, "revision": meta.revision,
@@ -292,14 +381,16 @@ def _write_reports(output: Path, methods: dict[str, dict[str, dict]], measures: 
                 "seconds_per_query": _measured(methods, measures, "seconds_per_query"),
                 "share_of_hyde": {other: hyde_shares(methods[name], methods[other]) for other in hyde},
                 "distillation_cosine": {method: values for method, values in
-                                        _measured(methods, measures, "distillation_cosine").items() if values}}
+                                        _measured(methods, measures, "distillation_cosine").items() if values},
+                **({"sizes": sizes} if sizes else {})}
     write_text_atomic(output / "scores.json", json.dumps(document, indent=2, allow_nan=False) + "\n")
     table_text = _summary_text(document, hyde)
     write_text_atomic(output / "summary.md", f"# {name} ({document['revision']})\n\n{table_text}\n\n"
                       f"![main score per task]({PLOT_FILE})\n")
     with atomic_write(output / PLOT_FILE, "wb") as file:
         file.write(plot_scores(methods, types, name))
-    return EvaluationResult(output, {task: entry["main_score"] for task, entry in methods[name].items()}, table_text)
+    return EvaluationResult(output, {task: entry["main_score"] for task, entry in methods[name].items()}, table_text,
+                            sizes)
 
 
 def _measured(methods: dict[str, dict[str, dict]], measures: dict[str, dict[str, dict]],
@@ -322,6 +413,11 @@ def _summary_text(document: dict, hyde: list[str]) -> str:
         text += ("\n\nCost per query (seconds on the machine that scored it, measured while scoring: the query-side "
                  "texts, i.e. retrieval queries and every text of other tasks; HyDE: generation plus teacher):"
                  f"\n\n{cost}")
+    smaller = sizes_table(document.get("sizes", {}))
+    if smaller:
+        text += ("\n\nSmaller vectors (each setting's main score, and its share of the same method's full-size "
+                 "float32 score; bytes: one vector; int8/uint8 compared as integer vectors, binary by Hamming "
+                 f"distance):\n\n{smaller}")
     ceiling = ceiling_table(methods, hyde, document["distillation_cosine"], name)
     if ceiling:
         text += ("\n\ngenvec against its HyDE ceiling (genvec's main score / the HyDE baseline's; held-out "
@@ -410,6 +506,47 @@ def summary_table(methods: dict[str, dict[str, dict]], types: dict[str, str], mo
             cells.append("-" if difference is None else f"{difference:+.1%}")  # + 0.0: no "-0.0%" from rounding
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def sizes_table(sizes: dict[str, dict]) -> str:
+    """Markdown: the average main score over the tasks (when there are several), then each task's, of every setting,
+    one row per size (the full size first, then by dimensions, largest first), two columns per method: the score
+    and its share of the method's full-size score ("" without settings)."""
+    if not sizes:
+        return ""
+    methods = list(dict.fromkeys(entry["method"] for entry in sizes.values()))
+    rows = sorted({(entry["dimensions"], entry["precision"]) for name, entry in sizes.items() if name not in methods},
+                  key=lambda row: (-row[0], PRECISIONS.index(row[1])))
+    found = {(entry["method"], entry["dimensions"], entry["precision"]): entry for name, entry in sizes.items()
+             if name not in methods}
+    tasks = sorted(set().union(*(sizes[method]["tasks"] for method in methods)))
+    blocks = [(task, [task]) for task in tasks]
+    if len(tasks) > 1:
+        blocks.insert(0, (f"average ({len(tasks)} tasks)", tasks))
+    header = ["task", "size", "bytes", *[cell for method in methods for cell in (method, "share")]]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for label, chosen in blocks:
+        full = {method: _mean_score(sizes[method]["tasks"], chosen) for method in methods}
+        spans = sorted({sizes[method]["bytes_per_vector"] for method in methods})
+        lines.append(f"| {label} | full, float32 | {'/'.join(map(str, spans))} | " + " | ".join(
+            f"{full[method]:.4f} | 100.0%" if full[method] is not None else "- | -" for method in methods) + " |")
+        for dimensions, precision in rows:
+            cells = []
+            for method in methods:
+                entry = found.get((method, dimensions, precision))
+                score = _mean_score(entry["tasks"], chosen) if entry else None
+                share = f"{score / full[method]:.1%}" if score is not None and full[method] else "-"
+                cells += ["-" if score is None else f"{score:.4f}", share]
+            lines.append(f"| {label} | {dimensions}, {precision} | {bytes_per_vector(dimensions, precision)} | "
+                         + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _mean_score(scores: dict[str, dict], tasks: list[str]) -> float | None:
+    """The mean main score of `tasks` (None when one of them was not scored)."""
+    if not all(task in scores for task in tasks):
+        return None
+    return sum(scores[task]["main_score"] for task in tasks) / len(tasks)
 
 
 def harm_table(methods: dict[str, dict[str, dict]], model: str) -> str:

@@ -110,11 +110,13 @@ def open_run(run_dir: str | Path, name: str, options: dict, *, fresh: bool) -> I
 
 def recorded_options(options) -> dict:
     """A recipe's options dataclass as its record keeps them: JSON values, without `show_progress` (which changes no
-    result), and without `seeds` when it is 1 (so a one-seed run continues one recorded before seeds existed)."""
+    result), and without an option added after runs were recorded while it has the value those runs had (`seeds`
+    1, `reconstruction_every` 1), so such a run continues."""
     document = json.loads(json.dumps(dataclasses.asdict(options), default=str))
     document.pop("show_progress", None)
-    if document.get("seeds") == 1:
-        del document["seeds"]
+    for key, earlier in (("seeds", 1), ("reconstruction_every", 1)):
+        if document.get(key) == earlier:
+            del document[key]
     return document
 
 

@@ -166,7 +166,7 @@ class _Routes:
         parsed = protocol.embedding_request(body, max_inputs=config.max_inputs,
                                             default_truncate=config.truncate == "cut")
         vectors, inputs = await state.embed_texts(parsed.texts, parsed.options, request, dimensions=parsed.dimensions,
-                                                  normalize=parsed.normalize)
+                                                  normalize=parsed.normalize, precision=parsed.precision)
         return _answer({"object": "list", "model": state.model_name,
                         "data": [{"object": "embedding", "index": index,
                                   "embedding": protocol.encode_vector(vector, parsed.base64)}
@@ -454,15 +454,19 @@ class _ServerState:
         return inputs
 
     async def embed_texts(self, texts: list[str], options: protocol.TextOptions, request: Request, *,
-                          dimensions: object, normalize: bool, what: str = "input") -> tuple[np.ndarray, Inputs]:
-        """An embedding route's work, whatever its dialect: `dimensions` checked before any text is read, the texts
-        prepared and embedded, truncated to `dimensions`, then normalised (OpenAI's order), and their tokens counted."""
+                          dimensions: object, normalize: bool, what: str = "input",
+                          precision: str = "float32") -> tuple[np.ndarray, Inputs]:
+        """An embedding route's work, whatever its dialect: `dimensions` and `precision` checked before any text is
+        read, the texts prepared and embedded, truncated to `dimensions`, then normalised (OpenAI's order), then
+        quantized to `precision` (`inference.check_precision`), and their tokens counted."""
         dimensions = inference.check_dimensions(self.model, dimensions)
+        inference.check_precision(self.model, precision, dimensions, normalize)
         request.state.inputs = len(texts)
         inputs = await self.prepare(texts, options, what)
         vectors = inference.truncate_rows(await self.embed(inputs, request), dimensions)
         self.metrics.tokens.inc(inputs.num_tokens)
-        return (inference.normalize_rows(vectors) if normalize else vectors), inputs
+        vectors = inference.normalize_rows(vectors) if normalize else vectors
+        return inference.quantize_rows(self.model, vectors, precision, dimensions, normalize), inputs
 
     async def embed(self, inputs: Inputs, request: Request) -> np.ndarray:
         """Embeddings of prepared texts, coalesced with other requests' texts; 429 when the queue is full. If the
@@ -522,6 +526,7 @@ class _ServerState:
         return {
             "model": self.model_name, "backbone": model.config.model.backbone, "genvec_version": __version__,
             "embedding_dim": model.embedding_dim, "truncatable": model.truncation is not None,
+            "calibrated": model.quantization is not None,
             "hidden_size": model.hidden_size,
             "num_special_tokens": model.num_special_tokens, "num_compression_tokens": model.num_compression_tokens,
             "max_length": model.config.model.max_length, "max_input_tokens": inference.text_limit(model),

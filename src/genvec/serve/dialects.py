@@ -1,13 +1,15 @@
-"""The other servers' routes: TEI, Ollama, Cohere / Jina rerank and vLLM score, each a thin translation onto the
-server's one request handling (`app._ServerState`: the body limits, the model's front door, the batcher).
+"""The other servers' routes: TEI, Ollama, Cohere embed, Cohere / Jina rerank and vLLM score, each a thin
+translation onto the server's one request handling (`app._ServerState`: the body limits, the model's front door,
+the batcher).
 
 Clients of text-embeddings-inference (LlamaIndex's `TextEmbeddingsInference`, Haystack's TEI embedders), of Ollama
-(its Python client, LangChain's `OllamaEmbeddings`, Weaviate's `text2vec-ollama`) and rerankers (Cohere's SDK,
-LangChain and LlamaIndex rerankers, Dify, Open WebUI) reach genvec with the bodies they already send, and read
-errors in the shape they already parse (`error_response`). Every route picks its instruction the same way
-(`protocol.Prompts`: a model alias in `model`, TEI's `prompt_name`); rerank and score embed the query side and the
-document side through the batcher and answer their cosines (`inference.relevance`, `inference.rank`), exactly the
-library's `model.rerank`.
+(its Python client, LangChain's `OllamaEmbeddings`, Weaviate's `text2vec-ollama`), of Cohere's v2 embed (its
+SDK's `ClientV2.embed`, `embedding_types` int8 / uint8 / binary / ubinary included: `genvec.quantization`) and
+rerankers (Cohere's SDK, LangChain and LlamaIndex rerankers, Dify, Open WebUI) reach genvec with the bodies they
+already send, and read errors in the shape they already parse (`error_response`). Every route picks its instruction
+the same way (`protocol.Prompts`: a model alias in `model`, TEI's `prompt_name`); rerank and score embed the query
+side and the document side through the batcher and answer their cosines (`inference.relevance`, `inference.rank`),
+exactly the library's `model.rerank`.
 
 What it does not do: anything the OpenAI routes do not (no second model, no cross-encoder: a relevance score is a
 cosine of two embeddings, -1 to 1, whatever `raw_scores` asks).
@@ -25,6 +27,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from genvec import inference
+from genvec.errors import InputError
 from genvec.inference import Inputs
 from genvec.serve import protocol
 from genvec.serve.protocol import ApiError, TextOptions
@@ -167,6 +170,54 @@ def ollama_embed_request(body: dict, *, max_inputs: int) -> tuple[list[str], Tex
     return texts, TextOptions(None, None, "cut" if truncate else "error", model.removesuffix(OLLAMA_TAG)), dimensions
 
 
+@dataclass(frozen=True)
+class CohereEmbedRequest:
+    texts: list[str]
+    options: TextOptions
+    types: list[str]  # the embedding types asked for, the keys of the answer's `embeddings`
+    dimensions: int | None = None  # output_dimension as sent: the front door checks it against the model
+
+
+# Cohere's embedding types: the precisions, and "base64" (the float embedding's little-endian float32 bytes).
+COHERE_EMBEDDING_TYPES = (*protocol.PRECISIONS, "base64")
+
+
+def cohere_embed_request(body: dict, *, max_inputs: int) -> CohereEmbedRequest:
+    """Cohere v2's `/v2/embed`: `model` (an alias binds the instruction), `input_type` (search_query and
+    search_document: the sides), `texts`, `embedding_types` (default float), `output_dimension` (genvec's
+    `dimensions`), `truncate` ("END", the default, cuts a long text's end; "NONE" refuses it), `max_tokens` and
+    `priority` (accepted; genvec cuts at the model's own limit). `images` and `inputs` are refused: genvec embeds
+    texts."""
+    protocol.known(body, {"model", "input_type", "texts", "images", "inputs", "embedding_types", "output_dimension",
+                          "truncate", "max_tokens", "priority"})
+    for name in ("images", "inputs"):
+        if name in body:
+            raise ApiError(400, f"{name} is not supported: genvec embeds texts; send them in texts.", param=name,
+                           code="invalid_value")
+    texts = _texts(body, "texts", max_inputs, list_only=True)
+    types = body.get("embedding_types", ["float"])
+    if not isinstance(types, list) or not types or not all(isinstance(kind, str) for kind in types):
+        raise ApiError(400, f"embedding_types must be a non-empty list of {', '.join(COHERE_EMBEDDING_TYPES)}, got "
+                       f"{types!r:.60}.", param="embedding_types", code="invalid_value")
+    for kind in types:
+        if kind != "base64":
+            protocol.precision(kind, "embedding_types")
+    truncate = body.get("truncate", "END")
+    if truncate not in ("END", "NONE"):
+        raise ApiError(400, f"truncate must be \"END\" (cut a long text's end, as genvec does) or \"NONE\" (refuse "
+                       f"it), got {truncate!r:.40}.", param="truncate", code="invalid_value")
+    for name in ("max_tokens", "output_dimension"):
+        value = body.get(name)
+        if value is not None and (not protocol.is_int(value) or value < 1):
+            raise ApiError(400, f"{name} must be an integer of 1 or more, got {value!r:.40}.", param=name,
+                           code="invalid_value")
+    for name in ("model", "input_type"):
+        protocol.string(body, name)
+    options = TextOptions(None, protocol.side(body.get("input_type")), "cut" if truncate == "END" else "error",
+                          body.get("model"))
+    return CohereEmbedRequest(texts, options, list(dict.fromkeys(types)), body.get("output_dimension"))
+
+
 def _tei_options(body: dict, default_truncate: bool) -> TextOptions:
     protocol.string(body, "prompt_name")
     direction = body.get("truncation_direction", "Right")
@@ -229,7 +280,8 @@ class DialectRoutes:
                 ("/rerank", "POST", self.tei_rerank), ("/v1/rerank", "POST", self.rerank_v1),
                 ("/v2/rerank", "POST", self.rerank_v2), ("/v1/score", "POST", self.score),
                 ("/score", "POST", self.score), ("/api/embed", "POST", self.ollama_embed),
-                ("/api/tags", "GET", self.ollama_tags), ("/api/version", "GET", self.ollama_version)]
+                ("/api/tags", "GET", self.ollama_tags), ("/api/version", "GET", self.ollama_version),
+                ("/v2/embed", "POST", self.cohere_embed)]
 
     # TEI
 
@@ -284,6 +336,26 @@ class DialectRoutes:
         return self.answer({"id": f"rerank-{uuid.uuid4().hex}", "model": self.state.model_name, "results": results,
                             "usage": {"total_tokens": inputs.num_tokens},
                             "meta": {"billed_units": {"search_units": 1}}}, inputs)
+
+    async def cohere_embed(self, request: Request) -> Response:
+        state = self.state
+        body = await self.json_body(request)
+        model = state.require_model()
+        parsed = cohere_embed_request(body, max_inputs=state.config.max_inputs)
+        dimensions = _cohere_checked(lambda: inference.check_dimensions(model, parsed.dimensions), "output_dimension")
+        for kind in parsed.types:  # every type checked before any text is read
+            if kind != "base64":
+                _cohere_checked(lambda kind=kind: inference.check_precision(model, protocol.PRECISIONS[kind],
+                                                                            dimensions, True), "embedding_types")
+        vectors, inputs = await state.embed_texts(parsed.texts, parsed.options, request, dimensions=dimensions,
+                                                  normalize=True, what="texts")  # Cohere's embeddings: unit length
+        embeddings = {kind: [protocol.encode_vector(vector, True) for vector in vectors] if kind == "base64" else
+                      inference.quantize_rows(model, vectors, protocol.PRECISIONS[kind], dimensions, True).tolist()
+                      for kind in parsed.types}
+        return self.answer({"id": f"embed-{uuid.uuid4().hex}", "embeddings": embeddings, "texts": parsed.texts,
+                            "meta": {"api_version": {"version": "2"},
+                                     "billed_units": {"input_tokens": inputs.num_tokens}},
+                            "response_type": "embeddings_by_type"}, inputs)
 
     # vLLM
 
@@ -361,6 +433,14 @@ class DialectRoutes:
         query_vectors, document_vectors = await state.embed_parts([asked, passages], request)
         state.metrics.tokens.inc(inputs.num_tokens)
         return inference.relevance(query_vectors, document_vectors), inputs
+
+
+def _cohere_checked(check: Callable[[], object], field: str):
+    """`check()`, its InputError a 400 naming Cohere's field."""
+    try:
+        return check()
+    except InputError as err:
+        raise ApiError(400, str(err), param=field, code="invalid_value") from err
 
 
 def _tokens(tokenizer, ids: list[int], special: bool) -> list[dict]:

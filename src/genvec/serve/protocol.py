@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 EMBEDDING_FIELDS = {"input", "model", "encoding_format", "dimensions", "user", "input_type", "instruction",
-                    "prompt_name", "normalize", "truncate"}
+                    "prompt_name", "normalize", "truncate", "output_dtype"}
 DECODE_FIELDS = {"input", "states", "model", "input_type", "instruction", "max_new_tokens", "do_sample",
                  "temperature", "top_p", "seed", "truncate", "score", "best_of"}
 INSPECT_FIELDS = {"input", "model", "top_k", "truncate"}
@@ -44,7 +44,9 @@ class ApiError(Exception):
 
 
 # The front door's parameter names, as this API calls them.
-PARAMS = {"texts": "input", "text": "input", "side": "input_type"}
+PARAMS = {"texts": "input", "text": "input", "side": "input_type", "precision": "output_dtype"}
+# Voyage's `output_dtype` and Cohere's `embedding_types` values, and the precision (`genvec.quantization`) each means.
+PRECISIONS = {"float": "float32", "int8": "int8", "uint8": "uint8", "binary": "binary", "ubinary": "ubinary"}
 # The `input_type` values clients send (OpenAI-style extra field, NVIDIA NIM, Voyage, Cohere, Jina) and the side of
 # the model each means.
 SIDES = {"query": "query", "search_query": "query", "retrieval.query": "query",
@@ -131,6 +133,7 @@ class EmbeddingRequest:
     base64: bool
     normalize: bool
     dimensions: int | None = None  # as sent (an int): the front door checks it against the model
+    precision: str = "float32"  # Voyage's output_dtype, as a `genvec.quantization` precision
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,7 @@ def embedding_request(body: dict, *, max_inputs: int, default_truncate: bool) ->
     normalize = boolean(body, "normalize", True)
     string(body, "user")
     return EmbeddingRequest(texts, text_options(body, default_truncate), encoding == "base64", normalize,
-                            dimensions(body))
+                            dimensions(body), precision(body.get("output_dtype", "float"), "output_dtype"))
 
 
 def decode_request(body: dict, *, max_inputs: int, max_new_tokens: int, hidden_size: int,
@@ -238,11 +241,23 @@ def inspect_request(body: dict, *, max_top_k: int, default_truncate: bool) -> In
     return InspectRequest(text, top_k, TextOptions(None, None, "cut" if truncate else "error"))
 
 
-def encode_vector(vector: np.ndarray, as_base64: bool) -> list[float] | str:
-    """An embedding in the response: a list of floats, or base64 of its little-endian float32 bytes."""
+def encode_vector(vector: np.ndarray, as_base64: bool) -> list[float] | list[int] | str:
+    """An embedding in the response: a list of floats, or base64 of its little-endian float32 bytes; a quantized
+    one (int8 or uint8 codes, packed bits) a list of integers, or base64 of its bytes (one per code or 8 bits)."""
+    quantized = vector.dtype.kind in "iu"
     if as_base64:
-        return base64.b64encode(np.ascontiguousarray(vector, dtype="<f4").tobytes()).decode("ascii")
-    return vector.astype(np.float32).tolist()
+        data = vector if quantized else np.ascontiguousarray(vector, dtype="<f4")
+        return base64.b64encode(np.ascontiguousarray(data).tobytes()).decode("ascii")
+    return vector.tolist() if quantized else vector.astype(np.float32).tolist()
+
+
+def precision(value: object, name: str) -> str:
+    """The precision a Voyage `output_dtype` or a Cohere embedding type names (`PRECISIONS`); 400 for another."""
+    if not isinstance(value, str) or value not in PRECISIONS:
+        raise ApiError(400, f"{name} must be one of {', '.join(PRECISIONS)}, got {value!r:.40}: float for the "
+                       "embedding, int8/uint8 for a byte per coordinate, binary/ubinary for its signs packed 8 per "
+                       "byte.", param=name, code="invalid_value")
+    return PRECISIONS[value]
 
 
 # ------------------------------------------------------------------------------------------------- fields

@@ -3,11 +3,14 @@
 A checkpoint holds the trainable tensors (a native checkpoint that `genvec.load_model` opens), the optimizer state
 (tensors only, read with `weights_only=True`), `trainer_state.json` (format header, step, scheduler, the run's
 identity) and one RNG file per process. It is written under a temporary name and renamed when complete. Under FSDP
-the trainables and optimizer moments are gathered with torch's state-dict helpers and re-sharded on load.
+the trainables and optimizer moments are gathered with torch's state-dict helpers and re-sharded on load. Under an
+elastic launch each checkpoint records the job's id, and a worker that the launcher restarts continues from the
+newest checkpoint of its own job without being told to.
 """
 
 import json
 import logging
+import os
 import pickle
 import random
 import shutil
@@ -52,7 +55,7 @@ def save_checkpoint(session: TrainSession) -> Path:
         torch.save(optimizer_state, temporary / OPTIMIZER_STATE)
         state = {**header(TRAINER_STATE_FORMAT, TRAINER_STATE_VERSION), "step": session.step,
                  "scheduler": session.scheduler.state_dict(), "num_processes": accelerator.num_processes,
-                 "run": session.identity}
+                 "run": session.identity, "elastic_job": session.elastic_job}
         write_text_atomic(temporary / TRAINER_STATE, json.dumps(state, indent=2) + "\n")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -193,10 +196,16 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.is_dir() and p.name.startswith("step-") and "." not in p.name)
 
 
-def find_resume_checkpoint(run_dir: Path, resume: str | None) -> Path | None:
-    """The checkpoint to continue from, by `train.resume`; a new run refuses a run_dir that has checkpoints."""
+def find_resume_checkpoint(run_dir: Path, resume: str | None, job: str | None = None) -> Path | None:
+    """The checkpoint to continue from, by `train.resume`; a new run refuses a run_dir that has checkpoints, unless
+    the newest was written by the same elastic job (`job`, see `elastic_job`): this process is then a worker that its
+    launcher restarted, and it continues from there."""
     existing = list_checkpoints(run_dir)
     if resume is None:
+        if existing and job is not None and read_trainer_state(existing[-1]).get("elastic_job") == job:
+            logger.info("a restarted worker of elastic job %s: resuming from the job's checkpoint %s", job,
+                        existing[-1])
+            return existing[-1]
         if existing:
             raise ConfigError(
                 f"train.run_dir {str(run_dir)!r} already holds {len(existing)} checkpoint(s) (newest "
@@ -212,6 +221,14 @@ def find_resume_checkpoint(run_dir: Path, resume: str | None) -> Path | None:
     if not (path / TRAINER_STATE).is_file():
         raise ConfigError(f"train.resume: {resume!r} is not a training checkpoint (no {TRAINER_STATE} in it).")
     return path
+
+
+def elastic_job() -> str | None:
+    """The id of the elastic job this process is a worker of, which every restart of the job's workers shares:
+    torchrun's `--rdzv-id` (a random one with `--standalone` or on one node without a rendezvous endpoint). None
+    outside a launcher, and for the id "none", the default of a launch given none, which unrelated launches share."""
+    job = os.environ.get("TORCHELASTIC_RUN_ID")
+    return None if job in (None, "", "none") else job
 
 
 def truncate_metrics(path: Path, step: int) -> None:

@@ -33,6 +33,7 @@ from genvec.model import GenVecModel
 from genvec.pipeline import TrainingExamples, prepare_examples
 from genvec.training.checkpoints import (
     CHECKPOINTS,
+    elastic_job,
     find_resume_checkpoint,
     full_trainables,
     last_metrics,
@@ -124,7 +125,8 @@ def train(config: GenVecConfig, examples: TrainingExamples | None = None) -> Tra
 
 def _train(config: GenVecConfig, examples: TrainingExamples | None, accelerator, run_dir: Path) -> TrainResult:
     """The stages of a run, one call each, with the run directory held (see `train`)."""
-    resume_from = find_resume_checkpoint(run_dir, config.train.resume)
+    job = elastic_job()  # a worker restarted by an elastic launch continues from its job's newest checkpoint
+    resume_from = find_resume_checkpoint(run_dir, config.train.resume, job)
     micro_batch, accumulation = batch_split(config.train, accelerator.num_processes)
     model = _build_model(config, accelerator)
     if examples is None:
@@ -138,6 +140,7 @@ def _train(config: GenVecConfig, examples: TrainingExamples | None, accelerator,
     split = split_examples(examples.queries, heldout, config.train.seed)
     scale = target_scale(examples.teacher_embeddings, split.training, config.train.target_scale)
     session = _start_session(config, model, accelerator, run_dir, run_identity(examples, config.train, heldout), scale)
+    session.elastic_job = job
     if resume_from is not None:
         load_checkpoint(resume_from, session)
     if accelerator.is_main_process:
@@ -229,19 +232,21 @@ def train_step(session: TrainSession, tokenized: TokenizedExamples, indices: np.
     The caller advances `session.step`.
     """
     model, accelerator, train_config = session.model, session.accelerator, session.train_config
+    reconstruct = session.step % model.config.loss.reconstruction_every == 0  # else an alignment-only step
     num_tokens = sum(len(tokenized.response_ids[i]) for i in indices)
     micros = micro_batches(indices, tokenized, accelerator.process_index, accelerator.num_processes, train_config)
     sums = torch.zeros(3, device=model.device)  # total, reconstruction, alignment of this process's share
     local_tokens = padded_queries = padded_responses = 0
     for position, micro in enumerate(micros):
         queries, responses, targets, tokens = collate(micro, tokenized, model, session.target_scale)
-        local_tokens += tokens
         padded_queries += queries.input_ids.numel()
-        padded_responses += responses.input_ids.numel()
+        if reconstruct:  # an alignment-only step reads no response
+            local_tokens += tokens
+            padded_responses += responses.input_ids.numel()
         is_last = position == len(micros) - 1
         with _maybe_no_sync(accelerator, session.wrapped, is_last):
             output = session.wrapped(queries, responses, targets, num_response_tokens=num_tokens,
-                                     num_examples=len(indices))
+                                     num_examples=len(indices), reconstruct=reconstruct)
             accelerator.backward(output.total * accelerator.num_processes)
         sums += torch.stack([t.detach() for t in output])
     grad_norm = clip_gradients(accelerator, model, train_config.max_grad_norm)

@@ -30,6 +30,7 @@ class TrainSession:
     step: int = 0  # optimizer steps done
     last_saved: int | None = None  # the step of the newest checkpoint of this run
     target_scale: float = 1.0  # teacher embeddings are multiplied by it in training; saved A is divided by it
+    elastic_job: str | None = None  # the elastic launch's job id (`checkpoints.elastic_job`), kept in every checkpoint
 
 
 def make_optimizer(model: GenVecModel, train_config: TrainConfig):

@@ -5,6 +5,7 @@ What it does not do: read or write files (the loop passes the lines and writes t
 """
 
 import io
+import math
 
 PLOT_FILE = "training.png"
 
@@ -22,8 +23,9 @@ def plot_training(lines: list[dict[str, float]], title: str) -> bytes:
     panels = [("reconstruction", "reconstruction cross-entropy", "linear"), ("alignment", "alignment MSE", "log")]
     figure, axes = plt.subplots(1, len(panels) + bool(measured), figsize=(4.2 * (len(panels) + bool(measured)), 3.2))
     for axis, (key, label, scale) in zip(axes, panels):
-        axis.plot([line["step"] for line in losses], [line[key] for line in losses], color="tab:blue")
-        axis.set_yscale(scale if any(line[key] > 0 for line in losses) else "linear")
+        points = [line for line in losses if math.isfinite(line[key])]  # NaN: a step without that term
+        axis.plot([line["step"] for line in points], [line[key] for line in points], color="tab:blue")
+        axis.set_yscale(scale if any(line[key] > 0 for line in points) else "linear")
         axis.set_title(label, fontsize=9)
     if measured:
         axis = axes[-1]

@@ -1,12 +1,15 @@
 """Training runs on tiny backbones: the config, the examples and the metrics reader the tests here share."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from genvec.config import GenVecConfig
 from genvec.training import TrainingExamples
+from genvec.training import loop as training_loop
 
 OVERRIDES = {
     "model.embedding_dim": 16,
@@ -42,3 +45,19 @@ def make_config(backbone, run_dir, base: dict = OVERRIDES, **overrides) -> GenVe
 
 def read_metrics(run_dir) -> list[dict]:
     return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def killed_at_step(monkeypatch, step: int, run: Callable[[], object]) -> None:
+    """`run()` (a training run) killed as its step `step` begins (a KeyboardInterrupt, as Ctrl-C gives), after which
+    training steps run normally again."""
+    train_step = training_loop.train_step
+
+    def dies(session, *args):
+        if session.step == step - 1:
+            raise KeyboardInterrupt("killed")
+        return train_step(session, *args)
+
+    monkeypatch.setattr(training_loop, "train_step", dies)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    monkeypatch.setattr(training_loop, "train_step", train_step)

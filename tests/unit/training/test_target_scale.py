@@ -10,11 +10,10 @@ import genvec
 from genvec.config import GenVecConfig
 from genvec.errors import TrainingError
 from genvec.training import TrainingExamples, train
-from genvec.training import loop as training_loop
 from genvec.training.examples import target_scale
 from genvec.training.heldout import split_examples
 from tests.unit import training as tiny
-from tests.unit.training import read_metrics
+from tests.unit.training import killed_at_step, read_metrics
 
 COUNT = 150
 OVERRIDES = {**tiny.OVERRIDES, "train.max_steps": 6, "train.save_every": 3, "train.keep_last": 5}
@@ -67,17 +66,8 @@ def test_unit_rms_trains_as_targets_scaled_by_hand_and_saves_in_the_teachers_sca
 def test_a_resumed_unit_rms_run_ends_where_an_uninterrupted_one_does(backbone_dirs, tmp_path, monkeypatch):
     examples, option = make_examples(), {"train.target_scale": "unit_rms"}
     train(make_config(backbone_dirs["qwen3"], tmp_path / "straight", **option), examples)
-    step = training_loop.train_step
-
-    def dies_at_step_5(session, *args):
-        if session.step == 4:
-            raise KeyboardInterrupt("killed")
-        return step(session, *args)
-
-    monkeypatch.setattr(training_loop, "train_step", dies_at_step_5)
-    with pytest.raises(KeyboardInterrupt):
-        train(make_config(backbone_dirs["qwen3"], tmp_path / "killed", **option), examples)
-    monkeypatch.setattr(training_loop, "train_step", step)
+    killed_at_step(monkeypatch, 5, lambda: train(make_config(backbone_dirs["qwen3"], tmp_path / "killed", **option),
+                                                 examples))
     with pytest.raises(TrainingError, match="belongs to another run .*target_scale: recorded 'unit_rms', now 'none'"):
         train(make_config(backbone_dirs["qwen3"], tmp_path / "killed", **{"train.resume": "latest"}), examples)
     train(make_config(backbone_dirs["qwen3"], tmp_path / "killed", **option, **{"train.resume": "latest"}), examples)
