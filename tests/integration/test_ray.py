@@ -1,10 +1,18 @@
 """Ray for the data stages (genvec.integrations.ray, `--launcher ray`) on a local Ray of 2 CPUs, started once for the
-module: the vectors of every path equal `encode`, a rerun after a kill loses and repeats no row, the launcher writes
-the files the process-shard path writes, and a `ray.data.llm` output becomes a response file."""
+module: the vectors of every path equal `encode`, a rerun after a kill (also a real one: a driver and the Ray it
+started, mid-job) loses and repeats no row, the launcher writes the files the process-shard path writes, and a
+`ray.data.llm` output becomes a response file."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -17,6 +25,7 @@ from genvec.errors import InputError
 from genvec.integrations.ray import MANIFEST, GenVecEmbedder, embed_dataset, responses_from_ray
 from genvec.targets import TargetStore
 
+KILL_DRIVER = Path(__file__).with_name("ray_kill_driver.py")
 QUESTIONS = ["Where do polar bears live?", "How do rivers form?", "What is a vector?", "Name a river city.",
              "Why is the Arctic warming?"]
 
@@ -89,6 +98,86 @@ def test_embed_dataset_equals_encode_and_a_rerun_after_a_kill_loses_and_repeats_
         embed_dataset(source, checkpoint, output=output, id_column="_id", side="query")
     with pytest.raises(InputError, match=r"corpus has no column 'id' \(its columns: _id, text\); pass id_column"):
         embed_dataset(source, checkpoint, output=tmp_path / "elsewhere")
+
+
+def test_a_job_killed_with_its_ray_reruns_to_every_row_once(local_ray, qwen3_model, checkpoint, tmp_path):
+    """A real kill: ray_kill_driver.py runs embed_dataset on a local Ray of its own; once a file of vectors is on
+    disk, and while its embedder waits mid-job, the driver and every Ray process it started die by SIGKILL. The rerun
+    (on this process's Ray) keeps what was written and embeds the rest."""
+    source = tmp_path / "corpus"
+    source.mkdir()
+    texts = {f"doc-{i}": f"passage {i} about rivers and ice {i * 7}" for i in range(48)}
+    for part in range(12):  # small files, small blocks
+        chosen = list(texts)[part * 4:part * 4 + 4]
+        pq.write_table(pa.table({"_id": chosen, "text": [texts[i] for i in chosen]}), source / f"part-{part}.parquet")
+    output = tmp_path / "vectors"
+    environment = {name: value for name, value in os.environ.items() if name != "RAY_ADDRESS"}
+    with (tmp_path / "driver.log").open("wb") as log:
+        driver = subprocess.Popen([sys.executable, str(KILL_DRIVER), str(source), str(checkpoint), str(output), "3"],
+                                  env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_a_whole_file(output, driver, tmp_path / "driver.log")
+        manifest = json.loads((output / MANIFEST).read_text())
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver, its GCS and raylet; a Ray worker has a group of its own
+        driver.wait()
+        survivors = wait_for_the_session_to_end(driver.pid)
+        for pid in survivors:  # a failing test leaves nothing running either
+            os.kill(pid, signal.SIGKILL)
+    assert not survivors, f"processes of the killed driver's session still running: {survivors}"
+    assert manifest["complete"] is False  # killed mid-job, not after it
+    assert json.loads((output / MANIFEST).read_text())["complete"] is False
+    kept = {file: file.stat().st_mtime_ns for file in whole_files(output)}
+    assert 0 < sum(len(ids) for ids in whole_files(output).values()) < len(texts)
+
+    assert embed_dataset(source, checkpoint, output=output, id_column="_id", actors=1) == output
+    assert json.loads((output / MANIFEST).read_text())["complete"]
+    assert all(file.stat().st_mtime_ns == stamp for file, stamp in kept.items())  # kept, not written again
+    table = pq.read_table(output)  # pyarrow alone: every id exactly once, with its own text and vector
+    assert sorted(table.column("_id").to_pylist()) == sorted(texts)
+    expected = dict(zip(texts, qwen3_model.encode_document(list(texts.values()))))
+    for row_id, text, vector in zip(*(table.column(name).to_pylist() for name in ("_id", "text", "embedding"))):
+        assert text == texts[row_id]
+        assert np.abs(np.asarray(vector, dtype=np.float32) - expected[row_id]).max() < 1e-5, row_id
+
+
+def whole_files(output: Path) -> dict[Path, list[str]]:
+    """The ids in each Parquet file of `output` that reads back whole."""
+    found = {}
+    for file in sorted(output.glob("*.parquet")):
+        try:
+            found[file] = pq.read_table(file, columns=["_id"]).column("_id").to_pylist()
+        except (OSError, pa.ArrowException):  # being written, or cut by the kill
+            continue
+    return found
+
+
+def wait_for_a_whole_file(output: Path, driver: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    """Returns once a Parquet file of the driver's output reads back whole, the driver still running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert driver.poll() is None, f"the driver ended ({driver.returncode}) before the kill:\n{log.read_text()}"
+        if whole_files(output):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no whole Parquet file in {output} after {timeout} s:\n{log.read_text()}")
+
+
+def wait_for_the_session_to_end(session: int, timeout: float = 30) -> list[int]:
+    """The processes of a session still running `timeout` seconds after its leader's kill (none: Ray's workers end
+    when their raylet dies)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        running = []
+        for process in psutil.process_iter(["status"]):
+            try:
+                if os.getsid(process.pid) == session and process.info["status"] != psutil.STATUS_ZOMBIE:
+                    running.append(process.pid)
+            except (ProcessLookupError, psutil.Error):
+                continue
+        if not running or time.monotonic() > deadline:
+            return running
+        time.sleep(0.2)
 
 
 def test_launcher_ray_writes_the_files_of_the_process_launcher(local_ray, qwen3_model, checkpoint, backbone_dirs,
