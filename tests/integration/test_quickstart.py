@@ -2,12 +2,16 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from genvec.cli import main
 from genvec.errors import InputError
+from genvec.inference import relevance
+from genvec.loading import load_model
 from genvec.quickstart.pipeline import QuickstartOptions, run_quickstart
 from genvec.quickstart.world import SMALL_WORLD, build_world
+from genvec.truncation import make_truncatable
 
 
 def test_reduced_quickstart_beats_mean_pooling_and_reuses_its_world_lm(tmp_path):
@@ -33,6 +37,17 @@ def test_reduced_quickstart_beats_mean_pooling_and_reuses_its_world_lm(tmp_path)
     example = metrics["summary"]["decoding examples"][0]
     assert (example["query"], example["response"]) == (first["query"], first["response"])
     assert (tmp_path / "run" / "train" / "config.yaml").is_file()  # trained through genvec.train and a config
+
+    # Made truncatable (genvec make-truncatable's rotation), the trained model keeps every full-size similarity.
+    model = load_model(tmp_path / "run" / "train" / "final", device="cpu")
+    texts = [query.text for query in build_world(SMALL_WORLD).heldout_queries[:24]]
+    before = np.concatenate([model.encode_query(texts), model.encode_document(texts)])
+    make_truncatable(model, texts)
+    after = np.concatenate([model.encode_query(texts), model.encode_document(texts)])
+    assert np.abs(after - before).max() > 1e-2  # the coordinates did change
+    scale = np.abs(before @ before.T).max()
+    assert np.abs(after @ after.T - before @ before.T).max() < 1e-5 * scale
+    assert np.abs(relevance(after, after) - relevance(before, before)).max() < 1e-5
 
     # The second run finds the world LM in the cache, and replaces its own earlier run directory.
     again = run_quickstart(options)
