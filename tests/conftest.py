@@ -71,8 +71,7 @@ def plain_dir(backbone_dirs, tmp_path_factory):
     """A saved tiny model (D = EMBEDDING_DIM), neither calibrated nor truncatable: what the dimensions and precision
     tests derive their truncatable and calibrated checkpoints from."""
     torch.manual_seed(0)
-    model = GenVecModel.from_backbone(str(backbone_dirs["qwen3"]), num_special_tokens=4, num_compression_tokens=2,
-                                      embedding_dim=EMBEDDING_DIM, dtype="fp32", device="cpu")
+    model = _tiny_model(backbone_dirs["qwen3"])
     directory = tmp_path_factory.mktemp("plain") / "model"
     model.save_pretrained(directory)
     return directory

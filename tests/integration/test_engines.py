@@ -7,9 +7,7 @@ import lancedb
 import numpy as np
 import pyarrow.dataset
 import pytest
-import torch
 
-from genvec import GenVecModel
 from genvec.bulk import encode_corpus, read_corpus
 from genvec.errors import InputError
 from genvec.integrations.chroma import GenVecEmbeddingFunction as ChromaFunction
@@ -22,10 +20,8 @@ DOCUMENTS = ["How do rivers form?", "a third, longer text about the arctic sea i
 
 
 @pytest.fixture(scope="module")
-def model(backbone_dirs):
-    torch.manual_seed(0)
-    return GenVecModel.from_backbone(str(backbone_dirs["qwen3"]), num_special_tokens=4, num_compression_tokens=2,
-                                     embedding_dim=16, dtype="fp32", device="cpu")
+def model(served_model):
+    return served_model  # conftest's seeded tiny Qwen3 model
 
 
 @pytest.fixture(scope="module")

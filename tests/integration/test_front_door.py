@@ -21,10 +21,8 @@ ROUTES = [(None, None), (INSTRUCTION, None), (None, "query"), (None, "document")
 
 
 @pytest.fixture(scope="module")
-def model(backbone_dirs):
-    torch.manual_seed(0)
-    return GenVecModel.from_backbone(str(backbone_dirs["qwen3"]), num_special_tokens=4, num_compression_tokens=2,
-                                     embedding_dim=16, dtype="fp32", device="cpu")
+def model(served_model):
+    return served_model  # conftest's seeded tiny Qwen3 model
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ is refused: its stored vectors would no longer compare with new ones. The model 
 embedded, and kept per process for the latest (path, device).
 """
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 
 from genvec.errors import InputError
 from genvec.inference import Side, check_dimensions
-from genvec.loading import load_model
-from genvec.model import GenVecModel
+from genvec.integrations.common import cached_model
 
 # The settings `get_config` writes and `build_from_config` reads; all but `device` and `batch_size` change vectors.
 SETTINGS = ("model", "device", "batch_size", "normalize", "dimensions", "query_instruction", "document_instruction")
@@ -101,7 +99,7 @@ class GenVecEmbeddingFunction(EmbeddingFunction[Documents]):
                              "compare with them. Create a new collection for the new settings.", param="config")
 
     def _encode(self, texts: list[str], side: Side) -> Embeddings:
-        model = _load(self.model, self.device)
+        model = cached_model(self.model, self.device)
         check_dimensions(model, self.dimensions)
         instruction = self.query_instruction if side == "query" else self.document_instruction
         vectors = model.encode(texts, side=None if instruction is not None else side, instruction=instruction,
@@ -117,9 +115,4 @@ def _texts(texts: object, method: str) -> list[str]:
                          "for one.", param="input")
     return list(texts)
 
-
-@functools.lru_cache(maxsize=1)
-def _load(model: str, device: str) -> GenVecModel:
-    """The model at `model` on `device`, loaded once while it is the latest one asked for in this process."""
-    return load_model(model, device=device)
 

@@ -1,6 +1,7 @@
 """What every adapter shares: a model given loaded or as a checkpoint to load, and the check of a framework's list
 of texts."""
 
+import functools
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -13,6 +14,14 @@ def resolve_model(model: str | Path | GenVecModel, device: str = "auto") -> GenV
     """`model` itself when loaded, else the checkpoint it names, loaded on `device`."""
     if isinstance(model, GenVecModel):
         return model
+    return load_model(model, device=device)
+
+
+@functools.lru_cache(maxsize=1)
+def cached_model(model: str, device: str) -> GenVecModel:
+    """The checkpoint `model` loaded on `device`, once while it is the latest one asked for in this process: for the
+    vector stores' embedding functions, which the stores rebuild from their saved config for every table or collection
+    opened (LanceDB for every `add` too)."""
     return load_model(model, device=device)
 
 

@@ -26,7 +26,6 @@ What it does not do: retry. LanceDB retries an embedding function's failures wit
 API; a local model's failure (a text too long, a bad argument) would only fail again, so it is raised at once.
 """
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +34,7 @@ from lancedb.embeddings import EmbeddingFunction, register
 from pydantic import field_validator
 
 from genvec.inference import Side, check_dimensions
-from genvec.integrations.common import one_text
-from genvec.loading import load_model
+from genvec.integrations.common import cached_model, one_text
 from genvec.model import GenVecModel
 
 
@@ -91,7 +89,7 @@ class GenVecEmbeddingFunction(EmbeddingFunction):
         return self.compute_source_embeddings(*args, **kwargs)
 
     def _model(self) -> GenVecModel:
-        model = _load(self.model, self.device)
+        model = cached_model(self.model, self.device)
         check_dimensions(model, self.dimensions)
         return model
 
@@ -104,8 +102,3 @@ class GenVecEmbeddingFunction(EmbeddingFunction):
                                        dimensions=self.dimensions, show_progress=False)
         return list(vectors)
 
-
-@functools.lru_cache(maxsize=1)
-def _load(model: str, device: str) -> GenVecModel:
-    """The model at `model` on `device`, loaded once while it is the latest one asked for in this process."""
-    return load_model(model, device=device)
