@@ -7,12 +7,14 @@ import lancedb
 import numpy as np
 import pyarrow.dataset
 import pytest
+import torch
 
 from genvec.bulk import encode_corpus, read_corpus
 from genvec.errors import InputError
 from genvec.integrations.chroma import GenVecEmbeddingFunction as ChromaFunction
 from genvec.integrations.daft import embedder
 from genvec.integrations.lancedb import GenVecEmbeddingFunction as LanceFunction
+from genvec.loading import load_model
 
 QUERY = "where do polar bears live?"
 DOCUMENTS = ["How do rivers form?", "a third, longer text about the arctic sea ice",
@@ -153,3 +155,21 @@ def test_chroma_function_refuses_a_loaded_model_a_string_and_a_foreign_config(mo
         ChromaFunction(checkpoint).embed_query("abc")
     with pytest.raises(InputError, match=r"config holds \['model_name'\]"):
         ChromaFunction.build_from_config({"model_name": "x"})
+
+
+def test_the_stores_cached_loader_reloads_a_checkpoint_saved_again_in_place(model, tmp_path):
+    from genvec.integrations.common import cached_model
+
+    directory = tmp_path / "ckpt"
+    model.save_pretrained(directory)
+    loaded = cached_model(str(directory), "cpu")
+    assert cached_model(str(directory), "cpu") is loaded  # unchanged files: loaded once
+    assert close(loaded.encode_query([QUERY]), model.encode_query([QUERY]))
+    retrained = load_model(directory, device="cpu")
+    with torch.no_grad():
+        retrained.special_tokens.weight.add_(0.5)
+    retrained.save_pretrained(directory)  # another model saved to the same directory
+    reloaded = cached_model(str(directory), "cpu")
+    assert reloaded is not loaded
+    assert close(reloaded.encode_query([QUERY]), retrained.encode_query([QUERY]))
+    assert not close(reloaded.encode_query([QUERY]), model.encode_query([QUERY]))

@@ -17,12 +17,26 @@ def resolve_model(model: str | Path | GenVecModel, device: str = "auto") -> GenV
     return load_model(model, device=device)
 
 
-@functools.lru_cache(maxsize=1)
 def cached_model(model: str, device: str) -> GenVecModel:
-    """The checkpoint `model` loaded on `device`, once while it is the latest one asked for in this process: for the
-    vector stores' embedding functions, which the stores rebuild from their saved config for every table or collection
-    opened (LanceDB for every `add` too)."""
+    """The checkpoint `model` loaded on `device`, once while it is the latest one asked for in this process and its
+    files are unchanged: for the vector stores' embedding functions, which the stores rebuild from their saved config
+    for every table or collection opened (LanceDB for every `add` too). A local checkpoint written again in place (a
+    retrained model saved to the same directory) is loaded again, not served stale."""
+    return _loaded(model, device, _files_stamp(model))
+
+
+@functools.lru_cache(maxsize=1)
+def _loaded(model: str, device: str, stamp: tuple) -> GenVecModel:
     return load_model(model, device=device)
+
+
+def _files_stamp(model: str) -> tuple:
+    """Name, size and modification time of every file of a local checkpoint directory; () for a hub id."""
+    path = Path(model)
+    if not path.is_dir():
+        return ()
+    return tuple(sorted((str(file.relative_to(path)), file.stat().st_size, file.stat().st_mtime_ns)
+                        for file in path.rglob("*") if file.is_file()))
 
 
 def text_list(texts: object, method: str, single: str) -> list[str]:
