@@ -739,6 +739,10 @@ def _add_quickstart_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reconstruction-every", type=int,
                         help="with --real: loss.reconstruction_every of its recipe: the reconstruction term on every "
                         "K-th step only, alignment alone on the others (default: 1, every step, as published)")
+    parser.add_argument("--preset", choices=["default", "long"],
+                        help="with --real: the recipe (default: about an hour on a 2-core CPU; long: 480 steps, "
+                        "three in four alignment-only, about 1.9 times the training time); --steps and "
+                        "--reconstruction-every override it")
     parser.add_argument("--cache-dir", type=Path,
                         help="where trained world LMs are kept (default: $GENVEC_CACHE or ~/.cache/genvec)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
@@ -758,6 +762,8 @@ def _run_quickstart(args: argparse.Namespace) -> int:
                              ("--reconstruction-every", args.reconstruction_every, "loss.reconstruction_every")):
         if value is not None:
             raise InputError(f"{flag} belongs to --real; for the world quickstart's model use genvec train --{key}.")
+    if args.preset is not None:
+        raise InputError("--preset belongs to --real (the world quickstart has --size full or small).")
     options = QuickstartOptions(
         run_dir=args.run_dir or Path("runs/quickstart"), size=args.size, steps=args.steps, cache_dir=cache_dir,
         device=args.device, backbone=args.backbone, queries=args.queries, teacher=args.teacher, seeds=args.seeds,
@@ -775,21 +781,15 @@ def _run_quickstart(args: argparse.Namespace) -> int:
 
 
 def _run_real_quickstart(args: argparse.Namespace, cache_dir: Path | None) -> int:
-    import dataclasses
-
-    from genvec.quickstart.real import RealOptions, run_real
+    from genvec.quickstart.real import preset, run_real
 
     if args.backbone or args.queries or args.teacher or args.size != "full":
         raise InputError("--real runs its own backbone, queries and teacher; leave out --backbone, --queries, "
                          "--teacher and --size.")
-    options = RealOptions(run_dir=args.run_dir or Path("runs/real"), cache_dir=cache_dir,
-                          device="cpu" if args.device == "auto" else args.device, seeds=args.seeds)
-    if args.steps is not None:
-        options = dataclasses.replace(options, steps=args.steps)
-    if args.target_scale is not None:
-        options = dataclasses.replace(options, target_scale=args.target_scale)
-    if args.reconstruction_every is not None:
-        options = dataclasses.replace(options, reconstruction_every=args.reconstruction_every)
+    chosen = {"steps": args.steps, "target_scale": args.target_scale, "reconstruction_every": args.reconstruction_every}
+    options = preset(args.preset or "default", run_dir=args.run_dir or Path("runs/real"), cache_dir=cache_dir,
+                     device="cpu" if args.device == "auto" else args.device, seeds=args.seeds,
+                     **{name: value for name, value in chosen.items() if value is not None})
     result = run_real(options)
     print()
     print(result.report)

