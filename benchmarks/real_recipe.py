@@ -80,8 +80,9 @@ def _seed_scores(output: Path) -> dict:
     found = {task: entry["main_score"] for task, entry in scores["methods"][scores["model"]].items()}
     for path in (output / "eval" / "mteb").rglob("HarmfulRequests.json"):
         found["any_harm@1"] = json.loads(path.read_text(encoding="utf-8"))["scores"]["test"][0]["any_harm_at_1"]
-    lines = [json.loads(line) for line in (output / "train" / "metrics.jsonl").read_text().splitlines() if line]
-    last = [line for line in lines if "heldout_cosine" in line][-1]
+    from genvec.training.checkpoints import read_metrics
+
+    last = [line for line in read_metrics(output / "train" / "metrics.jsonl") if "heldout_cosine" in line][-1]
     found["held-out cosine"], found["training cosine"] = last["heldout_cosine"], last["train_cosine"]
     return found
 

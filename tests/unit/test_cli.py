@@ -104,12 +104,19 @@ def test_quickstart_takes_its_cache_from_the_flag_then_genvec_cache_and_prints_t
     assert "genvec does NOT beat both" in capsys.readouterr().out
 
 
-def test_target_scale_is_the_real_runs_flag(tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def real_runs(monkeypatch, tmp_path) -> list:
+    """The RealOptions of each `genvec quickstart --real` call, in order (run_real replaced: nothing runs)."""
     import genvec.quickstart.real as real
 
     seen = []
     monkeypatch.setattr(real, "run_real", lambda options: seen.append(options) or real.RealResult(
         tmp_path, "report", {}, {}))
+    return seen
+
+
+def test_target_scale_is_the_real_runs_flag(tmp_path, real_runs, capsys):
+    seen = real_runs
     assert main(["quickstart", "--real", "--run-dir", str(tmp_path), "--target-scale", "none"]) == 0
     assert main(["quickstart", "--real", "--run-dir", str(tmp_path)]) == 0
     assert [options.target_scale for options in seen] == ["none", "unit_rms"]
@@ -117,14 +124,12 @@ def test_target_scale_is_the_real_runs_flag(tmp_path, monkeypatch, capsys):
     assert "--target-scale belongs to --real" in capsys.readouterr().err
 
 
-def test_reconstruction_every_is_the_real_runs_flag_and_a_run_recorded_before_it_continues(tmp_path, monkeypatch,
+def test_reconstruction_every_is_the_real_runs_flag_and_a_run_recorded_before_it_continues(tmp_path, real_runs,
                                                                                             capsys):
     import genvec.quickstart.real as real
     from genvec.quickstart.stages import recorded_options
 
-    seen = []
-    monkeypatch.setattr(real, "run_real", lambda options: seen.append(options) or real.RealResult(
-        tmp_path, "report", {}, {}))
+    seen = real_runs
     assert main(["quickstart", "--real", "--run-dir", str(tmp_path), "--reconstruction-every", "4"]) == 0
     assert main(["quickstart", "--real", "--run-dir", str(tmp_path)]) == 0
     assert [options.reconstruction_every for options in seen] == [4, 1]
@@ -135,14 +140,12 @@ def test_reconstruction_every_is_the_real_runs_flag_and_a_run_recorded_before_it
     assert "--reconstruction-every belongs to --real" in capsys.readouterr().err
 
 
-def test_the_long_preset_sets_its_recipe_flags_override_it_and_the_default_records_as_before(tmp_path, monkeypatch,
+def test_the_long_preset_sets_its_recipe_flags_override_it_and_the_default_records_as_before(tmp_path, real_runs,
                                                                                              capsys):
     import genvec.quickstart.real as real
     from genvec.quickstart.stages import recorded_options
 
-    seen = []
-    monkeypatch.setattr(real, "run_real", lambda options: seen.append(options) or real.RealResult(
-        tmp_path, "report", {}, {}))
+    seen = real_runs
     assert main(["quickstart", "--real", "--run-dir", str(tmp_path), "--preset", "long"]) == 0
     assert main(["quickstart", "--real", "--run-dir", str(tmp_path), "--preset", "long", "--steps", "200"]) == 0
     assert main(["quickstart", "--real", "--run-dir", str(tmp_path), "--preset", "default"]) == 0

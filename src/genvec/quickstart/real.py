@@ -168,9 +168,11 @@ def run_real(options: RealOptions = RealOptions()) -> RealResult:
         bench = run_dir / "bench"
         if not (bench / "instructions.yaml").is_file():
             run.stage("benchmark", lambda: _benchmark(bench, data, options))
-        chosen = _training_queries(data, real_data.benchmark_texts(bench), options)
+        parts = _training_queries(data, real_data.benchmark_texts(bench), options)
+        chosen = {source: [text for part in parts for text in part.get(source, [])]
+                  for source in dict.fromkeys(source for part in parts for source in part)}  # all parts, per source
         config = _config(options, run_dir, str(backbone), teacher)
-        queries = [text for part in chosen for texts in part.values() for text in texts]
+        queries = [text for part in parts for texts in part.values() for text in texts]  # in the order answered
         stages.respond(run, config, queries, options.show_progress)
         heldout = _decode_queries(bench, options.decode_queries)
         minilm = stages.minilm_encoder()
@@ -180,13 +182,11 @@ def run_real(options: RealOptions = RealOptions()) -> RealResult:
             "scores": first["scores"],  # seed 0's evaluation, with the baselines
             "decoding": {**_means(report.spreads([each["decoding"] for each in seeds]), first["decoding"]),
                          "measure": DECODING_MEASURE},
-            "refusals": _refusal_rates(run_dir / "responses.jsonl", {text for part in chosen
-                                                                       for text in part.get("advbench", [])},
+            "refusals": _refusal_rates(run_dir / "responses.jsonl", set(chosen["advbench"]),
                                        run_dir / stages.HELDOUT_RESPONSES_FILE, _harmful_queries(bench)),
             "training": first["training"],
             "seeds": _over_seeds(seeds),
-            "training_queries": {source: sum(len(part.get(source, [])) for part in chosen)
-                                 for source in dict.fromkeys(source for part in chosen for source in part)},
+            "training_queries": {source: len(texts) for source, texts in chosen.items()},
             "timings": run.timings, "options": run.options,
         }
         markdown = _report(first["table"], metrics, backbone)
