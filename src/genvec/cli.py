@@ -741,7 +741,7 @@ def _add_quickstart_arguments(parser: argparse.ArgumentParser) -> None:
                         "K-th step only, alignment alone on the others (default: 1, every step, as published)")
     parser.add_argument("--preset", choices=["default", "long"],
                         help="with --real: the recipe (default: about an hour on a 2-core CPU; long: 480 steps, "
-                        "three in four alignment-only, about 1.9 times the training time); --steps and "
+                        "three in four alignment-only, about 2.5 times the training time); --steps and "
                         "--reconstruction-every override it")
     parser.add_argument("--cache-dir", type=Path,
                         help="where trained world LMs are kept (default: $GENVEC_CACHE or ~/.cache/genvec)")
