@@ -60,6 +60,8 @@ def test_every_stage_runs_writes_its_files_and_a_rerun_redoes_nothing(tmp_path):
     assert set(result.timings) >= {"packages", "backbone", "benchmark", "responses", "targets", "train", "evaluate",
                                    "decode"}
     assert "| HarmfulRequests |" in result.report and "## Time per stage" in result.report
+    # 20 queries set none aside (one in 50 at most), so there is no held-out measure to report
+    assert "final_heldout_cosine" not in metrics["training"] and "## Held-out distillation" not in result.report
     # No training query is a text of the benchmark (queries, documents or clustering texts).
     heldout = real_data.benchmark_texts(run / "bench")
     trained = [json.loads(line)["query"] for line in (run / "responses.jsonl").read_text().splitlines()]
@@ -173,6 +175,35 @@ def test_two_seeds_train_in_their_own_directories_report_mean_and_spread_and_a_k
     data = real_data.read_real_data(tmp_path / "cache" / "packages")
     first = real_data.training_queries(data, real_data.benchmark_texts(run / "bench"), TINY["queries"], 0)
     assert len(answered) == 23 and answered[:20] == [text for texts in first.values() for text in texts]
+
+
+def test_the_report_gives_the_held_out_distillation_cosine_by_step_and_over_seeds(tmp_path):
+    from genvec.config import GenVecConfig
+    from genvec.quickstart import report
+    from genvec.quickstart.real import _distillation_paragraph, _training_figures
+
+    def logged(directory, cosines):  # as the training loop writes it: step 0's measure, then steps 1-4
+        directory.mkdir()
+        lines = [{"step": 0, "heldout_cosine": cosines[0], "train_cosine": 0.0}]
+        for step in range(1, 5):
+            measure = {"heldout_cosine": cosines[step // 2], "train_cosine": step / 10} if step % 2 == 0 else {}
+            lines.append({"loss": 1.0, "reconstruction": 0.5, "alignment": 0.5, "step": step, "step_s": 1.0,
+                          "tokens_per_s": 10.0, "padded_query_tokens": 8, "padded_response_tokens": 8, **measure})
+        (directory / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+        return directory
+
+    config = GenVecConfig()
+    one = _training_figures(logged(tmp_path / "a", [0.1, 0.2, 0.4]), config)
+    assert one["heldout_cosine"] == {"0": 0.1, "2": 0.2, "4": 0.4}
+    assert (one["final_heldout_cosine"], one["final_train_cosine"]) == (0.4, 0.4)
+    text = _distillation_paragraph(one, {"count": 1})
+    assert "by step: 0 0.100, 2 0.200, 4 0.400. At the end: 0.400; on training queries 0.400." in text
+
+    two = _training_figures(logged(tmp_path / "b", [0.1, 0.4, 0.6]), config)
+    over = {"count": 2, "training": report.spreads([one, two])}
+    text = _distillation_paragraph(one, over)
+    assert "the mean over the 2 seeds, by step: 0 0.100, 2 0.300, 4 0.500. At the end: 0.500 (0.400-0.600, " in text
+    assert "on training queries 0.400" in text
 
 
 class FakePip:

@@ -358,7 +358,9 @@ def _training_figures(train_dir: Path, config) -> dict:
     losses are the full steps', so they mean the same under every schedule."""
     from genvec.training.checkpoints import read_metrics
 
-    lines = [line for line in read_metrics(train_dir / "metrics.jsonl") if "loss" in line]  # not held-out lines
+    logged = read_metrics(train_dir / "metrics.jsonl")
+    lines = [line for line in logged if "loss" in line]  # not the held-out measure before the first step
+    measured = [line for line in logged if "heldout_cosine" in line]  # every train.eval_every steps, and at step 0
     if not lines:
         raise InputError(f"{train_dir / 'metrics.jsonl'} holds no logged step; the training stage did not finish.")
     full = [line for line in lines if math.isfinite(line["reconstruction"])]  # the first step is always full
@@ -375,6 +377,10 @@ def _training_figures(train_dir: Path, config) -> dict:
         figures["padding_fraction"] = round(1 - real / padded, 3)
     if alignment_only:
         figures["median_alignment_step_s"] = round(float(np.median(alignment_only)), 2)
+    if measured:  # the training objective on held-out queries, by step: is it still improving
+        figures.update(heldout_cosine={str(line["step"]): line["heldout_cosine"] for line in measured},
+                       final_heldout_cosine=measured[-1]["heldout_cosine"],
+                       **{"final_train_cosine": measured[-1]["train_cosine"]} if "train_cosine" in measured[-1] else {})
     return {"steps": int(lines[-1]["step"]), "batch_size": config.train.batch_size,
             "reconstruction_every": config.loss.reconstruction_every,
             "median_step_s": round(float(np.median([line.get("step_s", float("nan")) for line in timed])), 2),
@@ -418,6 +424,27 @@ def _seeds_section(seeds: dict) -> list[str]:
     return paragraphs
 
 
+def _distillation_paragraph(training: dict, seeds: dict) -> str:
+    """The held-out distillation cosine by step (the mean over the seeds when there are several) and at the end."""
+    count = seeds["count"]
+    if count == 1:
+        curve = training["heldout_cosine"]
+        ends = {name: f"{training[name]:.3f}" for name in ("final_heldout_cosine", "final_train_cosine")
+                if name in training}
+    else:
+        over = seeds["training"]
+        curve = {step: value["mean"] for step, value in over["heldout_cosine"].items()}
+        ends = {name: report.format_spread(over[name]) for name in ("final_heldout_cosine", "final_train_cosine")
+                if name in over}
+    on_training = f"; on training queries {ends['final_train_cosine']}" if "final_train_cosine" in ends else ""
+    return ("genvec's embedding of a held-out training query against MiniLM's embedding of SmolLM2's response to it "
+            "(the training objective on queries it never trained on)"
+            + ("" if count == 1 else f", the mean over the {count} seeds") + ", by step: "
+            + ", ".join(f"{step} {value:.3f}" for step, value in curve.items())
+            + f". At the end: {ends['final_heldout_cosine']}{on_training}. The curve beside the losses: "
+            "`train/training.png`.")
+
+
 def _cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -438,6 +465,8 @@ def _report(table: str, metrics: dict, backbone: Path) -> str:
             f"{table}", report.seeds_paragraph(metrics["seeds"]["count"])],
         **({f"Over {metrics['seeds']['count']} training seeds": _seeds_section(metrics["seeds"])}
            if metrics["seeds"]["count"] > 1 else {}),
+        **({"Held-out distillation": [_distillation_paragraph(training, metrics["seeds"])]}
+           if "final_heldout_cosine" in training else {}),
         "Decoding": [report.decoding_paragraph(decoding, "SmolLM2")] + ([
             f"Means over the {metrics['seeds']['count']} seeds; mean (min-max, sd): " + "; ".join(
                 f"{name} {report.format_spread(value)}" for name, value in metrics["seeds"]["decoding"].items()) + "."]
